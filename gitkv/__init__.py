@@ -1,0 +1,1 @@
+"""gitkv: GitOps for Consul-style clusters."""

@@ -1,0 +1,5 @@
+import sys
+
+from gitkv.cli import main
+
+sys.exit(main())
