@@ -1,0 +1,348 @@
+"""The desired and live cluster as plain values.
+
+Both sides of a plan are expressed with these types: `gitkv.spec.desired` converts a spec into
+`Resources`, and `gitkv.state` converts what the `/v1` API returns into the same values, so a
+diff is plain `==` on frozen dataclasses. Nothing here does I/O; the only place that ever reads
+a secret is `SecretRef.resolve()`, which apply calls at the last moment.
+
+Canonical forms (so that spec and live compare equal):
+
+- tags, policy/role names and datacenter lists are sorted tuples;
+- string maps (meta) are sorted tuples of `(key, value)` pairs — see `frozen_map`;
+- durations are Go-style strings as Consul prints them (`10s`, `1m30s`) — see
+  `canonical_duration`, which every producer must use.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = [
+    "AclPolicy",
+    "AclRole",
+    "AclToken",
+    "AgentSpec",
+    "CheckDef",
+    "ExternalNode",
+    "ExternalService",
+    "KVPair",
+    "Resources",
+    "SecretRef",
+    "SecretUnavailable",
+    "ServiceReg",
+    "canonical_duration",
+    "derive_prefixes",
+    "frozen_map",
+    "service_key",
+]
+
+Meta = tuple[tuple[str, str], ...]
+
+
+def frozen_map(items: Mapping[str, str] | None) -> Meta:
+    """A string map as a sorted tuple of pairs: hashable, and equal regardless of order."""
+    return tuple(sorted((str(k), str(v)) for k, v in (items or {}).items()))
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+_UNIT_NS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 10**9, "m": 60 * 10**9}
+_UNIT_NS["h"] = 3600 * 10**9
+
+
+def canonical_duration(text: str | int | float | None) -> str:
+    """A duration in the form Consul prints it (Go's `time.Duration.String()` for whole units).
+
+    `"90s"`, `"1m30s"` and `90_000_000_000` (nanoseconds, as the API allows) all give
+    `"1m30s"`; empty/None/0 give `""` so "unset" compares equal however it was spelt.
+
+    :raises ValueError: for text that is not a duration.
+    """
+    if text is None or text == "" or text == 0:
+        return ""
+    if isinstance(text, int | float):
+        total = int(text)
+    else:
+        raw = text.strip()
+        if raw == "0":
+            return ""
+        pos, total = 0, 0.0
+        for m in _DURATION_PART.finditer(raw):
+            if m.start() != pos:
+                break
+            total += float(m.group(1)) * _UNIT_NS[m.group(2)]
+            pos = m.end()
+        if pos != len(raw) or pos == 0:
+            raise ValueError(f"invalid duration {text!r} (expected e.g. 10s, 1m30s, 500ms)")
+        total = int(total)
+    if total == 0:
+        return ""
+    return _format_ns(total)
+
+
+def _format_ns(ns: int) -> str:
+    if ns % 10**9:
+        # Sub-second durations: keep it simple and exact rather than Go's float formatting.
+        if ns < 10**9 and ns % 1_000_000 == 0:
+            return f"{ns // 1_000_000}ms"
+        return f"{ns}ns"
+    secs = ns // 10**9
+    hours, rest = divmod(secs, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes}m{seconds}s"
+    if minutes:
+        return f"{minutes}m{seconds}s"
+    return f"{seconds}s"
+
+
+class SecretUnavailable(Exception):
+    """A `SecretRef` could not be read (env variable unset, file missing)."""
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    """Where a secret comes from — never the secret itself.
+
+    Exactly one of `env` (an environment variable name) or `file` (a path, relative paths
+    already resolved against the spec's directory by the loader) is set. The value is read
+    only by `resolve()`, at apply time; `repr`/`str` print the reference, and plans, the
+    ownership ledger and every rendering store `describe()`, never the value.
+    """
+
+    env: str | None = None
+    file: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.env is None) == (self.file is None):
+            raise ValueError("SecretRef needs exactly one of env= or file=")
+
+    def describe(self) -> str:
+        """A printable, secret-free description such as `env:WEB_TOKEN`."""
+        return f"env:{self.env}" if self.env is not None else f"file:{self.file}"
+
+    def resolve(self) -> str:
+        """The secret value. Call only when sending it to the cluster."""
+        if self.env is not None:
+            value = os.environ.get(self.env)
+            if not value:
+                raise SecretUnavailable(f"environment variable {self.env} is not set")
+            return value
+        try:
+            return Path(self.file or "").read_text().strip()
+        except OSError as exc:
+            raise SecretUnavailable(f"cannot read secret file {self.file}: {exc}") from exc
+
+    def __repr__(self) -> str:
+        return f"SecretRef({self.describe()}, value=***)"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True)
+class KVPair:
+    """One KV entry: key, raw value bytes and the opaque 64-bit `flags`."""
+
+    key: str
+    value: bytes
+    flags: int = 0
+
+
+@dataclass(frozen=True)
+class CheckDef:
+    """A health check definition in canonical form.
+
+    `kind` is the Consul check type (`http`, `tcp`, `ttl`, `grpc`, `script`, ...), `target`
+    what it points at (URL, `host:port`, gRPC target, joined script args; `""` for ttl).
+    `id` is the CheckID; producers default it as Consul does (`service:<svc-id>`, with a
+    `:<n>` suffix, 1-based, when a service has several checks). Durations go through
+    `canonical_duration`.
+    """
+
+    id: str
+    name: str
+    kind: str
+    target: str = ""
+    interval: str = ""
+    timeout: str = ""
+    ttl: str = ""
+    method: str = ""
+    tls_skip_verify: bool = False
+    deregister_critical_after: str = ""
+    notes: str = ""
+
+
+@dataclass(frozen=True)
+class ServiceReg:
+    """A service registered on an agent (it lives and dies with that agent).
+
+    `agent` is the node name of the agent it is registered on; the agent's HTTP address is
+    found through `AgentSpec.http_address` or the catalog. `address` is `""` when the service
+    uses the node's address. `checks` is sorted by check id.
+    """
+
+    agent: str
+    id: str
+    name: str
+    tags: tuple[str, ...] = ()
+    address: str = ""
+    port: int = 0
+    meta: Meta = ()
+    checks: tuple[CheckDef, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return service_key(self.agent, self.id)
+
+
+def service_key(node: str, service_id: str) -> str:
+    """The id under which a service is keyed in `Resources.services`: `<node>/<service-id>`."""
+    return f"{node}/{service_id}"
+
+
+@dataclass(frozen=True)
+class ExternalService:
+    """A service of an external node (catalog only, no agent, no active checks)."""
+
+    id: str
+    name: str
+    tags: tuple[str, ...] = ()
+    address: str = ""
+    port: int = 0
+    meta: Meta = ()
+
+
+@dataclass(frozen=True)
+class ExternalNode:
+    """A catalog node without an agent (`PUT /v1/catalog/register`), e.g. a legacy database.
+
+    `services` is sorted by service id.
+    """
+
+    node: str
+    address: str
+    meta: Meta = ()
+    services: tuple[ExternalService, ...] = ()
+
+
+@dataclass(frozen=True)
+class AclPolicy:
+    """An ACL policy, keyed by name. `rules` is HCL or JSON text, compared verbatim after
+    stripping surrounding whitespace; `datacenters` empty means all."""
+
+    name: str
+    description: str = ""
+    rules: str = ""
+    datacenters: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AclRole:
+    """An ACL role, keyed by name, linking policies by name."""
+
+    name: str
+    description: str = ""
+    policies: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AclToken:
+    """An ACL token, keyed by its spec name.
+
+    Consul identifies tokens by AccessorID; gitkv finds its tokens by `description`, which the
+    spec defaults to `gitkv:<name>`, and remembers the AccessorID in the ownership ledger.
+    `secret` says where the SecretID comes from (None: Consul generates one). SecretIDs are
+    immutable in Consul, so they are set on create and never diffed.
+    """
+
+    name: str
+    description: str = ""
+    policies: tuple[str, ...] = ()
+    roles: tuple[str, ...] = ()
+    local: bool = False
+    secret: SecretRef | None = None
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """An agent the spec expects in the cluster (read-only drift against `/v1/agent/members`).
+
+    `http_address` is where its HTTP API answers (e.g. `http://127.0.0.14:8500`), used to
+    register services on it; None means "find it through the catalog/members".
+    """
+
+    name: str
+    server: bool = False
+    bind: str = ""
+    http_address: str | None = None
+
+
+@dataclass(frozen=True)
+class Resources:
+    """Everything gitkv should manage in one datacenter.
+
+    Each kind is a mapping keyed by the resource id: KV by key, services by
+    `service_key(agent, id)`, external nodes by node name, ACL objects and agents by name.
+
+    :param datacenter: the datacenter's name in the spec (display, and the default ledger
+        name; requests go to `address` without `?dc=`).
+    :param address: the HTTP address to talk to (None: `CONSUL_HTTP_ADDR`, else
+        `http://127.0.0.1:8500`).
+    :param prefixes: KV prefixes gitkv reads with one recursive GET each. Keys in `kv` must
+        all fall under one of them; use `derive_prefixes` when the spec names none.
+    :param prune: delete managed resources that left the spec (`prune: true` in the spec).
+    :param name: ownership ledger name: the ledger lives at `gitkv/state/<name>`.
+    :param digest: a digest of the spec documents (recorded in the ledger).
+    :param revision: the Git commit/revision the spec came from, if known.
+    :param acl: whether the spec manages ACLs at all (skip ACL reads otherwise).
+    """
+
+    datacenter: str = "dc1"
+    address: str | None = None
+    kv: Mapping[str, KVPair] = field(default_factory=dict)
+    services: Mapping[str, ServiceReg] = field(default_factory=dict)
+    external_nodes: Mapping[str, ExternalNode] = field(default_factory=dict)
+    policies: Mapping[str, AclPolicy] = field(default_factory=dict)
+    roles: Mapping[str, AclRole] = field(default_factory=dict)
+    tokens: Mapping[str, AclToken] = field(default_factory=dict)
+    agents: Mapping[str, AgentSpec] = field(default_factory=dict)
+    prefixes: tuple[str, ...] = ()
+    prune: bool = False
+    name: str = ""
+    digest: str = ""
+    revision: str = ""
+
+    @property
+    def ledger_name(self) -> str:
+        return self.name or self.datacenter
+
+    @property
+    def kv_prefixes(self) -> tuple[str, ...]:
+        """The declared prefixes, or ones derived from the keys when none are declared."""
+        return self.prefixes or derive_prefixes(self.kv)
+
+    @property
+    def has_acl(self) -> bool:
+        return bool(self.policies or self.roles or self.tokens)
+
+
+def derive_prefixes(keys: Iterable[str]) -> tuple[str, ...]:
+    """The first path segment of each key (`app/web/x` -> `app/`), sorted and de-duplicated.
+
+    A key without `/` is its own prefix. Using top-level folders keeps the number of recursive
+    reads small while still only reading trees the spec talks about.
+    """
+    out: set[str] = set()
+    for key in keys:
+        head, sep, _ = key.partition("/")
+        out.add(head + sep)
+    # Drop prefixes covered by a shorter one (a bare key "app" vs folder "app/").
+    ordered = sorted(out)
+    kept: list[str] = []
+    for p in ordered:
+        if not any(p.startswith(k) and k.endswith("/") for k in kept):
+            kept.append(p)
+    return tuple(kept)
