@@ -1,0 +1,783 @@
+"""Health check definitions: decoding, defaults, validation and API rendering.
+
+Pure module: no I/O, no clock. The asyncio runners live in ``agent.check_runners``.
+
+A check arrives either on its own (``PUT /v1/agent/check/register``, a ``check`` block in a
+config file) or nested in a service registration (``Check`` / ``Checks``). Both are decoded the
+way Consul decodes them: JSON keys match case-insensitively, the snake_case spellings of config
+files are accepted too, unknown keys are refused (so the legacy ``Script`` field fails exactly as
+it does on Consul), and durations are Go duration strings or bare numbers of nanoseconds.
+
+Errors (all carry the HTTP status and the body Consul would answer with)::
+
+    CheckError                     base; ``status`` and ``str(err)`` are the HTTP answer
+    ├── CheckDecodeError           400 "Request decode failed: <why>"
+    ├── MissingCheckName           400 "Missing check name"
+    ├── BadCheckStatus             400 "Bad check status" / "Status for checks must ..."
+    ├── InvalidCheck               400 "Invalid check: <why>"
+    └── ScriptChecksDisabled       500 "Scripts are disabled on this agent; ..."
+
+Durations are kept as integer nanoseconds (``*_ns`` fields), as Go keeps them, so that they
+render back exactly (``"1m30s"``); the ``*_seconds`` properties give floats for timers.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+__all__ = [
+    "CHECK_STATUSES",
+    "DEFAULT_OUTPUT_MAX_SIZE",
+    "DEFAULT_PROBE_TIMEOUT",
+    "DEFAULT_SCRIPT_TIMEOUT",
+    "MIN_INTERVAL",
+    "MIN_REAP_AFTER",
+    "REAP_INTERVAL",
+    "BadCheckStatus",
+    "CheckDecodeError",
+    "CheckDefinition",
+    "CheckError",
+    "InvalidCheck",
+    "MissingCheckName",
+    "ScriptChecksDisabled",
+    "decode_check",
+    "effective_reap_after",
+    "format_duration",
+    "parse_check_registration",
+    "parse_duration",
+    "parse_service_checks",
+    "reap_due",
+    "require_scripts_allowed",
+]
+
+CHECK_STATUSES = ("passing", "warning", "critical")
+
+NS_PER_SECOND = 1_000_000_000
+# Consul refuses to run interval checks more often than this (fork-bomb protection).
+MIN_INTERVAL = 1.0
+# Default per-run timeouts: HTTP/TCP/UDP/gRPC/H2PING use 10 s, scripts 30 s (agent/checks).
+DEFAULT_PROBE_TIMEOUT = 10.0
+DEFAULT_SCRIPT_TIMEOUT = 30.0
+# Captured output is capped at 4 KiB unless the agent or the check asks for less.
+DEFAULT_OUTPUT_MAX_SIZE = 4096
+# DeregisterCriticalServiceAfter is raised to at least this; the reaper runs this often.
+MIN_REAP_AFTER = 60.0
+REAP_INTERVAL = 30.0
+
+_SCRIPTS_DISABLED_LOCAL = (
+    "Scripts are disabled on this agent; to enable, configure 'enable_script_checks' or "
+    "'enable_local_script_checks' to true"
+)
+_SCRIPTS_DISABLED_REMOTE = (
+    "Scripts are disabled on this agent from remote calls; to enable, configure "
+    "'enable_script_checks' to true"
+)
+_SERVICE_STATUS_MESSAGE = "Status for checks must 'passing', 'warning', 'critical'"
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors
+
+
+class CheckError(Exception):
+    """A check definition was refused; ``status`` is the HTTP code Consul answers with."""
+
+    status: int = 400
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if status is not None:
+            self.status = status
+
+
+class CheckDecodeError(CheckError):
+    """The body could not be decoded (unknown key, wrong type, bad duration)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"Request decode failed: {reason}")
+        self.reason = reason
+
+
+class MissingCheckName(CheckError):
+    def __init__(self) -> None:
+        super().__init__("Missing check name")
+
+
+class BadCheckStatus(CheckError):
+    """Initial status other than passing/warning/critical (text depends on the endpoint)."""
+
+
+class InvalidCheck(CheckError):
+    """The definition is not a runnable check (Consul's ``CheckType.Validate``)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"Invalid check: {reason}")
+        self.reason = reason
+
+
+class ScriptChecksDisabled(CheckError):
+    # Consul raises this from AddCheck, which the HTTP layer turns into a 500.
+    status = 500
+
+
+# ---------------------------------------------------------------------------------------------
+# Go durations
+
+_UNITS_NS = {
+    "ns": 1,
+    "us": 1_000,
+    "µs": 1_000,  # U+00B5 micro sign
+    "μs": 1_000,  # U+03BC greek mu
+    "ms": 1_000_000,
+    "s": NS_PER_SECOND,
+    "m": 60 * NS_PER_SECOND,
+    "h": 3600 * NS_PER_SECOND,
+}
+_DIGITS = "0123456789"
+_MAX_DURATION = (1 << 63) - 1
+
+
+def _go_quote(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)
+
+
+def parse_duration(text: str) -> int:
+    """Parse a Go duration string (``"1m30s"``, ``"100ms"``, ``"-1.5h"``) into nanoseconds.
+
+    Raises ``ValueError`` with Go's ``time.ParseDuration`` message.
+    """
+    original = text
+    invalid = ValueError(f"time: invalid duration {_go_quote(original)}")
+    negative = False
+    if text and text[0] in "+-":
+        negative = text[0] == "-"
+        text = text[1:]
+    if text == "0":
+        return 0
+    if not text:
+        raise invalid
+    total = 0
+    while text:
+        if text[0] != "." and text[0] not in _DIGITS:
+            raise invalid
+        i = 0
+        while i < len(text) and text[i] in _DIGITS:
+            i += 1
+        whole_digits, text = text[:i], text[i:]
+        frac_digits = ""
+        if text.startswith("."):
+            text = text[1:]
+            i = 0
+            while i < len(text) and text[i] in _DIGITS:
+                i += 1
+            frac_digits, text = text[:i], text[i:]
+        if not whole_digits and not frac_digits:
+            raise invalid  # e.g. ".s"
+        i = 0
+        while i < len(text) and text[i] != "." and text[i] not in _DIGITS:
+            i += 1
+        unit, text = text[:i], text[i:]
+        if not unit:
+            raise ValueError(f"time: missing unit in duration {_go_quote(original)}")
+        if unit not in _UNITS_NS:
+            raise ValueError(
+                f"time: unknown unit {_go_quote(unit)} in duration {_go_quote(original)}"
+            )
+        scale = _UNITS_NS[unit]
+        value = int(whole_digits or "0") * scale
+        if frac_digits:
+            value += int(frac_digits) * scale // 10 ** len(frac_digits)
+        total += value
+        if total > _MAX_DURATION:
+            raise invalid
+    return -total if negative else total
+
+
+def _format_fraction(value: int, unit: int) -> str:
+    whole, frac = divmod(value, unit)
+    if not frac:
+        return str(whole)
+    width = len(str(unit)) - 1
+    return f"{whole}.{str(frac).rjust(width, '0').rstrip('0')}"
+
+
+def format_duration(ns: int) -> str:
+    """Render nanoseconds the way Go's ``time.Duration.String`` does (``"1m30s"``, ``"0s"``)."""
+    if ns == 0:
+        return "0s"
+    sign = "-" if ns < 0 else ""
+    magnitude = abs(ns)
+    if magnitude < 1_000:
+        return f"{sign}{magnitude}ns"
+    if magnitude < 1_000_000:
+        return f"{sign}{_format_fraction(magnitude, 1_000)}µs"
+    if magnitude < NS_PER_SECOND:
+        return f"{sign}{_format_fraction(magnitude, 1_000_000)}ms"
+    hours, rest = divmod(magnitude, 3600 * NS_PER_SECOND)
+    minutes, rest = divmod(rest, 60 * NS_PER_SECOND)
+    seconds = _format_fraction(rest, NS_PER_SECOND) + "s"
+    if hours:
+        return f"{sign}{hours}h{minutes}m{seconds}"
+    if minutes:
+        return f"{sign}{minutes}m{seconds}"
+    return f"{sign}{seconds}"
+
+
+# ---------------------------------------------------------------------------------------------
+# The definition
+
+
+@dataclass(frozen=True)
+class CheckDefinition:
+    """One health check as the agent runs and reports it (Consul's CheckDefinition/CheckType).
+
+    ``check_id``, ``name`` and ``status`` are already defaulted. ``status`` is the initial status.
+    """
+
+    check_id: str
+    name: str
+    notes: str = ""
+    service_id: str = ""
+    status: str = "critical"
+    token: str = ""
+    # Script
+    args: tuple[str, ...] = ()
+    shell: str = ""
+    docker_container_id: str = ""
+    # HTTP
+    http: str = ""
+    method: str = ""
+    header: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    body: str = ""
+    disable_redirects: bool = False
+    tls_server_name: str = ""
+    tls_skip_verify: bool = False
+    # Other probes
+    tcp: str = ""
+    tcp_use_tls: bool = False
+    udp: str = ""
+    grpc: str = ""
+    grpc_use_tls: bool = False
+    h2ping: str = ""
+    h2ping_use_tls: bool = False
+    os_service: str = ""
+    alias_node: str = ""
+    alias_service: str = ""
+    # Timing and thresholds
+    interval_ns: int = 0
+    timeout_ns: int = 0
+    ttl_ns: int = 0
+    deregister_critical_service_after_ns: int = 0
+    success_before_passing: int = 0
+    failures_before_warning: int = 0
+    failures_before_critical: int = 0
+    output_max_size: int = 0
+    # Service checks render zero durations as "" rather than "0s" (as Consul does).
+    from_service: bool = False
+
+    # -- classification (Consul's CheckType.Is*/Type) --------------------------------------
+
+    @property
+    def is_script(self) -> bool:
+        return bool(self.args)
+
+    @property
+    def is_alias(self) -> bool:
+        return bool(self.alias_node or self.alias_service)
+
+    @property
+    def is_ttl(self) -> bool:
+        return self.ttl_ns > 0
+
+    @property
+    def kind(self) -> str:
+        """The ``Type`` Consul reports: http, tcp, udp, ttl, script, docker, grpc, ..., or ""."""
+        timed = self.interval_ns > 0
+        if self.grpc and timed:
+            return "grpc"
+        if self.http and timed:
+            return "http"
+        if self.is_ttl:
+            return "ttl"
+        if self.tcp and timed:
+            return "tcp"
+        if self.udp and timed:
+            return "udp"
+        if self.is_alias:
+            return "alias"
+        if self.is_script and self.docker_container_id and timed:
+            return "docker"
+        if self.is_script and timed:
+            return "script"
+        if self.h2ping and timed:
+            return "h2ping"
+        if self.os_service and timed:
+            return "os_service"
+        return ""
+
+    # -- effective values for the runners -------------------------------------------------
+
+    @property
+    def interval_seconds(self) -> float:
+        """Time between runs, raised to ``MIN_INTERVAL`` as Consul does."""
+        return max(self.interval_ns / NS_PER_SECOND, MIN_INTERVAL)
+
+    @property
+    def timeout_seconds(self) -> float:
+        if self.timeout_ns > 0:
+            return self.timeout_ns / NS_PER_SECOND
+        if self.kind in ("script", "docker", "os_service"):
+            return DEFAULT_SCRIPT_TIMEOUT
+        return DEFAULT_PROBE_TIMEOUT
+
+    @property
+    def ttl_seconds(self) -> float:
+        return self.ttl_ns / NS_PER_SECOND
+
+    @property
+    def deregister_critical_service_after_seconds(self) -> float:
+        """Seconds a service may stay critical before the reaper removes it; 0 = never.
+
+        Already raised to ``MIN_REAP_AFTER``; pass it to ``reap_due``.
+        """
+        return effective_reap_after(self.deregister_critical_service_after_ns / NS_PER_SECOND)
+
+    def effective_output_max_size(self, agent_max: int = DEFAULT_OUTPUT_MAX_SIZE) -> int:
+        """A check may lower the agent's output cap, never raise it."""
+        limit = agent_max if agent_max > 0 else DEFAULT_OUTPUT_MAX_SIZE
+        if 0 < self.output_max_size < limit:
+            return self.output_max_size
+        return limit
+
+    @property
+    def effective_failures_before_warning(self) -> int:
+        # Unset means "same as FailuresBeforeCritical" (agent.go).
+        return self.failures_before_warning or self.failures_before_critical
+
+    def header_map(self) -> dict[str, list[str]]:
+        return {name: list(values) for name, values in self.header}
+
+    # -- rendering ------------------------------------------------------------------------
+
+    def definition_json(self) -> dict[str, Any]:
+        """The ``Definition`` object of a HealthCheck (Go omitempty: zero fields left out)."""
+        out: dict[str, Any] = {}
+
+        def put(key: str, value: Any) -> None:
+            if value:
+                out[key] = value
+
+        put("HTTP", self.http)
+        put("TLSServerName", self.tls_server_name)
+        put("TLSSkipVerify", self.tls_skip_verify)
+        put("Header", self.header_map())
+        put("Method", self.method)
+        put("Body", self.body)
+        put("DisableRedirects", self.disable_redirects)
+        put("TCP", self.tcp)
+        put("TCPUseTLS", self.tcp_use_tls)
+        put("UDP", self.udp)
+        put("H2PING", self.h2ping)
+        put("OSService", self.os_service)
+        put("H2PingUseTLS", self.h2ping_use_tls)
+        if self.interval_ns:
+            out["Interval"] = format_duration(self.interval_ns)
+        put("OutputMaxSize", self.output_max_size)
+        if self.timeout_ns:
+            out["Timeout"] = format_duration(self.timeout_ns)
+        if self.deregister_critical_service_after_ns:
+            out["DeregisterCriticalServiceAfter"] = format_duration(
+                self.deregister_critical_service_after_ns
+            )
+        put("ScriptArgs", list(self.args))
+        put("DockerContainerID", self.docker_container_id)
+        put("Shell", self.shell)
+        put("GRPC", self.grpc)
+        put("GRPCUseTLS", self.grpc_use_tls)
+        put("AliasNode", self.alias_node)
+        put("AliasService", self.alias_service)
+        # Go has no string form for this one: it goes out as integer nanoseconds.
+        put("TTL", self.ttl_ns)
+        return out
+
+    def to_health_check(
+        self,
+        node: str,
+        *,
+        status: str | None = None,
+        output: str = "",
+        service_name: str = "",
+        service_tags: Sequence[str] = (),
+        create_index: int = 0,
+        modify_index: int = 0,
+    ) -> dict[str, Any]:
+        """The ``/v1/agent/checks`` entry for this check (HealthCheck JSON shape)."""
+
+        def duration_text(ns: int) -> str:
+            if ns == 0 and self.from_service:
+                return ""
+            return format_duration(ns)
+
+        return {
+            "Node": node,
+            "CheckID": self.check_id,
+            "Name": self.name,
+            "Status": status if status is not None else self.status,
+            "Notes": self.notes,
+            "Output": output,
+            "ServiceID": self.service_id,
+            "ServiceName": service_name if self.service_id else "",
+            "ServiceTags": list(service_tags) if self.service_id else [],
+            "Type": self.kind,
+            "Interval": duration_text(self.interval_ns),
+            "Timeout": duration_text(self.timeout_ns),
+            "ExposedPort": 0,
+            "Definition": self.definition_json(),
+            "CreateIndex": create_index,
+            "ModifyIndex": modify_index,
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# Decoding
+
+# Normalised key (lower case, no underscores) -> dataclass field. Includes every key Consul's
+# decoders know, so that only truly unknown keys are refused.
+_STR_FIELDS = {
+    "id": "check_id",
+    "checkid": "check_id",
+    "name": "name",
+    "notes": "notes",
+    "serviceid": "service_id",
+    "status": "status",
+    "token": "token",
+    "shell": "shell",
+    "dockercontainerid": "docker_container_id",
+    "http": "http",
+    "method": "method",
+    "body": "body",
+    "tlsservername": "tls_server_name",
+    "tcp": "tcp",
+    "udp": "udp",
+    "grpc": "grpc",
+    "h2ping": "h2ping",
+    "osservice": "os_service",
+    "aliasnode": "alias_node",
+    "aliasservice": "alias_service",
+    # Enterprise scoping: accepted and ignored by this open-source-shaped agent.
+    "namespace": "",
+    "partition": "",
+}
+_BOOL_FIELDS = {
+    "disableredirects": "disable_redirects",
+    "tlsskipverify": "tls_skip_verify",
+    "tcpusetls": "tcp_use_tls",
+    "grpcusetls": "grpc_use_tls",
+    "h2pingusetls": "h2ping_use_tls",
+}
+_INT_FIELDS = {
+    "successbeforepassing": "success_before_passing",
+    "failuresbeforewarning": "failures_before_warning",
+    "failuresbeforecritical": "failures_before_critical",
+    "outputmaxsize": "output_max_size",
+}
+_DURATION_FIELDS = {
+    "interval": "interval_ns",
+    "timeout": "timeout_ns",
+    "ttl": "ttl_ns",
+    "deregistercriticalserviceafter": "deregister_critical_service_after_ns",
+}
+_ARGS_KEYS = ("args", "scriptargs")
+_GO_NAMES = {
+    "check_id": "ID",
+    "service_id": "ServiceID",
+    "docker_container_id": "DockerContainerID",
+    "tls_server_name": "TLSServerName",
+    "tls_skip_verify": "TLSSkipVerify",
+    "disable_redirects": "DisableRedirects",
+    "tcp_use_tls": "TCPUseTLS",
+    "grpc_use_tls": "GRPCUseTLS",
+    "h2ping_use_tls": "H2PingUseTLS",
+    "os_service": "OSService",
+    "alias_node": "AliasNode",
+    "alias_service": "AliasService",
+    "http": "HTTP",
+    "tcp": "TCP",
+    "udp": "UDP",
+    "grpc": "GRPC",
+    "h2ping": "H2PING",
+}
+
+
+def _normalise(key: str) -> str:
+    return key.replace("_", "").replace("-", "").lower()
+
+
+def _go_field(field: str) -> str:
+    return _GO_NAMES.get(field, "".join(part.capitalize() for part in field.split("_")))
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list | tuple):
+        return "array"
+    return "object"
+
+
+def _type_error(value: Any, struct: str, field: str, go_type: str) -> CheckDecodeError:
+    return CheckDecodeError(
+        f"json: cannot unmarshal {_json_type(value)} into Go struct field "
+        f"{struct}.{field} of type {go_type}"
+    )
+
+
+def _decode_duration(value: Any) -> int | None:
+    """Go's rule: strings parse as durations, numbers are nanoseconds, anything else is ignored."""
+    if isinstance(value, str):
+        try:
+            return parse_duration(value)
+        except ValueError as err:
+            raise CheckDecodeError(str(err)) from None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return int(value)
+    return None
+
+
+def _decode_header(value: Any, struct: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    if not isinstance(value, Mapping):
+        raise _type_error(value, struct, "Header", "map[string][]string")
+    pairs = []
+    for name, values in value.items():
+        if values is None:
+            values = []
+        if not isinstance(values, list | tuple) or not all(isinstance(v, str) for v in values):
+            raise _type_error(values, struct, "Header", "[]string")
+        pairs.append((str(name), tuple(values)))
+    return tuple(pairs)
+
+
+def decode_check(body: Any, *, struct: str = "CheckDefinition") -> dict[str, Any]:
+    """Decode one raw JSON check body into keyword arguments for ``CheckDefinition``.
+
+    No defaults are applied and nothing is validated beyond types; ``struct`` only names the
+    Go type in error messages (``CheckDefinition`` for check/register, ``CheckType`` for checks
+    nested in a service). Raises ``CheckDecodeError``.
+    """
+    if not isinstance(body, Mapping):
+        raise CheckDecodeError(
+            f"json: cannot unmarshal {_json_type(body)} into Go value of type structs.{struct}"
+        )
+    fields: dict[str, Any] = {}
+    for raw_key, value in body.items():
+        key = _normalise(str(raw_key))
+        if value is None:
+            continue  # JSON null leaves the Go zero value
+        if key in _STR_FIELDS:
+            field = _STR_FIELDS[key]
+            if not isinstance(value, str):
+                raise _type_error(value, struct, _go_field(field or key), "string")
+            if field:
+                fields[field] = value
+        elif key in _BOOL_FIELDS:
+            field = _BOOL_FIELDS[key]
+            if not isinstance(value, bool):
+                raise _type_error(value, struct, _go_field(field), "bool")
+            fields[field] = value
+        elif key in _INT_FIELDS:
+            field = _INT_FIELDS[key]
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise _type_error(value, struct, _go_field(field), "int")
+            if isinstance(value, float) and not value.is_integer():
+                raise CheckDecodeError(
+                    f"json: cannot unmarshal number {value} into Go struct field "
+                    f"{struct}.{_go_field(field)} of type int"
+                )
+            fields[field] = int(value)
+        elif key in _DURATION_FIELDS:
+            ns = _decode_duration(value)
+            if ns is not None:
+                fields[_DURATION_FIELDS[key]] = ns
+        elif key in _ARGS_KEYS:
+            if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+                raise _type_error(value, struct, "ScriptArgs", "[]string")
+            if value or "args" not in fields:
+                fields["args"] = tuple(value)
+        elif key == "header":
+            fields["header"] = _decode_header(value, struct)
+        else:
+            # Consul decodes with DisallowUnknownFields; this is also how the long-removed
+            # "Script" field is refused.
+            raise CheckDecodeError(f"json: unknown field {_go_quote(str(raw_key))}")
+    # H2PING checks default to TLS unless told otherwise (check_definition.go).
+    if fields.get("h2ping") and "h2ping_use_tls" not in fields:
+        fields["h2ping_use_tls"] = True
+    return fields
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation
+
+
+def _validate(defn: CheckDefinition) -> None:
+    """Consul's ``CheckType.Validate``, same order and wording."""
+    interval_check = bool(
+        defn.is_script or defn.http or defn.tcp or defn.udp or defn.grpc or defn.h2ping
+    ) or bool(defn.os_service)
+    if defn.interval_ns > 0 and defn.ttl_ns > 0:
+        raise InvalidCheck("Interval and TTL cannot both be specified")
+    if interval_check and defn.interval_ns <= 0:
+        raise InvalidCheck(
+            "Interval must be > 0 for Script, HTTP, H2PING, TCP, UDP or OSService checks"
+        )
+    if interval_check and defn.is_alias:
+        raise InvalidCheck("Interval cannot be set for Alias checks")
+    if defn.is_alias and defn.ttl_ns > 0:
+        raise InvalidCheck("TTL must be not be set for Alias checks")
+    if not interval_check and not defn.is_alias and defn.ttl_ns <= 0:
+        raise InvalidCheck("TTL must be > 0 for TTL checks")
+    if defn.output_max_size < 0:
+        raise InvalidCheck("MaxOutputMaxSize must be positive")
+    if defn.failures_before_warning > defn.failures_before_critical:
+        raise InvalidCheck("FailuresBeforeWarning can't be higher than FailuresBeforeCritical")
+
+
+def require_scripts_allowed(
+    defn: CheckDefinition, enable_script_checks: bool, *, remote: bool = False
+) -> None:
+    """Refuse a script check unless the agent allows scripts from this source.
+
+    The agent decides ``enable_script_checks``: for API registrations (``remote=True``) that is
+    its ``enable_script_checks`` setting; for config files it is ``enable_script_checks or
+    enable_local_script_checks``.
+    """
+    if defn.is_script and not enable_script_checks:
+        raise ScriptChecksDisabled(_SCRIPTS_DISABLED_REMOTE if remote else _SCRIPTS_DISABLED_LOCAL)
+
+
+def parse_check_registration(
+    body: Any,
+    *,
+    enable_script_checks: bool = False,
+    remote: bool = False,
+) -> CheckDefinition:
+    """Decode and validate a ``PUT /v1/agent/check/register`` body (or a config ``check``).
+
+    Checks happen in Consul's order: decode, name, status, type, scripts. The ID defaults to
+    the name. Whether ``ServiceID`` exists is the agent's business (404), as is ACL vetting.
+    """
+    fields = decode_check(body, struct="CheckDefinition")
+    name = fields.get("name", "")
+    if not name:
+        raise MissingCheckName()
+    status = fields.get("status", "")
+    if status and status not in CHECK_STATUSES:
+        raise BadCheckStatus("Bad check status")
+    fields["check_id"] = fields.get("check_id") or name
+    fields["status"] = status or "critical"
+    defn = CheckDefinition(**fields)
+    _validate(defn)
+    require_scripts_allowed(defn, enable_script_checks, remote=remote)
+    return defn
+
+
+def _service_check_bodies(service: Mapping[str, Any]) -> list[Any]:
+    """The raw ``Check`` (first) and ``Checks`` entries of a service registration."""
+    single: Any = None
+    many: Any = None
+    for key, value in service.items():
+        norm = _normalise(str(key))
+        if norm == "check":
+            single = value
+        elif norm == "checks":
+            many = value
+    bodies: list[Any] = []
+    if single is not None:
+        if not isinstance(single, Mapping):
+            raise CheckDecodeError(
+                f"json: cannot unmarshal {_json_type(single)} into Go struct field "
+                "ServiceDefinition.Check of type structs.CheckType"
+            )
+        bodies.append(("single", single))
+    if many is not None:
+        if not isinstance(many, list | tuple):
+            raise CheckDecodeError(
+                f"json: cannot unmarshal {_json_type(many)} into Go struct field "
+                "ServiceDefinition.Checks of type structs.CheckTypes"
+            )
+        bodies.extend(("many", item) for item in many if item is not None)
+    return bodies
+
+
+def parse_service_checks(
+    service: Mapping[str, Any],
+    *,
+    service_id: str,
+    service_name: str,
+    enable_script_checks: bool = False,
+    remote: bool = False,
+) -> tuple[CheckDefinition, ...]:
+    """Decode, default and validate the ``Check``/``Checks`` of a service registration.
+
+    ``service`` is the whole registration body (keys matched case-insensitively). Check IDs
+    default to ``service:<id>`` (``service:<id>:<n>``, 1-based, when there are several) and
+    names to ``Service '<name>' check``; an empty ``Check`` object is dropped as Consul does.
+    Every check is type-validated before any status is looked at, as in Consul.
+    """
+    decoded: list[dict[str, Any]] = []
+    for origin, body in _service_check_bodies(service):
+        fields = decode_check(body, struct="CheckType")
+        fields.pop("service_id", None)  # a nested check always belongs to its service
+        if origin == "single" and not fields:
+            continue
+        decoded.append(fields)
+
+    drafts: list[CheckDefinition] = []
+    for index, fields in enumerate(decoded, start=1):
+        if not fields.get("check_id"):
+            fields["check_id"] = f"service:{service_id}"
+            if len(decoded) > 1:
+                fields["check_id"] += f":{index}"
+        fields["name"] = fields.get("name") or f"Service '{service_name}' check"
+        draft = CheckDefinition(**fields, service_id=service_id, from_service=True)
+        _validate(draft)
+        drafts.append(draft)
+
+    for draft in drafts:
+        if draft.status and draft.status not in CHECK_STATUSES:
+            raise BadCheckStatus(_SERVICE_STATUS_MESSAGE)
+    checks = tuple(replace(draft, status=draft.status or "critical") for draft in drafts)
+    for defn in checks:
+        require_scripts_allowed(defn, enable_script_checks, remote=remote)
+    return checks
+
+
+# ---------------------------------------------------------------------------------------------
+# DeregisterCriticalServiceAfter
+
+
+def effective_reap_after(after: float, minimum: float = MIN_REAP_AFTER) -> float:
+    """Consul raises a positive DeregisterCriticalServiceAfter to the agent minimum (1 min)."""
+    if after <= 0:
+        return 0.0
+    return max(after, minimum)
+
+
+def reap_due(critical_since: float, now: float, after: float) -> bool:
+    """Whether a service whose check has been critical since ``critical_since`` must go.
+
+    The agent's anti-entropy reaper calls this every ``REAP_INTERVAL`` seconds for each
+    critical check that belongs to a service, with ``after`` from
+    ``CheckDefinition.deregister_critical_service_after_seconds``; when it returns True the
+    agent deregisters the service (once, even if several of its checks are due). Like Consul
+    it is strictly "critical for longer than", and ``after <= 0`` means never.
+    """
+    return after > 0 and now - critical_since > after
