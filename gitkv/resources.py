@@ -265,6 +265,11 @@ class AclToken:
     local: bool = False
     secret: SecretRef | None = None
 
+    @property
+    def effective_description(self) -> str:
+        """The description stored in Consul: the spec's, else `gitkv:<name>`."""
+        return self.description or f"gitkv:{self.name}"
+
 
 @dataclass(frozen=True)
 class AgentSpec:

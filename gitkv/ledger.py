@@ -1,0 +1,118 @@
+"""The ownership ledger: what gitkv manages in a cluster, stored in the cluster itself.
+
+It lives in one KV key, `gitkv/state/<name>`, as JSON:
+
+    {"format": "gitkv-ledger", "version": 1, "name": "shenzhen",
+     "managed": {"kv": ["app/web/replicas", ...], "service": ["node4/web"], ...},
+     "token_accessors": {"web": "<AccessorID>"},
+     "digest": "sha256:...", "revision": "<git commit>"}
+
+Prune deletes only ids listed here; anything else in the cluster is "unmanaged" and never
+touched. AccessorIDs are public identifiers (not secrets); SecretIDs are never stored. The key
+is written through `/v1/txn` with CAS in the same transaction as KV changes, so two concurrent
+applies cannot both win.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["KINDS", "LEDGER_PREFIX", "Ledger", "ledger_key"]
+
+LEDGER_PREFIX = "gitkv/state/"
+
+# Every kind of resource a plan knows, in the order apply creates them.
+KINDS = ("acl_policy", "acl_role", "acl_token", "kv", "service", "external_node")
+
+
+def ledger_key(name: str) -> str:
+    return LEDGER_PREFIX + name
+
+
+@dataclass(frozen=True)
+class Ledger:
+    """The managed ids per kind (sorted tuples), token AccessorIDs by token name, and what
+    was last applied (spec digest, revision)."""
+
+    name: str
+    managed: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    token_accessors: Mapping[str, str] = field(default_factory=dict)
+    digest: str = ""
+    revision: str = ""
+
+    def ids(self, kind: str) -> tuple[str, ...]:
+        return self.managed.get(kind, ())
+
+    def manages(self, kind: str, ident: str) -> bool:
+        return ident in self.managed.get(kind, ())
+
+    @classmethod
+    def build(
+        cls,
+        name: str,
+        managed: Mapping[str, Iterable[str]],
+        token_accessors: Mapping[str, str] | None = None,
+        digest: str = "",
+        revision: str = "",
+    ) -> Ledger:
+        """A ledger with canonical (sorted, de-duplicated, empty kinds dropped) contents."""
+        clean = {k: tuple(sorted(set(v))) for k, v in managed.items()}
+        return cls(
+            name=name,
+            managed={k: v for k, v in sorted(clean.items()) if v},
+            token_accessors=dict(sorted((token_accessors or {}).items())),
+            digest=digest,
+            revision=revision,
+        )
+
+    def union(self, other: Ledger) -> Ledger:
+        """Everything either ledger manages (written while a multi-batch apply is under way,
+        so an interrupted apply never forgets a resource it may already have created)."""
+        kinds = set(self.managed) | set(other.managed)
+        merged = {k: set(self.ids(k)) | set(other.ids(k)) for k in kinds}
+        accessors = {**self.token_accessors, **other.token_accessors}
+        return Ledger.build(other.name, merged, accessors, other.digest, other.revision)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": "gitkv-ledger",
+            "version": 1,
+            "name": self.name,
+            "managed": {k: list(v) for k, v in self.managed.items()},
+            "token_accessors": dict(self.token_accessors),
+            "digest": self.digest,
+            "revision": self.revision,
+        }
+
+    def to_bytes(self) -> bytes:
+        # Stable bytes: equal ledgers give equal values, so "nothing changed" is a byte compare.
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Ledger:
+        if data.get("format") != "gitkv-ledger":
+            raise ValueError("not a gitkv ownership ledger")
+        return cls.build(
+            str(data.get("name", "")),
+            {str(k): [str(i) for i in v] for k, v in (data.get("managed") or {}).items()},
+            {str(k): str(v) for k, v in (data.get("token_accessors") or {}).items()},
+            str(data.get("digest", "")),
+            str(data.get("revision", "")),
+        )
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> Ledger:
+        """Parse a stored ledger.
+
+        :raises ValueError: when the key holds something else (gitkv then refuses to guess).
+        """
+        try:
+            data = json.loads(raw or b"{}")
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"ownership ledger is not JSON: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ValueError("ownership ledger is not a JSON object")
+        return cls.from_dict(data)
