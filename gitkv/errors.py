@@ -1,6 +1,7 @@
 """gitkv's exceptions. Every error a user can cause or fix is a `GitkvError`.
 
     GitkvError (exit_code 1)
+    ├── SpecError         the spec is invalid; `diagnostics` lists every problem with its position
     ├── ClusterError      the cluster refused or could not be reached (HTTP status, connection)
     │   └── StalePlanError  the cluster changed since the plan was made (CAS failed)
     └── GuardError        a safety guard refused a change (delete budget, empty prefix, no tty)
@@ -10,6 +11,7 @@ The CLI prints `Error: <message>` and exits with `exit_code`; messages say what 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import ClassVar
 
 
@@ -17,6 +19,31 @@ class GitkvError(Exception):
     """Base class: an expected failure with a message meant for the user."""
 
     exit_code: ClassVar[int] = 1
+
+
+@dataclass(frozen=True, order=True)
+class Diagnostic:
+    """One problem in a spec, at a 1-based `line`/`col` of `file` (as the user named it)."""
+
+    file: str
+    line: int
+    col: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}: {self.message}"
+
+
+class SpecError(GitkvError):
+    """The spec could not be loaded or is invalid. `diagnostics` holds every problem found,
+    sorted by position, so a user can fix them all in one go."""
+
+    def __init__(self, diagnostics: list[Diagnostic]) -> None:
+        self.diagnostics = sorted(diagnostics)
+        count = len(self.diagnostics)
+        lines = "\n".join(str(d) for d in self.diagnostics)
+        noun = "error" if count == 1 else "errors"
+        super().__init__(f"invalid spec ({count} {noun}):\n{lines}")
 
 
 class ClusterError(GitkvError):
