@@ -1,0 +1,198 @@
+"""read_live -> plan -> apply_plan -> read_live against the in-memory Consul double."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from gitkv.apply import MAX_TXN_BYTES, apply_plan, batches, kv_op
+from gitkv.errors import StalePlanError
+from gitkv.ledger import Ledger, ledger_key
+from gitkv.plan import CREATE, Change, plan
+from gitkv.resources import (
+    AclPolicy,
+    AclToken,
+    CheckDef,
+    ExternalNode,
+    ExternalService,
+    KVPair,
+    Resources,
+    SecretRef,
+    ServiceReg,
+)
+from gitkv.state import read_live
+from tests.unit.test_plan_fake_consul import FakeConsul
+
+
+def spec(n: int = 3, **kw: object) -> Resources:
+    pairs = {f"app/k{i:05d}": KVPair(f"app/k{i:05d}", f"v{i}".encode()) for i in range(n)}
+    base: dict[str, object] = {"datacenter": "dc1", "kv": pairs, "name": "t", "digest": "d1"}
+    return Resources(**{**base, **kw})  # type: ignore[arg-type]
+
+
+def roundtrip(fake: FakeConsul, desired: Resources, **kw: object):  # type: ignore[no-untyped-def]
+    with fake.client() as c:
+        p = plan(desired, read_live(c, desired), **kw)  # type: ignore[arg-type]
+        result = apply_plan(c, p)
+        again = plan(desired, read_live(c, desired), **kw)  # type: ignore[arg-type]
+    return p, result, again
+
+
+def test_apply_then_plan_is_empty_and_second_apply_is_noop() -> None:
+    fake = FakeConsul()
+    p, result, again = roundtrip(fake, spec(3))
+    assert p.counts["create"] == 3
+    assert result.txns == 1
+    assert fake.value("app/k00001") == b"v1"
+    ledger = Ledger.from_bytes(fake.value(ledger_key("t")) or b"")
+    assert ledger.ids("kv") == ("app/k00000", "app/k00001", "app/k00002")
+    assert ledger.digest == "d1"
+    assert not again.changes and not again.ledger_changed
+    writes_before = sum(1 for m, _ in fake.calls if m == "PUT")
+    with fake.client() as c:
+        assert apply_plan(c, again).txns == 0
+    assert sum(1 for m, _ in fake.calls if m == "PUT") == writes_before
+
+
+def test_reading_is_one_recursive_get_per_prefix() -> None:
+    fake = FakeConsul()
+    roundtrip(fake, spec(200))
+    fake.calls.clear()
+    with fake.client() as c:
+        read_live(c, spec(200))
+    kv_reads = [path for m, path in fake.calls if m == "GET" and path.startswith("/v1/kv/")]
+    assert kv_reads == ["/v1/kv/gitkv/state/t", "/v1/kv/app/"]
+
+
+def test_large_apply_is_batched_within_txn_limits() -> None:
+    fake = FakeConsul()
+    p, result, again = roundtrip(fake, spec(300))
+    assert result.txns == 5  # 63 KV ops + the ledger per transaction
+    assert not again.changes
+    assert fake.value("app/k00299") == b"v299"
+
+
+def test_batches_respect_byte_limit() -> None:
+    big = KVPair("app/big", b"x" * 100_000)
+    ops = [kv_op(Change(CREATE, "kv", f"k{i}", None, big), 0) for i in range(5)]
+    sizes = [len(json.dumps(b)) for b in batches(ops)]
+    assert all(s <= MAX_TXN_BYTES for s in sizes)
+    assert len(sizes) == 2  # three ~133 KiB ops fit, four would not
+
+
+def test_stale_plan_is_refused_naming_the_key_and_changes_nothing() -> None:
+    fake = FakeConsul()
+    roundtrip(fake, spec(3))
+    changed = spec(3, kv={k: KVPair(k, b"new") for k in ("app/k00000", "app/k00001")})
+    with fake.client() as c:
+        p = plan(changed, read_live(c, changed))
+        fake.put("app/k00001", b"concurrent")
+        with pytest.raises(StalePlanError, match="app/k00001") as err:
+            apply_plan(c, p)
+    assert err.value.keys == ("app/k00001",)
+    assert fake.value("app/k00000") == b"v0"  # same batch: untouched
+    assert fake.value("app/k00001") == b"concurrent"
+
+
+def test_create_refused_when_key_appeared_since_plan() -> None:
+    fake = FakeConsul()
+    with fake.client() as c:
+        p = plan(spec(1), read_live(c, spec(1)))
+        fake.put("app/k00000", b"someone else")
+        with pytest.raises(StalePlanError, match="app/k00000"):
+            apply_plan(c, p)
+
+
+def test_concurrent_apply_conflicts_on_the_ledger() -> None:
+    fake = FakeConsul()
+    with fake.client() as c:
+        p1 = plan(spec(1), read_live(c, spec(1)))
+        p2 = plan(spec(2), read_live(c, spec(2)))
+        apply_plan(c, p1)
+        with pytest.raises(StalePlanError, match="ownership ledger"):
+            apply_plan(c, p2)
+
+
+def test_prune_deletes_only_managed_keys() -> None:
+    fake = FakeConsul()
+    roundtrip(fake, spec(3))
+    fake.put("app/stranger", b"mine")
+    smaller = spec(2)
+    p, _, again = roundtrip(fake, smaller)
+    assert not p.changes and p.orphans == (("kv", "app/k00002"),)
+    p, _, again = roundtrip(fake, smaller, prune=True)
+    assert [(c.action, c.id) for c in p.changes] == [("delete", "app/k00002")]
+    assert fake.value("app/k00002") is None
+    assert fake.value("app/stranger") == b"mine"
+    assert ("kv", "app/stranger") in again.unmanaged
+    assert not again.changes
+
+
+WEB = ServiceReg(
+    agent="node1",
+    id="web",
+    name="web",
+    tags=("v1",),
+    port=8080,
+    meta=(("team", "a"),),
+    checks=(CheckDef("service:web", "Service 'web' check", "http", "http://127.0.0.1:1/", "10s"),),
+)
+
+
+def test_services_external_nodes_and_acl_round_trip(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WEB_TOKEN", "5ecret-5ecret")
+    fake = FakeConsul(acl_enabled=True)
+    desired = spec(
+        1,
+        services={WEB.key: WEB},
+        external_nodes={
+            "legacy-db": ExternalNode(
+                "legacy-db", "127.0.0.50", services=(ExternalService("db", "db", port=5432),)
+            )
+        },
+        policies={"p": AclPolicy("p", rules='key_prefix "app/" { policy = "read" }')},
+        tokens={"web": AclToken("web", policies=("p",), secret=SecretRef(env="WEB_TOKEN"))},
+    )
+    p, result, again = roundtrip(fake, desired)
+    assert p.counts["create"] == 5
+    assert not again.changes, again.changes
+    assert fake.services["web"]["Port"] == 8080
+    assert fake.nodes["legacy-db"]["Services"]["db"]["Port"] == 5432
+    (tok,) = fake.acl["token"].values()
+    assert tok["SecretID"] == "5ecret-5ecret"
+    ledger = Ledger.from_bytes(fake.value(ledger_key("t")) or b"")
+    assert ledger.token_accessors["web"] == tok["AccessorID"]
+    assert "5ecret" not in json.dumps(ledger.to_dict())
+
+    # Change a service port and a policy; then drop everything with prune.
+    moved = spec(1, services={WEB.key: ServiceReg(**{**WEB.__dict__, "port": 9090})})
+    p, _, again = roundtrip(fake, moved, prune=True)
+    actions = {(c.action, c.kind) for c in p.changes}
+    assert ("update", "service") in actions
+    assert ("delete", "acl_token") in actions and ("delete", "external_node") in actions
+    assert fake.services["web"]["Port"] == 9090
+    assert not fake.acl["token"] and "legacy-db" not in fake.nodes
+    assert not again.changes
+
+
+def test_acl_disabled_cluster_skips_acl_with_a_note() -> None:
+    fake = FakeConsul(acl_enabled=False)
+    desired = spec(1, policies={"p": AclPolicy("p")})
+    p, _, again = roundtrip(fake, desired)
+    assert all(c.kind == "kv" for c in p.changes)
+    assert any("ACL" in n for n in p.notes)
+    assert not again.changes
+
+
+def test_kv_values_keep_exact_bytes_and_flags() -> None:
+    fake = FakeConsul()
+    raw = bytes(range(256))
+    desired = spec(
+        0, kv={"app/bin": KVPair("app/bin", raw, 7), "app/empty": KVPair("app/empty", b"")}
+    )
+    _, _, again = roundtrip(fake, desired)
+    assert base64.b64decode(fake.kv["app/bin"]["Value"]) == raw
+    assert fake.kv["app/bin"]["Flags"] == 7
+    assert not again.changes
