@@ -149,8 +149,7 @@ class Match:
 @dataclass(frozen=True, slots=True)
 class Binary:
     is_and: bool
-    left: Node
-    right: Node
+    operands: tuple[Node, ...]  # two or more
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,22 +312,36 @@ class _Parser:
         return result
 
     def _or_expr(self, pos: int) -> tuple[Node, int] | None:
-        left = self.and_expr(pos)
-        if left is None:
+        # ``or <- and _ "or" _ or / and / collection``, unrolled into a loop: a chain of
+        # any length parses without recursion and means the same (a collection can only
+        # close a chain, since nothing may follow it at this level).
+        first = self.and_expr(pos)
+        if first is None:
             return self.collection(pos)
-        p = self.seq(left[1], "_", "or", "_")
-        if p is not None and (right := self.or_expr(p)) is not None:
-            return Binary(False, left[0], right[0]), right[1]
-        return left
+        terms, end = [first[0]], first[1]
+        while (p := self.seq(end, "_", "or", "_")) is not None:
+            if (term := self.and_expr(p)) is None:
+                term = self.collection(p)
+                if term is not None:
+                    terms.append(term[0])
+                    end = term[1]
+                break
+            terms.append(term[0])
+            end = term[1]
+        return (terms[0] if len(terms) == 1 else Binary(False, tuple(terms))), end
 
     def and_expr(self, pos: int) -> tuple[Node, int] | None:
-        left = self.not_expr(pos)
-        if left is None:
+        # ``and <- not _ "and" _ and / not``, unrolled like ``or``.
+        first = self.not_expr(pos)
+        if first is None:
             return None
-        p = self.seq(left[1], "_", "and", "_")
-        if p is not None and (right := self.and_expr(p)) is not None:
-            return Binary(True, left[0], right[0]), right[1]
-        return left
+        terms, end = [first[0]], first[1]
+        while (p := self.seq(end, "_", "and", "_")) is not None:
+            if (term := self.not_expr(p)) is None:
+                break
+            terms.append(term[0])
+            end = term[1]
+        return (terms[0] if len(terms) == 1 else Binary(True, tuple(terms))), end
 
     def not_expr(self, pos: int) -> tuple[Node, int] | None:
         p = self.seq(pos, "not", "_")
@@ -645,8 +658,10 @@ def _go_float(raw: str) -> float | None:
         return float(raw)
     except ValueError:
         pass
+    if "0x" not in raw.lower():
+        return None
     try:
-        return float.fromhex(raw)
+        return float.fromhex(raw)  # Go accepts hexadecimal floats such as 0x1p-2
     except ValueError:
         return None
 
@@ -871,7 +886,9 @@ def _positive_leaf(
     if op is Op.EQ:
         assert literal is not None
         equals = literal.equals
-        return lambda v: equals(v, where)
+        raw = literal.raw
+        # Strings are by far the most common field type: compare them without a call.
+        return lambda v: v == raw if type(v) is str else equals(v, where)
     if op is Op.IN:
         assert literal is not None
         raw = literal.raw
@@ -1011,17 +1028,25 @@ def _resolve(path: tuple[str, ...], obj: Any, where: str) -> tuple[bool, Any]:
     return (v is not None), v
 
 
+def _junction(is_and: bool, preds: list[Pred]) -> Pred:
+    """``and``/``or`` over two or more predicates, short-circuiting left to right."""
+    if len(preds) == 2:
+        a, b = preds
+        if is_and:
+            return lambda o, env: a(o, env) and b(o, env)
+        return lambda o, env: a(o, env) or b(o, env)
+    if is_and:
+        return lambda o, env: all(p(o, env) for p in preds)
+    return lambda o, env: any(p(o, env) for p in preds)
+
+
 class _Compiler:
     def __init__(self, text: str) -> None:
         self.text = text
 
     def compile(self, node: Node, scope: frozenset[str]) -> Pred:
         if isinstance(node, Binary):
-            left = self.compile(node.left, scope)
-            right = self.compile(node.right, scope)
-            if node.is_and:
-                return lambda o, env: left(o, env) and right(o, env)
-            return lambda o, env: left(o, env) or right(o, env)
+            return _junction(node.is_and, [self.compile(n, scope) for n in node.operands])
         if isinstance(node, Not):
             operand = self.compile(node.operand, scope)
             return lambda o, env: not operand(o, env)
@@ -1169,4 +1194,8 @@ def compile_filter(expression: str) -> Filter:
     if expression == "":
         return Filter(expression, _match_all)
     tree = parse(expression)
-    return Filter(expression, _Compiler(expression).compile(tree, frozenset()))
+    try:
+        pred = _Compiler(expression).compile(tree, frozenset())
+    except RecursionError:
+        raise FilterError("expression is nested too deeply", None, expression) from None
+    return Filter(expression, pred)
