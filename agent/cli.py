@@ -1,0 +1,89 @@
+"""`gitkv agent ...`: parse Consul-style flags, start the agent, stop it on SIGINT/SIGTERM.
+
+Exit codes follow `consul agent`: 0 after a clean shutdown, 1 when the configuration is
+invalid or the agent cannot start (the reason on one line on stderr).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+
+from agent.config import ConfigError, HelpRequested, load_config
+
+USAGE = """Usage: gitkv agent [options]
+
+  Starts a Consul-compatible agent. It takes `consul agent` flags, for example:
+
+    gitkv agent -dev
+    gitkv agent -server -bootstrap-expect=1 -data-dir=/tmp/gitkv -node=node1 \\
+        -bind=127.0.0.11 -client=127.0.0.11 -datacenter=shenzhen -ui
+
+  Config files (JSON, HCL) are read from -config-file and -config-dir.
+"""
+
+_LEVELS = {"trace": 5, "debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
+           "error": logging.ERROR}
+
+
+def _setup_logging(level: str, as_json: bool) -> None:
+    logging.addLevelName(5, "TRACE")
+    fmt = (
+        '{"@timestamp":"%(asctime)s","@level":"%(levelname)s","@module":"%(name)s","@message":"%(message)s"}'
+        if as_json
+        else "%(asctime)s [%(levelname)s] %(name)s: %(message)s"
+    )
+    logging.basicConfig(level=_LEVELS.get(level.lower(), logging.INFO), format=fmt, stream=sys.stderr)
+
+
+def main(argv: list[str]) -> int:
+    try:
+        config = load_config(argv)
+    except HelpRequested:
+        print(USAGE)
+        return 0
+    except ConfigError as exc:
+        print(f"==> {exc}", file=sys.stderr)
+        return 1
+    _setup_logging(config.log_level, config.log_json)
+    log = logging.getLogger("agent")
+    for key in config.ignored_keys:
+        log.warning("config key %s is accepted but not supported yet; ignoring it", key)
+    for warning in config.warnings:
+        log.warning("%s", warning)
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    try:
+        return asyncio.run(_run(config))
+    except KeyboardInterrupt:
+        return 0
+
+
+async def _run(config) -> int:
+    from agent.agent import Agent, AgentError
+    from agent.http.server import ListenError
+
+    try:
+        agent = Agent(config)
+    except (AgentError, OSError) as exc:
+        print(f"==> Error starting agent: {exc}", file=sys.stderr)
+        return 1
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, agent.request_stop)
+    try:
+        await agent.run()
+    except (AgentError, ListenError, OSError) as exc:
+        print(f"==> Error starting agent: {exc}", file=sys.stderr)
+        try:
+            await agent.stop()
+        except Exception:
+            pass
+        return 1
+    return 0

@@ -1,0 +1,125 @@
+"""The agent's route table: every API area registers itself here.
+
+Endpoints whose feature arrives later (ACLs, sessions, events, ...) are still registered with
+Consul's method lists, so the verb rules hold everywhere, and they answer what is true of this
+agent today (ACLs disabled: 401; no sessions: an empty list), never a made-up success.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+from agent.http.app import HTTPError, Request, Response, Router, json_response
+
+if TYPE_CHECKING:
+    from agent.agent import Agent
+
+# Modules with a `register(router)` function, in no particular order.
+AREAS = (
+    "agent.http.kv",
+    "agent.http.txn",
+    "agent.http.status",
+    "agent.http.catalog",
+    "agent.http.health",
+    "agent.http.agent_ep",
+    "agent.http.operator",
+    "agent.http.ui",
+)
+
+
+def _refuse(status: int, message: str):
+    async def handler(req: Request, rest: str) -> Response:
+        raise HTTPError(status, message)
+
+    return handler
+
+
+def _empty_list(table: str = "kvs"):
+    async def handler(req: Request, rest: str) -> Response:
+        from agent.http.blocking import read_headers
+
+        return json_response(req, [], read_headers(req, req.agent.store.table_index(table)))
+
+    return handler
+
+
+def _acl_routes(router: Router) -> None:
+    off = _refuse(401, "ACL support disabled")
+    for path, methods, prefix in (
+        ("/v1/acl/bootstrap", ("PUT",), False),
+        ("/v1/acl/login", ("POST",), False),
+        ("/v1/acl/logout", ("POST",), False),
+        ("/v1/acl/replication", ("GET",), False),
+        ("/v1/acl/policies", ("GET",), False),
+        ("/v1/acl/policy", ("PUT",), False),
+        ("/v1/acl/policy/", ("GET", "PUT", "DELETE"), True),
+        ("/v1/acl/policy/name/", ("GET",), True),
+        ("/v1/acl/roles", ("GET",), False),
+        ("/v1/acl/role", ("PUT",), False),
+        ("/v1/acl/role/", ("GET", "PUT", "DELETE"), True),
+        ("/v1/acl/role/name/", ("GET",), True),
+        ("/v1/acl/binding-rules", ("GET",), False),
+        ("/v1/acl/binding-rule", ("PUT",), False),
+        ("/v1/acl/binding-rule/", ("GET", "PUT", "DELETE"), True),
+        ("/v1/acl/auth-methods", ("GET",), False),
+        ("/v1/acl/auth-method", ("PUT",), False),
+        ("/v1/acl/auth-method/", ("GET", "PUT", "DELETE"), True),
+        ("/v1/acl/tokens", ("GET",), False),
+        ("/v1/acl/token", ("PUT",), False),
+        ("/v1/acl/token/self", ("GET",), False),
+        ("/v1/acl/token/", ("GET", "PUT", "DELETE"), True),
+        ("/v1/agent/token/", ("PUT",), True),
+    ):
+        router.add(path, dict.fromkeys(methods, off), prefix=prefix)
+    # The pre-1.4 ACL API: gone since Consul 1.11, which answers 410 with this text.
+    for path, method, prefix in (
+        ("/v1/acl/create", "PUT", False),
+        ("/v1/acl/update", "PUT", False),
+        ("/v1/acl/destroy/", "PUT", True),
+        ("/v1/acl/info/", "GET", True),
+        ("/v1/acl/clone/", "PUT", True),
+        ("/v1/acl/list", "GET", False),
+    ):
+        name = path.removeprefix("/v1/acl/").rstrip("/")
+        gone = _refuse(
+            410,
+            f"Endpoint /v1/acl/{name} for the legacy ACL system was removed in Consul 1.11.",
+        )
+        router.add(path, {method: gone}, prefix=prefix)
+
+
+def _later_routes(router: Router) -> None:
+    """Features of later issues: verb rules now, honest answers until they land."""
+    no_sessions = _refuse(500, "sessions are not supported by this agent yet")
+    router.add("/v1/session/create", {"PUT": no_sessions})
+    router.add("/v1/session/destroy/", {"PUT": no_sessions}, prefix=True)
+    router.add("/v1/session/renew/", {"PUT": _refuse(404, "Session id not found")}, prefix=True)
+    router.add("/v1/session/info/", {"GET": _empty_list()}, prefix=True)
+    router.add("/v1/session/node/", {"GET": _empty_list()}, prefix=True)
+    router.add("/v1/session/list", {"GET": _empty_list()})
+    router.add("/v1/event/fire/", {"PUT": _refuse(500, "user events are not supported by this agent yet")}, prefix=True)
+    router.add("/v1/event/list", {"GET": _empty_list()})
+    router.add("/v1/coordinate/datacenters", {"GET": _empty_list()})
+    router.add("/v1/coordinate/nodes", {"GET": _empty_list()})
+    router.add("/v1/coordinate/node/", {"GET": _refuse(404, "")}, prefix=True)
+    router.add("/v1/coordinate/update", {"PUT": _refuse(500, "Coordinate updates are disabled")})
+    router.add("/v1/query", {"GET": _empty_list(), "POST": _refuse(500, "prepared queries are not supported by this agent yet")})
+    enterprise = _refuse(404, "Consul Enterprise feature: network areas are not available")
+    router.add("/v1/operator/area", {"GET": enterprise, "POST": enterprise})
+    router.add("/v1/operator/area/", {"GET": enterprise, "PUT": enterprise, "DELETE": enterprise}, prefix=True)
+
+
+def build_router(agent: Agent) -> Router:
+    router = Router()
+    _acl_routes(router)
+    _later_routes(router)
+    for name in AREAS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        module.register(router)
+    return router

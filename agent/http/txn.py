@@ -1,0 +1,89 @@
+"""`PUT /v1/txn`: up to 64 KV/Node/Service/Check operations, all or nothing."""
+
+from __future__ import annotations
+
+import msgspec
+
+from agent.http.app import HTTPError, Request, Response, Router, json_response
+from agent.http.blocking import query_options, read_headers
+from agent.http.decode import b64decode, normalize
+from agent.state.fsm import TxnResult
+
+MAX_OPS = 64
+_READ_VERBS = {"get", "get-tree", "check-index", "check-session", "check-not-exists"}
+_KV_VERBS = _READ_VERBS | {"set", "cas", "lock", "unlock", "delete", "delete-tree", "delete-cas"}
+
+
+def _parse_ops(raw: object, max_value: int) -> list[dict]:
+    if not isinstance(raw, list):
+        raise HTTPError(400, "Failed to parse body: json: cannot unmarshal object into Go value of type api.TxnOps")
+    if len(raw) > MAX_OPS:
+        raise HTTPError(
+            413, f"Transaction contains too many operations ({len(raw)} > {MAX_OPS})"
+        )
+    ops: list[dict] = []
+    for i, item in enumerate(normalize(raw)):
+        if not isinstance(item, dict):
+            raise HTTPError(400, f"Failed to parse body: operation {i} is not an object")
+        kinds = [k for k in ("KV", "Node", "Service", "Check") if item.get(k) is not None]
+        if len(kinds) != 1:
+            raise HTTPError(400, f"Failed to parse body: operation {i} must have exactly one of KV, Node, Service or Check")
+        kind = kinds[0]
+        body = dict(item[kind])
+        if kind == "KV":
+            verb = body.get("Verb", "")
+            if verb not in _KV_VERBS:
+                raise HTTPError(400, f'Failed to parse body: unknown KV verb "{verb}"')
+            value = b64decode(body.get("Value"))
+            if len(value) > max_value:
+                raise HTTPError(
+                    413, f'Value for key "{body.get("Key", "")}" is too large ({len(value)} > {max_value} bytes)'
+                )
+            body["Value"] = value
+            body["Flags"] = int(body.get("Flags") or 0)
+            body["Index"] = int(body.get("Index") or 0)
+            body["Session"] = body.get("Session") or ""
+            body["Key"] = body.get("Key") or ""
+        ops.append({kind: body})
+    return ops
+
+
+def _is_read_only(ops: list[dict]) -> bool:
+    for op in ops:
+        if "KV" in op:
+            if op["KV"]["Verb"] not in _READ_VERBS:
+                return False
+        elif next(iter(op.values())).get("Verb") != "get":
+            return False
+    return True
+
+
+async def txn(req: Request, _: str) -> Response:
+    agent = req.agent
+    config = agent.config
+    limit = max(config.txn_max_req_len, config.kv_max_value_size)
+    declared = req.header(b"content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise HTTPError(413, f"Request body({declared} bytes) too large, max size: {limit} bytes.")
+    raw = await req.body(limit)
+    try:
+        decoded = msgspec.json.decode(raw) if raw.strip() else []
+    except msgspec.DecodeError as exc:
+        raise HTTPError(400, f"Failed to parse body: {exc}") from None
+    ops = _parse_ops(decoded, config.kv_max_value_size)
+    headers: list = []
+    if _is_read_only(ops):
+        opts = query_options(req)
+        if opts.consistency == "consistent":
+            await agent.consensus_barrier()
+        result = agent.fsm.read_txn(ops) if ops else TxnResult([], None)
+        headers = read_headers(req, agent.store.last_index, opts.consistency)[1:3]
+    else:
+        result = await agent.write({"Type": "txn", "Ops": ops})
+    if result.errors:
+        return json_response(req, {"Results": None, "Errors": result.errors}, headers, status=409)
+    return json_response(req, {"Results": result.results or None, "Errors": None}, headers)
+
+
+def register(router: Router) -> None:
+    router.add("/v1/txn", {"PUT": txn})

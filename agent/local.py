@@ -1,0 +1,444 @@
+"""The agent's local state: services and checks registered on this agent, and their sync.
+
+Consul's model: an agent owns the services and checks registered through it; they persist in
+the data dir, their checks run here, and anti-entropy makes the catalog's view of this node
+equal to the local view (adding what is missing, updating what differs, removing services and
+checks of this node that the agent does not know). The catalog is written only through
+consensus, like every other write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from agent.check_runners import HTTPClients, make_runner
+from agent.checks import CheckDefinition, CheckError, parse_check_registration
+from agent.services import ServiceDefinition, ServiceError, parse_service
+from agent.state.fsm import check_from, service_from
+from agent.state.store import without_indexes
+
+if TYPE_CHECKING:
+    from agent.agent import Agent
+
+log = logging.getLogger("agent.local")
+
+SERF_CHECK = "serfHealth"
+NODE_MAINT = "_node_maintenance"
+SERVICE_MAINT_PREFIX = "_service_maintenance:"
+SYNC_INTERVAL = 60.0
+
+
+@dataclass
+class LocalCheck:
+    definition: CheckDefinition
+    status: str
+    output: str = ""
+    runner: Any = None
+    critical_since: float | None = None
+    persist: bool = True
+    extra: dict = field(default_factory=dict)  # fixed fields of built-in checks (maintenance)
+
+
+def _safe_name(ident: str) -> str:
+    # IDs may contain '/' or ':'; a hex name keeps files flat and unambiguous.
+    return ident.encode().hex()
+
+
+class LocalState:
+    def __init__(self, agent: Agent) -> None:
+        self.agent = agent
+        self.services: dict[str, ServiceDefinition] = {}
+        self.checks: dict[str, LocalCheck] = {}
+        self._clients: HTTPClients | None = None
+        self._sync_task: asyncio.Task | None = None
+        self._sync_wakeup: asyncio.Event | None = None
+        self._reap_task: asyncio.Task | None = None
+        self._started = False
+        self.node_reason: str | None = None
+        root = agent.data_dir
+        self._svc_dir = root / "services" if root else None
+        self._check_dir = root / "checks" if root else None
+
+    # ------------------------------------------------------------------ persistence
+
+    def _write(self, directory: Path | None, ident: str, payload: dict) -> None:
+        if directory is None:
+            return
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / _safe_name(ident)
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "w") as f:
+            json.dump(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+
+    def _unlink(self, directory: Path | None, ident: str) -> None:
+        if directory is not None:
+            (directory / _safe_name(ident)).unlink(missing_ok=True)
+
+    def load(self) -> None:
+        """Config-file definitions first, then what was registered through the API before."""
+        cfg = self.agent.config
+        allow_local = cfg.enable_script_checks or cfg.enable_local_script_checks
+        for raw in cfg.services:
+            try:
+                self.add_service(raw, persist=False, remote=False, scripts=allow_local)
+            except (ServiceError, CheckError) as exc:
+                log.error("config service definition refused: %s", exc)
+        for raw in cfg.checks:
+            try:
+                self.add_check(raw, persist=False, remote=False, scripts=allow_local)
+            except (CheckError, ServiceError) as exc:
+                log.error("config check definition refused: %s", exc)
+        for directory, loader in ((self._svc_dir, self._load_service), (self._check_dir, self._load_check)):
+            if directory is None or not directory.exists():
+                continue
+            for path in sorted(directory.iterdir()):
+                if path.suffix == ".tmp":
+                    continue
+                try:
+                    loader(json.loads(path.read_text()))
+                except (ValueError, ServiceError, CheckError) as exc:
+                    log.error("ignoring persisted definition %s: %s", path, exc)
+
+    def _load_service(self, data: dict) -> None:
+        self.add_service(data["Registration"], persist=False, scripts=True)
+        for cid, state in data.get("CheckState", {}).items():
+            if cid in self.checks:
+                self.checks[cid].status = state["Status"]
+                self.checks[cid].output = state.get("Output", "")
+
+    def _load_check(self, data: dict) -> None:
+        self.add_check(data["Registration"], persist=False, scripts=True)
+        cid = data.get("CheckID")
+        if cid in self.checks and data.get("Status"):
+            self.checks[cid].status = data["Status"]
+            self.checks[cid].output = data.get("Output", "")
+
+    def _persist_service(self, defn: ServiceDefinition) -> None:
+        self._write(self._svc_dir, defn.id, {"Registration": defn.raw})
+
+    def _persist_check(self, check: LocalCheck, raw: dict) -> None:
+        self._write(
+            self._check_dir,
+            check.definition.check_id,
+            {"CheckID": check.definition.check_id, "Registration": raw,
+             "Status": check.status, "Output": check.output},
+        )
+
+    # ------------------------------------------------------------------ registration
+
+    def add_service(
+        self, body: Any, *, persist: bool = True, remote: bool = True, scripts: bool | None = None,
+        replace_checks: bool = False,
+    ) -> ServiceDefinition:
+        cfg = self.agent.config
+        allow = cfg.enable_script_checks if scripts is None else scripts
+        defn = parse_service(body, self.agent.datacenter, enable_script_checks=allow, remote=remote)
+        old = self.services.get(defn.id)
+        self.services[defn.id] = defn
+        keep = {c.check_id for c in defn.checks}
+        if old is not None and replace_checks:
+            for cid, check in list(self.checks.items()):
+                if check.definition.service_id == defn.id and cid not in keep and not cid.startswith(SERVICE_MAINT_PREFIX):
+                    self._drop_check(cid)
+        for check_def in defn.checks:
+            previous = self.checks.get(check_def.check_id)
+            self._install_check(check_def, previous)
+        if persist:
+            self._persist_service(defn)
+        self.trigger_sync()
+        return defn
+
+    def remove_service(self, service_id: str) -> bool:
+        if service_id not in self.services:
+            return False
+        del self.services[service_id]
+        for cid, check in list(self.checks.items()):
+            if check.definition.service_id == service_id:
+                self._drop_check(cid)
+        self._unlink(self._svc_dir, service_id)
+        self.trigger_sync()
+        return True
+
+    def add_check(
+        self, body: Any, *, persist: bool = True, remote: bool = True, scripts: bool | None = None
+    ) -> LocalCheck:
+        cfg = self.agent.config
+        allow = cfg.enable_script_checks if scripts is None else scripts
+        defn = parse_check_registration(body, enable_script_checks=allow, remote=remote)
+        if defn.service_id and defn.service_id not in self.services:
+            raise ServiceError(f'ServiceID "{defn.service_id}" does not exist', 400)
+        check = self._install_check(defn, self.checks.get(defn.check_id))
+        if persist:
+            self._persist_check(check, body if isinstance(body, dict) else {})
+        self.trigger_sync()
+        return check
+
+    def _install_check(self, defn: CheckDefinition, previous: LocalCheck | None) -> LocalCheck:
+        if previous is not None and previous.runner is not None:
+            asyncio.ensure_future(previous.runner.stop())
+        status = defn.status
+        output = ""
+        if previous is not None and previous.definition.is_ttl and defn.is_ttl:
+            status, output = previous.status, previous.output
+        check = LocalCheck(defn, status, output)
+        self.checks[defn.check_id] = check
+        if self._started:
+            self._start_runner(check)
+        return check
+
+    def _drop_check(self, check_id: str) -> None:
+        check = self.checks.pop(check_id, None)
+        if check is not None and check.runner is not None:
+            asyncio.ensure_future(check.runner.stop())
+        self._unlink(self._check_dir, check_id)
+
+    def remove_check(self, check_id: str) -> bool:
+        if check_id not in self.checks:
+            return False
+        self._drop_check(check_id)
+        self.trigger_sync()
+        return True
+
+    # ------------------------------------------------------------------ check results
+
+    def _start_runner(self, check: LocalCheck) -> None:
+        if self._clients is None:
+            self._clients = HTTPClients()
+        runner = make_runner(
+            check.definition,
+            self.update_check,
+            http_clients=self._clients,
+            output_max_size=self.agent.config.check_output_max_size,
+        )
+        check.runner = runner
+        if runner is not None:
+            runner.start()
+
+    def update_check(self, check_id: str, status: str, output: str) -> None:
+        check = self.checks.get(check_id)
+        if check is None:
+            return
+        if self.agent.config.discard_check_output:
+            output = ""
+        if check.status == status and check.output == output:
+            return
+        check.status, check.output = status, output
+        if status == "critical":
+            check.critical_since = check.critical_since or time.monotonic()
+        else:
+            check.critical_since = None
+        if check.definition.is_ttl and check.persist and not check.definition.service_id:
+            self._persist_check(check, self._registration_of(check_id))
+        self.trigger_sync()
+
+    def _registration_of(self, check_id: str) -> dict:
+        if self._check_dir is None:
+            return {}
+        path = self._check_dir / _safe_name(check_id)
+        try:
+            return json.loads(path.read_text()).get("Registration", {})
+        except (OSError, ValueError):
+            return {}
+
+    def ttl_update(self, check_id: str, status: str, output: str) -> None:
+        """pass/warn/fail/update on a TTL check; raises KeyError or ValueError as the HTTP
+        layer maps them (unknown check, not a TTL check)."""
+        check = self.checks.get(check_id)
+        if check is None:
+            raise KeyError(check_id)
+        if not check.definition.is_ttl or check.runner is None:
+            raise ValueError(f'CheckID "{check_id}" does not have associated TTL')
+        check.runner.ttl_update(status, output)
+
+    # ------------------------------------------------------------------ maintenance
+
+    def set_service_maintenance(self, service_id: str, enable: bool, reason: str) -> None:
+        cid = SERVICE_MAINT_PREFIX + service_id
+        if enable:
+            note = reason or (
+                "Maintenance mode is enabled for this service, but no reason was provided. "
+                "This is a default message."
+            )
+            defn = CheckDefinition(check_id=cid, name="Service Maintenance Mode", notes=note,
+                                   service_id=service_id, status="critical")
+            self.checks[cid] = LocalCheck(defn, "critical", persist=False)
+        else:
+            self.checks.pop(cid, None)
+        self.trigger_sync()
+
+    def set_node_maintenance(self, enable: bool, reason: str) -> None:
+        if enable:
+            note = reason or (
+                "Maintenance mode is enabled for this node, but no reason was provided. "
+                "This is a default message."
+            )
+            defn = CheckDefinition(check_id=NODE_MAINT, name="Node Maintenance Mode", notes=note,
+                                   status="critical")
+            self.checks[NODE_MAINT] = LocalCheck(defn, "critical", persist=False)
+        else:
+            self.checks.pop(NODE_MAINT, None)
+        self.trigger_sync()
+
+    # ------------------------------------------------------------------ rendering
+
+    def render_service(self, defn: ServiceDefinition) -> dict:
+        return dict(defn.service)
+
+    def render_check(self, check: LocalCheck) -> dict:
+        defn = check.definition
+        svc = self.services.get(defn.service_id)
+        out = defn.to_health_check(
+            self.agent.node_name,
+            status=check.status,
+            output=check.output,
+            service_name=svc.name if svc else "",
+            service_tags=svc.service["Tags"] if svc else (),
+        )
+        if check.extra:
+            out.update(check.extra)
+        return out
+
+    # ------------------------------------------------------------------ anti-entropy
+
+    def node_registration(self) -> dict:
+        agent = self.agent
+        addr = agent.address
+        return {
+            "Type": "register",
+            "ID": agent.node_id,
+            "Node": agent.node_name,
+            "Address": addr,
+            "Datacenter": agent.datacenter,
+            "TaggedAddresses": {"lan": addr, "lan_ipv4": addr, "wan": addr, "wan_ipv4": addr},
+            "NodeMeta": {"consul-network-segment": "", "consul-version": agent.version}
+            | dict(agent.config.node_meta),
+            "Check": {
+                "CheckID": SERF_CHECK, "Name": "Serf Health Status", "Status": "passing",
+                "Output": "Agent alive and reachable", "Type": "",
+            },
+        }
+
+    async def sync_node(self) -> None:
+        await self.agent.write(self.node_registration())
+
+    def trigger_sync(self) -> None:
+        if self._sync_wakeup is not None:
+            self._sync_wakeup.set()
+
+    async def sync(self) -> None:
+        """Make the catalog's entries for this node equal to the local state."""
+        agent, store = self.agent, self.agent.store
+        node = agent.node_name
+        if node not in store.nodes:
+            await self.sync_node()
+        catalog_services = store.services.get(node, {})
+        for sid in list(catalog_services):
+            if sid not in self.services:
+                await agent.write({"Type": "deregister", "Node": node, "ServiceID": sid})
+        catalog_checks = store.checks.get(node, {})
+        for cid in list(catalog_checks):
+            if cid not in self.checks and cid != SERF_CHECK:
+                await agent.write({"Type": "deregister", "Node": node, "CheckID": cid})
+        for defn in list(self.services.values()):
+            svc = defn.service
+            checks = [self._catalog_check(c) for c in self.checks.values() if c.definition.service_id == defn.id]
+            if self._in_sync(svc, checks):
+                continue
+            await agent.write({
+                "Type": "register", "Node": node, "Address": agent.address, "SkipNodeUpdate": True,
+                "Service": {k: v for k, v in svc.items() if k != "Datacenter"},
+                "Checks": checks,
+            })
+        node_checks = [self._catalog_check(c) for c in self.checks.values() if not c.definition.service_id]
+        if node_checks and not self._in_sync(None, node_checks):
+            await agent.write({"Type": "register", "Node": node, "Address": agent.address,
+                               "SkipNodeUpdate": True, "Checks": node_checks})
+
+    def _in_sync(self, svc: dict | None, checks: list[dict]) -> bool:
+        """Whether the catalog already holds exactly these records (so no write is needed)."""
+        store, node = self.agent.store, self.agent.node_name
+        if svc is not None:
+            current = store.services.get(node, {}).get(svc["ID"])
+            wanted = service_from({k: v for k, v in svc.items() if k != "Datacenter"})
+            if current is None or without_indexes(current) != without_indexes(wanted):
+                return False
+        services = store.services.get(node, {})
+        for raw in checks:
+            current = store.checks.get(node, {}).get(raw["CheckID"])
+            wanted = check_from(raw, node, services)
+            if current is None or without_indexes(current) != without_indexes(wanted):
+                return False
+        return True
+
+    def _catalog_check(self, check: LocalCheck) -> dict:
+        rendered = self.render_check(check)
+        rendered.pop("CreateIndex", None)
+        rendered.pop("ModifyIndex", None)
+        return rendered
+
+    async def _sync_loop(self) -> None:
+        assert self._sync_wakeup is not None
+        while True:
+            try:
+                await asyncio.wait_for(self._sync_wakeup.wait(), SYNC_INTERVAL)
+            except TimeoutError:
+                pass
+            self._sync_wakeup.clear()
+            if self.agent.consensus is None:
+                continue
+            try:
+                await self.sync()
+            except Exception as exc:
+                log.warning("anti-entropy sync failed: %s", exc)
+                await asyncio.sleep(1.0)
+                self._sync_wakeup.set()
+            self._reap_critical()
+
+    def _reap_critical(self) -> None:
+        now = time.monotonic()
+        for cid, check in list(self.checks.items()):
+            after = check.definition.deregister_critical_service_after_seconds
+            sid = check.definition.service_id
+            if after and sid and check.critical_since is not None and now - check.critical_since >= after:
+                log.info("check %s critical for over %ss: deregistering service %s", cid, after, sid)
+                self.remove_service(sid)
+
+    async def _reap_loop(self) -> None:
+        while True:
+            await asyncio.sleep(5.0)
+            self._reap_critical()
+
+    def start(self) -> None:
+        self._started = True
+        for check in self.checks.values():
+            if check.runner is None and check.persist:
+                self._start_runner(check)
+        self._sync_wakeup = asyncio.Event()
+        self._sync_wakeup.set()
+        self._sync_task = asyncio.create_task(self._sync_loop(), name="anti-entropy")
+        self._reap_task = asyncio.create_task(self._reap_loop(), name="critical-reaper")
+
+    async def stop(self) -> None:
+        for task in (self._sync_task, self._reap_task):
+            if task is not None:
+                task.cancel()
+                try:
+                    await task
+                except (asyncio.CancelledError, Exception):
+                    pass
+        for check in self.checks.values():
+            if check.runner is not None:
+                await check.runner.stop()
+        if self._clients is not None:
+            await self._clients.aclose()
+

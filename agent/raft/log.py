@@ -1,0 +1,185 @@
+"""The durable command log and snapshots in the data dir.
+
+Layout under `<data_dir>/raft/`:
+
+    log/<first-index:020d>.seg   records: header (len, crc32, index, term) + msgpack payload
+    snapshots/<index:020d>.snap  header (magic, crc32) + the store's msgpack snapshot
+
+A record is acknowledged only after `fdatasync` of its segment returns, so after `kill -9` every
+acknowledged record is on disk; a torn record can only sit at the tail of the last segment,
+past the last sync, and is cut off on open. A snapshot is written to a temp file, synced, and
+renamed into place; then segments holding only entries it covers are deleted. Recovery is the
+newest valid snapshot plus the records after it.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+_RECORD = struct.Struct("<IIQQ")  # payload length, crc32(index|term|payload), index, term
+_SNAP_MAGIC = b"GKVSNAP1"
+_SNAP_HEADER = struct.Struct("<8sIQ")  # magic, crc32(body), last index
+
+
+class LogCorrupt(Exception):
+    """The log or a snapshot is damaged somewhere an acknowledged write could live."""
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    index: int
+    term: int
+    payload: bytes
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def encode_record(index: int, term: int, payload: bytes) -> bytes:
+    head = struct.pack("<QQ", index, term)
+    crc = zlib.crc32(payload, zlib.crc32(head))
+    return _RECORD.pack(len(payload), crc, index, term) + payload
+
+
+class FileLog:
+    """Append-only segmented log. Not thread-safe: one writer (the commit loop) at a time."""
+
+    def __init__(self, root: Path, segment_bytes: int = 64 << 20) -> None:
+        self.root = root
+        self.log_dir = root / "log"
+        self.snap_dir = root / "snapshots"
+        self.segment_bytes = segment_bytes
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.snap_dir.mkdir(parents=True, exist_ok=True)
+        self._fd: int | None = None
+        self._segment_size = 0
+        self.last_index = 0
+
+    # ------------------------------------------------------------------ reading
+
+    def _segments(self) -> list[Path]:
+        return sorted(self.log_dir.glob("*.seg"))
+
+    def latest_snapshot(self) -> tuple[int, bytes] | None:
+        """The newest snapshot whose checksum holds (older ones are kept as fallbacks)."""
+        for path in sorted(self.snap_dir.glob("*.snap"), reverse=True):
+            data = path.read_bytes()
+            if len(data) < _SNAP_HEADER.size:
+                continue
+            magic, crc, index = _SNAP_HEADER.unpack_from(data)
+            body = memoryview(data)[_SNAP_HEADER.size :]
+            if magic == _SNAP_MAGIC and zlib.crc32(body) == crc:
+                return index, bytes(body)
+        return None
+
+    def replay(self, after_index: int) -> Iterator[Record]:
+        """Records with index > after_index, in order; cuts a torn tail off the last segment."""
+        segments = self._segments()
+        expected = None
+        for n, path in enumerate(segments):
+            last_segment = n == len(segments) - 1
+            data = path.read_bytes()
+            offset = 0
+            while offset < len(data):
+                record, size = self._parse(data, offset)
+                if record is None:
+                    if not last_segment:
+                        raise LogCorrupt(f"{path}: damaged record at byte {offset}")
+                    with open(path, "r+b") as f:
+                        f.truncate(offset)
+                        os.fsync(f.fileno())
+                    break
+                if expected is not None and record.index != expected:
+                    raise LogCorrupt(f"{path}: index {record.index} follows {expected - 1}")
+                expected = record.index + 1
+                offset += size
+                self.last_index = record.index
+                if record.index > after_index:
+                    yield record
+
+    @staticmethod
+    def _parse(data: bytes, offset: int) -> tuple[Record | None, int]:
+        if offset + _RECORD.size > len(data):
+            return None, 0
+        length, crc, index, term = _RECORD.unpack_from(data, offset)
+        start = offset + _RECORD.size
+        payload = data[start : start + length]
+        if len(payload) != length:
+            return None, 0
+        if zlib.crc32(payload, zlib.crc32(struct.pack("<QQ", index, term))) != crc:
+            return None, 0
+        return Record(index, term, payload), _RECORD.size + length
+
+    # ------------------------------------------------------------------ writing
+
+    def _open_segment(self, first_index: int) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+        segments = self._segments()
+        if segments and first_index > 0 and self._fd is None:
+            path = segments[-1]  # continue the newest segment after a restart
+        else:
+            path = self.log_dir / f"{first_index:020d}.seg"
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._segment_size = os.fstat(self._fd).st_size
+        _fsync_dir(self.log_dir)
+
+    def append_sync(self, records: bytes, last_index: int) -> None:
+        """Write encoded records and make them durable (runs on a worker thread)."""
+        if self._fd is None:
+            self._open_segment(last_index)
+        view = memoryview(records)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+        os.fdatasync(self._fd)
+        self._segment_size += len(records)
+        self.last_index = last_index
+
+    @property
+    def segment_size(self) -> int:
+        return self._segment_size
+
+    def needs_rotation(self) -> bool:
+        return self._segment_size >= self.segment_bytes
+
+    def write_snapshot(self, index: int, body: bytes, keep: int = 2) -> None:
+        """Persist a snapshot at `index`, start a fresh segment, and drop what it covers."""
+        header = _SNAP_HEADER.pack(_SNAP_MAGIC, zlib.crc32(body), index)
+        final = self.snap_dir / f"{index:020d}.snap"
+        tmp = final.with_suffix(".tmp")
+        with open(tmp, "wb") as f:
+            f.write(header)
+            f.write(body)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, final)
+        _fsync_dir(self.snap_dir)
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        new_segment = self.log_dir / f"{index + 1:020d}.seg"
+        self._fd = os.open(new_segment, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._segment_size = 0
+        _fsync_dir(self.log_dir)
+        for path in self._segments():
+            if path != new_segment and int(path.stem) <= index:
+                path.unlink()
+        for path in sorted(self.snap_dir.glob("*.snap"), reverse=True)[keep:]:
+            path.unlink()
+        _fsync_dir(self.log_dir)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None

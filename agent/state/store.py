@@ -1,0 +1,291 @@
+"""The in-memory state store: tables, Consul's raft-index bookkeeping, watches, snapshots.
+
+Only the FSM writes here, always with the raft index of the command being applied, so every
+record's `CreateIndex`/`ModifyIndex` and every table's max index are a pure function of the log.
+Readers (the HTTP layer) run on the same event loop and never see a half-applied command.
+
+Index rules follow Consul's memdb: each table keeps the index of its last change; a KV delete
+leaves a tombstone carrying the delete's index, so a blocking query on a deleted key or an
+emptied prefix still sees its index move forward.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import msgspec
+from sortedcontainers import SortedDict
+
+from agent.state.structs import HealthCheck, KVEntry, Node, Service
+from agent.state.watch import WatchRegistry
+
+TABLES = ("kvs", "tombstones", "nodes", "services", "checks")
+
+
+def without_indexes(record: msgspec.Struct) -> msgspec.Struct:
+    return msgspec.structs.replace(record, CreateIndex=0, ModifyIndex=0)
+
+
+class Store:
+    def __init__(self) -> None:
+        self.kv: SortedDict[str, KVEntry] = SortedDict()
+        self.tombstones: SortedDict[str, int] = SortedDict()
+        self.nodes: dict[str, Node] = {}
+        self.services: dict[str, dict[str, Service]] = {}
+        self.checks: dict[str, dict[str, HealthCheck]] = {}
+        self.indexes: dict[str, int] = dict.fromkeys(TABLES, 0)
+        self.service_index: dict[str, int] = {}
+        self.last_index = 0
+        self.watches = WatchRegistry()
+
+    # ---------------------------------------------------------------- indexes
+
+    def table_index(self, *tables: str) -> int:
+        return max(self.indexes[t] for t in tables)
+
+    def _bump(self, table: str, index: int) -> None:
+        self.indexes[table] = index
+        self.watches.fire(("table", table))
+
+    def _bump_service(self, name: str, index: int) -> None:
+        self.service_index[name] = index
+        self.watches.fire(("service", name))
+
+    # ---------------------------------------------------------------- KV reads
+
+    def kv_get(self, key: str) -> KVEntry | None:
+        return self.kv.get(key)
+
+    def kv_key_index(self, key: str) -> int:
+        entry = self.kv.get(key)
+        if entry is not None:
+            return entry.ModifyIndex
+        return self.tombstones.get(key) or self.table_index("kvs", "tombstones")
+
+    def kv_range(self, prefix: str) -> Iterator[KVEntry]:
+        kv = self.kv
+        for key in kv.irange(minimum=prefix):
+            if not key.startswith(prefix):
+                break
+            yield kv[key]
+
+    def kv_prefix_index(self, prefix: str) -> int:
+        """Highest index touching the prefix: live entries and tombstones under it."""
+        best = 0
+        for entry in self.kv_range(prefix):
+            if entry.ModifyIndex > best:
+                best = entry.ModifyIndex
+        for key in self.tombstones.irange(minimum=prefix):
+            if not key.startswith(prefix):
+                break
+            best = max(best, self.tombstones[key])
+        return best or self.table_index("kvs", "tombstones")
+
+    def kv_keys(self, prefix: str, separator: str) -> list[str]:
+        keys: list[str] = []
+        last_rolled = None
+        for key in self.kv.irange(minimum=prefix):
+            if not key.startswith(prefix):
+                break
+            if separator:
+                cut = key.find(separator, len(prefix))
+                if cut >= 0:
+                    rolled = key[: cut + len(separator)]
+                    if rolled != last_rolled:
+                        keys.append(rolled)
+                        last_rolled = rolled
+                    continue
+            keys.append(key)
+        return keys
+
+    # ---------------------------------------------------------------- KV writes
+
+    def kv_put(self, index: int, entry: KVEntry) -> None:
+        """Insert or replace; keeps CreateIndex of an existing key."""
+        old = self.kv.get(entry.Key)
+        entry.CreateIndex = old.CreateIndex if old is not None else index
+        entry.ModifyIndex = index
+        self.kv[entry.Key] = entry
+        self.tombstones.pop(entry.Key, None)
+        self._bump("kvs", index)
+        self.watches.fire_key(entry.Key)
+
+    def kv_delete(self, index: int, key: str) -> bool:
+        if self.kv.pop(key, None) is None:
+            return False
+        self.tombstones[key] = index
+        self._bump("kvs", index)
+        self._bump("tombstones", index)
+        self.watches.fire_key(key)
+        return True
+
+    def kv_delete_tree(self, index: int, prefix: str) -> int:
+        keys = [e.Key for e in self.kv_range(prefix)]
+        for key in keys:
+            self.kv_delete(index, key)
+        return len(keys)
+
+    def reap_tombstones(self, upto_index: int) -> int:
+        """Drop tombstones at or below an index nobody can still be blocking on."""
+        dead = [k for k, i in self.tombstones.items() if i <= upto_index]
+        for key in dead:
+            del self.tombstones[key]
+        return len(dead)
+
+    # ---------------------------------------------------------------- catalog writes
+
+    def ensure_node(self, index: int, node: Node) -> bool:
+        old = self.nodes.get(node.Node)
+        if old is not None and without_indexes(old) == without_indexes(node):
+            return False
+        node.CreateIndex = old.CreateIndex if old is not None else index
+        node.ModifyIndex = index
+        self.nodes[node.Node] = node
+        self._bump("nodes", index)
+        # Service and health views embed node fields: they change with the node.
+        for svc in self.services.get(node.Node, {}).values():
+            self._bump_service(svc.Service, index)
+        return True
+
+    def ensure_service(self, index: int, node: str, svc: Service) -> bool:
+        per_node = self.services.setdefault(node, {})
+        old = per_node.get(svc.ID)
+        if old is not None and without_indexes(old) == without_indexes(svc):
+            return False
+        svc.CreateIndex = old.CreateIndex if old is not None else index
+        svc.ModifyIndex = index
+        per_node[svc.ID] = svc
+        self._bump("services", index)
+        self._bump_service(svc.Service, index)
+        if old is not None and old.Service != svc.Service:
+            self._bump_service(old.Service, index)
+        return True
+
+    def ensure_check(self, index: int, check: HealthCheck) -> bool:
+        per_node = self.checks.setdefault(check.Node, {})
+        old = per_node.get(check.CheckID)
+        if old is not None and without_indexes(old) == without_indexes(check):
+            return False
+        check.CreateIndex = old.CreateIndex if old is not None else index
+        check.ModifyIndex = index
+        per_node[check.CheckID] = check
+        self._bump("checks", index)
+        self._touch_check_service(check, index)
+        if old is not None and old.ServiceName != check.ServiceName:
+            self._touch_check_service(old, index)
+        return True
+
+    def _touch_check_service(self, check: HealthCheck, index: int) -> None:
+        if check.ServiceName:
+            self._bump_service(check.ServiceName, index)
+        elif not check.ServiceID:
+            # A node-level check changes the health of every service on the node.
+            for svc in self.services.get(check.Node, {}).values():
+                self._bump_service(svc.Service, index)
+
+    def delete_check(self, index: int, node: str, check_id: str) -> bool:
+        per_node = self.checks.get(node)
+        if not per_node or check_id not in per_node:
+            return False
+        check = per_node.pop(check_id)
+        if not per_node:
+            del self.checks[node]
+        self._bump("checks", index)
+        self._touch_check_service(check, index)
+        return True
+
+    def delete_service(self, index: int, node: str, service_id: str) -> bool:
+        per_node = self.services.get(node)
+        if not per_node or service_id not in per_node:
+            return False
+        svc = per_node.pop(service_id)
+        if not per_node:
+            del self.services[node]
+        for check in list(self.checks.get(node, {}).values()):
+            if check.ServiceID == service_id:
+                self.delete_check(index, node, check.CheckID)
+        self._bump("services", index)
+        self._bump_service(svc.Service, index)
+        return True
+
+    def delete_node(self, index: int, node: str) -> bool:
+        if node not in self.nodes:
+            return False
+        for service_id in list(self.services.get(node, {})):
+            self.delete_service(index, node, service_id)
+        for check_id in list(self.checks.get(node, {})):
+            self.delete_check(index, node, check_id)
+        del self.nodes[node]
+        self._bump("nodes", index)
+        return True
+
+    # ---------------------------------------------------------------- catalog reads
+
+    def service_names(self) -> dict[str, set[str]]:
+        """Service name -> union of tags, over every instance."""
+        names: dict[str, set[str]] = {}
+        for per_node in self.services.values():
+            for svc in per_node.values():
+                names.setdefault(svc.Service, set()).update(svc.Tags)
+        return names
+
+    def service_instances(self, name: str) -> list[tuple[Node, Service]]:
+        out = []
+        for node_name in sorted(self.services):
+            node = self.nodes.get(node_name)
+            if node is None:
+                continue
+            for svc in self.services[node_name].values():
+                if svc.Service == name:
+                    out.append((node, svc))
+        return out
+
+    def service_name_index(self, name: str) -> int:
+        return self.service_index.get(name) or self.table_index("services", "nodes", "checks")
+
+    def node_checks(self, node: str) -> list[HealthCheck]:
+        return sorted(self.checks.get(node, {}).values(), key=lambda c: c.CheckID)
+
+    def all_checks(self) -> Iterator[HealthCheck]:
+        for node in sorted(self.checks):
+            yield from sorted(self.checks[node].values(), key=lambda c: c.CheckID)
+
+    # ---------------------------------------------------------------- snapshots
+
+    def snapshot(self) -> bytes:
+        state = {
+            "last_index": self.last_index,
+            "indexes": self.indexes,
+            "service_index": self.service_index,
+            "kv": list(self.kv.values()),
+            "tombstones": list(self.tombstones.items()),
+            "nodes": list(self.nodes.values()),
+            "services": [[n, list(s.values())] for n, s in self.services.items()],
+            "checks": [c for per in self.checks.values() for c in per.values()],
+        }
+        return msgspec.msgpack.encode(state)
+
+    def restore(self, data: bytes) -> None:
+        raw = msgspec.msgpack.decode(data, type=_Snapshot)
+        self.kv = SortedDict((e.Key, e) for e in raw.kv)
+        self.tombstones = SortedDict((k, i) for k, i in raw.tombstones)
+        self.nodes = {n.Node: n for n in raw.nodes}
+        self.services = {n: {s.ID: s for s in svcs} for n, svcs in raw.services}
+        self.checks = {}
+        for c in raw.checks:
+            self.checks.setdefault(c.Node, {})[c.CheckID] = c
+        self.indexes = dict.fromkeys(TABLES, 0) | raw.indexes
+        self.service_index = raw.service_index
+        self.last_index = raw.last_index
+        self.watches.fire_all()
+
+
+class _Snapshot(msgspec.Struct):
+    last_index: int
+    indexes: dict[str, int]
+    service_index: dict[str, int]
+    kv: list[KVEntry]
+    tombstones: list[tuple[str, int]]
+    nodes: list[Node]
+    services: list[tuple[str, list[Service]]]
+    checks: list[HealthCheck]
