@@ -46,6 +46,7 @@ __all__ = [
     "Ports",
     "load_config",
     "parse_duration",
+    "parse_hcl",
 ]
 
 
@@ -337,14 +338,16 @@ def parse_duration(text: str) -> float:
     if body == "0":
         return 0.0
     if not body:
-        raise ValueError(f"invalid duration {text!r}")
+        raise ValueError(f'invalid duration "{text}"')
     total, pos = 0.0, 0
     while pos < len(body):
         match = _DURATION_PART.match(body, pos)
         if match is None:
-            raise ValueError(f"invalid duration {text!r}")
+            raise ValueError(f'invalid duration "{text}"')
         if match[2] is None:
-            raise ValueError(f"missing unit in duration {text!r}")
+            if match.end() < len(body):
+                raise ValueError(f'unknown unit in duration "{text}"')
+            raise ValueError(f'missing unit in duration "{text}"')
         total += float(match[1]) * _DURATION_UNITS[match[2]]
         pos = match.end()
     return sign * total
@@ -701,7 +704,7 @@ def _parse_flags(argv: Sequence[str]) -> list[tuple[str, Any]]:
             elif value in _TRUE or value in _FALSE:
                 out.append((name, value in _TRUE))
             else:
-                raise ConfigError(f"invalid boolean value {value!r} for -{name}: parse error")
+                raise ConfigError(f'invalid boolean value "{value}" for -{name}: parse error')
             continue
         if value is None:
             if i >= len(args):
@@ -865,7 +868,7 @@ class _Shaper:
                 merged.update(part)
             value = merged
         if not isinstance(value, dict):
-            raise self.fail(path, f"expected an object, got {_type_name(value)}")
+            raise self.fail(path, f"expected object, got {_type_name(value)}")
         return value
 
     def leaf(self, kind: str, value: Any, path: str) -> Any:
@@ -891,7 +894,7 @@ class _Shaper:
         if kind == keys.ANY and isinstance(value, list) and len(value) == 1:
             value = value[0]
         if not checks[kind](value):
-            raise self.fail(path, f"expected a {kind}, got {_type_name(value)}")
+            raise self.fail(path, f"expected {kind}, got {_type_name(value)}")
         if kind == keys.INT:
             return int(value)
         if kind == keys.DURATION:
@@ -1321,9 +1324,9 @@ def _datacenter(v: _View, key: str) -> str:
         return ""
     lowered = str(value).lower()
     if not lowered:
-        raise v.fail(key, "datacenter cannot be empty")
+        raise v.fail(key, "cannot be empty")
     if not _DC_RE.match(lowered):
-        raise v.fail(key, f'datacenter cannot be "{lowered}". Please use only [a-z0-9-_].')
+        raise v.fail(key, f'cannot be "{lowered}". Please use only [a-z0-9-_].')
     return lowered
 
 
@@ -1333,7 +1336,7 @@ def _check_data_dir(v: _View, data_dir: str | None, server: bool, dev: bool) -> 
             raise ConfigError("data_dir cannot be empty")
         return
     if os.path.exists(data_dir) and not os.path.isdir(data_dir):
-        raise v.fail("data_dir", f'data_dir "{data_dir}" is not a directory')
+        raise v.fail("data_dir", f'"{data_dir}" is not a directory')
 
 
 def _check_bootstrap(v: _View, server: bool, bootstrap: bool, dev: bool) -> None:
@@ -1343,7 +1346,7 @@ def _check_bootstrap(v: _View, server: bool, bootstrap: bool, dev: bool) -> None
     if expect < 0:
         raise v.fail(
             "bootstrap_expect",
-            f"bootstrap_expect cannot be {expect}. Must be greater than or equal to zero",
+            f"cannot be {expect}. Must be greater than or equal to zero",
         )
     if expect > 0 and not server:
         raise v.fail("bootstrap_expect", "'bootstrap_expect > 0' requires 'server = true'")
@@ -1442,11 +1445,11 @@ def _encrypt(v: _View) -> str | None:
     try:
         key = base64.b64decode(value, validate=True)
     except ValueError:
-        raise v.fail("encrypt", "encrypt has invalid key: not valid base64") from None
+        raise v.fail("encrypt", "invalid key: not valid base64") from None
     if len(key) not in (16, 24, 32):
         raise v.fail(
             "encrypt",
-            f"encrypt has invalid key: key is {len(key)} bytes, must be 16, 24 or 32",
+            f"invalid key: key is {len(key)} bytes, must be 16, 24 or 32",
         )
     return value
 
@@ -1485,27 +1488,21 @@ def _node_meta(v: _View) -> dict[str, str]:
     if len(meta) > 64:
         raise v.fail(
             "node_meta",
-            "node_meta invalid: node metadata cannot contain more than 64 key/value pairs",
+            "invalid: node metadata cannot contain more than 64 key/value pairs",
         )
     for key, value in meta.items():
         if not _META_KEY_RE.match(key):
             raise v.fail(
                 "node_meta",
-                f"node_meta invalid: key {key!r} contains invalid characters "
+                f"invalid: key {key!r} contains invalid characters "
                 "(allowed: letters, digits, '_' and '-')",
             )
         if len(key) > 128:
-            raise v.fail(
-                "node_meta", f"node_meta invalid: key {key!r} is longer than 128 characters"
-            )
+            raise v.fail("node_meta", f"invalid: key {key!r} is longer than 128 characters")
         if key.startswith("consul-"):
-            raise v.fail(
-                "node_meta", f"node_meta invalid: key {key!r} uses the reserved prefix 'consul-'"
-            )
+            raise v.fail("node_meta", f"invalid: key {key!r} uses the reserved prefix 'consul-'")
         if len(value) > 512:
-            raise v.fail(
-                "node_meta", f"node_meta invalid: value of {key!r} is longer than 512 characters"
-            )
+            raise v.fail("node_meta", f"invalid: value of {key!r} is longer than 512 characters")
     return meta
 
 
@@ -1521,7 +1518,7 @@ def _raft_multiplier(v: _View) -> int:
     if not 1 <= value <= 10:
         raise v.fail(
             "performance.raft_multiplier",
-            f"performance.raft_multiplier cannot be {value}. Must be between 1 and 10",
+            f"cannot be {value}. Must be between 1 and 10",
         )
     return value
 
@@ -1571,6 +1568,6 @@ def _dns_config(v: _View) -> dict[str, Any]:
         if int(dns.get(key, 0)) < 0:
             raise v.fail(
                 f"dns_config.{key}",
-                f"dns_config.{key} cannot be {dns[key]}. Must be greater than or equal to zero",
+                f"cannot be {dns[key]}. Must be greater than or equal to zero",
             )
     return dns

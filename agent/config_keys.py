@@ -501,7 +501,9 @@ DROPPED: Final[frozenset[str]] = frozenset(
     {"acl_enforce_version_8", "tls_prefer_server_cipher_suites"}
 )
 
-# Dotted keys (or key prefixes) the agent implements: they land in AgentConfig.
+# Dotted keys (or key prefixes) the agent acts on. Everything else that a
+# user sets is reported in AgentConfig.ignored_keys - including a few values
+# AgentConfig still carries for later use (gRPC ports, leave drain time).
 IMPLEMENTED: Final[frozenset[str]] = frozenset(
     {
         "acl.enabled",
@@ -523,8 +525,6 @@ IMPLEMENTED: Final[frozenset[str]] = frozenset(
         "addresses.dns",
         "addresses.http",
         "addresses.https",
-        "addresses.grpc",
-        "addresses.grpc_tls",
         "advertise_addr",
         "advertise_addr_wan",
         "alt_domain",
@@ -565,13 +565,9 @@ IMPLEMENTED: Final[frozenset[str]] = frozenset(
         "node_id",
         "node_meta",
         "node_name",
-        "performance.leave_drain_time",
         "performance.raft_multiplier",
-        "performance.rpc_hold_timeout",
         "pid_file",
         "ports.dns",
-        "ports.grpc",
-        "ports.grpc_tls",
         "ports.http",
         "ports.https",
         "ports.serf_lan",
