@@ -773,8 +773,7 @@ SERVER_JSON: dict[str, Any] = {
     ],
 }
 
-CLIENT_HCL = (
-    """
+CLIENT_HCL = """
 # a typical client agent
 datacenter = "shenzhen"
 data_dir   = "REPLACED"
@@ -783,7 +782,7 @@ bind_addr  = "127.0.0.14"
 client_addr = "127.0.0.14 127.0.0.1"
 retry_join = ["127.0.0.11", "127.0.0.12", "127.0.0.13"]
 retry_interval = "5s"
-encrypt = "%s"
+encrypt = "KEY_HERE"
 
 ports {
   dns  = 8600,
@@ -819,8 +818,6 @@ service {
   }
 }
 """
-    % KEY
-)
 
 
 def test_realistic_server_json(tmp_path: Path) -> None:
@@ -855,7 +852,8 @@ def test_realistic_server_json(tmp_path: Path) -> None:
 
 
 def test_realistic_client_hcl(tmp_path: Path) -> None:
-    f = write(tmp_path / "client.hcl", CLIENT_HCL.replace("REPLACED", str(tmp_path)))
+    text = CLIENT_HCL.replace("REPLACED", str(tmp_path)).replace("KEY_HERE", KEY)
+    f = write(tmp_path / "client.hcl", text)
     cfg = load(f"-config-file={f}")
     assert not cfg.server and cfg.node_name == "consul-client-1"
     assert cfg.client_addrs == ("127.0.0.14", "127.0.0.1")
