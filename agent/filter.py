@@ -47,6 +47,7 @@ Semantics, and where we depart from go-bexpr (it walks Go structs; we walk dicts
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -1190,7 +1191,16 @@ def parse(expression: str) -> Node:
 
 
 def compile_filter(expression: str) -> Filter:
-    """Compile a go-bexpr expression; raises FilterError for a malformed one."""
+    """Compile a go-bexpr expression; raises FilterError for a malformed one.
+
+    Compiled filters are immutable, so recent ones are shared (the same ``?filter=`` tends
+    to come back with every blocking query); errors are not cached.
+    """
+    return _compile_cached(expression)
+
+
+@functools.lru_cache(maxsize=256)
+def _compile_cached(expression: str) -> Filter:
     if expression == "":
         return Filter(expression, _match_all)
     tree = parse(expression)

@@ -543,3 +543,68 @@ def test_a_filter_is_reusable_and_pure() -> None:
 def test_filter_error_is_a_value_error() -> None:
     with pytest.raises(ValueError):
         compile_filter("a ==")
+
+
+# ------------------------------------------ go-bexpr's own evaluation cases
+
+# go-bexpr's evaluation tests run on Go structs; these are the same data as JSON.
+NESTED: dict[str, Any] = {
+    "Nested": {
+        "Map": {
+            "foo": "bar",
+            "bar": "baz",
+            "abc": "123",
+            "colon": "co:lon",
+            "co:lon": "co:lon",
+            "email": "foo@example.com",
+        },
+        "MapOfStructs": {
+            "one": {"Foo": 42, "Baz": "exported"},
+            "two": {"Foo": 77, "Baz": "consul"},
+        },
+        "SliceOfInts": [1, 3, 5, 7, 9],
+        "SliceOfStructs": [{"X": 1, "Y": 2}, {"X": 3, "Y": 5}],
+        "SliceOfInfs": ["foobar", 1, True],
+        "SliceOfPointersToStructs": [{"X": 1, "Y": 2}, None],
+    },
+    "TopInt": 5,
+    "Flags": {"foo": {"bar": True, "baz": False}, "abc": None, "co:lon": {"bar": True}},
+}
+
+
+@table(
+    ("Flags.foo.bar == true", True),
+    ("Flags.foo.baz != true", True),
+    ('bar in "/Flags/co:lon"', True),
+    ("Flags.abc is empty", True),
+    ("foo in Flags.abc", False),
+    ("foo not in Flags.abc", True),
+    ("Nested.Map.foo contains ba", True),
+    ("Nested.Map contains foo and Nested.Map contains bar", True),
+    ('"/Nested/Map/co:lon" == "co:lon"', True),
+    ("Nested.MapOfStructs.two.Foo == 77", True),
+    ("Nested.SliceOfStructs.0.Y == 4", False),
+    ('"1" in "/Nested/SliceOfInfs"', True),
+    ('"2" in "/Nested/SliceOfInfs"', False),
+    ('"true" in "/Nested/SliceOfInfs"', True),
+    ("Nested.SliceOfInts contains 5", True),
+    ('"/Nested/Map/email" matches "(foz|foo)@example.com"', True),
+    ('all Nested.Map as v { v == "bar" }', False),  # one name over a map binds the key
+    ('all Nested.Map as v { v != "hello" }', True),
+    ('all Nested.Map as k, _ { k != "foo" }', False),
+    ('all Nested.Map as k, v { k != "foo" or v != "baz" }', True),
+    ('any Nested.SliceOfStructs as i { "/i/X" == 1 }', True),  # JSON pointer via a binding
+    ('any Nested.Map as k, v { k == "foo" and v == "bar" }', True),
+    ("Nested.SliceOfPointersToStructs.0 is nil", False),
+    ("Nested.SliceOfPointersToStructs.1 is nil", True),
+    ("Nested.SliceOfPointersToStructs.1 is not nil", False),
+)
+def test_go_bexpr_evaluation_cases(expression: str, expected: bool) -> None:
+    assert check(expression, NESTED) is expected
+
+
+def test_go_bexpr_evaluation_errors() -> None:
+    with pytest.raises(FilterEvaluationError):
+        check("Flags.foo.bar.baz == 3", NESTED)
+    with pytest.raises(FilterEvaluationError):
+        check('any Nested.Map as k { k.Color == "red" }', NESTED)
