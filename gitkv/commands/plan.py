@@ -93,7 +93,7 @@ def build_plans(
     plans = []
     for res in load_desired(spec_path, datacenter):
         with client_for(res.address) as client:
-            plans.append(plan(res, read_live(client, res), prune=prune or None))
+            plans.append(plan(res, read_live(client, res), prune=prune))
     return plans
 
 
