@@ -1319,3 +1319,27 @@ def test_every_flag_maps_to_a_known_key() -> None:
     for name, flag in _FLAGS.items():
         if flag.key:
             assert config_keys.lookup(flag.key) is not None, name
+
+
+def test_value_flags_take_the_next_argument_even_if_it_looks_like_a_flag() -> None:
+    cfg = load("-http-port", "-1", "-node", "-odd-name")
+    assert (cfg.ports.http, cfg.node_name) == (-1, "-odd-name")
+
+
+def test_port_zero_means_disabled() -> None:
+    assert load("-https-port=0").ports.https == -1
+
+
+def test_sockaddr_templates_are_kept_for_the_agent() -> None:
+    template = '{{ GetInterfaceIP "eth0" }}'
+    assert load(f"-bind={template}").bind_addr == template
+
+
+def test_config_file_flag_accepts_a_directory(tmp_path: Path) -> None:
+    write(tmp_path / "a.json", {"node_name": "from-dir"})
+    assert load(f"-config-file={tmp_path}").node_name == "from-dir"
+
+
+def test_unix_socket_client_addr() -> None:
+    cfg = load("-client=unix:///tmp/consul.sock 127.0.0.1")
+    assert cfg.http_addrs() == [("unix:///tmp/consul.sock", 8500), ("127.0.0.1", 8500)]
