@@ -205,11 +205,13 @@ def read_live(client: ConsulClient, desired: Resources) -> LiveState:
     managed = ledger or Ledger(desired.ledger_name)
     prefixes = minimal_prefixes([*desired.kv_prefixes, *derive_prefixes(managed.ids("kv"))])
     kv, kv_index = _read_kv(client, prefixes)
-    members = _read_members(client, notes)
-    addresses = _agent_addresses(client, desired, members)
-
     svc_agents = {s.agent for s in desired.services.values()}
     svc_agents |= {k.split("/", 1)[0] for k in managed.ids("service")}
+    # Members serve drift checks and agent addresses; skip them when neither is needed.
+    members: tuple[Member, ...] = ()
+    if desired.agents or svc_agents:
+        members = _read_members(client, notes if desired.agents else [])
+    addresses = _agent_addresses(client, desired, members) if svc_agents else {}
     services, agents_read = _read_services(client, sorted(svc_agents), addresses, notes)
 
     ext_names = set(desired.external_nodes) | set(managed.ids("external_node"))
@@ -349,6 +351,10 @@ def _agent_view(
 def _read_external(
     client: ConsulClient, names: Iterable[str]
 ) -> tuple[tuple[str, ...], dict[str, ExternalNode]]:
+    names = set(names)
+    if not names:
+        # No external nodes in the spec or the ledger: nothing to diff, nothing to read.
+        return (), {}
     catalog = tuple(sorted(str(n.get("Node")) for n in client.catalog_nodes()))
     present = set(catalog)
     out: dict[str, ExternalNode] = {}
