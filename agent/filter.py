@@ -1005,6 +1005,23 @@ def _walker(path: tuple[str, ...], leaf: Leaf, absent: bool, where: str) -> Leaf
             return walk(v, i)
 
         return walk_one
+    if n == 2 and indexes[1] is None:
+        # ``NodeMeta.env``, ``Service.Tags``: two dict lookups, no loop.
+        key0, key1 = path
+
+        def walk_two(v: Any, i: int) -> bool:
+            if type(v) is dict:
+                inner = v.get(key0)
+                if type(inner) is dict:
+                    v = inner.get(key1, _MISSING)
+                    if v is _MISSING or v is None:
+                        return absent
+                    return leaf(v)
+                if inner is None:
+                    return absent
+            return walk(v, i)
+
+        return walk_two
     return walk
 
 
