@@ -404,16 +404,15 @@ def _hcl_tokens(text: str) -> list[_Tok]:
         match = _HCL_TOKEN.match(text, pos)
         if match is None:
             raise _HCLError(f"unexpected character {text[pos]!r}", line)
-        kind = match.lastgroup if match.lastgroup != "marker" else "heredoc"
         start_line = line
         pos = match.end()
         if match["heredoc"]:
-            kind = "heredoc"
             body, pos, lines = _heredoc_body(text, pos, match["marker"], match[0][2] == "-", line)
             tokens.append(_Tok("string", body, start_line))
             line += match[0].count("\n") + lines
             continue
         line += match[0].count("\n")
+        kind = match.lastgroup or ""
         if kind in ("ws", "comment"):
             continue
         value: Any = match[0]
@@ -423,7 +422,7 @@ def _hcl_tokens(text: str) -> list[_Tok]:
             value = _hcl_number(value)
         elif kind == "ident" and value in ("true", "false"):
             kind, value = "bool", value == "true"
-        tokens.append(_Tok(kind or "", value, start_line))
+        tokens.append(_Tok(kind, value, start_line))
     tokens.append(_Tok("eof", None, line))
     return tokens
 
@@ -474,8 +473,7 @@ class _HCLParser:
             raise _HCLError(f"expected {value!r}, found {_describe(tok)}", tok.line)
 
     def document(self) -> dict[str, Any]:
-        body = self.items("eof")
-        return body
+        return self.items("eof")
 
     def items(self, closer: str) -> dict[str, Any]:
         out: dict[str, Any] = {}
