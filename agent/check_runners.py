@@ -241,11 +241,12 @@ def split_host_port(address: str) -> tuple[str, int]:
 
 
 def _os_error_in(exc: BaseException) -> OSError | None:
+    """The socket-level cause of a (possibly wrapped) connection failure."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, socket.gaierror):
+        if isinstance(current, socket.gaierror | ssl.SSLError):
             return current
         if isinstance(current, OSError) and current.errno is not None:
             return current
@@ -259,12 +260,20 @@ def _strerror(err: OSError) -> str:
     return (err.strerror or str(err)).lower()
 
 
+def _tls_error(err: ssl.SSLError) -> str:
+    if isinstance(err, ssl.SSLCertVerificationError):
+        return f"tls: failed to verify certificate: {err.verify_message}"
+    return f"tls: {(err.reason or str(err)).lower().replace('_', ' ')}"
+
+
 def _dial_error(network: str, host: str, address: str, exc: BaseException) -> str:
     if isinstance(exc, TimeoutError):
         return f"dial {network} {address}: i/o timeout"
     err = _os_error_in(exc)
     if isinstance(err, socket.gaierror):
         return f"dial {network}: lookup {host}: no such host"
+    if isinstance(err, ssl.SSLError):
+        return _tls_error(err)
     if err is not None:
         return f"dial {network} {address}: connect: {_strerror(err)}"
     return f"dial {network} {address}: {exc}"

@@ -9,8 +9,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import shutil
 import socket
+import ssl
+import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -257,6 +261,85 @@ def test_http_shared_clients_are_left_open_for_the_agent() -> None:
             second, _ = await probe(definition, http_clients=clients)
         await clients.aclose()
         assert first.status == second.status == "passing"
+
+    run(scenario())
+
+
+# ---------------------------------------------------------------------------------------------
+# TLS (self-signed certificate made with the openssl CLI)
+
+
+@pytest.fixture
+def server_tls(tmp_path: Path) -> ssl.SSLContext:
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl CLI not available")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    return context
+
+
+async def https_ok_server(context: ssl.SSLContext) -> asyncio.Server:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(Exception):
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+            await writer.drain()
+        writer.close()
+
+    return await asyncio.start_server(handle, "127.0.0.1", 0, ssl=context)
+
+
+def test_https_self_signed_needs_tls_skip_verify(server_tls: ssl.SSLContext) -> None:
+    async def scenario() -> None:
+        server = await https_ok_server(server_tls)
+        url = f"https://127.0.0.1:{server.sockets[0].getsockname()[1]}/ok"
+        try:
+            skipped, _ = await probe(check({"HTTP": url, "Interval": "10s", "TLSSkipVerify": True}))
+            verified, _ = await probe(check({"HTTP": url, "Interval": "10s"}))
+        finally:
+            server.close()
+        assert (skipped.status, skipped.output) == ("passing", f"HTTP GET {url}: 200 OK Output: ok")
+        assert verified.status == "critical"
+        assert verified.output.startswith(f'Get "{url}": tls: failed to verify certificate: ')
+
+    run(scenario())
+
+
+def test_tcp_with_tls(server_tls: ssl.SSLContext) -> None:
+    async def scenario() -> None:
+        server = await https_ok_server(server_tls)
+        address = f"127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        try:
+            result, _ = await probe(
+                check({"TCP": address, "TCPUseTLS": True, "TLSSkipVerify": True, "Interval": "10s"})
+            )
+        finally:
+            server.close()
+        assert (result.status, result.output) == ("passing", f"TCP+TLS connect {address}: Success")
 
     run(scenario())
 
