@@ -73,8 +73,9 @@ def load_node_id(config: Any) -> str:
 
 
 class Agent:
-    def __init__(self, config: Any) -> None:
+    def __init__(self, config: Any, argv: list[str] | None = None) -> None:
         self.config = config
+        self.argv = list(argv or [])
         self.started_at = time.time()
         self.version = CONSUL_VERSION
         self.store = Store()
@@ -148,6 +149,13 @@ class Agent:
             await server.shutdown_and_wait()
         if self.consensus is not None:
             await self.consensus.stop()
+
+    def reload(self) -> None:
+        """Re-read config files: config-defined services and checks are re-registered."""
+        from agent.config import load_config
+
+        fresh = load_config(list(self.argv))
+        self.local.reload_config(fresh)
 
     def request_stop(self) -> None:
         self._stopped.set()

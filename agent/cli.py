@@ -60,17 +60,17 @@ def main(argv: list[str]) -> int:
     except ImportError:
         pass
     try:
-        return asyncio.run(_run(config))
+        return asyncio.run(_run(config, argv))
     except KeyboardInterrupt:
         return 0
 
 
-async def _run(config) -> int:
+async def _run(config, argv: list[str]) -> int:
     from agent.agent import Agent, AgentError
     from agent.http.server import ListenError
 
     try:
-        agent = Agent(config)
+        agent = Agent(config, argv)
     except (AgentError, OSError) as exc:
         print(f"==> Error starting agent: {exc}", file=sys.stderr)
         return 1

@@ -61,6 +61,7 @@ class LocalState:
         self._sync_wakeup: asyncio.Event | None = None
         self._reap_task: asyncio.Task | None = None
         self._started = False
+        self._sync_lock = asyncio.Lock()
         self.node_reason: str | None = None
         root = agent.data_dir
         self._svc_dir = root / "services" if root else None
@@ -86,18 +87,7 @@ class LocalState:
 
     def load(self) -> None:
         """Config-file definitions first, then what was registered through the API before."""
-        cfg = self.agent.config
-        allow_local = cfg.enable_script_checks or cfg.enable_local_script_checks
-        for raw in cfg.services:
-            try:
-                self.add_service(raw, persist=False, remote=False, scripts=allow_local)
-            except (ServiceError, CheckError) as exc:
-                log.error("config service definition refused: %s", exc)
-        for raw in cfg.checks:
-            try:
-                self.add_check(raw, persist=False, remote=False, scripts=allow_local)
-            except (CheckError, ServiceError) as exc:
-                log.error("config check definition refused: %s", exc)
+        self._load_config_definitions(self.agent.config)
         for directory, loader in ((self._svc_dir, self._load_service), (self._check_dir, self._load_check)):
             if directory is None or not directory.exists():
                 continue
@@ -108,6 +98,32 @@ class LocalState:
                     loader(json.loads(path.read_text()))
                 except (ValueError, ServiceError, CheckError) as exc:
                     log.error("ignoring persisted definition %s: %s", path, exc)
+
+    def _load_config_definitions(self, cfg: Any) -> None:
+        allow_local = cfg.enable_script_checks or cfg.enable_local_script_checks
+        self.config_service_ids: set[str] = set()
+        self.config_check_ids: set[str] = set()
+        for raw in cfg.services:
+            try:
+                defn = self.add_service(raw, persist=False, remote=False, scripts=allow_local)
+                self.config_service_ids.add(defn.id)
+            except (ServiceError, CheckError) as exc:
+                log.error("config service definition refused: %s", exc)
+        for raw in cfg.checks:
+            try:
+                check = self.add_check(raw, persist=False, remote=False, scripts=allow_local)
+                self.config_check_ids.add(check.definition.check_id)
+            except (CheckError, ServiceError) as exc:
+                log.error("config check definition refused: %s", exc)
+
+    def reload_config(self, cfg: Any) -> None:
+        """`/v1/agent/reload`: replace what the config files define, keep API registrations."""
+        old_services, old_checks = self.config_service_ids, self.config_check_ids
+        self._load_config_definitions(cfg)
+        for sid in old_services - self.config_service_ids:
+            self.remove_service(sid)
+        for cid in old_checks - self.config_check_ids:
+            self.remove_check(cid)
 
     def _load_service(self, data: dict) -> None:
         self.add_service(data["Registration"], persist=False, scripts=True)
@@ -335,7 +351,21 @@ class LocalState:
         if self._sync_wakeup is not None:
             self._sync_wakeup.set()
 
+    async def flush(self) -> None:
+        """Sync now, so an API registration is in the catalog when its request returns."""
+        if self.agent.consensus is None:
+            return
+        try:
+            await self.sync()
+        except Exception as exc:  # the periodic loop will retry
+            log.warning("anti-entropy sync failed: %s", exc)
+            self.trigger_sync()
+
     async def sync(self) -> None:
+        async with self._sync_lock:
+            await self._sync()
+
+    async def _sync(self) -> None:
         """Make the catalog's entries for this node equal to the local state."""
         agent, store = self.agent, self.agent.store
         node = agent.node_name

@@ -107,11 +107,14 @@ def parse_service(
         "Meta": validate_meta(raw.get("Meta")),
         "Port": port,
         "Address": address,
-        "TaggedAddresses": {k: {"Address": v.get("Address", ""), "Port": v.get("Port", 0)} for k, v in tagged.items()},
         "Weights": {"Passing": passing, "Warning": weights.get("Warning", 1)},
         "EnableTagOverride": bool(raw.get("EnableTagOverride", False)),
         "Datacenter": datacenter,
     }
+    if tagged:  # omitted when empty, as Consul's omitempty does
+        service["TaggedAddresses"] = {
+            k: {"Address": v.get("Address", ""), "Port": v.get("Port", 0)} for k, v in tagged.items()
+        }
     kind = raw.get("Kind") or ""
     if kind:
         service["Kind"] = kind
