@@ -25,6 +25,7 @@ from gitkv.errors import ClusterError, StalePlanError
 from gitkv.ledger import Ledger, ledger_key
 from gitkv.plan import CREATE, DELETE, Change, Plan
 from gitkv.resources import (
+    CHECKS_DIGEST_META,
     AclPolicy,
     AclRole,
     AclToken,
@@ -32,6 +33,7 @@ from gitkv.resources import (
     ExternalNode,
     SecretUnavailable,
     ServiceReg,
+    checks_digest,
 )
 
 __all__ = [
@@ -318,9 +320,13 @@ def service_body(svc: ServiceReg) -> dict[str, Any]:
         "Tags": list(svc.tags),
         "Address": svc.address,
         "Port": svc.port,
-        "Meta": dict(svc.meta),
+        "Meta": {**dict(svc.meta), **_digest_meta(svc)},
         "Checks": [check_body(c) for c in svc.checks],
     }
+
+
+def _digest_meta(svc: ServiceReg) -> dict[str, str]:
+    return {CHECKS_DIGEST_META: checks_digest(svc.checks)} if svc.checks else {}
 
 
 _TARGET_FIELD = {"http": "HTTP", "tcp": "TCP", "grpc": "GRPC", "udp": "UDP", "h2ping": "H2PING"}

@@ -32,6 +32,7 @@ from gitkv.resources import (
     Resources,
     SecretRef,
     ServiceReg,
+    checks_digest,
 )
 from gitkv.state import LiveState
 
@@ -167,6 +168,26 @@ def _token_eq(a: AclToken, b: AclToken) -> bool:
     return norm(a) == norm(b)
 
 
+def observable_checks(checks: tuple[CheckDef, ...]) -> tuple[CheckDef, ...]:
+    """The part of check definitions Consul's agent API shows back (no target, TTL, ...)."""
+    return tuple(
+        replace(
+            c, target="", ttl="", method="", tls_skip_verify=False, deregister_critical_after=""
+        )
+        for c in checks
+    )
+
+
+def _service_eq(live: ServiceReg, want: ServiceReg) -> bool:
+    # What the API shows must match, and the rest is vouched for by the digest gitkv stored
+    # in the service's meta when it registered it.
+    if replace(live, checks=observable_checks(live.checks)) != replace(
+        want, checks=observable_checks(want.checks)
+    ):
+        return False
+    return not want.checks or live.checks_digest == checks_digest(want.checks)
+
+
 def _kind_maps(desired: Resources, live: LiveState) -> dict[str, tuple[Mapping, Mapping]]:
     return {
         "acl_policy": (desired.policies, live.policies),
@@ -197,7 +218,8 @@ def _diff_kind(
     out: _Diff,
     ignore: Callable[[str], bool] = lambda _id: False,
 ) -> None:
-    eq: Callable[[Any, Any], bool] = _token_eq if kind == "acl_token" else (lambda a, b: a == b)
+    eqs: dict[str, Callable[[Any, Any], bool]] = {"acl_token": _token_eq, "service": _service_eq}
+    eq = eqs.get(kind, lambda a, b: a == b)
     keep = out.managed_after.setdefault(kind, set(want))
     for ident in sorted(want):
         after, before = want[ident], have.get(ident)

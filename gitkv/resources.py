@@ -15,10 +15,12 @@ Canonical forms (so that spec and live compare equal):
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 __all__ = [
@@ -34,7 +36,9 @@ __all__ = [
     "SecretRef",
     "SecretUnavailable",
     "ServiceReg",
+    "CHECKS_DIGEST_META",
     "canonical_duration",
+    "checks_digest",
     "derive_prefixes",
     "frozen_map",
     "service_key",
@@ -192,10 +196,24 @@ class ServiceReg:
     port: int = 0
     meta: Meta = ()
     checks: tuple[CheckDef, ...] = ()
+    checks_digest: str | None = field(default=None, compare=False)
 
     @property
     def key(self) -> str:
         return service_key(self.agent, self.id)
+
+
+# Consul's agent API does not return a check's target (URL, TTL, method, ...), only its id,
+# name, type, interval, timeout and notes. gitkv therefore stores a digest of the full check
+# definitions in the service's meta when registering, and compares that digest (see
+# `ServiceReg.checks_digest`, filled by `gitkv.state`; never set by the spec).
+CHECKS_DIGEST_META = "gitkv-checks"
+
+
+def checks_digest(checks: Iterable[CheckDef]) -> str:
+    """A short, stable digest of full check definitions (stored as service meta)."""
+    doc = [[getattr(c, f.name) for f in fields(c)] for c in checks]
+    return hashlib.sha256(json.dumps(doc, separators=(",", ":")).encode()).hexdigest()[:16]
 
 
 def service_key(node: str, service_id: str) -> str:

@@ -18,6 +18,7 @@ from gitkv.client import ConsulClient
 from gitkv.errors import ClusterError, GitkvError
 from gitkv.ledger import LEDGER_PREFIX, Ledger, ledger_key
 from gitkv.resources import (
+    CHECKS_DIGEST_META,
     AclPolicy,
     AclRole,
     AclToken,
@@ -147,6 +148,8 @@ def service_from_api(
     """An `AgentService` plus the checks whose ServiceID is its ID."""
     sid = str(svc.get("ID") or svc.get("Service"))
     mine = [check_from_api(c) for c in checks if c.get("ServiceID") == sid]
+    meta = dict(svc.get("Meta") or {})
+    digest = meta.pop(CHECKS_DIGEST_META, None)
     return ServiceReg(
         agent=agent,
         id=sid,
@@ -154,8 +157,9 @@ def service_from_api(
         tags=tuple(sorted(svc.get("Tags") or ())),
         address=str(svc.get("Address") or ""),
         port=int(svc.get("Port") or 0),
-        meta=frozen_map(svc.get("Meta")),
+        meta=frozen_map(meta),
         checks=tuple(sorted(mine, key=lambda c: c.id)),
+        checks_digest=digest,
     )
 
 

@@ -30,6 +30,7 @@ from gitkv.resources import (
     Resources,
     SecretRef,
     ServiceReg,
+    checks_digest,
 )
 from gitkv.state import LiveState, Member
 
@@ -193,6 +194,8 @@ def _apply_change(live: LiveState, c: Change) -> LiveState:
         after = c.after
         if c.kind == "acl_token":
             after = replace(after, secret=None, description=after.effective_description)
+        if c.kind == "service":
+            after = replace(after, checks_digest=checks_digest(after.checks))
         current[c.id] = after
         if c.kind == "kv":
             index[c.id] = max(index.values(), default=0) + 1

@@ -196,3 +196,15 @@ def test_kv_values_keep_exact_bytes_and_flags() -> None:
     assert base64.b64decode(fake.kv["app/bin"]["Value"]) == raw
     assert fake.kv["app/bin"]["Flags"] == 7
     assert not again.changes
+
+
+def test_check_target_change_is_detected_through_the_digest() -> None:
+    fake = FakeConsul()
+    _, _, again = roundtrip(fake, spec(0, services={WEB.key: WEB}))
+    assert not again.changes
+    assert fake.services["web"]["Meta"]["gitkv-checks"]  # the digest gitkv stored
+    moved_check = (CheckDef("service:web", "Service 'web' check", "http", "http://other/", "10s"),)
+    changed = ServiceReg(**{**WEB.__dict__, "checks": moved_check})
+    p, _, again = roundtrip(fake, spec(0, services={WEB.key: changed}))
+    assert [(c.action, c.kind) for c in p.changes] == [("update", "service")]
+    assert not again.changes

@@ -187,7 +187,9 @@ class FakeConsul:
                     "Type": kind.lower(),
                     "Interval": c.get("Interval", ""),
                     "Timeout": c.get("Timeout", ""),
-                    "Definition": {k: c[k] for k in ("HTTP", "TCP", "GRPC") if k in c},
+                    "Notes": c.get("Notes", ""),
+                    # Like Consul's agent: the target (URL, TTL, ...) is not shown back.
+                    "Definition": {},
                 }
             return httpx.Response(200)
         if route.startswith("service/deregister/") and method == "PUT":
