@@ -87,13 +87,20 @@ def check_spec(path: str | os.PathLike[str]) -> tuple[LoadedSpec | None, list[Di
     digest = hashlib.sha256()
     doc: dict[Any, Any] = {}
     root = Source(None, Position(_display(path, files[0], root_path), 1, 1), {})
+    unparsed = False
     for file in files:
         display = _display(path, file, root_path)
         raw = file.read_bytes()
         digest.update(file.name.encode() + b"\0" + raw + b"\0")
         parsed = _parse(raw, display, problems)
-        if parsed is not None:
+        if parsed is None:
+            unparsed = True
+        else:
             _merge(doc, root, parsed[0], parsed[1], (), problems)
+    if unparsed:
+        # A file that does not parse leaves holes that would only show up as confusing
+        # follow-on errors ("missing field"); report the syntax problems alone.
+        return None, sorted(set(problems))
     _expand_kv_dirs(doc, root, base_dir, problems)
     spec: Spec | None = None
     try:

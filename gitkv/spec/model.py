@@ -65,6 +65,8 @@ class _Model(BaseModel):
 def _duration(text: str) -> str:
     # canonical_duration is what plan compares with, so accepting exactly what it parses keeps
     # validate and plan in agreement.
+    if not text.strip():
+        raise ValueError("empty duration (e.g. 10s, 1m30s, 500ms)")
     canonical_duration(text)
     return text
 
@@ -230,6 +232,13 @@ def _kv_dirs(value: Any) -> Any:
     return [value] if isinstance(value, str | dict) else value
 
 
+def _kv_dirs_schema(schema: dict[str, Any]) -> None:
+    # The model always holds a list, but one directory may be written alone; say so to editors.
+    items = schema.pop("items")
+    schema.pop("type", None)
+    schema["anyOf"] = [*items["oneOf"], {"type": "array", "items": items}]
+
+
 KVDirEntry = Annotated[
     Annotated[str, Tag("dir:string")] | Annotated[KVDir, Tag("dir:object")],
     Discriminator(lambda v: "dir:string" if isinstance(v, str) else "dir:object"),
@@ -278,7 +287,7 @@ class Check(_Model):
         if found[0] == "ttl" and self.interval is not None:
             raise ValueError("a ttl check takes no interval")
         if found[0] != "ttl" and self.interval is None:
-            raise ValueError(f"a {found[0]} check needs an interval, e.g. interval: 10s")
+            raise ValueError(f"{found[0]} checks need an interval, e.g. interval: 10s")
         if self.method is not None and found[0] != "http":
             raise ValueError("method applies only to http checks")
         return self
@@ -414,7 +423,9 @@ class Datacenter(_Model):
     """The cluster's agents by node name (started by `gitkv up`, checked by `plan`)."""
     kv: dict[KVKey, KVEntry] = {}
     """KV entries: a string, {value, flags}, {file} or {json}."""
-    kv_dir: Annotated[list[KVDirEntry], BeforeValidator(_kv_dirs)] = []
+    kv_dir: Annotated[
+        list[KVDirEntry], BeforeValidator(_kv_dirs), Field(json_schema_extra=_kv_dirs_schema)
+    ] = []
     """Directories (relative to the spec file) mapped to keys, one key per file."""
     kv_prefixes: list[str] = []
     """KV prefixes this spec owns; every key must be under one. Default: top-level folders."""
