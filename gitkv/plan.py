@@ -284,7 +284,12 @@ def plan(
         for c in changes
         if c.kind == "kv"
     }
-    accessors = {n: a for n, a in live.token_ids.items() if n in out.managed_after["acl_token"]}
+    # Live AccessorIDs win; the ledger's are kept when tokens could not be read (ACLs off).
+    accessors = {
+        n: live.token_ids.get(n) or managed.token_accessors.get(n, "")
+        for n in out.managed_after["acl_token"]
+    }
+    accessors = {n: a for n, a in accessors.items() if a}
     ledger_after = Ledger.build(
         desired.ledger_name,
         {k: out.managed_after.get(k, set()) - _deleted(changes, k) for k in KINDS},

@@ -81,11 +81,15 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
-def _field_pairs(obj: Any) -> list[str]:
+# Fields already spelt out by the change's id line, and bookkeeping never worth showing.
+_HIDDEN = {"name", "agent", "node", "checks_digest"}
+
+
+def _field_pairs(obj: Any, hidden: frozenset[str] | set[str] = frozenset()) -> list[str]:
     out = []
     for f in fields(obj):
         v = getattr(obj, f.name)
-        if v in ("", (), None, 0, False) and f.name not in ("key",):
+        if f.name in hidden or v in ("", (), None, 0, False):
             continue
         out.append(f"{f.name}={format_value(v)}")
     return out
@@ -97,13 +101,15 @@ def _describe(change: Change) -> list[str]:
     head = f"{sign} {change.kind} {change.id}"
     if change.kind == "kv":
         return _describe_kv(change, head)
-    obj = change.after if change.action != DELETE else change.before
-    if change.action != UPDATE:
-        return [head] + [f"    {p}" for p in _field_pairs(obj) if not p.startswith(("key=",))]
+    if change.action == DELETE:
+        return [head]
+    hidden = _HIDDEN | ({"id"} if change.kind == "service" else set())
+    if change.action == CREATE:
+        return [head] + [f"    {p}" for p in _field_pairs(change.after, hidden)]
     lines = [head]
-    for f in fields(obj):
+    for f in fields(change.after):
         b, a = getattr(change.before, f.name), getattr(change.after, f.name)
-        if f.name == "secret" or b == a:
+        if f.name in ("secret", "checks_digest") or b == a:
             continue
         lines.append(f"    {f.name}: {format_value(b)} -> {format_value(a)}")
     return lines
