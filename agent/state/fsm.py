@@ -10,6 +10,7 @@ time-dependent arrives inside the command. A command is a plain dict (msgpack on
      "Service", "Check", "Checks", "SkipNodeUpdate"}
     {"Type": "deregister", "Node", "ServiceID", "CheckID"}
     {"Type": "noop"}
+    {"Type": "restore", "State": <store snapshot bytes>}
 
 Refusals that depend on state (a stale CAS index, a check naming an unknown service) are
 results, never exceptions: a command that is in the log has been applied, successfully or not.
@@ -47,6 +48,7 @@ class FSM:
             "register": self._apply_register,
             "deregister": self._apply_deregister,
             "noop": lambda index, cmd: None,
+            "restore": self._apply_restore,
         }
 
     def apply(self, index: int, command: dict) -> Any:
@@ -58,6 +60,11 @@ class FSM:
         )
         self.store.last_index = index
         return result
+
+    def _apply_restore(self, index: int, cmd: dict) -> bool:
+        """Replace the whole state with a saved snapshot (PUT /v1/snapshot)."""
+        self.store.restore(cmd["State"])
+        return True
 
     # ------------------------------------------------------------------ KV
 
