@@ -88,7 +88,10 @@ class Agent:
         self.consensus: SingleServer | None = None
         if config.server:
             self.consensus = SingleServer(
-                self.fsm, self.data_dir, f"{self.address}:{config.ports.server}"
+                self.fsm,
+                self.data_dir,
+                f"{self.address}:{config.ports.server}",
+                bootstrap=config.dev or config.bootstrap or config.bootstrap_expect == 1,
             )
         self.local = LocalState(self)
         self._servers: list[Any] = []
@@ -137,8 +140,14 @@ class Agent:
             await self.consensus.start()
         self._servers = await start_http(self)
         self.local.load()
-        if self.consensus is not None:
+        if self.consensus is not None and self.consensus.is_leader:
             await self.local.sync_node()
+        elif self.consensus is not None:
+            log.warning(
+                "no cluster leader: this server waits for %d servers (bootstrap_expect), "
+                "and joining other servers needs the cluster support that is not built yet",
+                self.config.bootstrap_expect,
+            )
         self.local.start()
 
     async def stop(self) -> None:

@@ -68,10 +68,9 @@ def query_options(req: Request) -> QueryOptions:
 
 
 def read_headers(req: Request, index: int, consistency: str = "leader") -> list[tuple[bytes, bytes]]:
-    consensus = req.agent.consensus
     return [
         (b"x-consul-index", str(index if index > 0 else 1).encode()),
-        (b"x-consul-knownleader", b"true" if consensus.leader_address else b"false"),
+        (b"x-consul-knownleader", b"true" if req.agent.leader_address else b"false"),
         (b"x-consul-lastcontact", b"0"),
         (b"x-consul-effective-consistency", consistency.encode()),
     ]

@@ -23,7 +23,7 @@ def _servers(agent) -> list[dict]:
     return [{
         "ID": agent.node_id,
         "Node": agent.node_name,
-        "Address": consensus.leader_address,
+        "Address": consensus.address,
         "Leader": consensus.is_leader,
         "ProtocolVersion": "3",
         "Voter": True,

@@ -39,8 +39,13 @@ class SingleServer:
         address: str,
         snapshot_every: int = 16384,
         max_batch: int = 1024,
+        bootstrap: bool = True,
     ) -> None:
         self.fsm = fsm
+        self.data_dir = data_dir
+        # A server that was not told to bootstrap waits for peers (Consul: -bootstrap-expect=N
+        # with N > 1, or neither flag). Once it has led, its data dir remembers that.
+        self.bootstrap = bootstrap or self._bootstrapped_before()
         self.address = address
         self.term = 1
         self.snapshot_every = snapshot_every
@@ -57,20 +62,29 @@ class SingleServer:
 
     # ------------------------------------------------------------------ status
 
+    def _bootstrapped_before(self) -> bool:
+        return self.data_dir is not None and (self.data_dir / "raft" / "bootstrapped").exists()
+
+    def _mark_bootstrapped(self) -> None:
+        if self.data_dir is not None:
+            marker = self.data_dir / "raft" / "bootstrapped"
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.touch()
+
     @property
     def is_leader(self) -> bool:
-        return not self._stopping
+        return self.bootstrap and not self._stopping
 
     @property
     def leader_address(self) -> str:
-        return self.address
+        return self.address if self.is_leader else ""
 
     @property
     def last_index(self) -> int:
         return self._next_index - 1
 
     def peers(self) -> list[str]:
-        return [self.address]
+        return [self.address] if self.bootstrap else []
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -94,6 +108,8 @@ class SingleServer:
         return replayed
 
     async def start(self) -> None:
+        if self.bootstrap:
+            self._mark_bootstrapped()
         self._wakeup = asyncio.Event()
         self._task = asyncio.create_task(self._commit_loop(), name="raft-commit")
 
@@ -110,7 +126,7 @@ class SingleServer:
     # ------------------------------------------------------------------ writes
 
     async def apply(self, command: dict) -> Any:
-        if self._stopping or self._wakeup is None:
+        if not self.is_leader or self._wakeup is None:
             raise NotLeader("No cluster leader")
         future = asyncio.get_running_loop().create_future()
         self._pending.append((self._next_index, command, future))
