@@ -21,6 +21,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("gitkv.commands.validate", "check a spec: schema, references, files, ACL rules"),
     "plan": ("gitkv.commands.plan", "show what apply would change in the cluster"),
     "apply": ("gitkv.commands.apply", "make the cluster match the spec (or a saved plan)"),
+    "up": ("gitkv.commands.up", "start the spec's agents as local processes"),
+    "down": ("gitkv.commands.down", "stop the agents started by `gitkv up`"),
+    "status": ("gitkv.commands.status", "show the spec's agents, leader and members"),
 }
 
 
