@@ -8,6 +8,8 @@ and leaves malformed ones to the schema.
 from __future__ import annotations
 
 import json
+import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -158,16 +160,20 @@ def _check_kv(kv: Any, src: Source | None, base_dir: Path, out: list[Diagnostic]
 
 
 def _file_size(base_dir: Path, name: str, at: Position, out: list[Diagnostic]) -> int | None:
-    path = base_dir / name
+    path = os.path.join(base_dir, name)
     try:
-        if path.is_file():
-            return path.stat().st_size
+        info = os.stat(path)
+    except FileNotFoundError:
+        out.append(at.diag(f"file {name!r} not found (looked for {base_dir / name})"))
+        return None
     except OSError as exc:
         out.append(at.diag(f"cannot read {name!r}: {exc.strerror}"))
         return None
-    what = "is a directory, not a file" if path.is_dir() else "not found"
-    out.append(at.diag(f"file {name!r} {what} (looked for {path})"))
-    return None
+    if not stat.S_ISREG(info.st_mode):
+        what = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+        out.append(at.diag(f"file {name!r} is {what}, not a file (looked for {base_dir / name})"))
+        return None
+    return info.st_size
 
 
 def _check_prefixes(dc: dict[Any, Any], src: Source, out: list[Diagnostic]) -> None:

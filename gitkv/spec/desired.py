@@ -9,6 +9,7 @@ references (`SecretRef`) until apply resolves them.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from gitkv.errors import GitkvError
@@ -115,9 +116,10 @@ def kv_bytes(entry: str | KVValue | KVFile | KVJson, base_dir: Path) -> tuple[by
     if isinstance(entry, KVJson):
         text = json.dumps(entry.json_value, indent=2, ensure_ascii=False)
         return text.encode(), entry.flags
-    path = base_dir / entry.file
+    path = os.path.join(base_dir, entry.file)  # not pathlib: this runs once per key
     try:
-        return path.read_bytes(), entry.flags
+        with open(path, "rb") as f:
+            return f.read(), entry.flags
     except OSError as exc:
         raise GitkvError(f"cannot read KV value file {path}: {exc.strerror}") from exc
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import posixpath
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -47,7 +48,6 @@ class LoadedSpec:
     base_dir: Path
     files: tuple[Path, ...]
     digest: str
-    source: Source
 
 
 def spec_files(path: Path) -> list[Path]:
@@ -83,24 +83,34 @@ def check_spec(path: str | os.PathLike[str]) -> tuple[LoadedSpec | None, list[Di
     root_path = Path(path)
     files = spec_files(root_path)
     base_dir = root_path if root_path.is_dir() else root_path.parent
-    problems: list[Diagnostic] = []
+    sources = [(_display(path, f, root_path), f.read_bytes()) for f in files]
     digest = hashlib.sha256()
-    doc: dict[Any, Any] = {}
-    root = Source(None, Position(_display(path, files[0], root_path), 1, 1), {})
-    unparsed = False
-    for file in files:
-        display = _display(path, file, root_path)
-        raw = file.read_bytes()
+    for file, (_, raw) in zip(files, sources, strict=True):
         digest.update(file.name.encode() + b"\0" + raw + b"\0")
-        parsed = _parse(raw, display, problems)
+    # Positions cost: ruamel's round-trip loader is several times slower than its C loader,
+    # which matters for specs with 100,000 keys. A valid spec needs no positions, so try
+    # without them first and load again with them only to report problems.
+    spec, problems = _check(sources, base_dir, precise=False)
+    if spec is None or problems:
+        spec, problems = _check(sources, base_dir, precise=True)
+    if spec is None or problems:
+        return None, problems
+    return LoadedSpec(spec, base_dir, tuple(files), digest.hexdigest()), []
+
+
+def _check(
+    sources: list[tuple[str, bytes]], base_dir: Path, *, precise: bool
+) -> tuple[Spec | None, list[Diagnostic]]:
+    problems: list[Diagnostic] = []
+    doc: dict[Any, Any] = {}
+    root = Source(None, Position(sources[0][0], 1, 1), {})
+    for display, raw in sources:
+        parsed = _parse(raw, display, problems) if precise else _parse_fast(raw, display)
         if parsed is None:
-            unparsed = True
-        else:
-            _merge(doc, root, parsed[0], parsed[1], (), problems)
-    if unparsed:
-        # A file that does not parse leaves holes that would only show up as confusing
-        # follow-on errors ("missing field"); report the syntax problems alone.
-        return None, sorted(set(problems))
+            # A file that does not parse leaves holes that would only show up as confusing
+            # follow-on errors ("missing field"); report the syntax problems alone.
+            return None, sorted(set(problems))
+        _merge(doc, root, parsed[0], parsed[1], (), problems)
     _expand_kv_dirs(doc, root, base_dir, problems)
     spec: Spec | None = None
     try:
@@ -108,10 +118,7 @@ def check_spec(path: str | os.PathLike[str]) -> tuple[LoadedSpec | None, list[Di
     except ValidationError as exc:
         problems.extend(pydantic_diagnostics(exc, root))
     problems.extend(semantic_problems(doc, root, base_dir))
-    problems = sorted(set(problems))
-    if problems or spec is None:
-        return None, problems
-    return LoadedSpec(spec, base_dir, tuple(files), digest.hexdigest(), root), []
+    return spec, sorted(set(problems))
 
 
 def _display(given: str | os.PathLike[str], file: Path, root_path: Path) -> str:
@@ -150,6 +157,27 @@ def _parse(
     lines = text.splitlines()
     value, source = _convert(node, display, None, Position(display, 1, 1), lines)
     return value, source
+
+
+def _parse_fast(raw: bytes, display: str) -> tuple[dict[Any, Any], Source] | None:
+    """Plain values with placeholder positions, or None for anything but a clean mapping."""
+    try:
+        node = YAML(typ="safe", pure=False).load(raw.decode("utf-8"))
+    except (UnicodeDecodeError, YAMLError):
+        return None
+    if node is None:
+        node = {}
+    if not isinstance(node, dict):
+        return None
+    return node, _placeholder(node, Position(display, 1, 1))
+
+
+def _placeholder(value: Any, at: Position) -> Source:
+    if isinstance(value, dict):
+        return Source(at, at, {k: _placeholder(v, at) for k, v in value.items()})
+    if isinstance(value, list):
+        return Source(at, at, [_placeholder(v, at) for v in value])
+    return Source(at, at)
 
 
 def _yaml_problem(exc: MarkedYAMLError, display: str) -> Diagnostic:
@@ -345,8 +373,9 @@ def _expand_one(
         problems.append(at.diag(f"kv_dir {rel!r} is not a directory (looked for {directory})"))
         return
     assert isinstance(kv_src.children, dict)
-    for file in _walk(directory):
-        inner = file.relative_to(directory).as_posix()
+    entry_src = Source(at, at, {"file": Source(at, at)})  # shared: they all point at the entry
+    rel_dir = Path(rel).as_posix()
+    for inner in _walk(str(directory)):
         key = prefix + inner
         if key in kv:
             where = kv_src.children[key].anchor
@@ -354,14 +383,19 @@ def _expand_one(
                 where.diag(f"duplicate kv key {key!r} (also a file of kv_dir {rel!r} at {at})")
             )
             continue
-        kv[key] = {"file": (Path(rel) / inner).as_posix()}
-        kv_src.children[key] = Source(at, at, {"file": Source(at, at)})
+        kv[key] = {"file": posixpath.join(rel_dir, inner)}
+        kv_src.children[key] = entry_src
 
 
-def _walk(directory: Path) -> Iterator[Path]:
-    """Files under `directory` in name order, skipping hidden files and directories."""
+def _walk(directory: str) -> Iterator[str]:
+    """Paths (with `/`) of the files under `directory`, in name order, hidden ones skipped.
+
+    Strings rather than `Path`s: a `kv_dir` may hold 100,000 files.
+    """
     for top, dirs, names in os.walk(directory):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        rel = os.path.relpath(top, directory).replace(os.sep, "/")
+        head = "" if rel == "." else rel + "/"
         for name in sorted(names):
             if not name.startswith("."):
-                yield Path(top) / name
+                yield head + name
