@@ -10,6 +10,7 @@ one field at a time (agents named by services, ACL references, files on disk) li
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -133,7 +134,25 @@ DCName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.\-]*$")]
 KVKey = Annotated[str, AfterValidator(_kv_key)]
 Port = Annotated[int, Field(ge=0, le=65535)]
 Flags = Annotated[int, Field(ge=0, le=MAX_FLAGS)]
-StrMap = dict[str, str]
+_META_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def _meta(value: dict[str, str]) -> dict[str, str]:
+    # Consul's limits on node and service meta, checked here rather than at apply time;
+    # `gitkv-` keys are gitkv's own bookkeeping on the services it registers.
+    if len(value) > 64:
+        raise ValueError(f"at most 64 meta pairs, found {len(value)}")
+    for key, val in value.items():
+        if not _META_KEY.match(key):
+            raise ValueError(f"meta key {key!r} may only hold letters, digits, '_' and '-'")
+        if len(key) > 128 or len(val) > 512:
+            raise ValueError(f"meta {key!r}: keys are at most 128 characters, values 512")
+        if key.startswith(("consul-", "gitkv-")):
+            raise ValueError(f"meta key {key!r}: the consul- and gitkv- prefixes are reserved")
+    return value
+
+
+StrMap = Annotated[dict[str, str], AfterValidator(_meta)]
 
 
 # --- agents -------------------------------------------------------------------------------

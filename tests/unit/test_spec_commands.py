@@ -71,3 +71,14 @@ def test_validate_in_process(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert captured.out.startswith(
         f"::error file={spec},line=2,col=29::a KV value must be a string"
     )
+
+
+def test_github_format_escapes() -> None:
+    from gitkv.errors import Diagnostic
+    from gitkv.spec.validate import format_diagnostics
+
+    diags = [Diagnostic("a,b:c.yaml", 3, 4, "50% wrong\nsecond line")]
+    assert format_diagnostics(diags, "github") == (
+        "::error file=a%2Cb%3Ac.yaml,line=3,col=4::50%25 wrong%0Asecond line\n"
+    )
+    assert format_diagnostics(diags) == "a,b:c.yaml:3:4: 50% wrong\nsecond line\n"

@@ -347,3 +347,70 @@ def test_kv_dir_errors(tmp_path: Path) -> None:
         "spec.yaml:5:7: duplicate kv key 'a' (also a file of kv_dir 'kv' at spec.yaml:6:14)",
         "spec.yaml:6:18: kv_dir 'nowhere' is not a directory (looked for nowhere)",
     ]
+
+
+def test_did_you_mean_inside_unions(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "spec.yaml",
+        """
+        version: 1
+        datacenters:
+          dc1:
+            kv: {a: {value: x, flgs: 1}}
+            acl: {tokens: {t: {secret: {env: X, fiel: y}}}}
+        """,
+    )
+    assert problems(path) == [
+        "spec.yaml:4:24: unknown field 'flgs' (did you mean 'flags'?)",
+        "spec.yaml:5:41: unknown field 'fiel'",
+    ]
+
+
+def test_anchors_and_merge_keys(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "spec.yaml",
+        """
+        version: 1
+        x-web: &web {agent: n1, port: 80}
+        datacenters:
+          dc1:
+            agents: {n1: {}}
+            services:
+              - {<<: *web, name: a}
+              - {<<: *web, name: b, port: 81}
+        """,
+    )
+    # Unknown top-level keys are errors even when only used as anchors...
+    assert problems(path) == ["spec.yaml:2:1: unknown field 'x-web'"]
+    # ...but anchors and merge keys themselves work.
+    text = textwrap.dedent(
+        """
+        version: 1
+        datacenters:
+          dc1:
+            agents: {n1: &agent {}}
+            services:
+              - &svc {agent: n1, port: 80, name: a}
+              - {<<: *svc, name: b, prot: 81}
+        """
+    ).lstrip("\n")
+    path.write_text(text)
+    assert problems(path) == ["spec.yaml:7:29: unknown field 'prot' (did you mean 'port'?)"]
+    path.write_text(text.replace("prot", "port"))
+    services = load_spec(path).spec.datacenters["dc1"].services
+    assert [(s.name, s.port, s.agent) for s in services] == [("a", 80, "n1"), ("b", 81, "n1")]
+
+
+def test_fast_and_precise_loads_agree() -> None:
+    from gitkv.spec.load import _check
+
+    root = Path(__file__).resolve().parents[2] / "examples"
+    for name in ("quickstart", "shenzhen"):
+        spec_dir = root / name
+        sources = [(str(f), f.read_bytes()) for f in sorted(spec_dir.glob("*.yaml"))]
+        fast, fast_problems = _check(sources, spec_dir, precise=False)
+        precise, precise_problems = _check(sources, spec_dir, precise=True)
+        assert fast_problems == precise_problems == []
+        assert fast == precise and fast is not None

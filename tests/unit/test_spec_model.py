@@ -141,3 +141,23 @@ def test_kv_keys_must_not_start_with_slash() -> None:
 def test_check_ids_follow_consul() -> None:
     assert check_ids("web", [None]) == ["service:web"]
     assert check_ids("web", [None, "mine", None]) == ["service:web:1", "mine", "service:web:3"]
+
+
+@pytest.mark.parametrize(
+    "meta",
+    [
+        {"bad key": "x"},
+        {"consul-x": "y"},
+        {"gitkv-checks": "z"},
+        {"k" * 129: "v"},
+        {"k": "v" * 513},
+    ],
+)
+def test_meta_follows_consul_rules(meta: dict[str, str]) -> None:
+    got = errors(spec(services=[{"name": "w", "agent": "a", "meta": meta}]))
+    assert got == [(("datacenters", "dc1", "services", 0, "meta"), "value_error")]
+
+
+def test_meta_size_limit() -> None:
+    meta = {f"k{i}": "v" for i in range(65)}
+    assert errors(spec(external_services=[{"node": "n", "address": "a", "meta": meta}]))
