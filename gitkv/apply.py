@@ -2,27 +2,32 @@
 
 KV changes go through `PUT /v1/txn` in batches that respect Consul's limits (64 operations,
 512 KiB request body). Every KV write is guarded by the ModifyIndex seen at plan time:
-`cas` (index 0 for creates: "must not exist") and `delete-cas`. Each batch also writes the
-ownership ledger with `cas`, so a concurrent apply (or any change to the ledger) makes the
-batch fail as a whole. A 409 means nothing in that batch was applied; gitkv stops and names
-the keys.
+`cas` (index 0 for creates: "must not exist") and `delete-cas`. Each batch also checks the
+ownership ledger's index (`check-index`), so a concurrent apply makes the batch fail as a
+whole. A 409 means nothing in that batch was applied; gitkv stops and names the keys.
 
 Order: KV batches first (so a stale plan is detected before anything else is touched), then
 ACL objects (policies, roles, tokens), agent services and external catalog nodes, then the
-final ledger if it still differs from what the batches wrote.
+ownership ledger. For KV-only plans the ledger is written in the last KV batch, so a small
+apply is one atomic transaction.
+
+An interrupted multi-batch apply leaves the ledger as it was: keys it already created are
+adopted by the next apply (they are in the spec), and if the spec dropped them meanwhile they
+show as unmanaged — never deleted — which is the safe side.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from gitkv.client import ConsulClient
 from gitkv.errors import ClusterError, StalePlanError
-from gitkv.ledger import Ledger, ledger_key
+from gitkv.ledger import Ledger, encode_ledger, ledger_key, parts_prefix
 from gitkv.plan import CREATE, DELETE, Change, Plan
 from gitkv.resources import (
     CHECKS_DIGEST_META,
@@ -79,11 +84,6 @@ def kv_op(change: Change, index: int) -> dict[str, Any]:
     }
 
 
-def _ledger_op(ledger: Ledger, index: int) -> dict[str, Any]:
-    value = base64.b64encode(ledger.to_bytes()).decode()
-    return {"KV": {"Verb": "cas", "Key": ledger_key(ledger.name), "Value": value, "Index": index}}
-
-
 def _op_size(op: dict[str, Any]) -> int:
     return len(json.dumps(op, separators=(",", ":"))) + 1
 
@@ -131,12 +131,12 @@ class _Applier:
         after = plan.ledger_after
         if after is None or (not plan.changes and not plan.ledger_changed):
             return self.result
-        interim = (plan.ledger_before or Ledger(after.name)).union(after)
         if kv:
-            self._apply_kv(kv, interim)
+            # With KV-only plans the ledger rides in the last batch (one atomic txn for
+            # small applies); otherwise it is written once the other changes are done.
+            self._apply_kv(kv, None if other else after)
         elif other:
-            # Claim the ledger before touching anything: detects a concurrent apply.
-            self._txn([], interim)
+            self._txn([])  # check the ledger before touching anything: a concurrent apply?
         for change in other:
             self._apply_one(change)
             self.result.applied += 1
@@ -149,25 +149,87 @@ class _Applier:
             after.revision,
         )
         if final != self.written:
-            self._txn([], final)
+            self._write_ledger(final)
         return self.result
 
-    def _apply_kv(self, changes: list[Change], ledger: Ledger) -> None:
+    def _apply_kv(self, changes: list[Change], final: Ledger | None) -> None:
         ops = [kv_op(c, self.plan.kv_indexes.get(c.id, 0)) for c in changes]
-        reserve = _op_size(_ledger_op(ledger, 0)) + 32
-        for batch in batches(ops, reserve_ops=1, reserve_bytes=reserve):
-            self._txn(batch, ledger)
+        groups = list(batches(ops, reserve_ops=1, reserve_bytes=512))
+        for i, batch in enumerate(groups):
+            last = i == len(groups) - 1
+            if last and final is not None and final != self.written:
+                ledger_ops = self._inline_ledger_ops(final, batch)
+                if ledger_ops is not None:
+                    self._txn(batch, ledger_ops)
+                    self.written = final
+                else:
+                    self._txn(batch)
+            else:
+                self._txn(batch)
             self.result.applied += len(batch)
             self.progress(len(batch))
 
-    def _txn(self, ops: list[dict[str, Any]], ledger: Ledger) -> None:
-        """One transaction: `ops` plus the ledger write (CAS on the last index we saw)."""
-        full = [*ops, _ledger_op(ledger, self.result.ledger_index)]
+    def _guard(self) -> dict[str, Any]:
+        """A read-only op that fails the txn if the ledger moved since we last saw it."""
+        if self.result.ledger_index == 0:
+            return {"KV": {"Verb": "check-not-exists", "Key": self.key}}
+        return {"KV": {"Verb": "check-index", "Key": self.key, "Index": self.result.ledger_index}}
+
+    def _header_ops(self, header: bytes, keep: str = "") -> list[dict[str, Any]]:
+        """CAS the header, and drop part folders of older generations (except `keep`)."""
+        value = base64.b64encode(header).decode()
+        ops: list[dict[str, Any]] = [
+            {
+                "KV": {
+                    "Verb": "cas",
+                    "Key": self.key,
+                    "Value": value,
+                    "Index": self.result.ledger_index,
+                }
+            }
+        ]
+        ops += [
+            {"KV": {"Verb": "delete-tree", "Key": folder}}
+            for folder in self.plan.ledger_parts
+            if folder != keep
+        ]
+        return ops
+
+    def _inline_ledger_ops(
+        self, ledger: Ledger, batch: list[dict[str, Any]]
+    ) -> list[dict[str, Any]] | None:
+        header, parts = encode_ledger(ledger, uuid.uuid4().hex[:12])
+        if parts:
+            return None
+        ops = self._header_ops(header)
+        size = sum(map(_op_size, batch)) + sum(map(_op_size, ops))
+        if len(batch) + len(ops) > MAX_TXN_OPS or size > MAX_TXN_BYTES:
+            return None
+        return ops
+
+    def _write_ledger(self, ledger: Ledger) -> None:
+        """Write parts under a new generation (if any), then switch the header with CAS."""
+        generation = uuid.uuid4().hex[:12]
+        header, parts = encode_ledger(ledger, generation)
+        for key, blob in parts:
+            value = base64.b64encode(blob).decode()
+            self._txn([{"KV": {"Verb": "set", "Key": key, "Value": value}}])
+        keep = f"{parts_prefix(ledger.name)}{generation}/"
+        ops = self._header_ops(header, keep)
+        self._txn([], ops)
+        self.written = ledger
+
+    def _txn(
+        self, ops: list[dict[str, Any]], ledger_ops: list[dict[str, Any]] | None = None
+    ) -> None:
+        """One transaction: `ops` plus either the ledger write or a ledger guard."""
+        full = [*ops, *(ledger_ops if ledger_ops is not None else [self._guard()])]
         res = self.client.txn(full)
         self.result.txns += 1
         if not res.ok:
             raise self._stale(full, res.errors)
-        self.written = ledger
+        if ledger_ops is None:
+            return
         self.result.ledger_written = True
         for item in res.results:
             entry = item.get("KV") or {}

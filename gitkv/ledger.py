@@ -9,18 +9,43 @@ It lives in one KV key, `gitkv/state/<name>`, as JSON:
 
 Prune deletes only ids listed here; anything else in the cluster is "unmanaged" and never
 touched. AccessorIDs are public identifiers (not secrets); SecretIDs are never stored. The key
-is written through `/v1/txn` with CAS in the same transaction as KV changes, so two concurrent
-applies cannot both win.
+is written through `/v1/txn` with CAS (in the same transaction as the last KV batch when it
+fits), and every batch checks its ModifyIndex, so two concurrent applies cannot both win.
+
+Large ledgers (say 100,000 managed keys) do not fit in one KV value (512 KiB in Consul). Above
+`INLINE_LIMIT` the ledger is gzipped and split into parts stored under
+`gitkv/state/<name>/<generation>/<n>`; the header key then holds only
+`{"format": "gitkv-ledger", "version": 1, "name": ..., "parts": [...], "sha256": ...}`.
+New parts are written under a fresh generation first and the header is switched with CAS
+last, so readers always see a complete ledger.
 """
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["KINDS", "LEDGER_PREFIX", "Ledger", "ledger_key"]
+__all__ = [
+    "INLINE_LIMIT",
+    "KINDS",
+    "LEDGER_PREFIX",
+    "PART_SIZE",
+    "Ledger",
+    "decode_ledger",
+    "encode_ledger",
+    "generation_of",
+    "ledger_key",
+    "parts_prefix",
+]
+
+# A ledger up to this size is stored as plain JSON in its header key (readable with
+# `consul kv get`); above it, as gzipped parts. Each part, base64-encoded, fits in one txn.
+INLINE_LIMIT = 128 * 1024
+PART_SIZE = 256 * 1024
 
 LEDGER_PREFIX = "gitkv/state/"
 
@@ -30,6 +55,11 @@ KINDS = ("acl_policy", "acl_role", "acl_token", "kv", "service", "external_node"
 
 def ledger_key(name: str) -> str:
     return LEDGER_PREFIX + name
+
+
+def parts_prefix(name: str) -> str:
+    """Where a chunked ledger's parts live (one sub-folder per generation)."""
+    return ledger_key(name) + "/"
 
 
 @dataclass(frozen=True)
@@ -116,3 +146,54 @@ class Ledger:
         if not isinstance(data, dict):
             raise ValueError("ownership ledger is not a JSON object")
         return cls.from_dict(data)
+
+
+def encode_ledger(ledger: Ledger, generation: str) -> tuple[bytes, list[tuple[str, bytes]]]:
+    """The header value and the `(key, bytes)` parts that store `ledger` (no parts when it
+    is small enough to live in the header)."""
+    raw = ledger.to_bytes()
+    if len(raw) <= INLINE_LIMIT:
+        return raw, []
+    blob = gzip.compress(raw, mtime=0)
+    base = f"{parts_prefix(ledger.name)}{generation}/"
+    parts = [
+        (f"{base}{i:05d}", blob[off : off + PART_SIZE])
+        for i, off in enumerate(range(0, len(blob), PART_SIZE))
+    ]
+    header = {
+        "format": "gitkv-ledger",
+        "version": 1,
+        "name": ledger.name,
+        "encoding": "gzip",
+        "parts": [k for k, _ in parts],
+        "sha256": hashlib.sha256(blob).hexdigest(),
+    }
+    return json.dumps(header, sort_keys=True).encode(), parts
+
+
+def decode_ledger(header: bytes, parts: Mapping[str, bytes]) -> Ledger:
+    """Rebuild a ledger from its header value and the part values it names.
+
+    :raises ValueError: not a ledger, a part is missing, or the parts do not match the digest.
+    """
+    try:
+        doc = json.loads(header or b"{}")
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"ownership ledger is not JSON: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise ValueError("ownership ledger is not a JSON object")
+    if "parts" not in doc:
+        return Ledger.from_dict(doc)
+    missing = [k for k in doc["parts"] if k not in parts]
+    if missing:
+        raise ValueError(f"ownership ledger part {missing[0]} is missing")
+    blob = b"".join(parts[k] for k in doc["parts"])
+    if hashlib.sha256(blob).hexdigest() != doc.get("sha256"):
+        raise ValueError("ownership ledger parts do not match their digest")
+    return Ledger.from_bytes(gzip.decompress(blob))
+
+
+def generation_of(part_key: str, name: str) -> str:
+    """`gitkv/state/<name>/<generation>/<n>` -> `<generation>` ("" for other keys)."""
+    rest = part_key.removeprefix(parts_prefix(name))
+    return rest.split("/", 1)[0] if rest != part_key and "/" in rest else ""

@@ -82,6 +82,7 @@ class Plan:
     kv_indexes: Mapping[str, int] = field(default_factory=dict)
     ledger_before: Ledger | None = None
     ledger_index: int = 0
+    ledger_parts: tuple[str, ...] = ()
     ledger_after: Ledger | None = None
     acl_ids: Mapping[str, str] = field(default_factory=dict)
     agent_addresses: Mapping[str, str] = field(default_factory=dict)
@@ -117,6 +118,7 @@ class Plan:
             "kv_indexes": dict(self.kv_indexes),
             "ledger_before": self.ledger_before.to_dict() if self.ledger_before else None,
             "ledger_index": self.ledger_index,
+            "ledger_parts": list(self.ledger_parts),
             "ledger_after": self.ledger_after.to_dict() if self.ledger_after else None,
             "acl_ids": dict(self.acl_ids),
             "agent_addresses": dict(self.agent_addresses),
@@ -143,6 +145,7 @@ class Plan:
             kv_indexes={str(k): int(v) for k, v in d.get("kv_indexes", {}).items()},
             ledger_before=ledger(d.get("ledger_before")),
             ledger_index=int(d.get("ledger_index", 0)),
+            ledger_parts=tuple(d.get("ledger_parts", ())),
             ledger_after=ledger(d.get("ledger_after")),
             acl_ids=dict(d.get("acl_ids", {})),
             agent_addresses=dict(d.get("agent_addresses", {})),
@@ -311,6 +314,7 @@ def plan(
         kv_indexes=kv_indexes,
         ledger_before=ledger,
         ledger_index=live.ledger_index,
+        ledger_parts=live.ledger_parts,
         ledger_after=ledger_after,
         acl_ids=acl_ids,
         agent_addresses=dict(live.agent_addresses),

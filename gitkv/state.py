@@ -16,7 +16,14 @@ from urllib.parse import urlsplit
 
 from gitkv.client import ConsulClient
 from gitkv.errors import ClusterError, GitkvError
-from gitkv.ledger import LEDGER_PREFIX, Ledger, ledger_key
+from gitkv.ledger import (
+    LEDGER_PREFIX,
+    Ledger,
+    decode_ledger,
+    generation_of,
+    ledger_key,
+    parts_prefix,
+)
 from gitkv.resources import (
     CHECKS_DIGEST_META,
     AclPolicy,
@@ -68,7 +75,8 @@ class LiveState:
     """What the cluster holds, as far as gitkv looked.
 
     `kv_index` maps each key read to its ModifyIndex; a key absent from it did not exist.
-    `ledger_index` is the ModifyIndex of the ledger key (0: no ledger yet). `*_ids` map ACL
+    `ledger_index` is the ModifyIndex of the ledger key (0: no ledger yet); `ledger_parts` the
+    part folders of a chunked ledger (removed when a new ledger is written). `*_ids` map ACL
     names to the cluster's IDs (AccessorIDs for tokens). `acl_enabled` is None when ACLs were
     not looked at. `agent_addresses` are the HTTP addresses gitkv will use per agent name.
     """
@@ -79,6 +87,7 @@ class LiveState:
     kv_index: Mapping[str, int] = field(default_factory=dict)
     ledger: Ledger | None = None
     ledger_index: int = 0
+    ledger_parts: tuple[str, ...] = ()
     services: Mapping[str, ServiceReg] = field(default_factory=dict)
     agents_read: tuple[str, ...] = ()
     external_nodes: Mapping[str, ExternalNode] = field(default_factory=dict)
@@ -205,7 +214,7 @@ def minimal_prefixes(prefixes: Iterable[str]) -> tuple[str, ...]:
 def read_live(client: ConsulClient, desired: Resources) -> LiveState:
     """Everything `plan` needs about the cluster `client` talks to, for `desired`."""
     notes: list[str] = []
-    ledger, ledger_index = _read_ledger(client, desired.ledger_name)
+    ledger, ledger_index, ledger_parts = _read_ledger(client, desired.ledger_name)
     managed = ledger or Ledger(desired.ledger_name)
     prefixes = minimal_prefixes([*desired.kv_prefixes, *derive_prefixes(managed.ids("kv"))])
     kv, kv_index = _read_kv(client, prefixes)
@@ -229,6 +238,7 @@ def read_live(client: ConsulClient, desired: Resources) -> LiveState:
         kv_index=kv_index,
         ledger=ledger,
         ledger_index=ledger_index,
+        ledger_parts=ledger_parts,
         services=services,
         agents_read=tuple(agents_read),
         external_nodes=externals,
@@ -240,16 +250,22 @@ def read_live(client: ConsulClient, desired: Resources) -> LiveState:
     )
 
 
-def _read_ledger(client: ConsulClient, name: str) -> tuple[Ledger | None, int]:
+def _read_ledger(client: ConsulClient, name: str) -> tuple[Ledger | None, int, tuple[str, ...]]:
+    """The ledger, its header's ModifyIndex, and the part folders present (to clean up)."""
     entry = client.kv_get(ledger_key(name))
     if entry is None:
-        return None, 0
-    pair, index = kv_from_api(entry)
+        return None, 0, ()
+    header, index = kv_from_api(entry)
+    parts: dict[str, bytes] = {}
+    if b'"parts"' in header.value:
+        # One recursive read fetches every part of every generation.
+        parts = {p.key: p.value for p, _ in map(kv_from_api, client.kv_list(parts_prefix(name)))}
+    folders = sorted({f"{parts_prefix(name)}{g}/" for k in parts if (g := generation_of(k, name))})
     try:
-        return Ledger.from_bytes(pair.value), index
+        return decode_ledger(header.value, parts), index, tuple(folders)
     except ValueError as exc:
         raise GitkvError(
-            f"{pair.key} exists but is not a gitkv ownership ledger ({exc}); "
+            f"{header.key} exists but is not a readable gitkv ownership ledger ({exc}); "
             "move that key away or give the spec another name"
         ) from exc
 

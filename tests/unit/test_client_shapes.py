@@ -166,6 +166,7 @@ def _kv_change_plan(routes: dict[tuple[str, str], tuple[int, str | None]]) -> tu
         datacenter="dc1",
         kv={"app/web/banner": KVPair("app/web/banner", b"bye", 42)},
         prefixes=("app/",),
+        digest="new-spec-digest",  # so the ledger is rewritten in the same txn
     )
     with rec.client() as c:
         p = plan(want, read_live(c, want))
@@ -182,6 +183,7 @@ def test_txn_200_shape_advances_the_ledger_index() -> None:
     assert ops[0] == {
         "KV": {"Verb": "cas", "Key": "app/web/banner", "Value": "Ynll", "Flags": 42, "Index": 15}
     }
+    assert ops[-1]["KV"]["Verb"] == "cas"
     assert ops[-1]["KV"]["Key"] == "gitkv/state/dc1" and ops[-1]["KV"]["Index"] == 31
 
 

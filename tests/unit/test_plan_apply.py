@@ -208,3 +208,38 @@ def test_check_target_change_is_detected_through_the_digest() -> None:
     p, _, again = roundtrip(fake, spec(0, services={WEB.key: changed}))
     assert [(c.action, c.kind) for c in p.changes] == [("update", "service")]
     assert not again.changes
+
+
+def test_large_ledger_is_stored_in_parts_and_switched_atomically() -> None:
+    fake = FakeConsul()
+    fake.max_ops = 64
+    big = spec(12_000)  # ~12k managed keys: JSON well above the inline limit
+    p, result, again = roundtrip(fake, big)
+    assert not again.changes and not again.ledger_changed
+    header = json.loads(fake.value(ledger_key("t")) or b"{}")
+    assert header["parts"] and all(k.startswith("gitkv/state/t/") for k in header["parts"])
+    assert all(len(v["Value"]) < 512 * 1024 for v in fake.kv.values())
+    first_generation = {k.split("/")[3] for k in header["parts"]}
+
+    # A new spec digest rewrites the ledger under a new generation; the old one is removed.
+    _, _, again = roundtrip(fake, spec(12_000, digest="d2"))
+    assert not again.ledger_changed
+    header2 = json.loads(fake.value(ledger_key("t")) or b"{}")
+    parts_now = {k.split("/")[3] for k in fake.kv if k.startswith("gitkv/state/t/")}
+    assert parts_now == {k.split("/")[3] for k in header2["parts"]}
+    assert not parts_now & first_generation
+
+
+def test_ledger_codec_detects_damage() -> None:
+    from gitkv.ledger import decode_ledger, encode_ledger
+
+    ledger = Ledger.build("x", {"kv": [f"k/{i:07d}/{i * 7919 % 10007}" for i in range(20_000)]})
+    header, parts = encode_ledger(ledger, "g1")
+    assert parts
+    stored = dict(parts)
+    assert decode_ledger(header, stored) == ledger
+    with pytest.raises(ValueError, match="missing"):
+        decode_ledger(header, {})
+    damaged = {**stored, parts[0][0]: b"x" + parts[0][1][1:]}
+    with pytest.raises(ValueError, match="digest"):
+        decode_ledger(header, damaged)

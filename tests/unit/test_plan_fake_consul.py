@@ -125,8 +125,12 @@ class FakeConsul:
                 )
             elif verb == "check-not-exists" and key in shadow:
                 errors.append({"OpIndex": i, "What": f'key "{key}" exists'})
+            elif verb == "check-index" and idx != cur:
+                errors.append({"OpIndex": i, "What": f"current modify index {cur} != {idx}"})
             if verb in ("cas", "set"):
                 shadow[key] = -1
+            elif verb == "delete-tree":
+                shadow = {k: v for k, v in shadow.items() if not k.startswith(key)}
             elif verb.startswith("delete"):
                 shadow.pop(key, None)
         if errors:
@@ -147,6 +151,8 @@ class FakeConsul:
                     "ModifyIndex": self.index,
                 }
                 results.append({"KV": {**self.kv[key], "Value": None}})
+            elif verb == "delete-tree":
+                self.kv = {k: v for k, v in self.kv.items() if not k.startswith(key)}
             elif verb.startswith("delete"):
                 self.kv.pop(key, None)
         return _json({"Results": results, "Errors": None})
