@@ -50,6 +50,8 @@ def _message(err: Any, loc: tuple[Any, ...], matched: list[Any]) -> str:
     if loc and loc[-1] == "[key]":
         if kind == "string_pattern_mismatch":
             return f"invalid name {err['input']!r}: {_pattern_hint(err)}"
+        if kind == "string_type":
+            return f"key {err['input']!r} must be a string (quote it)"
         return msg
     if kind == "string_type" and "kv:string" in loc:
         return _KV_HINT

@@ -414,3 +414,10 @@ def test_fast_and_precise_loads_agree() -> None:
         precise, precise_problems = _check(sources, spec_dir, precise=True)
         assert fast_problems == precise_problems == []
         assert fast == precise and fast is not None
+
+
+def test_non_string_keys(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, "spec.yaml", "version: 1\ndatacenters:\n  dc1:\n    kv:\n      2024: x\n"
+    )
+    assert problems(path) == ["spec.yaml:5:7: key 2024 must be a string (quote it)"]
