@@ -86,6 +86,8 @@ def _pattern_hint(err: Any) -> str:
     pattern = str(err.get("ctx", {}).get("pattern", ""))
     if pattern.startswith("^[a-z0-9]"):
         return "use lower-case letters, digits, '_', '.' and '-'"
+    if pattern.endswith("{1,128}$"):
+        return "ACL names use letters, digits, '_' and '-' (at most 128)"
     if pattern.startswith("^[A-Za-z_]"):
         return "an environment variable name (letters, digits and '_')"
     return "use letters, digits, '_', '.' and '-', starting with a letter or digit"

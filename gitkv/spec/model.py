@@ -104,6 +104,12 @@ def _address(text: str) -> str:
     return text
 
 
+def _service_address(text: str) -> str:
+    if text in ("0.0.0.0", "::", "[::]"):
+        raise ValueError(f"{text!r} is not a service address (leave it empty for the node's)")
+    return text
+
+
 def _kv_key(text: str) -> str:
     if not text:
         raise ValueError("KV key must not be empty")
@@ -130,8 +136,12 @@ HttpAddress = Annotated[
     Field(json_schema_extra={"examples": ["http://127.0.0.1:8500"]}),
 ]
 Name = Annotated[str, Field(pattern=_NAME_RE)]
+# Consul's own rule for policy and role names (no dots, unlike node and service names).
+AclName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,128}$")]
 DCName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.\-]*$")]
 KVKey = Annotated[str, AfterValidator(_kv_key)]
+ServiceAddress = Annotated[str, AfterValidator(_service_address)]
+NodeAddress = Annotated[str, Field(min_length=1)]
 Port = Annotated[int, Field(ge=0, le=65535)]
 Flags = Annotated[int, Field(ge=0, le=MAX_FLAGS)]
 _META_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -320,7 +330,7 @@ class Service(_Model):
     """Service id, unique per agent; defaults to the name."""
     agent: str
     """Node name of the agent (a key of `agents`) the service is registered on."""
-    address: str = ""
+    address: ServiceAddress = ""
     """Service address; empty means the agent's address."""
     port: Port = 0
     tags: list[str] = []
@@ -340,7 +350,7 @@ class ExternalService(_Model):
     port: Port = 0
     tags: list[str] = []
     meta: StrMap = {}
-    address: str = ""
+    address: ServiceAddress = ""
 
     @property
     def service_id(self) -> str:
@@ -351,7 +361,7 @@ class ExternalNode(_Model):
     """A node without an agent, registered in the catalog (e.g. a legacy database)."""
 
     node: Name
-    address: str
+    address: NodeAddress
     meta: StrMap = {}
     services: list[ExternalService] = []
 
@@ -425,8 +435,8 @@ class Token(_Model):
 class Acl(_Model):
     """ACL policies, roles and tokens."""
 
-    policies: dict[Name, Policy] = {}
-    roles: dict[Name, Role] = {}
+    policies: dict[AclName, Policy] = {}
+    roles: dict[AclName, Role] = {}
     tokens: dict[Name, Token] = {}
 
 

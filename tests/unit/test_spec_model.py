@@ -161,3 +161,14 @@ def test_meta_follows_consul_rules(meta: dict[str, str]) -> None:
 def test_meta_size_limit() -> None:
     meta = {f"k{i}": "v" for i in range(65)}
     assert errors(spec(external_services=[{"node": "n", "address": "a", "meta": meta}]))
+
+
+def test_consul_name_and_address_rules() -> None:
+    assert errors(spec(acl={"policies": {"a.b": {}}}))[0][1] == "string_pattern_mismatch"
+    svc = {"name": "w", "agent": "a", "address": "0.0.0.0"}
+    assert errors(spec(services=[svc])) == [
+        (("datacenters", "dc1", "services", 0, "address"), "value_error")
+    ]
+    assert (
+        errors(spec(external_services=[{"node": "n", "address": ""}]))[0][1] == "string_too_short"
+    )
