@@ -1,0 +1,656 @@
+"""`/v1/catalog/*`: register and deregister through consensus; reads from the local store.
+
+Writes are checked here, before they are proposed, the way Consul's `Catalog.Register` RPC
+checks them before its Raft apply: a request that Consul would refuse never reaches the log.
+Type errors in the body are 400s (`Request decode failed: ...`); refusals of the RPC itself
+(`Must provide node`, unknown service of a check, ...) are 500s with Consul's text.
+
+Reads share a few query-parameter helpers with `health.py` and `ui.py` (node-meta, tag and
+`?filter=` handling, the read headers), kept here beside the first user.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Hashable, Iterable
+from typing import Any
+
+import msgspec
+
+from agent.checks import format_duration, parse_duration
+from agent.filter import Filter, FilterError, compile_filter
+from agent.http import render
+from agent.http.app import HTTPError, Request, Response, Router, json_response
+from agent.http.blocking import QueryOptions, blocking_query, query_options, read_headers
+from agent.http.decode import normalize
+from agent.state.structs import Node, Service
+
+# ---------------------------------------------------------------------------- read helpers
+
+
+def node_meta_filters(req: Request) -> dict[str, str]:
+    """`?node-meta=key:value` (repeatable, AND-ed); a pair without ':' wants an empty value."""
+    if not req.raw_query:
+        return {}
+    filters: dict[str, str] = {}
+    for raw in req.query.get("node-meta", ()):
+        key, _, value = raw.partition(":")
+        filters[key] = value
+    return filters
+
+
+def meta_matches(meta: dict[str, str], filters: dict[str, str]) -> bool:
+    return all(key in meta and meta[key] == value for key, value in filters.items())
+
+
+def tag_filters(req: Request) -> list[str]:
+    return list(req.query.get("tag", ())) if req.raw_query else []
+
+
+def has_tags(tags: Iterable[str], wanted: list[str]) -> bool:
+    """Consul matches `?tag=` case-insensitively, every wanted tag must be present."""
+    have = {t.lower() for t in tags}
+    return all(w.lower() in have for w in wanted)
+
+
+def compile_request_filter(req: Request) -> Filter | None:
+    expression = req.get("filter") if req.raw_query else None
+    if not expression:
+        return None
+    try:
+        return compile_filter(expression)
+    except FilterError as exc:
+        raise _filter_error(exc) from None
+
+
+def _filter_error(exc: FilterError) -> HTTPError:
+    return HTTPError(400, f"Failed to create boolean expression evaluator: {exc}")
+
+
+def select(flt: Filter | None, items: list[dict]) -> list[dict]:
+    if flt is None:
+        return items
+    try:
+        return flt.select(items)
+    except FilterError as exc:
+        raise _filter_error(exc) from None
+
+
+def select_values(flt: Filter | None, items: dict[str, dict]) -> dict[str, dict]:
+    if flt is None:
+        return items
+    try:
+        return flt.select_values(items)
+    except FilterError as exc:
+        raise _filter_error(exc) from None
+
+
+def catalog_headers(req: Request, index: int, opts: QueryOptions) -> list[tuple[bytes, bytes]]:
+    headers = read_headers(req, index, opts.consistency)
+    headers.append((b"x-consul-query-backend", b"blocking-query"))
+    return headers
+
+
+async def blocking_read(
+    req: Request, topics: Iterable[Hashable], query: Callable[[], tuple[int, Any]]
+) -> Response:
+    """Run a (possibly long-polling) read and answer it as JSON with the read headers."""
+    opts = query_options(req)
+    index, result, _ = await blocking_query(req, topics, query, opts)
+    return json_response(req, result, catalog_headers(req, index, opts))
+
+
+def sorted_nodes(nodes: dict[str, Node]) -> list[Node]:
+    return [nodes[name] for name in sorted(nodes)]
+
+
+def sorted_services(services: dict[str, Service]) -> list[Service]:
+    return [services[sid] for sid in sorted(services)]
+
+
+# ---------------------------------------------------------------------------- body decoding
+
+
+class _Struct:
+    """The Go struct a JSON object decodes into: its type name and typed fields."""
+
+    def __init__(self, go_type: str, fields: dict[str, Any]) -> None:
+        self.go_type = go_type
+        self.name = go_type.rpartition(".")[2]
+        self.fields = fields
+
+
+class _List:
+    def __init__(self, go_type: str, item: Any) -> None:
+        self.go_type, self.item = go_type, item
+
+
+class _Map:
+    def __init__(self, go_type: str, value: Any) -> None:
+        self.go_type, self.value = go_type, value
+
+
+_STRINGS = _List("[]string", "string")
+_STRING_MAP = _Map("map[string]string", "string")
+_WEIGHTS = _Struct("structs.Weights", {"Passing": "int", "Warning": "int"})
+_SERVICE_ADDRESS = _Struct("structs.ServiceAddress", {"Address": "string", "Port": "int"})
+_NODE_SERVICE = _Struct(
+    "structs.NodeService",
+    {
+        "Kind": "structs.ServiceKind",
+        "ID": "string",
+        "Service": "string",
+        "Tags": _STRINGS,
+        "Address": "string",
+        "TaggedAddresses": _Map("map[string]structs.ServiceAddress", _SERVICE_ADDRESS),
+        "Meta": _STRING_MAP,
+        "Port": "int",
+        "Weights": _WEIGHTS,
+        "EnableTagOverride": "bool",
+    },
+)
+_HEALTH_CHECK = _Struct(
+    "structs.HealthCheck",
+    {
+        "Node": "string",
+        "CheckID": "types.CheckID",
+        "Name": "string",
+        "Status": "string",
+        "Notes": "string",
+        "Output": "string",
+        "ServiceID": "string",
+        "ServiceName": "string",
+        "ServiceTags": _STRINGS,
+        "Type": "string",
+        "Interval": "string",
+        "Timeout": "string",
+        "ExposedPort": "int",
+        "Definition": _Struct("structs.HealthCheckDefinition", {}),
+    },
+)
+_REGISTER = _Struct(
+    "structs.RegisterRequest",
+    {
+        "ID": "types.NodeID",
+        "Node": "string",
+        "Address": "string",
+        "Datacenter": "string",
+        "TaggedAddresses": _STRING_MAP,
+        "NodeMeta": _STRING_MAP,
+        "Service": _NODE_SERVICE,
+        "Check": _HEALTH_CHECK,
+        "Checks": _List("structs.HealthChecks", _HEALTH_CHECK),
+        "SkipNodeUpdate": "bool",
+    },
+)
+_DEREGISTER = _Struct(
+    "structs.DeregisterRequest",
+    {"Node": "string", "Datacenter": "string", "ServiceID": "string", "CheckID": "types.CheckID"},
+)
+
+# HealthCheckDefinition fields: name -> kind ("string", "bool", "duration", "strings", "header")
+_DEFINITION_FIELDS = {
+    "HTTP": "string",
+    "TLSServerName": "string",
+    "TLSSkipVerify": "bool",
+    "Header": "header",
+    "Method": "string",
+    "Body": "string",
+    "DisableRedirects": "bool",
+    "TCP": "string",
+    "TCPUseTLS": "bool",
+    "UDP": "string",
+    "H2PING": "string",
+    "H2PingUseTLS": "bool",
+    "GRPC": "string",
+    "GRPCUseTLS": "bool",
+    "OSService": "string",
+    "AliasNode": "string",
+    "AliasService": "string",
+    "DockerContainerID": "string",
+    "Shell": "string",
+    "ScriptArgs": "strings",
+    "Interval": "duration",
+    "Timeout": "duration",
+    "TTL": "duration",
+    "DeregisterCriticalServiceAfter": "duration",
+    "OutputMaxSize": "int",
+}
+_DEFINITION_BY_LOWER = {name.lower(): name for name in _DEFINITION_FIELDS}
+_DEFINITION_BY_LOWER["args"] = "ScriptArgs"
+_DEFINITION_BY_LOWER["h2ping_use_tls"] = "H2PingUseTLS"
+
+
+def _json_kind(value: Any, into_int: bool = False) -> str:
+    """How Go's decoder names the JSON value it could not store (numbers with their literal
+    only when the target was an integer)."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return f"number {msgspec.json.encode(value).decode()}" if into_int else "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def _decode_failed(value: Any, struct: str, path: str, go_type: str) -> HTTPError:
+    return HTTPError(
+        400,
+        f"Request decode failed: json: cannot unmarshal {_json_kind(value, go_type == 'int')} into Go struct "
+        f"field {struct}.{path} of type {go_type}",
+    )
+
+
+def _check_value(value: Any, spec: Any, struct: str, path: str) -> None:
+    """Raise Go's unmarshal error when `value` cannot decode into `spec`; null always can."""
+    if value is None:
+        return
+    if isinstance(spec, _Struct):
+        if not isinstance(value, dict):
+            raise _decode_failed(value, struct, path, spec.go_type)
+        for name, field_spec in spec.fields.items():
+            if name in value:
+                _check_value(value[name], field_spec, spec.name, f"{path}.{name}")
+        return
+    if isinstance(spec, _List):
+        if not isinstance(value, list):
+            raise _decode_failed(value, struct, path, spec.go_type)
+        for item in value:
+            _check_value(item, spec.item, struct, path)
+        return
+    if isinstance(spec, _Map):
+        if not isinstance(value, dict):
+            raise _decode_failed(value, struct, path, spec.go_type)
+        for item in value.values():
+            _check_value(item, spec.value, struct, path)
+        return
+    if spec == "int":
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif spec == "bool":
+        ok = isinstance(value, bool)
+    else:  # every other scalar is a Go string type
+        ok = isinstance(value, str)
+    if not ok:
+        raise _decode_failed(value, struct, path, spec)
+
+
+def _check_body(body: Any, spec: _Struct) -> dict:
+    if body is None:
+        return {}
+    if not isinstance(body, dict):
+        raise HTTPError(
+            400,
+            f"Request decode failed: json: cannot unmarshal {_json_kind(body)} "
+            f"into Go value of type {spec.go_type}",
+        )
+    for name, field_spec in spec.fields.items():
+        if name in body:
+            _check_value(body[name], field_spec, spec.name, name)
+    return body
+
+
+async def _read_body(req: Request, spec: _Struct) -> dict:
+    raw = await req.body()
+    if not raw.strip():
+        raise HTTPError(400, "Request decode failed: EOF")
+    try:
+        body = msgspec.json.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise HTTPError(400, f"Request decode failed: {exc}") from None
+    return _check_body(normalize(body), spec)
+
+
+def _definition(raw: Any) -> dict:
+    """A HealthCheckDefinition as Consul stores it: known fields only, durations as Go text."""
+    if raw is None:
+        return {}
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        name = _DEFINITION_BY_LOWER.get(key.lower()) or _DEFINITION_BY_LOWER.get(key)
+        if name is None or value is None:
+            continue
+        kind = _DEFINITION_FIELDS[name]
+        if kind == "duration":
+            if isinstance(value, str):
+                try:
+                    ns = parse_duration(value)
+                except ValueError as exc:
+                    raise HTTPError(400, f"Request decode failed: {exc}") from None
+            elif isinstance(value, int | float) and not isinstance(value, bool):
+                ns = int(value)
+            else:
+                raise _decode_failed(value, "HealthCheckDefinition", name, "time.Duration")
+            if ns:
+                out[name] = format_duration(ns)
+            continue
+        if kind == "header":
+            _check_value(
+                value, _Map("map[string][]string", _STRINGS), "HealthCheckDefinition", name
+            )
+        elif kind == "strings":
+            _check_value(value, _STRINGS, "HealthCheckDefinition", name)
+        else:
+            _check_value(value, kind, "HealthCheckDefinition", name)
+        if value not in ("", False, 0, [], {}):
+            out[name] = value
+    return out
+
+
+def _check_type(definition: dict) -> str:
+    """What Consul infers for a check registered straight into the catalog without a Type."""
+    interval = "Interval" in definition
+    if definition.get("GRPC") and interval:
+        return "grpc"
+    if definition.get("HTTP") and interval:
+        return "http"
+    if definition.get("TTL"):
+        return "ttl"
+    if definition.get("TCP") and interval:
+        return "tcp"
+    if definition.get("UDP") and interval:
+        return "udp"
+    if definition.get("AliasNode") or definition.get("AliasService"):
+        return "alias"
+    if definition.get("DockerContainerID") and interval:
+        return "docker"
+    if definition.get("ScriptArgs") and interval:
+        return "script"
+    if definition.get("H2PING") and interval:
+        return "h2ping"
+    if definition.get("OSService") and interval:
+        return "os_service"
+    return ""
+
+
+# ---------------------------------------------------------------------------- register
+
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_ANY_ADDRESS = {"0.0.0.0", "::", "[::]"}
+
+
+def _refused(message: str) -> HTTPError:
+    # A refusal by the catalog RPC: Consul's HTTP layer answers these with a 500.
+    return HTTPError(500, message)
+
+
+def _node_id_error(node_id: str) -> str | None:
+    """go-uuid's ParseUUID messages."""
+    if len(node_id) != 36:
+        return "uuid string is wrong length"
+    if not _UUID.match(node_id):
+        if any(node_id[i] != "-" for i in (8, 13, 18, 23)):
+            return "uuid is improperly formatted"
+        bad = next(c for c in node_id.replace("-", "") if c not in "0123456789abcdefABCDEF")
+        return f"encoding/hex: invalid byte: U+{ord(bad):04X} {bad!r}"
+    return None
+
+
+def _weights(raw: dict | None) -> dict:
+    """Consul keeps given weights only when valid; anything else becomes the 1/1 default."""
+    if raw is None:
+        return {"Passing": 1, "Warning": 1}
+    passing, warning = raw.get("Passing") or 0, raw.get("Warning") or 0
+    if passing < 1 or warning < 0 or passing > 65535 or warning > 65535:
+        return {"Passing": 1, "Warning": 1}
+    return {"Passing": passing, "Warning": warning}
+
+
+def build_service(raw: dict) -> dict:
+    name, sid = raw.get("Service") or "", raw.get("ID") or ""
+    if sid and not name:
+        raise _refused("Must provide service name (Service.Service) when service ID is provided")
+    if not sid and not name:
+        raise _refused("failed inserting service: object missing primary index")
+    address = raw.get("Address") or ""
+    if address in _ANY_ADDRESS:
+        raise _refused("Invalid service address")
+    tagged = {
+        key: {"Address": (val or {}).get("Address") or "", "Port": (val or {}).get("Port") or 0}
+        for key, val in (raw.get("TaggedAddresses") or {}).items()
+    }
+    return {
+        "ID": sid or name,
+        "Service": name,
+        "Tags": list(raw.get("Tags") or []),
+        "Address": address,
+        "TaggedAddresses": tagged,
+        "Meta": dict(raw.get("Meta") or {}),
+        "Port": raw.get("Port") or 0,
+        "Weights": _weights(raw.get("Weights")),
+        "EnableTagOverride": bool(raw.get("EnableTagOverride")),
+        "Kind": raw.get("Kind") or "",
+    }
+
+
+def build_check(raw: dict, node: str) -> dict:
+    check_node = raw.get("Node") or node
+    check_id = raw.get("CheckID") or raw.get("Name") or ""
+    if check_node.lower() != node.lower():
+        raise _refused(
+            f"Node '{check_node}' for check '{check_id}' doesn't match register request node '{node}'"
+        )
+    if not check_id:
+        raise _refused("failed inserting check: object missing primary index")
+    definition = _definition(raw.get("Definition"))
+    return {
+        "CheckID": check_id,
+        "Name": raw.get("Name") or "",
+        "Status": raw.get("Status") or "critical",
+        "Notes": raw.get("Notes") or "",
+        "Output": raw.get("Output") or "",
+        "ServiceID": raw.get("ServiceID") or "",
+        "ServiceName": raw.get("ServiceName") or "",
+        "ServiceTags": list(raw.get("ServiceTags") or []),
+        "Type": raw.get("Type") or _check_type(definition),
+        "Interval": raw.get("Interval") or "",
+        "Timeout": raw.get("Timeout") or "",
+        "ExposedPort": raw.get("ExposedPort") or 0,
+        "Definition": definition,
+    }
+
+
+def build_register(body: dict, datacenter: str, known_services: Iterable[str]) -> dict:
+    """The FSM's "register" command for a decoded body, or the refusal Consul would give."""
+    node = body.get("Node") or ""
+    if not node:
+        raise _refused("Must provide node")
+    node_id = body.get("ID") or ""
+    if node_id and (why := _node_id_error(node_id)):
+        raise _refused(f"Bad node ID: {why}")
+    skip = bool(body.get("SkipNodeUpdate"))
+    address = body.get("Address") or ""
+    if not address and not skip:
+        raise _refused("Must provide address if SkipNodeUpdate is not set")
+    command: dict[str, Any] = {
+        "Type": "register",
+        "Node": node,
+        "Address": address,
+        "ID": node_id,
+        "Datacenter": body.get("Datacenter") or datacenter,
+        "TaggedAddresses": dict(body.get("TaggedAddresses") or {}),
+        "NodeMeta": dict(body.get("NodeMeta") or {}),
+        "SkipNodeUpdate": skip,
+    }
+    if body.get("Service") is not None:
+        command["Service"] = build_service(body["Service"])
+    raw_checks = [c for c in body.get("Checks") or [] if c is not None]
+    if body.get("Check") is not None:
+        raw_checks.append(body["Check"])
+    checks = [build_check(raw, node) for raw in raw_checks]
+    services = set(known_services)
+    if "Service" in command:
+        services.add(command["Service"]["ID"])
+    for check in checks:
+        if check["ServiceID"] and check["ServiceID"] not in services:
+            raise _refused(
+                f"Unknown service ID '{check['ServiceID']}' for check ID '{check['CheckID']}'"
+            )
+    if checks:
+        command["Checks"] = checks
+    return command
+
+
+def _check_datacenter(req: Request, body: dict) -> None:
+    dc = body.get("Datacenter")
+    if dc and dc.lower() != req.agent.datacenter.lower():
+        raise HTTPError(500, "No path to datacenter")
+
+
+async def register_handler(req: Request, _: str) -> Response:
+    body = await _read_body(req, _REGISTER)
+    _check_datacenter(req, body)
+    node = body.get("Node") or ""
+    known = req.agent.store.services.get(node, {}).keys()
+    command = build_register(body, req.agent.datacenter, known)
+    await req.agent.write(command)
+    return json_response(req, True)
+
+
+async def deregister_handler(req: Request, _: str) -> Response:
+    body = await _read_body(req, _DEREGISTER)
+    _check_datacenter(req, body)
+    node = body.get("Node") or ""
+    if not node:
+        raise _refused("Must provide node")
+    command: dict[str, Any] = {"Type": "deregister", "Node": node}
+    if body.get("ServiceID"):
+        command["ServiceID"] = body["ServiceID"]
+    elif body.get("CheckID"):
+        command["CheckID"] = body["CheckID"]
+    await req.agent.write(command)
+    return json_response(req, True)
+
+
+# ---------------------------------------------------------------------------- reads
+
+
+async def datacenters(req: Request, _: str) -> Response:
+    return json_response(req, [req.agent.datacenter])
+
+
+async def nodes(req: Request, _: str) -> Response:
+    store = req.agent.store
+    meta, flt = node_meta_filters(req), compile_request_filter(req)
+
+    def query() -> tuple[int, list[dict]]:
+        items = [render.node(n) for n in sorted_nodes(store.nodes) if meta_matches(n.Meta, meta)]
+        return store.table_index("nodes"), select(flt, items)
+
+    return await blocking_read(req, (("table", "nodes"),), query)
+
+
+def _all_instances(store: Any, meta: dict[str, str]) -> list[tuple[Node, Service]]:
+    out = []
+    for n in sorted_nodes(store.nodes):
+        if meta and not meta_matches(n.Meta, meta):
+            continue
+        out.extend((n, s) for s in sorted_services(store.services.get(n.Node, {})))
+    return out
+
+
+async def services(req: Request, _: str) -> Response:
+    store = req.agent.store
+    meta, flt = node_meta_filters(req), compile_request_filter(req)
+    tables = ("services", "nodes") if meta else ("services",)
+
+    def query() -> tuple[int, dict[str, list[str]]]:
+        pairs = _all_instances(store, meta)
+        if flt is not None:
+            rendered = [render.service_node(n, s) for n, s in pairs]
+            chosen = select(flt, rendered)
+            named = [(sn["ServiceName"], sn["ServiceTags"]) for sn in chosen]
+        else:
+            named = [(s.Service, s.Tags) for _, s in pairs]
+        tags: dict[str, dict[str, None]] = {}
+        for name, service_tags in named:
+            tags.setdefault(name, {}).update(dict.fromkeys(service_tags))
+        return store.table_index(*tables), {name: list(tags[name]) for name in sorted(tags)}
+
+    return await blocking_read(req, [("table", t) for t in tables], query)
+
+
+async def service_nodes(req: Request, name: str) -> Response:
+    if not name:
+        raise HTTPError(400, "Missing service name")
+    store = req.agent.store
+    meta, flt, tags = node_meta_filters(req), compile_request_filter(req), tag_filters(req)
+
+    def query() -> tuple[int, list[dict]]:
+        items = [
+            render.service_node(n, s)
+            for n, s in store.service_instances(name)
+            if (not tags or has_tags(s.Tags, tags)) and meta_matches(n.Meta, meta)
+        ]
+        return store.service_name_index(name), select(flt, items)
+
+    return await blocking_read(req, (("service", name),), query)
+
+
+async def connect_nodes(req: Request, name: str) -> Response:
+    """No service mesh here: no instance is Connect-capable."""
+    if not name:
+        raise HTTPError(400, "Missing service name")
+    store = req.agent.store
+    return await blocking_read(
+        req, (("service", name),), lambda: (store.service_name_index(name), [])
+    )
+
+
+async def node_services(req: Request, name: str) -> Response:
+    if not name:
+        raise HTTPError(400, "Missing node name")
+    store = req.agent.store
+    flt = compile_request_filter(req)
+
+    def query() -> tuple[int, dict | None]:
+        index = store.table_index("nodes", "services")
+        n = store.nodes.get(name)
+        if n is None:
+            return index, None
+        mapped = {
+            s.ID: render.node_service(s) for s in sorted_services(store.services.get(name, {}))
+        }
+        return index, {"Node": render.node(n), "Services": select_values(flt, mapped)}
+
+    return await blocking_read(req, (("table", "nodes"), ("table", "services")), query)
+
+
+async def node_service_list(req: Request, name: str) -> Response:
+    if not name:
+        raise HTTPError(400, "Missing node name")
+    store = req.agent.store
+    flt = compile_request_filter(req)
+
+    def query() -> tuple[int, dict]:
+        index = store.table_index("nodes", "services")
+        n = store.nodes.get(name)
+        if n is None:
+            return index, {"Node": None, "Services": None}
+        listed = [render.node_service(s) for s in sorted_services(store.services.get(name, {}))]
+        return index, {"Node": render.node(n), "Services": select(flt, listed)}
+
+    return await blocking_read(req, (("table", "nodes"), ("table", "services")), query)
+
+
+async def gateway_services(req: Request, name: str) -> Response:
+    if not name:
+        raise HTTPError(400, "Missing gateway name")
+    store = req.agent.store
+    return await blocking_read(
+        req, (("table", "services"),), lambda: (store.table_index("services"), [])
+    )
+
+
+def register(router: Router) -> None:
+    router.add("/v1/catalog/register", {"PUT": register_handler})
+    router.add("/v1/catalog/deregister", {"PUT": deregister_handler})
+    router.add("/v1/catalog/datacenters", {"GET": datacenters})
+    router.add("/v1/catalog/nodes", {"GET": nodes})
+    router.add("/v1/catalog/services", {"GET": services})
+    router.add("/v1/catalog/service/", {"GET": service_nodes}, prefix=True)
+    router.add("/v1/catalog/connect/", {"GET": connect_nodes}, prefix=True)
+    router.add("/v1/catalog/node/", {"GET": node_services}, prefix=True)
+    router.add("/v1/catalog/node-services/", {"GET": node_service_list}, prefix=True)
+    router.add("/v1/catalog/gateway-services/", {"GET": gateway_services}, prefix=True)

@@ -1,0 +1,142 @@
+"""`/v1/health/*`: checks by node, service and state; service instances with their health.
+
+Indexes follow Consul's state store: check lists carry the checks table's index, while
+`/health/service/<name>` carries the service's own index, which moves whenever an instance,
+its node, or any check deciding its health changes (the store bumps it), so a blocking query
+there wakes only for its service.
+"""
+
+from __future__ import annotations
+
+from agent.http import render
+from agent.http.app import HTTPError, Request, Response, Router
+from agent.http.catalog import (
+    blocking_read,
+    compile_request_filter,
+    has_tags,
+    meta_matches,
+    node_meta_filters,
+    select,
+    tag_filters,
+)
+from agent.state.structs import HealthCheck
+
+_TRUE = {"1", "t", "T", "TRUE", "true", "True"}
+_FALSE = {"0", "f", "F", "FALSE", "false", "False"}
+
+
+def _bool_param(req: Request, name: str) -> bool:
+    """Go's getBoolQueryParam: present and empty means true, else strconv.ParseBool."""
+    if not req.raw_query or name not in req.query:
+        return False
+    value = req.query[name][0]
+    if value == "" or value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise HTTPError(400, f"Invalid value for ?{name}")
+
+
+def _checks_tables(meta: dict[str, str]) -> tuple[str, ...]:
+    return ("checks", "nodes") if meta else ("checks",)
+
+
+async def node_checks(req: Request, node: str) -> Response:
+    if not node:
+        raise HTTPError(400, "Missing node name")
+    store = req.agent.store
+    flt = compile_request_filter(req)
+
+    def query() -> tuple[int, list[dict]]:
+        items = [render.check(c) for c in store.node_checks(node)]
+        return store.table_index("checks"), select(flt, items)
+
+    return await blocking_read(req, (("table", "checks"),), query)
+
+
+def _node_ok(store, node: str, meta: dict[str, str]) -> bool:
+    if not meta:
+        return True
+    n = store.nodes.get(node)
+    return n is not None and meta_matches(n.Meta, meta)
+
+
+async def service_checks(req: Request, name: str) -> Response:
+    if not name:
+        raise HTTPError(400, "Missing service name")
+    store = req.agent.store
+    meta, flt = node_meta_filters(req), compile_request_filter(req)
+    tables = _checks_tables(meta)
+
+    def query() -> tuple[int, list[dict]]:
+        items = [
+            render.check(c)
+            for c in store.all_checks()
+            if c.ServiceName == name and _node_ok(store, c.Node, meta)
+        ]
+        return store.table_index(*tables), select(flt, items)
+
+    return await blocking_read(req, [("table", t) for t in tables], query)
+
+
+def _all_passing(checks: list[HealthCheck]) -> bool:
+    return all(c.Status == "passing" for c in checks)
+
+
+async def service_instances(req: Request, name: str) -> Response:
+    if not name:
+        raise HTTPError(400, "Missing service name")
+    store = req.agent.store
+    meta, flt, tags = node_meta_filters(req), compile_request_filter(req), tag_filters(req)
+    passing = _bool_param(req, "passing")
+
+    def query() -> tuple[int, list[dict]]:
+        items = []
+        for n, s in store.service_instances(name):
+            if (tags and not has_tags(s.Tags, tags)) or not meta_matches(n.Meta, meta):
+                continue
+            checks = render.instance_checks(store.node_checks(n.Node), s.ID)
+            if passing and not _all_passing(checks):
+                continue
+            items.append(render.check_service_node(n, s, checks))
+        return store.service_name_index(name), select(flt, items)
+
+    return await blocking_read(req, (("service", name),), query)
+
+
+async def checks_in_state(req: Request, state: str) -> Response:
+    if not state:
+        raise HTTPError(400, "Missing check state")
+    store = req.agent.store
+    meta, flt = node_meta_filters(req), compile_request_filter(req)
+    tables = _checks_tables(meta)
+
+    def query() -> tuple[int, list[dict]]:
+        # Like Consul, an unknown state is not an error: it simply matches no check.
+        items = [
+            render.check(c)
+            for c in store.all_checks()
+            if (state == "any" or c.Status == state) and _node_ok(store, c.Node, meta)
+        ]
+        return store.table_index(*tables), select(flt, items)
+
+    return await blocking_read(req, [("table", t) for t in tables], query)
+
+
+async def mesh_instances(req: Request, name: str) -> Response:
+    """`/health/connect` and `/health/ingress`: no service mesh here, so never any instance."""
+    if not name:
+        raise HTTPError(400, "Missing service name")
+    store = req.agent.store
+    return await blocking_read(
+        req, (("service", name),), lambda: (store.service_name_index(name), [])
+    )
+
+
+def register(router: Router) -> None:
+    router.add("/v1/health/node/", {"GET": node_checks}, prefix=True)
+    router.add("/v1/health/checks/", {"GET": service_checks}, prefix=True)
+    router.add("/v1/health/service/", {"GET": service_instances}, prefix=True)
+    router.add("/v1/health/state/", {"GET": checks_in_state}, prefix=True)
+    router.add("/v1/health/connect/", {"GET": mesh_instances}, prefix=True)
+    router.add("/v1/health/ingress/", {"GET": mesh_instances}, prefix=True)
