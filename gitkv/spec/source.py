@@ -9,7 +9,7 @@ validating all work on ordinary dicts and lists, and any error can still be plac
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from gitkv.errors import Diagnostic
@@ -47,7 +47,6 @@ class Source:
     children: dict[Any, Source] | list[Source] | None = None
     block_indent: int | None = None
     quoted: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def anchor(self) -> Position:

@@ -10,7 +10,7 @@ import pytest
 
 from gitkv.errors import GitkvError
 from gitkv.resources import CheckDef, KVPair, SecretRef
-from gitkv.spec import desired, desired_datacenter, load_spec
+from gitkv.spec import LoadedSpec, desired, desired_datacenter, load_spec
 
 SPEC = """
     version: 1
@@ -55,7 +55,7 @@ SPEC = """
 
 
 @pytest.fixture
-def loaded(tmp_path: Path):  # type: ignore[no-untyped-def]
+def loaded(tmp_path: Path) -> LoadedSpec:
     (tmp_path / "files").mkdir()
     (tmp_path / "files" / "blob.bin").write_bytes(b"\x00\xffbinary")
     (tmp_path / "tree" / "x").mkdir(parents=True)
@@ -64,7 +64,7 @@ def loaded(tmp_path: Path):  # type: ignore[no-untyped-def]
     return load_spec(tmp_path / "spec.yaml")
 
 
-def test_kv_values(loaded) -> None:  # type: ignore[no-untyped-def]
+def test_kv_values(loaded: LoadedSpec) -> None:
     res = desired_datacenter(loaded, "dc1")
     assert res.kv["app/plain"] == KVPair("app/plain", b"hello", 0)
     assert res.kv["app/flagged"] == KVPair("app/flagged", b"x", 42)
@@ -74,7 +74,7 @@ def test_kv_values(loaded) -> None:  # type: ignore[no-untyped-def]
     assert res.prefixes == ("app/",)
 
 
-def test_datacenter_settings(loaded) -> None:  # type: ignore[no-untyped-def]
+def test_datacenter_settings(loaded: LoadedSpec) -> None:
     res = desired_datacenter(loaded, "dc1", revision="abc123")
     assert res.datacenter == "dc1" and res.address == "http://127.0.0.1:8500"
     assert res.prune is True and res.name == "demo" and res.ledger_name == "demo"
@@ -87,7 +87,7 @@ def test_datacenter_settings(loaded) -> None:  # type: ignore[no-untyped-def]
     )
 
 
-def test_services_are_canonical(loaded) -> None:  # type: ignore[no-untyped-def]
+def test_services_are_canonical(loaded: LoadedSpec) -> None:
     svc = desired_datacenter(loaded, "dc1").services["n1/web"]
     assert (svc.agent, svc.id, svc.name, svc.port) == ("n1", "web", "web", 8080)
     assert svc.tags == ("v1", "v2")
@@ -107,13 +107,13 @@ def test_services_are_canonical(loaded) -> None:  # type: ignore[no-untyped-def]
     assert (ttl.kind, ttl.name, ttl.ttl, ttl.target) == ("ttl", "heartbeat", "30s", "")
 
 
-def test_external_nodes(loaded) -> None:  # type: ignore[no-untyped-def]
+def test_external_nodes(loaded: LoadedSpec) -> None:
     node = desired_datacenter(loaded, "dc1").external_nodes["db"]
     assert node.address == "10.0.0.5"
     assert [s.id for s in node.services] == ["pg-1", "pg-2"]
 
 
-def test_acl(loaded, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_acl(loaded: LoadedSpec, tmp_path: Path) -> None:
     res = desired_datacenter(loaded, "dc1")
     policy = res.policies["read"]
     assert policy.rules == 'key_prefix "app/" { policy = "read" }'
@@ -127,7 +127,7 @@ def test_acl(loaded, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     assert res.has_acl
 
 
-def test_every_datacenter(loaded) -> None:  # type: ignore[no-untyped-def]
+def test_every_datacenter(loaded: LoadedSpec) -> None:
     all_dcs = desired(loaded.spec, loaded.base_dir)
     assert set(all_dcs) == {"dc1", "dc2"}
     assert all_dcs["dc2"].kv == {} and all_dcs["dc2"].address is None
@@ -137,7 +137,7 @@ def test_every_datacenter(loaded) -> None:  # type: ignore[no-untyped-def]
         desired_datacenter(loaded, "dc9")
 
 
-def test_unreadable_file_at_desired_time(loaded) -> None:  # type: ignore[no-untyped-def]
+def test_unreadable_file_at_desired_time(loaded: LoadedSpec) -> None:
     (loaded.base_dir / "files" / "blob.bin").unlink()
     with pytest.raises(GitkvError, match="cannot read KV value file"):
         desired_datacenter(loaded, "dc1")
