@@ -19,6 +19,7 @@ from typing import Any
 
 from agent.http.app import HTTPError
 from agent.local import LocalState
+from agent.metrics import Metrics
 from agent.raft.single import NotLeader, SingleServer
 from agent.state.fsm import FSM, CommandRefused
 from agent.state.store import Store
@@ -26,6 +27,15 @@ from agent.state.store import Store
 log = logging.getLogger("agent")
 
 CONSUL_VERSION = "1.22.0"
+
+
+_APPLY_METRICS = {
+    "kv": "consul.kvs.apply",
+    "txn": "consul.txn.apply",
+    "register": "consul.catalog.register",
+    "deregister": "consul.catalog.deregister",
+    "restore": "consul.snapshot.restore",
+}
 
 
 class AgentError(Exception):
@@ -78,6 +88,7 @@ class Agent:
         self.argv = list(argv or [])
         self.started_at = time.time()
         self.version = CONSUL_VERSION
+        self.metrics = Metrics()
         self.store = Store()
         self.fsm = FSM(self.store)
         self.node_name: str = config.node_name
@@ -92,6 +103,8 @@ class Agent:
                 self.data_dir,
                 f"{self.address}:{config.ports.server}",
                 bootstrap=config.dev or config.bootstrap or config.bootstrap_expect == 1,
+                snapshot_every=config.raft_snapshot_threshold,
+                metrics=self.metrics,
             )
         self.local = LocalState(self)
         self._servers: list[Any] = []
@@ -104,10 +117,14 @@ class Agent:
         """Propose a command through consensus; refusals become HTTP errors."""
         if self.consensus is None:
             raise HTTPError(500, "No known Consul servers")
+        started = time.perf_counter()
         try:
             result = await self.consensus.apply(command)
         except NotLeader as exc:
             raise HTTPError(500, str(exc)) from None
+        name = _APPLY_METRICS.get(command.get("Type", ""))
+        if name:
+            self.metrics.sample(name, (time.perf_counter() - started) * 1000.0)
         if isinstance(result, CommandRefused):
             raise HTTPError(result.status, result.message)
         return result

@@ -36,6 +36,17 @@ def _setup_logging(level: str, as_json: bool) -> None:
         else "%(asctime)s [%(levelname)s] %(name)s: %(message)s"
     )
     logging.basicConfig(level=_LEVELS.get(level.lower(), logging.INFO), format=fmt, stream=sys.stderr)
+    from agent.logstream import broadcaster
+
+    # The root logger passes everything; stderr keeps the configured level, while
+    # /v1/agent/monitor streams may ask for more detail (loglevel=debug) than the agent logs.
+    root = logging.getLogger()
+    for handler in root.handlers:
+        handler.setLevel(root.level)
+    root.setLevel(5)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
+    root.addHandler(broadcaster)
 
 
 def main(argv: list[str]) -> int:

@@ -384,6 +384,7 @@ class LocalState:
             checks = [self._catalog_check(c) for c in self.checks.values() if c.definition.service_id == defn.id]
             if self._in_sync(svc, checks):
                 continue
+            log.info("synced service %r", defn.id)
             await agent.write({
                 "Type": "register", "Node": node, "Address": agent.address, "SkipNodeUpdate": True,
                 "Service": {k: v for k, v in svc.items() if k != "Datacenter"},

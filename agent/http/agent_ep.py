@@ -345,6 +345,70 @@ async def agent_force_leave(req: Request, node: str) -> Response:
     return _ok()
 
 
+def _refresh_gauges(agent) -> None:
+    m = agent.metrics
+    store = agent.store
+    consensus = agent.consensus
+    m.set_gauge("consul.runtime.num_goroutines", len(asyncio.all_tasks()))
+    m.set_gauge("consul.runtime.alloc_bytes", _rss_bytes())
+    m.set_gauge("consul.runtime.sys_bytes", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    m.set_gauge("consul.server.isLeader", 1.0 if consensus and consensus.is_leader else 0.0)
+    m.set_gauge("consul.raft.applied_index", store.last_index)
+    m.set_gauge("consul.raft.last_index", consensus.last_index if consensus else 0)
+    m.set_gauge("consul.kvs.keys", len(store.kv))
+    m.set_gauge("consul.catalog.nodes", len(store.nodes))
+    m.set_gauge("consul.agent.checks", len(agent.local.checks))
+    m.set_gauge("consul.agent.services", len(agent.local.services))
+    members = agent.members() if hasattr(agent, "members") else [member(agent)]
+    by_status = {1: "alive", 2: "leaving", 3: "left", 4: "failed"}
+    for code, name in by_status.items():
+        m.set_gauge("consul.serf.lan.members", sum(1 for x in members if x["Status"] == code), {"status": name})
+
+
+def _rss_bytes() -> int:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+async def agent_metrics(req: Request, _: str) -> Response:
+    agent = req.agent
+    _refresh_gauges(agent)
+    if req.get("format") == "prometheus":
+        body = agent.metrics.render_prometheus().encode()
+        return Response(body, 200, b"text/plain; version=0.0.4; charset=utf-8")
+    return json_response(req, agent.metrics.render_json())
+
+
+_LOG_LEVELS = {"trace": 5, "debug": 10, "info": 20, "warn": 30, "error": 40}
+
+
+async def agent_monitor(req: Request, _: str) -> Response:
+    from agent.logstream import broadcaster
+
+    raw = (req.get("loglevel") or "info").lower()
+    if raw not in _LOG_LEVELS:
+        raise HTTPError(400, f"Unknown log level: {raw}")
+    as_json = req.has("logjson") and req.get("logjson") not in ("false", "0")
+    queue = broadcaster.subscribe(_LOG_LEVELS[raw], as_json)
+
+    async def lines():
+        try:
+            while True:
+                yield (await queue.get()).encode()
+        finally:
+            broadcaster.unsubscribe(queue)
+
+    response = Response(b"", 200, b"text/plain; charset=utf-8")
+    response.stream = lines()
+    return response
+
+
 def _aggregate(statuses: list[str]) -> str:
     for status in ("critical", "maintenance", "warning"):
         if status in statuses:
@@ -400,6 +464,8 @@ def register(router: Router) -> None:
     router.add("/v1/agent/host", {"GET": agent_host})
     router.add("/v1/agent/members", {"GET": agent_members})
     router.add("/v1/agent/services", {"GET": agent_services})
+    router.add("/v1/agent/metrics", {"GET": agent_metrics})
+    router.add("/v1/agent/monitor", {"GET": agent_monitor})
     router.add("/v1/agent/service/register", {"PUT": service_register})
     router.add("/v1/agent/service/deregister/", {"PUT": service_deregister}, prefix=True)
     router.add("/v1/agent/service/maintenance/", {"PUT": service_maintenance}, prefix=True)

@@ -8,6 +8,7 @@ from its own module (`kv.py`, `catalog.py`, ...); this module knows nothing of t
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote
@@ -96,7 +97,7 @@ class Request:
 
 
 class Response:
-    __slots__ = ("status", "body", "content_type", "headers")
+    __slots__ = ("status", "body", "content_type", "headers", "stream")
 
     def __init__(
         self,
@@ -109,6 +110,8 @@ class Response:
         self.body = body
         self.content_type = content_type
         self.headers = headers if headers is not None else []
+        # An async iterator of chunks, for endpoints that stream (agent/monitor).
+        self.stream: Any = None
 
 
 def json_response(req: Request, value: Any, headers: list | None = None, status: int = 200) -> Response:
@@ -139,14 +142,15 @@ class Router:
         else:
             self.exact[path] = dict(methods)
 
-    def match(self, path: str) -> tuple[dict[str, Handler] | None, str]:
+    def match(self, path: str) -> tuple[dict[str, Handler] | None, str, str]:
+        """(method table, the path after a prefix route, the route's own path)."""
         methods = self.exact.get(path)
         if methods is not None:
-            return methods, ""
+            return methods, "", path
         for prefix, methods in self.prefixes:
             if path.startswith(prefix):
-                return methods, path[len(prefix) :]
-        return None, ""
+                return methods, path[len(prefix) :], prefix
+        return None, "", ""
 
 
 def allow_header(methods: dict[str, Handler]) -> bytes:
@@ -159,6 +163,7 @@ class App:
     def __init__(self, agent: Agent, router: Router) -> None:
         self.agent = agent
         self.router = router
+        self._metric_names: dict[tuple[str, str], str] = {}
         self.extra_headers = [
             (k.lower().encode(), v.encode()) for k, v in agent.config.http_response_headers.items()
         ]
@@ -170,8 +175,11 @@ class App:
         if scope["type"] != "http":
             return
         req = Request(self.agent, scope, receive)
+        started = time.perf_counter()
+        route = ""
         try:
-            response = await self.dispatch(req)
+            methods, rest, route = self.router.match(req.path)
+            response = await self.dispatch(req, methods, rest)
         except HTTPError as exc:
             response = Response(exc.message.encode(), exc.status, TEXT, exc.headers)
         except Exception as exc:  # a bug: answer 500 like Consul rather than drop the socket
@@ -184,14 +192,30 @@ class App:
         ]
         headers.extend(response.headers)
         headers.extend(self.extra_headers)
-        await send({"type": "http.response.start", "status": response.status, "headers": headers})
-        await send({"type": "http.response.body", "body": response.body})
+        if response.stream is not None:
+            await self._send_stream(response, headers, send)
+        else:
+            await send({"type": "http.response.start", "status": response.status, "headers": headers})
+            await send({"type": "http.response.body", "body": response.body})
+        if route:
+            name = self._metric_names.get((req.method, route))
+            if name is None:
+                dotted = route.strip("/").replace("/", ".") + ("._" if route.endswith("/") else "")
+                name = self._metric_names[(req.method, route)] = f"consul.http.{req.method}.{dotted}"
+            self.agent.metrics.sample(name, (time.perf_counter() - started) * 1000.0)
 
-    async def dispatch(self, req: Request) -> Response:
+    async def _send_stream(self, response: Response, headers: list, send: Callable) -> None:
+        headers = [h for h in headers if h[0] != b"content-length"]
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        try:
+            async for chunk in response.stream:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        except OSError:
+            return  # the client went away
+        await send({"type": "http.response.body", "body": b""})
+
+    async def dispatch(self, req: Request, methods: dict[str, Handler] | None, rest: str) -> Response:
         path = req.path
-        # Consul keys may contain encoded characters the server decoded once; raw_path keeps
-        # "%2F" distinct from "/", which Consul's own mux does not, so the decoded path is used.
-        methods, rest = self.router.match(path)
         if methods is None:
             return self.not_found(path)
         method = req.method

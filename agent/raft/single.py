@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,9 @@ class SingleServer:
         snapshot_every: int = 16384,
         max_batch: int = 1024,
         bootstrap: bool = True,
+        metrics: Any = None,
     ) -> None:
+        self.metrics = metrics
         self.fsm = fsm
         self.data_dir = data_dir
         # A server that was not told to bootstrap waits for peers (Consul: -bootstrap-expect=N
@@ -142,6 +145,7 @@ class SingleServer:
             while self._pending:
                 batch = self._pending[: self.max_batch]
                 del self._pending[: len(batch)]
+                began = time.perf_counter()
                 if self.log is not None:
                     data = b"".join(
                         encode_record(index, self.term, _encode(cmd)) for index, cmd, _ in batch
@@ -160,6 +164,9 @@ class SingleServer:
                                 fut.set_exception(NotLeader(f"log write failed: {exc}"))
                         self._pending.clear()
                         return
+                if self.metrics is not None:
+                    self.metrics.sample("consul.raft.commitTime", (time.perf_counter() - began) * 1000)
+                    self.metrics.incr("consul.raft.apply", len(batch))
                 for index, cmd, fut in batch:
                     try:
                         result = self.fsm.apply(index, cmd)
