@@ -24,8 +24,13 @@ USAGE = """Usage: gitkv agent [options]
   Config files (JSON, HCL) are read from -config-file and -config-dir.
 """
 
-_LEVELS = {"trace": 5, "debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
-           "error": logging.ERROR}
+_LEVELS = {
+    "trace": 5,
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warn": logging.WARNING,
+    "error": logging.ERROR,
+}
 
 
 def _setup_logging(level: str, as_json: bool) -> None:
@@ -35,7 +40,9 @@ def _setup_logging(level: str, as_json: bool) -> None:
         if as_json
         else "%(asctime)s [%(levelname)s] %(name)s: %(message)s"
     )
-    logging.basicConfig(level=_LEVELS.get(level.lower(), logging.INFO), format=fmt, stream=sys.stderr)
+    logging.basicConfig(
+        level=_LEVELS.get(level.lower(), logging.INFO), format=fmt, stream=sys.stderr
+    )
     from agent.logstream import broadcaster
 
     # The root logger passes everything; stderr keeps the configured level, while

@@ -88,7 +88,10 @@ class LocalState:
     def load(self) -> None:
         """Config-file definitions first, then what was registered through the API before."""
         self._load_config_definitions(self.agent.config)
-        for directory, loader in ((self._svc_dir, self._load_service), (self._check_dir, self._load_check)):
+        for directory, loader in (
+            (self._svc_dir, self._load_service),
+            (self._check_dir, self._load_check),
+        ):
             if directory is None or not directory.exists():
                 continue
             for path in sorted(directory.iterdir()):
@@ -146,14 +149,23 @@ class LocalState:
         self._write(
             self._check_dir,
             check.definition.check_id,
-            {"CheckID": check.definition.check_id, "Registration": raw,
-             "Status": check.status, "Output": check.output},
+            {
+                "CheckID": check.definition.check_id,
+                "Registration": raw,
+                "Status": check.status,
+                "Output": check.output,
+            },
         )
 
     # ------------------------------------------------------------------ registration
 
     def add_service(
-        self, body: Any, *, persist: bool = True, remote: bool = True, scripts: bool | None = None,
+        self,
+        body: Any,
+        *,
+        persist: bool = True,
+        remote: bool = True,
+        scripts: bool | None = None,
         replace_checks: bool = False,
     ) -> ServiceDefinition:
         cfg = self.agent.config
@@ -164,7 +176,11 @@ class LocalState:
         keep = {c.check_id for c in defn.checks}
         if old is not None and replace_checks:
             for cid, check in list(self.checks.items()):
-                if check.definition.service_id == defn.id and cid not in keep and not cid.startswith(SERVICE_MAINT_PREFIX):
+                if (
+                    check.definition.service_id == defn.id
+                    and cid not in keep
+                    and not cid.startswith(SERVICE_MAINT_PREFIX)
+                ):
                     self._drop_check(cid)
         for check_def in defn.checks:
             previous = self.checks.get(check_def.check_id)
@@ -285,8 +301,13 @@ class LocalState:
                 "Maintenance mode is enabled for this service, but no reason was provided. "
                 "This is a default message."
             )
-            defn = CheckDefinition(check_id=cid, name="Service Maintenance Mode", notes=note,
-                                   service_id=service_id, status="critical")
+            defn = CheckDefinition(
+                check_id=cid,
+                name="Service Maintenance Mode",
+                notes=note,
+                service_id=service_id,
+                status="critical",
+            )
             self.checks[cid] = LocalCheck(defn, "critical", persist=False)
         else:
             self.checks.pop(cid, None)
@@ -298,8 +319,9 @@ class LocalState:
                 "Maintenance mode is enabled for this node, but no reason was provided. "
                 "This is a default message."
             )
-            defn = CheckDefinition(check_id=NODE_MAINT, name="Node Maintenance Mode", notes=note,
-                                   status="critical")
+            defn = CheckDefinition(
+                check_id=NODE_MAINT, name="Node Maintenance Mode", notes=note, status="critical"
+            )
             self.checks[NODE_MAINT] = LocalCheck(defn, "critical", persist=False)
         else:
             self.checks.pop(NODE_MAINT, None)
@@ -339,8 +361,11 @@ class LocalState:
             "NodeMeta": {"consul-network-segment": "", "consul-version": agent.version}
             | dict(agent.config.node_meta),
             "Check": {
-                "CheckID": SERF_CHECK, "Name": "Serf Health Status", "Status": "passing",
-                "Output": "Agent alive and reachable", "Type": "",
+                "CheckID": SERF_CHECK,
+                "Name": "Serf Health Status",
+                "Status": "passing",
+                "Output": "Agent alive and reachable",
+                "Type": "",
             },
         }
 
@@ -381,19 +406,37 @@ class LocalState:
                 await agent.write({"Type": "deregister", "Node": node, "CheckID": cid})
         for defn in list(self.services.values()):
             svc = defn.service
-            checks = [self._catalog_check(c) for c in self.checks.values() if c.definition.service_id == defn.id]
+            checks = [
+                self._catalog_check(c)
+                for c in self.checks.values()
+                if c.definition.service_id == defn.id
+            ]
             if self._in_sync(svc, checks):
                 continue
             log.info("synced service %r", defn.id)
-            await agent.write({
-                "Type": "register", "Node": node, "Address": agent.address, "SkipNodeUpdate": True,
-                "Service": {k: v for k, v in svc.items() if k != "Datacenter"},
-                "Checks": checks,
-            })
-        node_checks = [self._catalog_check(c) for c in self.checks.values() if not c.definition.service_id]
+            await agent.write(
+                {
+                    "Type": "register",
+                    "Node": node,
+                    "Address": agent.address,
+                    "SkipNodeUpdate": True,
+                    "Service": {k: v for k, v in svc.items() if k != "Datacenter"},
+                    "Checks": checks,
+                }
+            )
+        node_checks = [
+            self._catalog_check(c) for c in self.checks.values() if not c.definition.service_id
+        ]
         if node_checks and not self._in_sync(None, node_checks):
-            await agent.write({"Type": "register", "Node": node, "Address": agent.address,
-                               "SkipNodeUpdate": True, "Checks": node_checks})
+            await agent.write(
+                {
+                    "Type": "register",
+                    "Node": node,
+                    "Address": agent.address,
+                    "SkipNodeUpdate": True,
+                    "Checks": node_checks,
+                }
+            )
 
     def _in_sync(self, svc: dict | None, checks: list[dict]) -> bool:
         """Whether the catalog already holds exactly these records (so no write is needed)."""
@@ -440,8 +483,15 @@ class LocalState:
         for cid, check in list(self.checks.items()):
             after = check.definition.deregister_critical_service_after_seconds
             sid = check.definition.service_id
-            if after and sid and check.critical_since is not None and now - check.critical_since >= after:
-                log.info("check %s critical for over %ss: deregistering service %s", cid, after, sid)
+            if (
+                after
+                and sid
+                and check.critical_since is not None
+                and now - check.critical_since >= after
+            ):
+                log.info(
+                    "check %s critical for over %ss: deregistering service %s", cid, after, sid
+                )
                 self.remove_service(sid)
 
     async def _reap_loop(self) -> None:
@@ -472,4 +522,3 @@ class LocalState:
                 await check.runner.stop()
         if self._clients is not None:
             await self._clients.aclose()
-

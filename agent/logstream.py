@@ -36,8 +36,14 @@ class LogBroadcaster(logging.Handler):
             if record.levelno < level:
                 continue
             if as_json:
-                line = json.dumps({"@level": record.levelname.lower(), "@message": message,
-                                   "@module": record.name, "@timestamp": stamp})
+                line = json.dumps(
+                    {
+                        "@level": record.levelname.lower(),
+                        "@message": message,
+                        "@module": record.name,
+                        "@timestamp": stamp,
+                    }
+                )
             else:
                 line = f"{stamp} [{record.levelname}] {record.name}: {message}"
             try:

@@ -43,18 +43,26 @@ def validate_meta(meta: Any, what: str = "Meta") -> dict[str, str]:
     if not isinstance(meta, dict):
         raise ServiceError(f"Request decode failed: {what} must be a map of strings")
     if len(meta) > META_MAX_PAIRS:
-        raise ServiceError(f"Invalid Service Meta: Node metadata cannot contain more than {META_MAX_PAIRS} key/value pairs")
+        raise ServiceError(
+            f"Invalid Service Meta: Node metadata cannot contain more than {META_MAX_PAIRS} key/value pairs"
+        )
     for key, value in meta.items():
         if not key:
             raise ServiceError("Invalid Service Meta: Key cannot be blank")
         if len(key) > META_KEY_MAX:
-            raise ServiceError(f'Invalid Service Meta: Key is too long (limit: {META_KEY_MAX} characters)')
+            raise ServiceError(
+                f"Invalid Service Meta: Key is too long (limit: {META_KEY_MAX} characters)"
+            )
         if key.startswith("consul-"):
-            raise ServiceError('Invalid Service Meta: Key prefix "consul-" is reserved for internal use')
+            raise ServiceError(
+                'Invalid Service Meta: Key prefix "consul-" is reserved for internal use'
+            )
         if not isinstance(value, str):
             raise ServiceError(f"Request decode failed: {what} values must be strings")
         if len(value) > META_VALUE_MAX:
-            raise ServiceError(f'Invalid Service Meta: Value is too long (limit: {META_VALUE_MAX} characters)')
+            raise ServiceError(
+                f"Invalid Service Meta: Value is too long (limit: {META_VALUE_MAX} characters)"
+            )
     return dict(meta)
 
 
@@ -113,15 +121,19 @@ def parse_service(
     }
     if tagged:  # omitted when empty, as Consul's omitempty does
         service["TaggedAddresses"] = {
-            k: {"Address": v.get("Address", ""), "Port": v.get("Port", 0)} for k, v in tagged.items()
+            k: {"Address": v.get("Address", ""), "Port": v.get("Port", 0)}
+            for k, v in tagged.items()
         }
     kind = raw.get("Kind") or ""
     if kind:
         service["Kind"] = kind
     try:
         checks = parse_service_checks(
-            body, service_id=service_id, service_name=name,
-            enable_script_checks=enable_script_checks, remote=remote,
+            body,
+            service_id=service_id,
+            service_name=name,
+            enable_script_checks=enable_script_checks,
+            remote=remote,
         )
     except CheckError as exc:
         raise ServiceError(str(exc), getattr(exc, "status", None) or 400) from None

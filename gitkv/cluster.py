@@ -281,8 +281,14 @@ def status(loaded: LoadedSpec) -> list[dict]:
     rows = []
     with httpx.Client(timeout=2.0) as client:
         for la in launch_plan(loaded):
-            row = {"name": la.name, "datacenter": la.datacenter, "address": la.http_address,
-                   "pid": running_pid(la), "leader": None, "members": None}
+            row = {
+                "name": la.name,
+                "datacenter": la.datacenter,
+                "address": la.http_address,
+                "pid": running_pid(la),
+                "leader": None,
+                "members": None,
+            }
             try:
                 row["leader"] = client.get(f"{la.http_address}/v1/status/leader").json()
                 members = client.get(f"{la.http_address}/v1/agent/members").json()

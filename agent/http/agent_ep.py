@@ -53,13 +53,15 @@ def member(agent) -> dict:
         "ft_si": "1",
     }
     if cfg.server:
-        tags.update({
-            "port": str(cfg.ports.server),
-            "raft_vsn": "3",
-            "expect": str(cfg.bootstrap_expect),
-            "wan_join_port": str(cfg.ports.serf_wan),
-            "use_tls": "0",
-        })
+        tags.update(
+            {
+                "port": str(cfg.ports.server),
+                "raft_vsn": "3",
+                "expect": str(cfg.bootstrap_expect),
+                "wan_join_port": str(cfg.ports.serf_wan),
+                "use_tls": "0",
+            }
+        )
         if cfg.bootstrap or cfg.dev:
             tags["bootstrap"] = "1"
         if cfg.ports.grpc > 0:
@@ -86,12 +88,19 @@ def _stats(agent) -> dict:
     tasks = len(asyncio.all_tasks())
     return {
         "agent": {
-            "check_monitors": str(sum(1 for c in agent.local.checks.values() if c.runner is not None)),
+            "check_monitors": str(
+                sum(1 for c in agent.local.checks.values() if c.runner is not None)
+            ),
             "check_ttls": str(sum(1 for c in agent.local.checks.values() if c.definition.is_ttl)),
             "checks": str(len(agent.local.checks)),
             "services": str(len(agent.local.services)),
         },
-        "build": {"prerelease": "", "revision": "gitkv", "version": agent.version, "version_metadata": ""},
+        "build": {
+            "prerelease": "",
+            "revision": "gitkv",
+            "version": agent.version,
+            "version_metadata": "",
+        },
         "consul": {
             "server": str(agent.config.server).lower(),
             "leader": str(bool(consensus and consensus.is_leader)).lower(),
@@ -125,39 +134,60 @@ async def agent_self(req: Request, _: str) -> Response:
     agent = req.agent
     summary = agent.config.summary()
     config = summary.get("Config", {})
-    config.update({
-        "NodeID": agent.node_id,
-        "Revision": "gitkv",
-        "Version": agent.version,
-        "BuildDate": "2026-01-01T00:00:00Z",
-    })
-    return json_response(req, {
-        "Config": config,
-        "DebugConfig": summary.get("DebugConfig", {}),
-        "Coord": {"Vec": [0.0] * 8, "Error": 1.5, "Adjustment": 0.0, "Height": 1e-05},
-        "Member": member(agent),
-        "Stats": _stats(agent),
-        "Meta": {"consul-network-segment": "", "consul-version": agent.version} | dict(agent.config.node_meta),
-        "xDS": {"SupportedProxies": {}, "Port": -1, "Ports": {"Plaintext": -1, "TLS": -1}},
-    })
+    config.update(
+        {
+            "NodeID": agent.node_id,
+            "Revision": "gitkv",
+            "Version": agent.version,
+            "BuildDate": "2026-01-01T00:00:00Z",
+        }
+    )
+    return json_response(
+        req,
+        {
+            "Config": config,
+            "DebugConfig": summary.get("DebugConfig", {}),
+            "Coord": {"Vec": [0.0] * 8, "Error": 1.5, "Adjustment": 0.0, "Height": 1e-05},
+            "Member": member(agent),
+            "Stats": _stats(agent),
+            "Meta": {"consul-network-segment": "", "consul-version": agent.version}
+            | dict(agent.config.node_meta),
+            "xDS": {"SupportedProxies": {}, "Port": -1, "Ports": {"Plaintext": -1, "TLS": -1}},
+        },
+    )
 
 
 async def agent_version(req: Request, _: str) -> Response:
-    return json_response(req, {
-        "SHA": "gitkv", "BuildDate": "2026-01-01T00:00:00Z", "HumanVersion": req.agent.version,
-        "FIPS": "",
-    })
+    return json_response(
+        req,
+        {
+            "SHA": "gitkv",
+            "BuildDate": "2026-01-01T00:00:00Z",
+            "HumanVersion": req.agent.version,
+            "FIPS": "",
+        },
+    )
 
 
 async def agent_host(req: Request, _: str) -> Response:
     uname = platform.uname()
-    return json_response(req, {
-        "Memory": {}, "CPU": [], "Host": {"hostname": uname.node, "os": uname.system.lower(),
-                                          "platform": uname.system.lower(),
-                                          "kernelVersion": uname.release,
-                                          "uptime": int(time.time() - req.agent.started_at)},
-        "Disk": {}, "CollectionTime": int(time.time() * 1e9), "Errors": None,
-    })
+    return json_response(
+        req,
+        {
+            "Memory": {},
+            "CPU": [],
+            "Host": {
+                "hostname": uname.node,
+                "os": uname.system.lower(),
+                "platform": uname.system.lower(),
+                "kernelVersion": uname.release,
+                "uptime": int(time.time() - req.agent.started_at),
+            },
+            "Disk": {},
+            "CollectionTime": int(time.time() * 1e9),
+            "Errors": None,
+        },
+    )
 
 
 async def agent_members(req: Request, _: str) -> Response:
@@ -210,7 +240,11 @@ async def agent_checks(req: Request, _: str) -> Response:
 async def service_register(req: Request, _: str) -> Response:
     agent = req.agent
     body = await req.json()
-    replace = req.has("replace-existing-checks") and req.get("replace-existing-checks") in ("", "true", "1")
+    replace = req.has("replace-existing-checks") and req.get("replace-existing-checks") in (
+        "",
+        "true",
+        "1",
+    )
     try:
         agent.local.add_service(body, replace_checks=replace)
     except ServiceError as exc:
@@ -226,7 +260,10 @@ async def service_deregister(req: Request, service_id: str) -> Response:
     if not service_id:
         raise HTTPError(400, "Missing service ID")
     if not local.remove_service(service_id):
-        raise HTTPError(404, f'Unknown service ID "{service_id}". Ensure that the service ID is passed, not the service name.')
+        raise HTTPError(
+            404,
+            f'Unknown service ID "{service_id}". Ensure that the service ID is passed, not the service name.',
+        )
     await local.flush()
     return _ok()
 
@@ -267,7 +304,9 @@ async def check_register(req: Request, _: str) -> Response:
     try:
         local.add_check(body)
     except ServiceError as exc:
-        raise HTTPError(404 if "does not exist" in exc.message else exc.status, exc.message) from None
+        raise HTTPError(
+            404 if "does not exist" in exc.message else exc.status, exc.message
+        ) from None
     except CheckError as exc:
         raise HTTPError(getattr(exc, "status", None) or 400, str(exc)) from None
     await local.flush()
@@ -277,7 +316,10 @@ async def check_register(req: Request, _: str) -> Response:
 async def check_deregister(req: Request, check_id: str) -> Response:
     local = req.agent.local
     if not local.remove_check(check_id):
-        raise HTTPError(404, f'Unknown check ID "{check_id}". Ensure that the check ID is passed, not the check name.')
+        raise HTTPError(
+            404,
+            f'Unknown check ID "{check_id}". Ensure that the check ID is passed, not the check name.',
+        )
     await local.flush()
     return _ok()
 
@@ -296,7 +338,10 @@ async def _ttl_update(req: Request, check_id: str, status: str, output: str) -> 
     try:
         local.ttl_update(check_id, status, output)
     except KeyError:
-        raise HTTPError(404, f'Unknown check ID "{check_id}". Ensure that the check ID is passed, not the check name.') from None
+        raise HTTPError(
+            404,
+            f'Unknown check ID "{check_id}". Ensure that the check ID is passed, not the check name.',
+        ) from None
     except ValueError as exc:
         raise HTTPError(500, str(exc)) from None
     await local.flush()
@@ -332,7 +377,10 @@ async def agent_leave(req: Request, _: str) -> Response:
 async def agent_join(req: Request, address: str) -> Response:
     join = getattr(req.agent, "join", None)
     if join is None:
-        raise HTTPError(500, f"Failed to join {address}: this agent has no gossip layer yet (single-server mode)")
+        raise HTTPError(
+            500,
+            f"Failed to join {address}: this agent has no gossip layer yet (single-server mode)",
+        )
     await join(address, wan=req.has("wan"))
     return _ok()
 
@@ -351,7 +399,9 @@ def _refresh_gauges(agent) -> None:
     consensus = agent.consensus
     m.set_gauge("consul.runtime.num_goroutines", len(asyncio.all_tasks()))
     m.set_gauge("consul.runtime.alloc_bytes", _rss_bytes())
-    m.set_gauge("consul.runtime.sys_bytes", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    m.set_gauge(
+        "consul.runtime.sys_bytes", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    )
     m.set_gauge("consul.server.isLeader", 1.0 if consensus and consensus.is_leader else 0.0)
     m.set_gauge("consul.raft.applied_index", store.last_index)
     m.set_gauge("consul.raft.last_index", consensus.last_index if consensus else 0)
@@ -362,7 +412,11 @@ def _refresh_gauges(agent) -> None:
     members = agent.members() if hasattr(agent, "members") else [member(agent)]
     by_status = {1: "alive", 2: "leaving", 3: "left", 4: "failed"}
     for code, name in by_status.items():
-        m.set_gauge("consul.serf.lan.members", sum(1 for x in members if x["Status"] == code), {"status": name})
+        m.set_gauge(
+            "consul.serf.lan.members",
+            sum(1 for x in members if x["Status"] == code),
+            {"status": name},
+        )
 
 
 def _rss_bytes() -> int:
@@ -420,14 +474,26 @@ _HEALTH_CODES = {"passing": 200, "warning": 429, "critical": 503, "maintenance":
 
 
 def _service_health(local, defn) -> tuple[str, dict]:
-    checks = [local.render_check(c) for c in local.checks.values()
-              if c.definition.service_id == defn.id or (not c.definition.service_id and c.definition.check_id == "_node_maintenance")]
+    checks = [
+        local.render_check(c)
+        for c in local.checks.values()
+        if c.definition.service_id == defn.id
+        or (not c.definition.service_id and c.definition.check_id == "_node_maintenance")
+    ]
     statuses = []
     for c in checks:
         cid = c["CheckID"]
-        statuses.append("maintenance" if cid.startswith("_service_maintenance:") or cid == "_node_maintenance" else c["Status"])
+        statuses.append(
+            "maintenance"
+            if cid.startswith("_service_maintenance:") or cid == "_node_maintenance"
+            else c["Status"]
+        )
     status = _aggregate(statuses)
-    return status, {"AggregatedStatus": status, "Service": local.render_service(defn), "Checks": checks}
+    return status, {
+        "AggregatedStatus": status,
+        "Service": local.render_service(defn),
+        "Checks": checks,
+    }
 
 
 async def health_by_id(req: Request, service_id: str) -> Response:

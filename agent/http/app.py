@@ -114,7 +114,9 @@ class Response:
         self.stream: Any = None
 
 
-def json_response(req: Request, value: Any, headers: list | None = None, status: int = 200) -> Response:
+def json_response(
+    req: Request, value: Any, headers: list | None = None, status: int = 200
+) -> Response:
     body = _json_encode(value)
     if req.raw_query and req.has("pretty"):
         body = msgspec.json.format(body, indent=4) + b"\n"
@@ -195,13 +197,17 @@ class App:
         if response.stream is not None:
             await self._send_stream(response, headers, send)
         else:
-            await send({"type": "http.response.start", "status": response.status, "headers": headers})
+            await send(
+                {"type": "http.response.start", "status": response.status, "headers": headers}
+            )
             await send({"type": "http.response.body", "body": response.body})
         if route:
             name = self._metric_names.get((req.method, route))
             if name is None:
                 dotted = route.strip("/").replace("/", ".") + ("._" if route.endswith("/") else "")
-                name = self._metric_names[(req.method, route)] = f"consul.http.{req.method}.{dotted}"
+                name = self._metric_names[(req.method, route)] = (
+                    f"consul.http.{req.method}.{dotted}"
+                )
             self.agent.metrics.sample(name, (time.perf_counter() - started) * 1000.0)
 
     async def _send_stream(self, response: Response, headers: list, send: Callable) -> None:
@@ -214,7 +220,9 @@ class App:
             return  # the client went away
         await send({"type": "http.response.body", "body": b""})
 
-    async def dispatch(self, req: Request, methods: dict[str, Handler] | None, rest: str) -> Response:
+    async def dispatch(
+        self, req: Request, methods: dict[str, Handler] | None, rest: str
+    ) -> Response:
         path = req.path
         if methods is None:
             return self.not_found(path)
@@ -235,7 +243,9 @@ class App:
         if path in ("/", ""):
             if self.agent.config.ui_enabled:
                 return Response(b"", 301, TEXT, [(b"location", b"/ui/")])
-            return text_response("Consul Agent: UI disabled. To enable, set ui_config.enabled=true in the agent configuration and restart.")
+            return text_response(
+                "Consul Agent: UI disabled. To enable, set ui_config.enabled=true in the agent configuration and restart."
+            )
         if "/v1/" in path:
             return text_response("Invalid URL path: not a recognized HTTP API endpoint", 404)
         return text_response(

@@ -67,7 +67,9 @@ def query_options(req: Request) -> QueryOptions:
     return QueryOptions(index, wait, consistency)
 
 
-def read_headers(req: Request, index: int, consistency: str = "leader") -> list[tuple[bytes, bytes]]:
+def read_headers(
+    req: Request, index: int, consistency: str = "leader"
+) -> list[tuple[bytes, bytes]]:
     return [
         (b"x-consul-index", str(index if index > 0 else 1).encode()),
         (b"x-consul-knownleader", b"true" if req.agent.leader_address else b"false"),

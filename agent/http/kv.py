@@ -133,7 +133,12 @@ async def kv_delete(req: Request, key: str) -> Response:
     if recurse:
         cmd = {"Type": "kv", "Verb": "delete-tree", "Key": key}
     elif cas:
-        cmd = {"Type": "kv", "Verb": "delete-cas", "Key": key, "Index": parse_uint(req.get("cas", ""))}
+        cmd = {
+            "Type": "kv",
+            "Verb": "delete-cas",
+            "Key": key,
+            "Index": parse_uint(req.get("cas", "")),
+        }
     else:
         cmd = {"Type": "kv", "Verb": "delete", "Key": key}
     result = await req.agent.write(cmd)

@@ -20,15 +20,17 @@ def _servers(agent) -> list[dict]:
     servers = getattr(consensus, "configuration", None)
     if callable(servers):
         return servers()
-    return [{
-        "ID": agent.node_id,
-        "Node": agent.node_name,
-        "Address": consensus.address,
-        "Leader": consensus.is_leader,
-        "ProtocolVersion": "3",
-        "Voter": True,
-        "LastIndex": consensus.last_index,
-    }]
+    return [
+        {
+            "ID": agent.node_id,
+            "Node": agent.node_name,
+            "Address": consensus.address,
+            "Leader": consensus.is_leader,
+            "ProtocolVersion": "3",
+            "Voter": True,
+            "LastIndex": consensus.last_index,
+        }
+    ]
 
 
 async def raft_configuration(req: Request, _: str) -> Response:
@@ -43,7 +45,10 @@ async def raft_peer(req: Request, _: str) -> Response:
     agent = req.agent
     peer_id, address = req.get("id"), req.get("address")
     if not peer_id and not address:
-        raise HTTPError(400, "Must specify either ?id with the server's ID or ?address with IP:port of peer to remove")
+        raise HTTPError(
+            400,
+            "Must specify either ?id with the server's ID or ?address with IP:port of peer to remove",
+        )
     remove = getattr(agent.consensus, "remove_peer", None)
     known = [s for s in _servers(agent) if s["ID"] == peer_id or s["Address"] == address]
     if not known or remove is None:
@@ -87,18 +92,31 @@ async def autopilot_health(req: Request, _: str) -> Response:
     agent = req.agent
     servers = []
     for s in _servers(agent):
-        servers.append({
-            "ID": s["ID"], "Name": s["Node"], "Address": s["Address"], "SerfStatus": "alive",
-            "Version": agent.version, "Leader": s["Leader"], "LastContact": "0s",
-            "LastTerm": getattr(agent.consensus, "term", 1), "LastIndex": agent.store.last_index,
-            "Healthy": True, "Voter": s["Voter"], "StableSince": _rfc3339(agent.started_at),
-        })
+        servers.append(
+            {
+                "ID": s["ID"],
+                "Name": s["Node"],
+                "Address": s["Address"],
+                "SerfStatus": "alive",
+                "Version": agent.version,
+                "Leader": s["Leader"],
+                "LastContact": "0s",
+                "LastTerm": getattr(agent.consensus, "term", 1),
+                "LastIndex": agent.store.last_index,
+                "Healthy": True,
+                "Voter": s["Voter"],
+                "StableSince": _rfc3339(agent.started_at),
+            }
+        )
     voters = sum(1 for s in servers if s["Voter"])
-    return json_response(req, {
-        "Healthy": all(s["Healthy"] for s in servers) and bool(servers),
-        "FailureTolerance": max(0, (voters - 1) // 2),
-        "Servers": servers,
-    })
+    return json_response(
+        req,
+        {
+            "Healthy": all(s["Healthy"] for s in servers) and bool(servers),
+            "FailureTolerance": max(0, (voters - 1) // 2),
+            "Servers": servers,
+        },
+    )
 
 
 def _rfc3339(ts: float) -> str:
@@ -118,7 +136,10 @@ async def snapshot_save(req: Request, _: str) -> Response:
     opts = query_options(req)
     body = agent.store.snapshot()
     buf = io.BytesIO()
-    with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) as gz, tarfile.open(fileobj=gz, mode="w") as tar:
+    with (
+        gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) as gz,
+        tarfile.open(fileobj=gz, mode="w") as tar,
+    ):
         info = tarfile.TarInfo(SNAPSHOT_MEMBER)
         info.size = len(body)
         tar.addfile(info, io.BytesIO(body))
@@ -130,7 +151,10 @@ async def snapshot_restore(req: Request, _: str) -> Response:
     agent = req.agent
     raw = await req.body()
     try:
-        with gzip.GzipFile(fileobj=io.BytesIO(raw)) as gz, tarfile.open(fileobj=gz, mode="r") as tar:
+        with (
+            gzip.GzipFile(fileobj=io.BytesIO(raw)) as gz,
+            tarfile.open(fileobj=gz, mode="r") as tar,
+        ):
             member = tar.extractfile(SNAPSHOT_MEMBER)
             if member is None:
                 raise KeyError(SNAPSHOT_MEMBER)

@@ -98,16 +98,30 @@ def _later_routes(router: Router) -> None:
     router.add("/v1/session/info/", {"GET": _empty_list()}, prefix=True)
     router.add("/v1/session/node/", {"GET": _empty_list()}, prefix=True)
     router.add("/v1/session/list", {"GET": _empty_list()})
-    router.add("/v1/event/fire/", {"PUT": _refuse(500, "user events are not supported by this agent yet")}, prefix=True)
+    router.add(
+        "/v1/event/fire/",
+        {"PUT": _refuse(500, "user events are not supported by this agent yet")},
+        prefix=True,
+    )
     router.add("/v1/event/list", {"GET": _empty_list()})
     router.add("/v1/coordinate/datacenters", {"GET": _empty_list()})
     router.add("/v1/coordinate/nodes", {"GET": _empty_list()})
     router.add("/v1/coordinate/node/", {"GET": _refuse(404, "")}, prefix=True)
     router.add("/v1/coordinate/update", {"PUT": _refuse(500, "Coordinate updates are disabled")})
-    router.add("/v1/query", {"GET": _empty_list(), "POST": _refuse(500, "prepared queries are not supported by this agent yet")})
+    router.add(
+        "/v1/query",
+        {
+            "GET": _empty_list(),
+            "POST": _refuse(500, "prepared queries are not supported by this agent yet"),
+        },
+    )
     enterprise = _refuse(404, "Consul Enterprise feature: network areas are not available")
     router.add("/v1/operator/area", {"GET": enterprise, "POST": enterprise})
-    router.add("/v1/operator/area/", {"GET": enterprise, "PUT": enterprise, "DELETE": enterprise}, prefix=True)
+    router.add(
+        "/v1/operator/area/",
+        {"GET": enterprise, "PUT": enterprise, "DELETE": enterprise},
+        prefix=True,
+    )
 
 
 def build_router(agent: Agent) -> Router:

@@ -16,18 +16,22 @@ _KV_VERBS = _READ_VERBS | {"set", "cas", "lock", "unlock", "delete", "delete-tre
 
 def _parse_ops(raw: object, max_value: int) -> list[dict]:
     if not isinstance(raw, list):
-        raise HTTPError(400, "Failed to parse body: json: cannot unmarshal object into Go value of type api.TxnOps")
-    if len(raw) > MAX_OPS:
         raise HTTPError(
-            413, f"Transaction contains too many operations ({len(raw)} > {MAX_OPS})"
+            400,
+            "Failed to parse body: json: cannot unmarshal object into Go value of type api.TxnOps",
         )
+    if len(raw) > MAX_OPS:
+        raise HTTPError(413, f"Transaction contains too many operations ({len(raw)} > {MAX_OPS})")
     ops: list[dict] = []
     for i, item in enumerate(normalize(raw)):
         if not isinstance(item, dict):
             raise HTTPError(400, f"Failed to parse body: operation {i} is not an object")
         kinds = [k for k in ("KV", "Node", "Service", "Check") if item.get(k) is not None]
         if len(kinds) != 1:
-            raise HTTPError(400, f"Failed to parse body: operation {i} must have exactly one of KV, Node, Service or Check")
+            raise HTTPError(
+                400,
+                f"Failed to parse body: operation {i} must have exactly one of KV, Node, Service or Check",
+            )
         kind = kinds[0]
         body = dict(item[kind])
         if kind == "KV":
@@ -37,7 +41,8 @@ def _parse_ops(raw: object, max_value: int) -> list[dict]:
             value = b64decode(body.get("Value"))
             if len(value) > max_value:
                 raise HTTPError(
-                    413, f'Value for key "{body.get("Key", "")}" is too large ({len(value)} > {max_value} bytes)'
+                    413,
+                    f'Value for key "{body.get("Key", "")}" is too large ({len(value)} > {max_value} bytes)',
                 )
             body["Value"] = value
             body["Flags"] = int(body.get("Flags") or 0)

@@ -165,7 +165,9 @@ class SingleServer:
                         self._pending.clear()
                         return
                 if self.metrics is not None:
-                    self.metrics.sample("consul.raft.commitTime", (time.perf_counter() - began) * 1000)
+                    self.metrics.sample(
+                        "consul.raft.commitTime", (time.perf_counter() - began) * 1000
+                    )
                     self.metrics.incr("consul.raft.apply", len(batch))
                 for index, cmd, fut in batch:
                     try:

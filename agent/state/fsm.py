@@ -155,12 +155,12 @@ def _kv_precondition(lookup: Callable[[str], KVEntry | None], cmd: dict) -> str 
         if entry is None:
             return f'key "{key}" doesn\'t exist'
         if entry.ModifyIndex != cmd.get("Index", 0):
-            return f'current modify index {entry.ModifyIndex} != {cmd.get("Index", 0)}'
+            return f"current modify index {entry.ModifyIndex} != {cmd.get('Index', 0)}"
     elif verb == "check-session":
         if entry is None:
             return f'key "{key}" doesn\'t exist'
         if entry.Session != cmd.get("Session", ""):
-            return f'current session {entry.Session} != {cmd.get("Session", "")}'
+            return f"current session {entry.Session} != {cmd.get('Session', '')}"
     elif verb == "check-not-exists":
         if entry is not None:
             return f'key "{key}" exists'
@@ -245,8 +245,12 @@ class _Overlay:
         if verb in ("set", "cas", "unlock"):
             old = self.kv_get(key)
             # A later CAS in the same txn cannot match an index not yet assigned.
-            self.kv[key] = KVEntry(Key=key, Value=b"", ModifyIndex=-1, Session="" if verb ==
-                                   "unlock" else (old.Session if old else ""))
+            self.kv[key] = KVEntry(
+                Key=key,
+                Value=b"",
+                ModifyIndex=-1,
+                Session="" if verb == "unlock" else (old.Session if old else ""),
+            )
         elif verb in ("delete", "delete-cas"):
             self.kv[key] = self._GONE
         elif verb == "delete-tree":
@@ -363,7 +367,7 @@ def _register_precondition(store: Store, cmd: dict, pending_services: dict) -> s
             if node_id == other.ID and other.Node != node:
                 return (
                     f'failed inserting node: Error while renaming Node ID: "{node_id}": '
-                    f'Node name {node} is reserved by node {other.ID} with name {other.Node}'
+                    f"Node name {node} is reserved by node {other.ID} with name {other.Node}"
                 )
     return None
 

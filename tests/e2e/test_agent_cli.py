@@ -17,7 +17,10 @@ from tests.e2e.agentproc import AgentProc, free_port
 def run_agent(*args: str, timeout: float = 20) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "gitkv", "agent", *args],
-        capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
     )
 
 
@@ -52,8 +55,9 @@ def test_port_in_use_is_refused(tmp_path: Path) -> None:
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", port))
         holder.listen(1)
-        result = run_agent("-dev", f"-http-port={port}", "-dns-port=-1",
-                           f"-server-port={free_port()}")
+        result = run_agent(
+            "-dev", f"-http-port={port}", "-dns-port=-1", f"-server-port={free_port()}"
+        )
     assert result.returncode != 0
     lines = [line for line in result.stderr.strip().splitlines() if line.startswith("==>")]
     assert lines and f"127.0.0.1:{port}" in lines[0]
@@ -64,22 +68,35 @@ def test_consul_config_dir_loads_and_flags_override(tmp_path: Path) -> None:
     conf = tmp_path / "conf"
     conf.mkdir()
     port = free_port()
-    (conf / "00-base.json").write_text(json.dumps({
-        "datacenter": "shenzhen",
-        "node_name": "from-file",
-        "server": True,
-        "bootstrap_expect": 1,
-        "data_dir": str(tmp_path / "data"),
-        "bind_addr": "127.0.0.1",
-        "client_addr": "127.0.0.1",
-        "ports": {"http": port, "grpc": 8502, "dns": -1, "server": free_port(), "serf_lan": free_port()},
-        "ui_config": {"enabled": True},
-        "telemetry": {"prometheus_retention_time": "30s"},
-        "performance": {"raft_multiplier": 1},
-        "connect": {"enabled": True},
-        "services": [{"name": "cfg-svc", "port": 1234, "tags": ["from-config"]}],
-    }))
-    with AgentProc(f"-config-dir={conf}", "-node=from-flag", http_port=port).start() as agent, agent.client() as http:
+    (conf / "00-base.json").write_text(
+        json.dumps(
+            {
+                "datacenter": "shenzhen",
+                "node_name": "from-file",
+                "server": True,
+                "bootstrap_expect": 1,
+                "data_dir": str(tmp_path / "data"),
+                "bind_addr": "127.0.0.1",
+                "client_addr": "127.0.0.1",
+                "ports": {
+                    "http": port,
+                    "grpc": 8502,
+                    "dns": -1,
+                    "server": free_port(),
+                    "serf_lan": free_port(),
+                },
+                "ui_config": {"enabled": True},
+                "telemetry": {"prometheus_retention_time": "30s"},
+                "performance": {"raft_multiplier": 1},
+                "connect": {"enabled": True},
+                "services": [{"name": "cfg-svc", "port": 1234, "tags": ["from-config"]}],
+            }
+        )
+    )
+    with (
+        AgentProc(f"-config-dir={conf}", "-node=from-flag", http_port=port).start() as agent,
+        agent.client() as http,
+    ):
         self_info = http.get("/v1/agent/self").json()
         assert self_info["Config"]["NodeName"] == "from-flag"
         assert self_info["Config"]["Datacenter"] == "shenzhen"
@@ -92,9 +109,17 @@ def test_consul_config_dir_loads_and_flags_override(tmp_path: Path) -> None:
 def test_sigterm_and_sigint_shut_down_cleanly(tmp_path: Path) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         data = tmp_path / f"d{sig}"
-        agent = AgentProc("-server", "-bootstrap-expect=1", f"-data-dir={data}", "-node=s",
-                          "-bind=127.0.0.1", "-client=127.0.0.1", "-dns-port=-1",
-                          f"-server-port={free_port()}", f"-serf-lan-port={free_port()}")
+        agent = AgentProc(
+            "-server",
+            "-bootstrap-expect=1",
+            f"-data-dir={data}",
+            "-node=s",
+            "-bind=127.0.0.1",
+            "-client=127.0.0.1",
+            "-dns-port=-1",
+            f"-server-port={free_port()}",
+            f"-serf-lan-port={free_port()}",
+        )
         agent.start()
         assert agent.stop(sig=sig) == 0
         assert "shutting down" in agent.output()
@@ -103,8 +128,15 @@ def test_sigterm_and_sigint_shut_down_cleanly(tmp_path: Path) -> None:
 
 def test_client_0000_listens_on_all_local_addresses(tmp_path: Path) -> None:
     port = free_port("0.0.0.0")
-    agent = AgentProc("-dev", "-bind=127.0.0.1", "-client=0.0.0.0", "-dns-port=-1",
-                      f"-server-port={free_port()}", ip="127.0.0.1", http_port=port)
+    agent = AgentProc(
+        "-dev",
+        "-bind=127.0.0.1",
+        "-client=0.0.0.0",
+        "-dns-port=-1",
+        f"-server-port={free_port()}",
+        ip="127.0.0.1",
+        http_port=port,
+    )
     with agent.start(), agent.client() as http:
         assert http.get("/v1/status/leader").status_code == 200
         import httpx

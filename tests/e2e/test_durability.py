@@ -16,9 +16,17 @@ from tests.e2e.agentproc import AgentProc, free_port
 
 def server_args(data_dir: Path, ip: str = "127.0.0.1", *extra: str) -> list[str]:
     return [
-        "-server", "-bootstrap-expect=1", f"-data-dir={data_dir}", "-node=dur1",
-        f"-bind={ip}", f"-client={ip}", f"-server-port={free_port(ip)}", "-dns-port=-1",
-        f"-serf-lan-port={free_port(ip)}", "-serf-wan-port=-1", *extra,
+        "-server",
+        "-bootstrap-expect=1",
+        f"-data-dir={data_dir}",
+        "-node=dur1",
+        f"-bind={ip}",
+        f"-client={ip}",
+        f"-server-port={free_port(ip)}",
+        "-dns-port=-1",
+        f"-serf-lan-port={free_port(ip)}",
+        "-serf-wan-port=-1",
+        *extra,
     ]
 
 
@@ -29,13 +37,18 @@ def test_restart_restores_data_and_indexes(tmp_path: Path) -> None:
         http.put("/v1/kv/keep/a", content=b"1", params={"flags": "3"})
         http.put("/v1/kv/keep/b", content=b"2")
         http.delete("/v1/kv/keep/b")
-        http.put("/v1/agent/service/register", json={"Name": "web", "Port": 80, "Check": {"TTL": "30s"}})
+        http.put(
+            "/v1/agent/service/register", json={"Name": "web", "Port": 80, "Check": {"TTL": "30s"}}
+        )
         before = http.get("/v1/kv/keep/a").json()
         before_index = http.get("/v1/kv/keep/", params={"recurse": ""}).headers["x-consul-index"]
         assert agent.stop() == 0  # SIGTERM: clean shutdown, exit 0
     with AgentProc(*args, http_port=port).start() as agent, agent.client() as http:
         assert http.get("/v1/kv/keep/a").json() == before
-        assert http.get("/v1/kv/keep/", params={"recurse": ""}).headers["x-consul-index"] == before_index
+        assert (
+            http.get("/v1/kv/keep/", params={"recurse": ""}).headers["x-consul-index"]
+            == before_index
+        )
         assert http.get("/v1/kv/keep/b").status_code == 404
         assert "web" in http.get("/v1/agent/services").json()
         # new writes continue after the restored index

@@ -57,7 +57,9 @@ def test_flags_and_cas(http: httpx.Client) -> None:
     entry = http.get("/v1/kv/c").json()[0]
     assert entry["Flags"] == 42
     assert http.put("/v1/kv/c", params={"cas": "1"}, content=b"x").json() is False
-    assert http.put("/v1/kv/c", params={"cas": str(entry["ModifyIndex"])}, content=b"2").json() is True
+    assert (
+        http.put("/v1/kv/c", params={"cas": str(entry["ModifyIndex"])}, content=b"2").json() is True
+    )
     assert http.put("/v1/kv/new", params={"cas": "0"}, content=b"a").json() is True
     assert http.put("/v1/kv/new", params={"cas": "0"}, content=b"b").json() is False
     assert base64.b64decode(http.get("/v1/kv/new").json()[0]["Value"]) == b"a"
@@ -98,7 +100,14 @@ def test_delete_variants(http: httpx.Client) -> None:
         ("PUT", "/v1/kv/k", {"flags": "-1"}, b"", 500, "invalid syntax"),
         ("GET", "/v1/kv/k", {"index": "abc"}, b"", 400, "Invalid index"),
         ("GET", "/v1/kv/k", {"wait": "10 minutes"}, b"", 400, "Invalid wait time"),
-        ("GET", "/v1/kv/k", {"stale": "", "consistent": ""}, b"", 400, "Cannot specify ?stale with ?consistent"),
+        (
+            "GET",
+            "/v1/kv/k",
+            {"stale": "", "consistent": ""},
+            b"",
+            400,
+            "Cannot specify ?stale with ?consistent",
+        ),
         ("GET", "/v1/kv/k", {"dc": "mars"}, b"", 500, "No path to datacenter"),
         ("PUT", "/v1/kv/big", {}, b"x" * (512 * 1024 + 1), 413, "too large"),
     ],
@@ -148,7 +157,9 @@ def test_blocking_query_not_woken_by_other_keys(http: httpx.Client) -> None:
     assert int(answer.headers["x-consul-index"]) == index
 
 
-def test_blocking_on_missing_key_wakes_on_create_and_on_prefix(http: httpx.Client, dev_agent_module) -> None:
+def test_blocking_on_missing_key_wakes_on_create_and_on_prefix(
+    http: httpx.Client, dev_agent_module
+) -> None:
     first = http.get("/v1/kv/later/k")
     index = int(first.headers["x-consul-index"])
     done = {}

@@ -23,12 +23,15 @@ def http(dev_agent_module: AgentProc):
 
 
 def test_set_get_and_results_shape(http: httpx.Client) -> None:
-    answer = http.put("/v1/txn", json=[
-        {"KV": {"Verb": "set", "Key": "t/a", "Value": b64("1")}},
-        {"KV": {"Verb": "set", "Key": "t/b", "Value": b64("2"), "Flags": 5}},
-        {"KV": {"Verb": "get", "Key": "t/a"}},
-        {"KV": {"Verb": "delete", "Key": "t/zz"}},
-    ])
+    answer = http.put(
+        "/v1/txn",
+        json=[
+            {"KV": {"Verb": "set", "Key": "t/a", "Value": b64("1")}},
+            {"KV": {"Verb": "set", "Key": "t/b", "Value": b64("2"), "Flags": 5}},
+            {"KV": {"Verb": "get", "Key": "t/a"}},
+            {"KV": {"Verb": "delete", "Key": "t/zz"}},
+        ],
+    )
     assert answer.status_code == 200, answer.text
     body = answer.json()
     assert body["Errors"] is None
@@ -41,16 +44,19 @@ def test_set_get_and_results_shape(http: httpx.Client) -> None:
 
 def test_rollback_is_409_and_changes_nothing(http: httpx.Client) -> None:
     http.put("/v1/kv/t/x", content=b"old")
-    answer = http.put("/v1/txn", json=[
-        {"KV": {"Verb": "set", "Key": "t/y", "Value": b64("new")}},
-        {"KV": {"Verb": "cas", "Key": "t/x", "Value": b64("new"), "Index": 999999}},
-        {"KV": {"Verb": "check-not-exists", "Key": "t/x"}},
-    ])
+    answer = http.put(
+        "/v1/txn",
+        json=[
+            {"KV": {"Verb": "set", "Key": "t/y", "Value": b64("new")}},
+            {"KV": {"Verb": "cas", "Key": "t/x", "Value": b64("new"), "Index": 999999}},
+            {"KV": {"Verb": "check-not-exists", "Key": "t/x"}},
+        ],
+    )
     assert answer.status_code == 409
     body = answer.json()
     assert body["Results"] is None
     assert body["Errors"] == [
-        {"OpIndex": 1, "What": 't/x'.join(['failed to set key "', '", index is stale'])},
+        {"OpIndex": 1, "What": "t/x".join(['failed to set key "', '", index is stale'])},
         {"OpIndex": 2, "What": 'key "t/x" exists'},
     ]
     assert http.get("/v1/kv/t/y").status_code == 404
@@ -61,10 +67,13 @@ def test_case_insensitive_body_and_delete_verbs(http: httpx.Client) -> None:
     http.put("/v1/kv/d/1", content=b"x")
     http.put("/v1/kv/d/2", content=b"x")
     idx = http.get("/v1/kv/d/1").json()[0]["ModifyIndex"]
-    answer = http.put("/v1/txn", json=[
-        {"kv": {"verb": "delete-cas", "key": "d/1", "index": idx}},
-        {"KV": {"Verb": "delete-tree", "Key": "d/"}},
-    ])
+    answer = http.put(
+        "/v1/txn",
+        json=[
+            {"kv": {"verb": "delete-cas", "key": "d/1", "index": idx}},
+            {"KV": {"Verb": "delete-tree", "Key": "d/"}},
+        ],
+    )
     assert answer.status_code == 200, answer.text
     assert http.get("/v1/kv/d/", params={"recurse": ""}).status_code == 404
 
@@ -78,17 +87,45 @@ def test_read_only_txn_sets_leader_headers_but_no_index(http: httpx.Client) -> N
 
 
 def test_catalog_verbs_in_txn(http: httpx.Client) -> None:
-    answer = http.put("/v1/txn", json=[
-        {"Node": {"Verb": "set", "Node": {"Node": "txn-node", "Address": "127.0.0.77"}}},
-        {"Service": {"Verb": "set", "Node": "txn-node", "Service": {"ID": "s1", "Service": "svc", "Port": 99}}},
-        {"Check": {"Verb": "set", "Check": {"Node": "txn-node", "CheckID": "c1", "Name": "c", "Status": "passing", "ServiceID": "s1"}}},
-    ])
+    answer = http.put(
+        "/v1/txn",
+        json=[
+            {"Node": {"Verb": "set", "Node": {"Node": "txn-node", "Address": "127.0.0.77"}}},
+            {
+                "Service": {
+                    "Verb": "set",
+                    "Node": "txn-node",
+                    "Service": {"ID": "s1", "Service": "svc", "Port": 99},
+                }
+            },
+            {
+                "Check": {
+                    "Verb": "set",
+                    "Check": {
+                        "Node": "txn-node",
+                        "CheckID": "c1",
+                        "Name": "c",
+                        "Status": "passing",
+                        "ServiceID": "s1",
+                    },
+                }
+            },
+        ],
+    )
     assert answer.status_code == 200, answer.text
     kinds = [next(iter(r)) for r in answer.json()["Results"]]
     assert kinds == ["Node", "Service", "Check"]
-    bad = http.put("/v1/txn", json=[
-        {"Check": {"Verb": "set", "Check": {"Node": "no-such-node", "CheckID": "c2", "Name": "c"}}},
-    ])
+    bad = http.put(
+        "/v1/txn",
+        json=[
+            {
+                "Check": {
+                    "Verb": "set",
+                    "Check": {"Node": "no-such-node", "CheckID": "c2", "Name": "c"},
+                }
+            },
+        ],
+    )
     assert bad.status_code == 409
     http.put("/v1/catalog/deregister", json={"Node": "txn-node"})
 
@@ -97,7 +134,11 @@ def test_catalog_verbs_in_txn(http: httpx.Client) -> None:
     ("body", "status", "text"),
     [
         (b"{not json", 400, "Failed to parse body"),
-        (b'[{"KV": {"Verb": "set", "Key": "k", "Value": "not base64!"}}]', 400, "illegal base64 data"),
+        (
+            b'[{"KV": {"Verb": "set", "Key": "k", "Value": "not base64!"}}]',
+            400,
+            "illegal base64 data",
+        ),
         (b'[{"KV": {"Verb": "explode", "Key": "k"}}]', 400, "explode"),
         (b'[{"KV": {"Verb": "set", "Key": "k"}, "Node": {"Verb": "get"}}]', 400, "exactly one"),
     ],
@@ -119,8 +160,10 @@ def test_operation_limit(http: httpx.Client) -> None:
 
 def test_py_consul_txn(dev_agent_module: AgentProc) -> None:
     c = consul.Consul(host=dev_agent_module.ip, port=dev_agent_module.http_port)
-    result = c.txn.put([
-        {"KV": {"Verb": "set", "Key": "pytxn", "Value": b64("v")}},
-        {"KV": {"Verb": "get", "Key": "pytxn"}},
-    ])
+    result = c.txn.put(
+        [
+            {"KV": {"Verb": "set", "Key": "pytxn", "Value": b64("v")}},
+            {"KV": {"Verb": "get", "Key": "pytxn"}},
+        ]
+    )
     assert base64.b64decode(result["Results"][1]["KV"]["Value"]) == b"v"

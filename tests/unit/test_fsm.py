@@ -63,10 +63,31 @@ def test_txn_is_all_or_nothing(fsm: FSM) -> None:
     fsm.apply(1, kv("set", "x", b"old"))
     result = fsm.apply(
         2,
-        {"Type": "txn", "Ops": [
-            {"KV": {"Verb": "set", "Key": "y", "Value": b"new", "Flags": 0, "Index": 0, "Session": ""}},
-            {"KV": {"Verb": "cas", "Key": "x", "Value": b"new", "Flags": 0, "Index": 99, "Session": ""}},
-        ]},
+        {
+            "Type": "txn",
+            "Ops": [
+                {
+                    "KV": {
+                        "Verb": "set",
+                        "Key": "y",
+                        "Value": b"new",
+                        "Flags": 0,
+                        "Index": 0,
+                        "Session": "",
+                    }
+                },
+                {
+                    "KV": {
+                        "Verb": "cas",
+                        "Key": "x",
+                        "Value": b"new",
+                        "Flags": 0,
+                        "Index": 99,
+                        "Session": "",
+                    }
+                },
+            ],
+        },
     )
     assert result.results is None
     assert result.errors == [{"OpIndex": 1, "What": 'failed to set key "x", index is stale'}]
@@ -77,7 +98,16 @@ def test_txn_is_all_or_nothing(fsm: FSM) -> None:
 def test_txn_later_op_sees_earlier_op(fsm: FSM) -> None:
     ops = [
         {"KV": {"Verb": "set", "Key": "k", "Value": b"v", "Flags": 0, "Index": 0, "Session": ""}},
-        {"KV": {"Verb": "check-not-exists", "Key": "k", "Value": b"", "Flags": 0, "Index": 0, "Session": ""}},
+        {
+            "KV": {
+                "Verb": "check-not-exists",
+                "Key": "k",
+                "Value": b"",
+                "Flags": 0,
+                "Index": 0,
+                "Session": "",
+            }
+        },
     ]
     result = fsm.apply(1, {"Type": "txn", "Ops": ops})
     assert result.errors == [{"OpIndex": 1, "What": 'key "k" exists'}]
@@ -88,7 +118,16 @@ def test_txn_results_shape(fsm: FSM) -> None:
     ops = [
         {"KV": {"Verb": "set", "Key": "k", "Value": b"v", "Flags": 3, "Index": 0, "Session": ""}},
         {"KV": {"Verb": "get", "Key": "k", "Value": b"", "Flags": 0, "Index": 0, "Session": ""}},
-        {"KV": {"Verb": "delete", "Key": "gone", "Value": b"", "Flags": 0, "Index": 0, "Session": ""}},
+        {
+            "KV": {
+                "Verb": "delete",
+                "Key": "gone",
+                "Value": b"",
+                "Flags": 0,
+                "Index": 0,
+                "Session": "",
+            }
+        },
     ]
     result = fsm.apply(5, {"Type": "txn", "Ops": ops})
     assert result.errors is None
@@ -124,7 +163,12 @@ def test_check_for_unknown_service_is_refused(fsm: FSM) -> None:
 
 
 def test_deregister_node_removes_services_and_checks(fsm: FSM) -> None:
-    fsm.apply(1, register("n1", {"Service": "web"}, [{"CheckID": "c", "ServiceID": "web", "Status": "passing"}]))
+    fsm.apply(
+        1,
+        register(
+            "n1", {"Service": "web"}, [{"CheckID": "c", "ServiceID": "web", "Status": "passing"}]
+        ),
+    )
     fsm.apply(2, {"Type": "deregister", "Node": "n1"})
     assert fsm.store.nodes == {} and fsm.store.services == {} and fsm.store.checks == {}
     assert fsm.store.service_name_index("web") == 2
@@ -132,7 +176,9 @@ def test_deregister_node_removes_services_and_checks(fsm: FSM) -> None:
 
 def test_snapshot_round_trip_keeps_indexes(fsm: FSM) -> None:
     fsm.apply(1, kv("set", "a", b"1", Flags=9))
-    fsm.apply(2, register("n1", {"Service": "web", "Tags": ["x"]}, [{"CheckID": "c", "ServiceID": "web"}]))
+    fsm.apply(
+        2, register("n1", {"Service": "web", "Tags": ["x"]}, [{"CheckID": "c", "ServiceID": "web"}])
+    )
     fsm.apply(3, kv("delete", "a"))
     copy = Store()
     copy.restore(fsm.store.snapshot())
