@@ -101,7 +101,8 @@ async def blocking_read(
 
 
 def sorted_nodes(nodes: dict[str, Node]) -> list[Node]:
-    return [nodes[name] for name in sorted(nodes)]
+    # Consul's node table is indexed by the lower-cased name; listings come out in that order.
+    return [nodes[name] for name in sorted(nodes, key=lambda n: (n.lower(), n))]
 
 
 def sorted_services(services: dict[str, Service]) -> list[Service]:

@@ -302,6 +302,11 @@ def test_skip_node_update(http: httpx.Client, name: str) -> None:
             "RegisterRequest.Node of type string",
         ),
         (
+            {"Node": "x", "Address": "a", "Datacenter": "elsewhere"},
+            500,
+            "No path to datacenter",
+        ),
+        (
             [1],
             400,
             "Request decode failed: json: cannot unmarshal array into Go value of type "
@@ -636,3 +641,61 @@ def test_ui_endpoints(http: httpx.Client, name: str) -> None:
     services = {s["Name"]: s for s in overview["Services"]}
     assert services[svc] == {"Name": svc, "Total": 2, "Passing": 1, "Warning": 0, "Critical": 1}
     assert overview["Nodes"][0]["Total"] >= 2
+
+
+def test_check_definition_and_type(http: httpx.Client, name: str) -> None:
+    node = f"{name}-n"
+    register(
+        http,
+        {
+            "Node": node,
+            "Address": "10.0.0.1",
+            "Checks": [
+                {
+                    "CheckID": "web",
+                    "Name": "web",
+                    "Status": "passing",
+                    "Definition": {
+                        "http": "http://10.0.0.1/health",
+                        "interval": "1m",
+                        "Timeout": "5s",
+                    },
+                },
+                {"CheckID": "manual", "Name": "manual", "Output": "set by hand"},
+            ],
+        },
+    )
+    checks = {c["CheckID"]: c for c in http.get(f"/v1/health/node/{node}").json()}
+    assert checks["web"]["Type"] == "http"
+    assert checks["web"]["Definition"] == {
+        "HTTP": "http://10.0.0.1/health",
+        "Interval": "1m0s",
+        "Timeout": "5s",
+    }
+    # No status given: the catalog stores the check as critical, like Consul.
+    assert (checks["manual"]["Status"], checks["manual"]["Type"]) == ("critical", "")
+    assert checks["manual"]["Output"] == "set by hand"
+    answer = http.put(
+        "/v1/catalog/register",
+        json={
+            "Node": node,
+            "Address": "a",
+            "Check": {"CheckID": "x", "Definition": {"Interval": "soon"}},
+        },
+    )
+    assert (answer.status_code, answer.text) == (
+        400,
+        'Request decode failed: time: invalid duration "soon"',
+    )
+
+
+def test_near_and_consistency_parameters(http: httpx.Client, name: str) -> None:
+    svc = f"{name}-web"
+    register(http, web_instance(f"{name}-a", svc))
+    for params in ({"near": "_agent"}, {"stale": ""}, {"consistent": ""}, {"dc": "dc1"}):
+        answer = http.get(f"/v1/catalog/service/{svc}", params=params)
+        assert answer.status_code == 200 and len(answer.json()) == 1, params
+    answer = http.get(f"/v1/health/service/{svc}", params={"dc": "nowhere"})
+    assert (answer.status_code, answer.text) == (500, "No path to datacenter")
+    answer = http.get("/v1/catalog/nodes", params={"index": "abc"})
+    assert (answer.status_code, answer.text) == (400, "Invalid index")
