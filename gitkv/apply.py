@@ -19,10 +19,9 @@ show as unmanaged — never deleted — which is the safe side.
 from __future__ import annotations
 
 import base64
-import json
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from gitkv.client import ConsulClient
@@ -84,8 +83,17 @@ def kv_op(change: Change, index: int) -> dict[str, Any]:
     }
 
 
+_OP_OVERHEAD = 96  # {"KV":{"Verb":"delete-cas","Key":"","Value":"","Flags":..,"Index":..}},
+
+
 def _op_size(op: dict[str, Any]) -> int:
-    return len(json.dumps(op, separators=(",", ":"))) + 1
+    """An upper bound of the op's JSON size, without encoding it (apply's hot path).
+
+    Values are base64 (ASCII); a key may grow up to 6x when JSON-escaped (`\\u00XX`)."""
+    kv = op["KV"]
+    key = kv.get("Key", "")
+    key_size = len(key) if key.isascii() and '"' not in key and "\\" not in key else 6 * len(key)
+    return _OP_OVERHEAD + key_size + len(kv.get("Value") or "")
 
 
 def batches(
@@ -141,14 +149,11 @@ class _Applier:
             self._apply_one(change)
             self.result.applied += 1
             self.progress(1)
-        final = Ledger.build(
-            after.name,
-            after.managed,
-            {**after.token_accessors, **self.result.created_tokens},
-            after.digest,
-            after.revision,
-        )
-        if final != self.written:
+        final = after
+        if self.result.created_tokens:
+            accessors = {**after.token_accessors, **self.result.created_tokens}
+            final = replace(after, token_accessors=dict(sorted(accessors.items())))
+        if final is not self.written and final != self.written:
             self._write_ledger(final)
         return self.result
 
