@@ -302,3 +302,17 @@ def test_unreachable_cluster_is_a_clear_error(
     code, _, err = gitkv(capsys, "plan", str(spec))
     assert code == 1
     assert f"cannot reach Consul at http://{ip}:{port}" in err
+
+
+def test_agent_drift_is_reported_read_only(
+    agent: Agent, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    extra = f"    agents:\n      ghost: {{server: true, bind: {agent.ip}}}\n"
+    spec = write_spec(tmp_path, agent, "drift", '      drift/a: "1"\n', extra)
+    code, out, _ = gitkv(capsys, "plan", str(spec))
+    assert code == 0  # without --detailed-exitcode, changes still exit 0
+    assert "Agent drift (read-only):" in out
+    assert "ghost: missing" in out and f"{NODE}: unexpected" in out
+    code, out, _ = gitkv(capsys, "plan", str(spec), "--json")
+    drift = json.loads(out)["plans"][0]["drift"]
+    assert {"agent": "ghost", "problem": "missing"} in drift
