@@ -220,14 +220,15 @@ def read_live(client: ConsulClient, desired: Resources) -> LiveState:
     kv, kv_index = _read_kv(client, prefixes)
     svc_agents = {s.agent for s in desired.services.values()}
     svc_agents |= {k.split("/", 1)[0] for k in managed.ids("service")}
-    # Members serve drift checks and agent addresses; skip them when neither is needed.
+    ext_names = set(desired.external_nodes) | set(managed.ids("external_node"))
+    # Members serve drift checks, agent addresses and telling agent nodes from external
+    # ones; skip them when none of that is needed.
     members: tuple[Member, ...] = ()
-    if desired.agents or svc_agents:
+    if desired.agents or svc_agents or ext_names:
         members = _read_members(client, notes if desired.agents else [])
     addresses = _agent_addresses(client, desired, members) if svc_agents else {}
     services, agents_read = _read_services(client, sorted(svc_agents), addresses, notes)
 
-    ext_names = set(desired.external_nodes) | set(managed.ids("external_node"))
     catalog_nodes, externals = _read_external(client, ext_names)
 
     acl = _read_acl(client, desired, managed, notes)

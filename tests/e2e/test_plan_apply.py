@@ -316,3 +316,32 @@ def test_agent_drift_is_reported_read_only(
     code, out, _ = gitkv(capsys, "plan", str(spec), "--json")
     drift = json.loads(out)["plans"][0]["drift"]
     assert {"agent": "ghost", "problem": "missing"} in drift
+
+
+def test_external_services_in_the_catalog(
+    agent: Agent, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def extra(port: int) -> str:
+        return (
+            "    external_services:\n"
+            f"      - {{node: e2e-legacy, address: 127.0.0.50, services: [{{name: db, port: {port}}}]}}\n"
+        )
+
+    spec = write_spec(tmp_path, agent, "ext", '      ext/a: "1"\n', extra(5432))
+    assert gitkv(capsys, "apply", str(spec), "--auto-approve")[0] == 0
+    node = httpx.get(f"{agent.url}/v1/catalog/node/e2e-legacy").json()
+    assert node["Services"]["db"]["Port"] == 5432
+    assert gitkv(capsys, "plan", str(spec), "--detailed-exitcode")[0] == 0
+    write_spec(tmp_path, agent, "ext", '      ext/a: "1"\n', extra(5433))
+    code, out, _ = gitkv(capsys, "apply", str(spec), "--auto-approve")
+    assert code == 0 and "1 changed" in out
+    assert (
+        httpx.get(f"{agent.url}/v1/catalog/node/e2e-legacy").json()["Services"]["db"]["Port"]
+        == 5433
+    )
+    # Dropped from the spec: kept without --prune, deregistered with it.
+    write_spec(tmp_path, agent, "ext", '      ext/a: "1"\n')
+    assert gitkv(capsys, "apply", str(spec), "--auto-approve")[0] == 0
+    assert httpx.get(f"{agent.url}/v1/catalog/node/e2e-legacy").json() is not None
+    assert gitkv(capsys, "apply", str(spec), "--auto-approve", "--prune")[0] == 0
+    assert httpx.get(f"{agent.url}/v1/catalog/node/e2e-legacy").json() is None
