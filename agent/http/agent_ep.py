@@ -34,7 +34,7 @@ def _filtered(req: Request, items: list[dict]) -> list[dict]:
     try:
         return compile_filter(expression).select(items)
     except FilterError as exc:
-        raise HTTPError(400, f"Failed to create evaluator for expression: {exc}") from None
+        raise HTTPError(400, f"Failed to create boolean expression evaluator: {exc}") from None
 
 
 def member(agent) -> dict:
