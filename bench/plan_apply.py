@@ -8,6 +8,8 @@ Prints:
 - apply time for CHANGED changed keys through /v1/txn batches with CAS,
 - in the same run, a one-PUT-per-key loop over the same keys (what curl loops and
   terraform-provider-consul do) and the ratio (target: apply ≥ 20× faster).
+
+The agent is a durable single server by default (`--dev` for the in-memory agent).
 """
 
 from __future__ import annotations
@@ -37,17 +39,23 @@ PREFIX = "bench/"
 
 
 @contextmanager
-def agent() -> Iterator[str]:
-    """A `gitkv agent -dev` on a free 127.0.0.x port; yields its HTTP address."""
+def agent(dev: bool) -> Iterator[str]:
+    """A single-server agent on a free 127.0.0.x port; yields its HTTP address.
+
+    Default: a durable server (data dir, fsynced Raft log) as in production; `dev`: the
+    in-memory `-dev` agent, where a single PUT is cheapest (the least favourable case for
+    batching)."""
     ip = f"127.0.0.{random.randint(100, 250)}"
     with socket.socket() as s:
         s.bind((ip, 0))
         port = s.getsockname()[1]
     url = f"http://{ip}:{port}"
     # The log stays behind (in a temp dir) so a failed run can be diagnosed.
-    log_path = Path(tempfile.mkdtemp(prefix="gitkv-bench-")) / "agent.log"
+    workdir = Path(tempfile.mkdtemp(prefix="gitkv-bench-"))
+    log_path = workdir / "agent.log"
+    mode = ["-dev"] if dev else ["-server", "-bootstrap", f"-data-dir={workdir / 'data'}"]
     with log_path.open("wb") as log:
-        cmd = [sys.executable, "-m", "gitkv", "agent", "-dev", f"-http-port={port}",
+        cmd = [sys.executable, "-m", "gitkv", "agent", *mode, "-node=bench", f"-http-port={port}",
                f"-bind={ip}", f"-client={ip}", "-log-level=warn"]  # fmt: skip
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
         try:
@@ -90,10 +98,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--keys", type=int, default=100_000)
     ap.add_argument("--changed", type=int, default=10_000)
+    ap.add_argument("--dev", action="store_true", help="use an in-memory -dev agent")
     args = ap.parse_args()
 
-    with agent() as url, ConsulClient(ConsulSettings(address=url, timeout=120)) as client:
-        print(f"agent: {url}; keys: {args.keys:,}; changed: {args.changed:,}")
+    with agent(args.dev) as url, ConsulClient(ConsulSettings(address=url, timeout=120)) as client:
+        kind = "-dev (in memory)" if args.dev else "durable single server (-server -bootstrap)"
+        print(f"agent: {kind} at {url}; keys: {args.keys:,}; changed: {args.changed:,}")
         seed = desired(args.keys, args.changed, 0)
         first, t = timed(lambda: plan(seed, read_live(client, seed)))
         result, t_seed = timed(apply_plan, client, first)
