@@ -16,6 +16,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
+from gitkv.ledger import ledger_key
 from gitkv.plan import CREATE, DELETE, UPDATE, Change, Plan, plans_to_json, summary
 from gitkv.resources import CheckDef, KVPair, SecretRef
 
@@ -161,6 +162,9 @@ def _extras(plan: Plan) -> list[str]:
         lines.append("Agent drift (read-only):")
         lines += [f"  {d.agent}: {d.problem}" for d in plan.drift]
     lines += [f"Note: {n}" for n in plan.notes]
+    if plan.ledger_changed and not plan.changes and plan.ledger_after is not None:
+        key = ledger_key(plan.ledger_after.name)
+        lines.append(f"Note: apply will only update gitkv's ownership record {key}")
     return lines
 
 
