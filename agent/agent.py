@@ -108,6 +108,7 @@ class Agent:
             )
         self.local = LocalState(self)
         self._servers: list[Any] = []
+        self.rpc_pool: Any = None
         self._stopped = asyncio.Event()
         self.leaving = False
 
@@ -133,6 +134,10 @@ class Agent:
         """For ?consistent: a single server is trivially sure it is still the leader."""
         if self.consensus is None or not self.consensus.is_leader:
             raise HTTPError(500, "No cluster leader")
+
+    def pick_server(self) -> str | None:
+        """RPC address of a server to send a client agent's requests to (none known yet)."""
+        return None
 
     @property
     def leader_address(self) -> str:

@@ -237,6 +237,9 @@ class App:
             dc = req.get("dc")
             if dc and dc.lower() != self.agent.config.datacenter:
                 raise HTTPError(500, "No path to datacenter")
+        target = forward_target(self.agent, req)
+        if target is not None:
+            return await forward(self.agent, req, target)
         return await handler(req, rest)
 
     def not_found(self, path: str) -> Response:
@@ -262,3 +265,7 @@ async def _lifespan(receive: Callable, send: Callable) -> None:
         elif message["type"] == "lifespan.shutdown":
             await send({"type": "lifespan.shutdown.complete"})
             return
+
+
+# At the bottom: forward.py builds on Request/Response defined above.
+from agent.http.forward import forward, forward_target  # noqa: E402

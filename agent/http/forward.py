@@ -1,0 +1,122 @@
+"""Forwarding HTTP API calls to the server that must answer them.
+
+Consul's client agents hold no state: everything but `/v1/agent/*` is answered by a server
+over RPC. A follower sends writes, and reads that are not `?stale`, to the leader. Rather than
+one RPC per endpoint, the whole request travels (method, path, query, the headers that matter,
+body) and is answered by the same handlers on the other side, so every endpoint forwards the
+same way and blocking queries block on the server that owns the data.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from agent.http.app import HTTPError, Request, Response
+
+if TYPE_CHECKING:
+    from agent.agent import Agent
+
+# Never forwarded: this agent's own view, and its UI.
+LOCAL_PREFIXES = ("/v1/agent/", "/ui", "/v1/internal/ui/metrics-proxy/")
+# Answered by any server from its own Raft view.
+SERVER_LOCAL = ("/v1/status/",)
+PASSED_HEADERS = {b"x-consul-token", b"authorization", b"content-type", b"cache-control"}
+HOP_HEADER = b"x-gitkv-forwarded"
+WRITE_METHODS = {"PUT", "POST", "DELETE", "PATCH"}
+BLOCKING_MARGIN = 60.0
+
+
+def forward_target(agent: Agent, req: Request) -> str | None:
+    """The RPC address of the server that must answer `req`, or None to answer here."""
+    path = req.path
+    if path.startswith(LOCAL_PREFIXES) or not path.startswith("/v1/"):
+        return None
+    consensus = agent.consensus
+    if consensus is None:  # a client agent
+        server = agent.pick_server()
+        if server is None:
+            raise HTTPError(500, "No known Consul servers")
+        return server
+    if path.startswith(SERVER_LOCAL):
+        return None
+    if consensus.is_leader:
+        return None
+    stale = req.raw_query and req.has("stale")
+    if req.method not in WRITE_METHODS and stale:
+        return None
+    if req.method == "PUT" and path == "/v1/txn" and _read_only_txn_allowed_stale(req):
+        return None
+    leader = consensus.leader_address
+    if not leader:
+        raise HTTPError(500, "No cluster leader")
+    if req.headers.get(HOP_HEADER, b"0") >= b"2":
+        raise HTTPError(500, "No cluster leader (forwarding loop)")
+    return leader
+
+
+def _read_only_txn_allowed_stale(req: Request) -> bool:
+    return bool(req.raw_query) and req.has("stale")
+
+
+def _timeout(req: Request) -> float:
+    if req.method == "GET" and req.raw_query and req.has("index"):
+        return 600.0 + BLOCKING_MARGIN
+    return 60.0
+
+
+async def forward(agent: Agent, req: Request, target: str) -> Response:
+    from agent.rpc import RPCError
+
+    hops = int(req.headers.get(HOP_HEADER, b"0") or 0) + 1
+    headers = [[k, v] for k, v in req.headers.items() if k in PASSED_HEADERS]
+    headers.append([HOP_HEADER, str(hops).encode()])
+    args = {
+        "method": req.method,
+        "path": req.path,
+        "query": req.raw_query,
+        "headers": headers,
+        "body": await req.body() if req.method in WRITE_METHODS else b"",
+    }
+    try:
+        reply = await agent.rpc_pool.call(target, "http", args, timeout=_timeout(req))
+    except RPCError as exc:
+        raise HTTPError(500, str(exc)) from None
+    return Response(
+        reply["body"],
+        reply["status"],
+        reply["content_type"],
+        [(k, v) for k, v in reply["headers"]],
+    )
+
+
+async def serve_forwarded(agent: Agent, app: Any, args: dict) -> dict:
+    """The server side: run a forwarded request through the local handlers."""
+    body = args.get("body", b"")
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    scope = {
+        "type": "http",
+        "method": args["method"],
+        "path": args["path"],
+        "query_string": args.get("query", b""),
+        "headers": [(k, v) for k, v in args.get("headers", [])],
+    }
+    req = Request(agent, scope, receive)
+    try:
+        methods, rest, _ = app.router.match(req.path)
+        response = await app.dispatch(req, methods, rest)
+    except HTTPError as exc:
+        return {
+            "status": exc.status,
+            "content_type": b"text/plain; charset=utf-8",
+            "headers": exc.headers,
+            "body": exc.message.encode(),
+        }
+    return {
+        "status": response.status,
+        "content_type": response.content_type,
+        "headers": response.headers,
+        "body": response.body,
+    }
