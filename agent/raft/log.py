@@ -154,7 +154,12 @@ class FileLog:
         return self._segment_size >= self.segment_bytes
 
     def write_snapshot(self, index: int, body: bytes, keep: int = 2) -> None:
-        """Persist a snapshot at `index`, start a fresh segment, and drop what it covers."""
+        """Persist a snapshot at `index` and drop log segments it fully covers.
+
+        Entries after `index` may already be in the log (a Raft follower persists before it
+        applies): the current segment is closed and a new one started after the last
+        written index, and only segments whose every entry is at or below `index` go.
+        """
         header = _SNAP_HEADER.pack(_SNAP_MAGIC, zlib.crc32(body), index)
         final = self.snap_dir / f"{index:020d}.snap"
         tmp = final.with_suffix(".tmp")
@@ -168,16 +173,53 @@ class FileLog:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
-        new_segment = self.log_dir / f"{index + 1:020d}.seg"
+        start = max(self.last_index, index) + 1
+        new_segment = self.log_dir / f"{start:020d}.seg"
         self._fd = os.open(new_segment, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self._segment_size = 0
         _fsync_dir(self.log_dir)
-        for path in self._segments():
-            if path != new_segment and int(path.stem) <= index:
+        segments = self._segments()
+        for path, following in zip(segments, segments[1:] + [None], strict=True):
+            if path == new_segment or following is None:
+                continue
+            if int(following.stem) - 1 <= index:
                 path.unlink()
+        self.last_index = max(self.last_index, index)
         for path in sorted(self.snap_dir.glob("*.snap"), reverse=True)[keep:]:
             path.unlink()
         _fsync_dir(self.log_dir)
+
+    def truncate_from(self, index: int) -> None:
+        """Remove every record with index >= `index` (a Raft follower's conflicting suffix)."""
+        if index > self.last_index:
+            return
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        for path in reversed(self._segments()):
+            first = int(path.stem)
+            if first >= index:
+                path.unlink()
+                continue
+            data = path.read_bytes()
+            offset = 0
+            while offset < len(data):
+                record, size = self._parse(data, offset)
+                if record is None or record.index >= index:
+                    break
+                offset += size
+            with open(path, "r+b") as f:
+                f.truncate(offset)
+                os.fsync(f.fileno())
+            break
+        _fsync_dir(self.log_dir)
+        self.last_index = index - 1
+        segments = self._segments()
+        if segments:
+            self._fd = os.open(segments[-1], os.O_WRONLY | os.O_APPEND)
+            self._segment_size = os.fstat(self._fd).st_size
+        else:
+            self._open_segment(index)
 
     def close(self) -> None:
         if self._fd is not None:

@@ -76,3 +76,23 @@ def test_damaged_snapshot_falls_back_to_older_one(tmp_path: Path) -> None:
     newest = tmp_path / "snapshots" / f"{4:020d}.snap"
     newest.write_bytes(newest.read_bytes()[:-1] + b"!")
     assert FileLog(tmp_path).latest_snapshot() == (2, b"old")
+
+
+def test_truncate_from_drops_a_conflicting_suffix(tmp_path: Path) -> None:
+    log = FileLog(tmp_path)
+    write(log, 1, 5)
+    log.truncate_from(3)
+    log.append_sync(encode_record(3, 2, b"new3"), 3)
+    log.close()
+    records = list(FileLog(tmp_path).replay(0))
+    assert [(r.index, r.term) for r in records] == [(1, 1), (2, 1), (3, 2)]
+
+
+def test_snapshot_keeps_entries_written_after_it(tmp_path: Path) -> None:
+    log = FileLog(tmp_path)
+    write(log, 1, 10)  # persisted up to 10, applied (snapshotted) only up to 7
+    log.write_snapshot(7, b"at-7")
+    write(log, 11, 12)
+    log.close()
+    again = FileLog(tmp_path)
+    assert [r.index for r in again.replay(7)] == [8, 9, 10, 11, 12]
