@@ -134,10 +134,11 @@ class FileLog:
         self._segment_size = os.fstat(self._fd).st_size
         _fsync_dir(self.log_dir)
 
-    def append_sync(self, records: bytes, last_index: int) -> None:
-        """Write encoded records and make them durable (runs on a worker thread)."""
+    def append_sync(self, records: bytes, last_index: int, first_index: int | None = None) -> None:
+        """Write encoded records (`first_index`..`last_index`) and make them durable (runs on
+        a worker thread). A new segment is named after the first index it holds."""
         if self._fd is None:
-            self._open_segment(last_index)
+            self._open_segment(first_index if first_index is not None else last_index)
         view = memoryview(records)
         while view:
             written = os.write(self._fd, view)

@@ -152,7 +152,7 @@ class SingleServer:
                     )
                     try:
                         await loop.run_in_executor(
-                            self._executor, self.log.append_sync, data, batch[-1][0]
+                            self._executor, self.log.append_sync, data, batch[-1][0], batch[0][0]
                         )
                     except OSError as exc:
                         # Nothing in this batch is durable: fail it and stop taking writes,

@@ -11,7 +11,7 @@ from agent.raft.log import FileLog, LogCorrupt, encode_record
 
 def write(log: FileLog, first: int, last: int) -> None:
     data = b"".join(encode_record(i, 1, f"cmd{i}".encode()) for i in range(first, last + 1))
-    log.append_sync(data, last)
+    log.append_sync(data, last, first)
 
 
 def test_replay_returns_records_after_index(tmp_path: Path) -> None:
