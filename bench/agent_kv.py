@@ -167,6 +167,26 @@ def ensure_wrk() -> str:
     return found
 
 
+def git_head() -> str:
+    """The work tree's commit (with "+dirty" when files differ), to label published figures."""
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(REPO), "status", "--porcelain", "-uno"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
+
+
 def dir_size(path: Path) -> int:
     total = 0
     for root, _dirs, files in os.walk(path):
@@ -183,6 +203,7 @@ class Agent:
     """One `python -m gitkv agent` server process on HOST:PORT with its own log file."""
 
     command: list[str] = [sys.executable, "-m", "gitkv", "agent"]  # --agent-cmd replaces it
+    source: Path = REPO  # --agent-src: `python -m gitkv` imports from this tree (its cwd)
 
     def __init__(self, data_dir: Path, log_path: Path, log_level: str = "warn") -> None:
         self.data_dir = data_dir
@@ -201,8 +222,8 @@ class Agent:
         self.started_at = time.monotonic()
         # A session of its own: Ctrl-C reaches only us, and we stop the agent in order.
         self.proc = subprocess.Popen(
-            argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL, cwd=REPO,
-            start_new_session=True,
+            argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL, cwd=self.source,
+            env={**os.environ, "PYTHONPATH": str(self.source)}, start_new_session=True,
         )  # fmt: skip
         log.close()
 
@@ -718,6 +739,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--agent-cmd", metavar="CMD",
                    help="command that starts the agent, to compare builds "
                    "(default: python -m gitkv agent; server flags are appended)")  # fmt: skip
+    p.add_argument("--agent-src", metavar="DIR",
+                   help="run the agent from this source tree (e.g. a `git archive HEAD` "
+                   "export) instead of the working tree")  # fmt: skip
     p.add_argument("--keep", action="store_true", help="keep the temp dir (data, agent logs)")
     return p.parse_args(argv)
 
@@ -730,6 +754,8 @@ def main(argv: list[str]) -> int:
     seconds = args.seconds or (3.0 if args.quick else 10.0)
     keys = args.keys or (100_000 if args.quick else 1_000_000)
     signal.signal(signal.SIGTERM, _on_sigterm)
+    if args.agent_src:
+        Agent.source = Path(args.agent_src).resolve()
     if args.agent_cmd:
         Agent.command = shlex.split(args.agent_cmd)
     nofile = raise_nofile(NOFILE_WANTED)
@@ -773,6 +799,9 @@ def main(argv: list[str]) -> int:
                 "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
                 "mode": "quick" if args.quick else "full",
                 "cpus": os.cpu_count(),
+                "agent_source": str(Agent.source),
+                "agent_command": Agent.command,
+                "repo_head": git_head(),
                 "figures": {f.key: asdict(f) for f in report.figures},
                 "notes": report.notes,
             }
