@@ -227,19 +227,24 @@ class RPCPool:
         finally:
             conn.pending.pop(rid, None)
 
-    def send(self, address: str, payload: Any) -> None:
-        """Fire-and-forget (Raft tolerates loss); connects in the background if needed."""
+    def send(self, address: str, payload: Any, on_error: Callable[[], None] | None = None) -> None:
+        """Fire-and-forget (Raft tolerates loss); connects in the background if needed.
+        `on_error` hears about a peer that cannot be reached."""
         conn = self._conns.get(address)
         frame = _frame({"k": "msg", "b": payload})
         if conn is not None and not conn.closed:
             conn.writer.write(frame)
             return
-        asyncio.ensure_future(self._send_later(address, frame))
+        asyncio.ensure_future(self._send_later(address, frame, on_error))
 
-    async def _send_later(self, address: str, frame: bytes) -> None:
+    async def _send_later(
+        self, address: str, frame: bytes, on_error: Callable[[], None] | None
+    ) -> None:
         try:
             conn = await self._conn(address)
         except RPCError:
+            if on_error is not None:
+                on_error()
             return
         conn.writer.write(frame)
 

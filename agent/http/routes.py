@@ -8,6 +8,7 @@ agent today (ACLs disabled: 401; no sessions: an empty list), never a made-up su
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent.http.app import HTTPError, Request, Response, Router, json_response
@@ -124,8 +125,23 @@ def _later_routes(router: Router) -> None:
     )
 
 
+_UI_PAGE = None
+
+
+async def _ui(req: Request, rest: str) -> Response:
+    """The web UI: one static page (served for every /ui/ path; it routes by URL hash)."""
+    global _UI_PAGE
+    if not req.agent.config.ui_enabled:
+        raise HTTPError(404, "UI is disabled: start the agent with -ui")
+    if _UI_PAGE is None:
+        _UI_PAGE = (Path(__file__).resolve().parent.parent / "ui" / "index.html").read_bytes()
+    return Response(_UI_PAGE, 200, b"text/html; charset=utf-8")
+
+
 def build_router(agent: Agent) -> Router:
     router = Router()
+    router.add("/ui/", {"GET": _ui}, prefix=True)
+    router.add("/ui", {"GET": _ui})
     _acl_routes(router)
     _later_routes(router)
     for name in AREAS:

@@ -1,0 +1,645 @@
+"""RaftNode: the asyncio driver around the pure `RaftCore`.
+
+The core decides; this module does the I/O it asks for, in the order Raft needs:
+
+    inputs (ticks, peer messages, proposals, read requests) -> core.step/tick/propose
+    rd = core.ready()
+    persist rd.snapshot, rd.entries, the hard state  (one fsync, on a worker thread)
+    send rd.messages                                   (only after they are durable)
+    apply rd.committed_entries to the FSM              (answer the proposers)
+    answer read-index requests once applied
+    core.advance(rd)
+
+While a sync runs, new proposals queue up and go into the next Ready together: group commit.
+
+On disk (`<data_dir>/raft/`): the entry log and snapshots of `FileLog`, and `state.bin`
+(term, vote, membership) replaced atomically whenever one of them changes. A snapshot body is
+msgpack `{"term", "conf", "state"}` where `state` is the store's own snapshot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import os
+import random
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from agent.raft.core import Config, RaftCore, Ready, Role
+from agent.raft.errors import NotLeader as CoreNotLeader
+from agent.raft.errors import ProposalDropped
+from agent.raft.log import FileLog, encode_record
+from agent.raft.messages import (
+    ConfChange,
+    ConfChangeOp,
+    ConfState,
+    Entry,
+    EntryKind,
+    HardState,
+    Message,
+    MsgType,
+    Snapshot,
+    SnapshotMeta,
+    conf_from_wire,
+    conf_to_wire,
+    from_wire,
+    to_wire,
+)
+from agent.raft.single import NotLeader
+from agent.raft.storage import MemoryStorage
+from agent.state.fsm import FSM
+
+log = logging.getLogger("agent.raft")
+
+_encode = msgspec.msgpack.Encoder().encode
+_decode = msgspec.msgpack.Decoder().decode
+READ_TIMEOUT = 5.0
+
+
+class DiskSnapshotStorage(MemoryStorage):
+    """MemoryStorage whose snapshot bytes stay on disk until a follower needs them.
+
+    A million-key store snapshot is a gigabyte; keeping it in memory only to serve a rare
+    InstallSnapshot would double the agent's footprint.
+    """
+
+    def __init__(self, log_store: FileLog | None) -> None:
+        super().__init__()
+        self._log_store = log_store
+
+    def snapshot(self) -> Snapshot:
+        snap = super().snapshot()
+        if snap.is_empty() or snap.data or self._log_store is None:
+            return snap
+        found = self._log_store.latest_snapshot()
+        if found is None or found[0] != snap.meta.index:
+            return snap
+        return Snapshot(snap.meta, found[1])
+
+    def drop_snapshot_data(self) -> None:
+        snap = super().snapshot()
+        if self._log_store is not None and snap.data:
+            self._snap = Snapshot(snap.meta, b"")
+
+
+class RaftNode:
+    def __init__(
+        self,
+        fsm: FSM,
+        data_dir: Path | None,
+        node_id: str,
+        address: str,
+        pool: Any,
+        *,
+        tick: float = 0.1,
+        election_tick: int = 10,
+        heartbeat_tick: int = 1,
+        snapshot_every: int = 16384,
+        trailing_logs: int = 10240,
+        metrics: Any = None,
+        seed: int | None = None,
+    ) -> None:
+        self.fsm = fsm
+        self.id = node_id
+        self.address = address
+        self.pool = pool
+        self.tick_seconds = tick
+        self.election_tick = election_tick
+        self.heartbeat_tick = heartbeat_tick
+        self.snapshot_every = snapshot_every
+        self.trailing_logs = trailing_logs
+        self.metrics = metrics
+        self._rng = random.Random(seed)
+        self.log = FileLog(data_dir / "raft") if data_dir is not None else None
+        self._state_path = data_dir / "raft" / "state.bin" if data_dir is not None else None
+        self.storage = DiskSnapshotStorage(self.log)
+        self.core: RaftCore | None = None
+        self.names: dict[str, str] = {}  # node id -> node name, for operator output
+        self.role = Role.FOLLOWER
+        self.leader_id = ""
+        self.term = 0
+        self.applied = 0
+        self._persisted_term_vote: tuple[int, str] = (0, "")
+        self._conf = ConfState()
+        self._inbox: list[Message] = []
+        self._proposals: list[tuple[bytes, asyncio.Future]] = []
+        self._conf_changes: list[tuple[ConfChange, asyncio.Future]] = []
+        self._read_requests: list[tuple[bytes, asyncio.Future]] = []
+        self._transfers: list[str] = []
+        self._waiting: dict[int, tuple[int, asyncio.Future]] = {}
+        self._reads: dict[bytes, asyncio.Future] = {}
+        self._applied_waiters: list[tuple[int, asyncio.Future]] = []
+        self._ticks_due = 0
+        self._wake: asyncio.Event | None = None
+        self._tasks: list[asyncio.Task] = []
+        self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="raft-io")
+        self._snapshot_index = 0
+        self._stopping = False
+        self.last_contact = time.monotonic()
+
+    # ------------------------------------------------------------------ restore / bootstrap
+
+    def has_state(self) -> bool:
+        """Whether this server already belongs to a Raft cluster (persisted state or conf)."""
+        return bool(self._conf.voters) or self.storage.last_index() > 0
+
+    def restore(self) -> int:
+        """Rebuild the store from the newest snapshot; the log after it replays through
+        the core as committed entries once the cluster confirms the commit index."""
+        store = self.fsm.store
+        hard = HardState()
+        if self.log is not None:
+            found = self.log.latest_snapshot()
+            if found is not None:
+                index, body = found
+                snap = _decode(body)
+                store.restore(snap["state"])
+                conf = conf_from_wire(snap["conf"])
+                self.storage.apply_snapshot(Snapshot(SnapshotMeta(index, snap["term"], conf), b""))
+                self._conf = conf
+                self._snapshot_index = index
+                self.applied = index
+            entries = []
+            for record in self.log.replay(self._snapshot_index):
+                kind, data = _decode(record.payload)
+                entries.append(Entry(record.index, record.term, EntryKind(kind), data))
+            self.storage.append(entries)
+            if self._state_path is not None and self._state_path.exists():
+                term, vote, conf_wire = _decode(self._state_path.read_bytes())
+                hard = HardState(term, vote, self._snapshot_index)
+                self._persisted_term_vote = (term, vote)
+                self._conf = conf_from_wire(conf_wire)
+        self.storage.set_hard_state(
+            hard if hard.commit else HardState(hard.term, hard.vote, self.applied)
+        )
+        self.storage.set_conf_state(self._conf)
+        self.term = hard.term
+        self._new_core()
+        return self.storage.last_index() - self._snapshot_index
+
+    def _new_core(self) -> None:
+        self.core = RaftCore(
+            Config(
+                id=self.id,
+                election_tick=self.election_tick,
+                heartbeat_tick=self.heartbeat_tick,
+                applied=self.applied,
+                rng=self._rng,
+            ),
+            self.storage,
+        )
+
+    def bootstrap(self, voters: dict[str, str]) -> None:
+        """Start a new cluster with these voters (id -> RPC address); every bootstrapping
+        server must be given the same set. Refused when this server already has state."""
+        if self.has_state():
+            raise RuntimeError("raft: this server already has state; not bootstrapping")
+        conf = ConfState(voters=tuple(sorted(voters)), addresses=tuple(sorted(voters.items())))
+        self._conf = conf
+        self.storage.set_conf_state(conf)
+        self._write_state(self.term, "", conf)
+        self._new_core()
+        log.info(
+            "raft: bootstrapped a cluster of %d voters: %s",
+            len(voters),
+            ", ".join(sorted(voters.values())),
+        )
+        self._kick()
+
+    def _write_state(self, term: int, vote: str, conf: ConfState) -> None:
+        self._persisted_term_vote = (term, vote)
+        if self._state_path is None:
+            return
+        self._state_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self._state_path.with_suffix(".tmp")
+        with open(tmp, "wb") as f:
+            f.write(_encode([term, vote, conf_to_wire(conf)]))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self._state_path)
+        fd = os.open(self._state_path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    # ------------------------------------------------------------------ status
+
+    @property
+    def is_leader(self) -> bool:
+        return self.role == Role.LEADER and not self._stopping
+
+    @property
+    def leader_address(self) -> str:
+        if not self.leader_id:
+            return ""
+        if self.leader_id == self.id:
+            return self.address
+        return self._conf.address_of(self.leader_id)
+
+    @property
+    def last_index(self) -> int:
+        return self.storage.last_index()
+
+    def peers(self) -> list[str]:
+        return [self._conf.address_of(v) for v in self._conf.voters]
+
+    def configuration(self) -> list[dict]:
+        return [
+            {
+                "ID": v,
+                "Node": self.names.get(v, v),
+                "Address": self._conf.address_of(v),
+                "Leader": v == self.leader_id,
+                "ProtocolVersion": "3",
+                "Voter": True,
+                "LastIndex": self.last_index,
+            }
+            for v in self._conf.voters
+        ] + [
+            {
+                "ID": v,
+                "Node": self.names.get(v, v),
+                "Address": self._conf.address_of(v),
+                "Leader": False,
+                "ProtocolVersion": "3",
+                "Voter": False,
+                "LastIndex": self.last_index,
+            }
+            for v in self._conf.nonvoters
+        ]
+
+    def lease_read_ok(self) -> bool:
+        return (
+            self.is_leader
+            and self.core is not None
+            and self.core.leader_lease_valid()
+            and self.applied >= self.core.status().commit
+        )
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        self._wake = asyncio.Event()
+        self._tasks = [
+            asyncio.create_task(self._run(), name="raft-loop"),
+            asyncio.create_task(self._ticker(), name="raft-ticker"),
+        ]
+
+    async def stop(self) -> None:
+        self._stopping = True
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                pass
+        self._fail_all(NotLeader("server is shutting down"))
+        if self.log is not None:
+            self.log.close()
+        self._executor.shutdown(wait=True)
+
+    def _kick(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
+    async def _ticker(self) -> None:
+        while True:
+            await asyncio.sleep(self.tick_seconds)
+            self._ticks_due += 1
+            self._kick()
+
+    # ------------------------------------------------------------------ inputs
+
+    def deliver(self, payload: Any) -> None:
+        """A Raft message from a peer (RPC layer)."""
+        try:
+            msg = from_wire(payload)
+        except Exception as exc:  # a malformed frame must not stop the node
+            log.warning("raft: dropping malformed message: %s", exc)
+            return
+        if msg.to != self.id:
+            return
+        self._inbox.append(msg)
+        self._kick()
+
+    async def apply(self, command: dict) -> Any:
+        if not self.is_leader:
+            raise NotLeader("No cluster leader" if not self.leader_id else "not the leader")
+        fut = asyncio.get_running_loop().create_future()
+        self._proposals.append((_encode(command), fut))
+        self._kick()
+        return await fut
+
+    async def change_membership(self, cc: ConfChange) -> None:
+        if not self.is_leader:
+            raise NotLeader("not the leader")
+        fut = asyncio.get_running_loop().create_future()
+        self._conf_changes.append((cc, fut))
+        self._kick()
+        await fut
+
+    async def add_voter(self, node_id: str, address: str) -> None:
+        await self.change_membership(ConfChange(ConfChangeOp.ADD_VOTER, node_id, address))
+
+    async def remove_peer(self, peer_id: str | None = None, address: str | None = None) -> None:
+        target = peer_id
+        if not target and address:
+            target = next((i for i, a in self._conf.addresses if a == address), None)
+        if not target:
+            raise NotLeader(f"peer {peer_id or address} is not in the configuration")
+        await self.change_membership(ConfChange(ConfChangeOp.REMOVE, target))
+
+    async def transfer_leadership(self, to: str | None = None) -> None:
+        if not self.is_leader:
+            raise NotLeader("not the leader")
+        target = to or next((v for v in self._conf.voters if v != self.id), None)
+        if not target:
+            raise NotLeader("cannot find peer to transfer leadership to")
+        self._transfers.append(target)
+        self._kick()
+        deadline = time.monotonic() + self.tick_seconds * self.election_tick * 3
+        while self.leader_id == self.id and time.monotonic() < deadline:
+            await asyncio.sleep(self.tick_seconds)
+        if self.leader_id == self.id:
+            raise NotLeader("leadership transfer timed out")
+
+    async def read_barrier(self) -> None:
+        """Linearizable read point: confirm leadership with a quorum, then wait until the
+        state machine has applied up to the read index."""
+        if self.lease_read_ok():
+            return
+        if self.core is None or not self.leader_id:
+            raise NotLeader("No cluster leader")
+        ctx = uuid.uuid4().bytes
+        fut = asyncio.get_running_loop().create_future()
+        self._read_requests.append((ctx, fut))
+        self._kick()
+        try:
+            index = await asyncio.wait_for(fut, READ_TIMEOUT)
+            await self.wait_applied(index, READ_TIMEOUT)
+        except TimeoutError:
+            raise NotLeader("Not ready to serve consistent reads") from None
+        finally:
+            self._reads.pop(ctx, None)
+
+    async def wait_applied(self, index: int, timeout: float) -> None:
+        if self.applied >= index:
+            return
+        fut = asyncio.get_running_loop().create_future()
+        self._applied_waiters.append((index, fut))
+        await asyncio.wait_for(fut, timeout)
+
+    def _step_inputs(self) -> None:
+        core = self.core
+        if core is None:
+            return
+        while self._ticks_due:
+            self._ticks_due -= 1
+            core.tick()
+        inbox, self._inbox = self._inbox, []
+        for msg in inbox:
+            if msg.frm == self.leader_id:
+                self.last_contact = time.monotonic()
+            try:
+                core.step(msg)
+            except Exception as exc:
+                log.debug("raft: step of %s from %s refused: %s", msg.type.name, msg.frm, exc)
+        proposals, self._proposals = self._proposals, []
+        for data, fut in proposals:
+            if fut.done():
+                continue
+            try:
+                index = core.propose(data)
+            except (CoreNotLeader, ProposalDropped) as exc:
+                fut.set_exception(NotLeader(f"No cluster leader ({exc})"))
+                continue
+            self._waiting[index] = (self.term, fut)
+        changes, self._conf_changes = self._conf_changes, []
+        for cc, fut in changes:
+            try:
+                index = core.propose_conf_change(cc)
+            except (CoreNotLeader, ProposalDropped) as exc:
+                fut.set_exception(NotLeader(f"membership change refused: {exc}"))
+                continue
+            self._waiting[index] = (self.term, fut)
+        reads, self._read_requests = self._read_requests, []
+        for ctx, fut in reads:
+            try:
+                core.read_index(ctx)
+                self._reads[ctx] = fut
+            except CoreNotLeader:
+                fut.set_exception(NotLeader("No cluster leader"))
+        transfers, self._transfers = self._transfers, []
+        for target in transfers:
+            try:
+                core.transfer_leadership(target)
+            except Exception as exc:
+                log.warning("raft: leadership transfer to %s refused: %s", target, exc)
+
+    # ------------------------------------------------------------------ the loop
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                self._step_inputs()
+                while self.core is not None and self.core.has_ready():
+                    rd = self.core.ready()
+                    began = time.perf_counter()
+                    await self._persist(loop, rd)
+                    self._send(rd.messages)
+                    self._observe(rd)
+                    self._apply(rd.committed_entries)
+                    for rs in rd.read_states:
+                        fut = self._reads.pop(rs.context, None)
+                        if fut is not None and not fut.done():
+                            fut.set_result(rs.index)
+                    self.core.advance(rd)
+                    if self.metrics is not None and (rd.entries or rd.committed_entries):
+                        self.metrics.sample(
+                            "consul.raft.commitTime", (time.perf_counter() - began) * 1000
+                        )
+                    self._step_inputs()
+                await self._maybe_snapshot(loop)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("raft: driver loop error")
+                await asyncio.sleep(self.tick_seconds)
+
+    async def _persist(self, loop: asyncio.AbstractEventLoop, rd: Ready) -> None:
+        hs = rd.hard_state
+        snap = rd.snapshot
+        if snap is not None and not snap.is_empty():
+            self._install_snapshot(snap)
+        if rd.entries:
+            if self.log is not None:
+                data = b"".join(
+                    encode_record(e.index, e.term, _encode([int(e.kind), e.data]))
+                    for e in rd.entries
+                )
+                first = rd.entries[0].index
+                await loop.run_in_executor(
+                    self._executor, self._write_entries, data, first, rd.entries[-1].index
+                )
+            self.storage.append(rd.entries)
+        if hs is not None:
+            self.storage.set_hard_state(hs)
+            self.term = hs.term
+            if (hs.term, hs.vote) != self._persisted_term_vote:
+                await loop.run_in_executor(
+                    self._executor, self._write_state, hs.term, hs.vote, self._conf
+                )
+
+    def _write_entries(self, data: bytes, first: int, last: int) -> None:
+        assert self.log is not None
+        if first <= self.log.last_index:
+            self.log.truncate_from(first)
+        self.log.append_sync(data, last, first)
+
+    def _install_snapshot(self, snap: Snapshot) -> None:
+        body = _decode(snap.data)
+        if self.log is not None:
+            self.log.write_snapshot(snap.meta.index, snap.data)
+        self.storage.apply_snapshot(snap)
+        self.storage.drop_snapshot_data()
+        self._conf = snap.meta.conf
+        self.storage.set_conf_state(self._conf)
+        self._write_state(self.term, self._persisted_term_vote[1], self._conf)
+        self.fsm.store.restore(body["state"])
+        self.fsm.store.last_index = snap.meta.index
+        self.applied = snap.meta.index
+        self._snapshot_index = snap.meta.index
+        log.info("raft: installed snapshot at index %d from the leader", snap.meta.index)
+
+    def _send(self, messages: tuple[Message, ...]) -> None:
+        for msg in messages:
+            address = self._conf.address_of(msg.to)
+            if not address:
+                continue
+            if msg.type == MsgType.SNAP:
+                asyncio.ensure_future(self._send_snapshot(address, msg))
+            else:
+                self.pool.send(address, to_wire(msg), on_error=self._unreachable(msg.to))
+
+    def _unreachable(self, node_id: str):
+        def report() -> None:
+            if self.core is not None:
+                self.core.report_unreachable(node_id)
+                self._kick()
+
+        return report
+
+    async def _send_snapshot(self, address: str, msg: Message) -> None:
+        try:
+            await self.pool.call(address, "raft_snapshot", to_wire(msg), timeout=120)
+            ok = True
+        except Exception as exc:
+            log.warning("raft: sending snapshot to %s failed: %s", address, exc)
+            ok = False
+        if self.core is not None:
+            self.core.report_snapshot(msg.to, ok)
+            self._kick()
+
+    def _observe(self, rd: Ready) -> None:
+        soft = rd.soft_state
+        if soft is None:
+            return
+        was_leader = self.role == Role.LEADER
+        self.role, self.leader_id = soft.role, soft.leader
+        if soft.role == Role.LEADER and not was_leader:
+            log.info("raft: this server is now the leader (term %d)", self.term)
+            if self.metrics is not None:
+                self.metrics.incr("consul.raft.state.leader")
+        elif was_leader and soft.role != Role.LEADER:
+            log.warning("raft: lost leadership (term %d)", self.term)
+            self._fail_waiting(NotLeader("leadership lost while committing log"))
+        if soft.leader and soft.leader != self.id:
+            self.last_contact = time.monotonic()
+
+    def _apply(self, entries: tuple[Entry, ...]) -> None:
+        fsm = self.fsm
+        for entry in entries:
+            result: Any = None
+            if entry.index <= self.applied:
+                continue
+            if entry.kind == EntryKind.NORMAL:
+                try:
+                    result = fsm.apply(entry.index, _decode(entry.data))
+                except Exception as exc:  # deterministic bug: same on every server
+                    log.exception("raft: apply of index %d failed", entry.index)
+                    result = exc
+            elif entry.kind == EntryKind.CONF_CHANGE:
+                cc = ConfChange.decode(entry.data)
+                assert self.core is not None
+                self._conf = self.core.apply_conf_change(cc)
+                self.storage.set_conf_state(self._conf)
+                self._write_state(self.term, self._persisted_term_vote[1], self._conf)
+                log.info("raft: membership now %s", ", ".join(self.peers()))
+                fsm.apply(entry.index, {"Type": "noop"})
+            else:
+                fsm.apply(entry.index, {"Type": "noop"})
+            self.applied = entry.index
+            waiter = self._waiting.pop(entry.index, None)
+            if waiter is not None:
+                term, fut = waiter
+                if fut.done():
+                    continue
+                if entry.term != term:
+                    fut.set_exception(NotLeader("leadership lost while committing log"))
+                elif isinstance(result, Exception):
+                    fut.set_exception(result)
+                else:
+                    fut.set_result(result)
+        if self._applied_waiters:
+            still = []
+            for index, fut in self._applied_waiters:
+                if fut.done():
+                    continue
+                if self.applied >= index:
+                    fut.set_result(None)
+                else:
+                    still.append((index, fut))
+            self._applied_waiters = still
+
+    async def _maybe_snapshot(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self.applied - self._snapshot_index < self.snapshot_every:
+            return
+        index = self.applied
+        term = self.storage.term(index)
+        body = _encode(
+            {"term": term, "conf": conf_to_wire(self._conf), "state": self.fsm.store.snapshot()}
+        )
+        self.storage.create_snapshot(index, self._conf, b"" if self.log is not None else body)
+        if self.log is not None:
+            await loop.run_in_executor(self._executor, self.log.write_snapshot, index, body)
+        compact_to = index - self.trailing_logs
+        if compact_to > self.storage.first_index():
+            self.storage.compact(compact_to)
+        self._snapshot_index = index
+        log.info("raft: snapshot at index %d (%d bytes)", index, len(body))
+
+    def _fail_waiting(self, exc: Exception) -> None:
+        for _, fut in self._waiting.values():
+            if not fut.done():
+                fut.set_exception(exc)
+        self._waiting.clear()
+
+    def _fail_all(self, exc: Exception) -> None:
+        self._fail_waiting(exc)
+        for _, fut in self._proposals + self._conf_changes + self._read_requests:
+            if not fut.done():
+                fut.set_exception(exc)
+        for fut in self._reads.values():
+            if not fut.done():
+                fut.set_exception(exc)
