@@ -369,6 +369,21 @@ class LocalState:
             },
         }
 
+    def _node_in_sync(self) -> bool:
+        """The catalog's record of this node matches what this agent would register."""
+        current = self.agent.store.nodes.get(self.agent.node_name)
+        if current is None:
+            return False
+        wanted = self.node_registration()
+        serf = self.agent.store.checks.get(self.agent.node_name, {}).get(SERF_CHECK)
+        return (
+            current.Address == wanted["Address"]
+            and wanted["ID"] == current.ID
+            and current.Meta == wanted["NodeMeta"]
+            and current.TaggedAddresses == wanted["TaggedAddresses"]
+            and serf is not None
+        )
+
     async def sync_node(self) -> None:
         await self.agent.write(self.node_registration())
 
@@ -394,7 +409,7 @@ class LocalState:
         """Make the catalog's entries for this node equal to the local state."""
         agent, store = self.agent, self.agent.store
         node = agent.node_name
-        if node not in store.nodes:
+        if not self._node_in_sync():
             await self.sync_node()
         catalog_services = store.services.get(node, {})
         for sid in list(catalog_services):
