@@ -20,8 +20,10 @@ from typing import Any
 from agent.http.app import HTTPError
 from agent.local import LocalState
 from agent.metrics import Metrics
-from agent.raft.single import NotLeader, SingleServer
-from agent.state.fsm import FSM, CommandRefused
+from agent.raft.node import RaftNode
+from agent.raft.single import NotLeader
+from agent.rpc import RPCError, RPCPool, RPCServer
+from agent.state.fsm import FSM, CommandRefused, TxnResult
 from agent.state.store import Store
 
 log = logging.getLogger("agent")
@@ -36,6 +38,23 @@ _APPLY_METRICS = {
     "deregister": "consul.catalog.deregister",
     "restore": "consul.snapshot.restore",
 }
+
+
+def encode_result(result: Any) -> Any:
+    """An FSM result as plain values for the RPC reply."""
+    if isinstance(result, CommandRefused):
+        return {"refused": result.message, "status": result.status}
+    if isinstance(result, TxnResult):
+        return {"txn": True, "results": result.results, "errors": result.errors}
+    return {"value": result}
+
+
+def decode_result(reply: Any) -> Any:
+    if "refused" in reply:
+        return CommandRefused(reply["refused"], reply.get("status", 500))
+    if "txn" in reply:
+        return TxnResult(results=reply["results"], errors=reply["errors"])
+    return reply.get("value")
 
 
 class AgentError(Exception):
@@ -96,19 +115,31 @@ class Agent:
         self.data_dir = Path(config.data_dir) if config.data_dir and not config.dev else None
         self.address = resolve_advertise(config)
         self.node_id = load_node_id(config)
-        self.consensus: SingleServer | None = None
+        self.rpc_pool = RPCPool()
+        self.rpc_server: RPCServer | None = None
+        self.rpc_address = f"{self.address}:{config.ports.server}"
+        self.consensus: RaftNode | None = None
         if config.server:
-            self.consensus = SingleServer(
+            multiplier = max(1, int(config.raft_multiplier or 1))
+            self.consensus = RaftNode(
                 self.fsm,
                 self.data_dir,
-                f"{self.address}:{config.ports.server}",
-                bootstrap=config.dev or config.bootstrap or config.bootstrap_expect == 1,
+                self.node_id,
+                self.rpc_address,
+                self.rpc_pool,
+                # Consul's timing at raft_multiplier=1: heartbeats every 100 ms, elections
+                # after 1-2 s without a leader; the multiplier stretches both.
+                tick=0.1 * multiplier,
+                election_tick=10,
+                heartbeat_tick=1,
                 snapshot_every=config.raft_snapshot_threshold,
+                trailing_logs=config.raft_trailing_logs,
                 metrics=self.metrics,
             )
+            self.consensus.names[self.node_id] = self.node_name
         self.local = LocalState(self)
         self._servers: list[Any] = []
-        self.rpc_pool: Any = None
+        self.app: Any = None
         self._stopped = asyncio.Event()
         self.leaving = False
 
@@ -116,11 +147,13 @@ class Agent:
 
     async def write(self, command: dict) -> Any:
         """Propose a command through consensus; refusals become HTTP errors."""
-        if self.consensus is None:
-            raise HTTPError(500, "No known Consul servers")
         started = time.perf_counter()
+        consensus = self.consensus
         try:
-            result = await self.consensus.apply(command)
+            if consensus is not None and consensus.is_leader:
+                result = await consensus.apply(command)
+            else:
+                result = await self._forward_write(command)
         except NotLeader as exc:
             raise HTTPError(500, str(exc)) from None
         name = _APPLY_METRICS.get(command.get("Type", ""))
@@ -130,10 +163,43 @@ class Agent:
             raise HTTPError(result.status, result.message)
         return result
 
+    async def _forward_write(self, command: dict) -> Any:
+        """A follower or client agent sends the write to the leader (via a server)."""
+        if self.consensus is not None:
+            target = self.consensus.leader_address
+            if not target:
+                raise NotLeader("No cluster leader")
+        else:
+            target = self.pick_server()
+            if target is None:
+                raise HTTPError(500, "No known Consul servers")
+        try:
+            reply = await self.rpc_pool.call(target, "apply", command, timeout=30)
+        except RPCError as exc:
+            raise HTTPError(exc.status if exc.status >= 400 else 500, str(exc)) from None
+        return decode_result(reply)
+
+    async def _rpc_apply(self, command: dict) -> Any:
+        """RPC handler: apply a forwarded write (forwarding once more if we are not leader)."""
+        if self.consensus is not None and self.consensus.is_leader:
+            try:
+                return encode_result(await self.consensus.apply(command))
+            except NotLeader as exc:
+                raise RPCError(str(exc)) from None
+        if self.consensus is not None and self.consensus.leader_address:
+            return await self.rpc_pool.call(
+                self.consensus.leader_address, "apply", command, timeout=30
+            )
+        raise RPCError("No cluster leader")
+
     async def consensus_barrier(self) -> None:
-        """For ?consistent: a single server is trivially sure it is still the leader."""
+        """For ?consistent: confirm leadership with a quorum round (read index)."""
         if self.consensus is None or not self.consensus.is_leader:
             raise HTTPError(500, "No cluster leader")
+        try:
+            await self.consensus.read_barrier()
+        except NotLeader as exc:
+            raise HTTPError(500, str(exc)) from None
 
     def pick_server(self) -> str | None:
         """RPC address of a server to send a client agent's requests to (none known yet)."""
@@ -152,25 +218,51 @@ class Agent:
             self.data_dir.mkdir(parents=True, exist_ok=True)
         if self.consensus is not None:
             began = time.monotonic()
-            replayed = self.consensus.restore()
+            pending = self.consensus.restore()
             log.info(
-                "restored state at index %d (%d log entries replayed) in %.2fs",
+                "restored state at index %d in %.2fs (%d log entries to replay on commit)",
                 self.store.last_index,
-                replayed,
                 time.monotonic() - began,
+                pending,
             )
+            await self._start_rpc()
             await self.consensus.start()
+            cfg = self.config
+            if not self.consensus.has_state() and (
+                cfg.dev or cfg.bootstrap or cfg.bootstrap_expect == 1
+            ):
+                self.consensus.bootstrap({self.node_id: self.rpc_address})
+            if self.consensus.sole_voter():
+                await self.consensus.wait_leader(timeout=10)
         self._servers = await start_http(self)
         self.local.load()
         if self.consensus is not None and self.consensus.is_leader:
             await self.local.sync_node()
-        elif self.consensus is not None:
-            log.warning(
-                "no cluster leader: this server waits for %d servers (bootstrap_expect), "
-                "and joining other servers needs the cluster support that is not built yet",
-                self.config.bootstrap_expect,
-            )
         self.local.start()
+
+    async def _start_rpc(self) -> None:
+        from agent.http.forward import serve_forwarded
+
+        server = RPCServer(lambda peer, payload: self.consensus and self.consensus.deliver(payload))
+        server.register("apply", self._rpc_apply)
+        server.register("http", lambda args: serve_forwarded(self, self.app, args))
+
+        async def snapshot(payload: Any) -> bool:
+            self.consensus.deliver(payload)
+            return True
+
+        async def raft_peers(_: Any) -> list[str]:
+            return self.consensus.peers() if self.consensus.has_state() else []
+
+        server.register("raft_snapshot", snapshot)
+        server.register("raft_peers", raft_peers)
+        bind = (
+            self.config.bind_addr
+            if self.config.bind_addr not in ("0.0.0.0", "::")
+            else self.address
+        )
+        await server.start(bind, self.config.ports.server)
+        self.rpc_server = server
 
     async def stop(self) -> None:
         await self.local.stop()
@@ -180,6 +272,9 @@ class Agent:
             await server.shutdown_and_wait()
         if self.consensus is not None:
             await self.consensus.stop()
+        if self.rpc_server is not None:
+            await self.rpc_server.close()
+        await self.rpc_pool.close()
 
     def reload(self) -> None:
         """Re-read config files: config-defined services and checks are re-registered."""

@@ -89,6 +89,8 @@ async def start_http(agent: Agent) -> list[HTTPServer]:
         raise
     if not sockets:
         return []
-    server = HTTPServer(App(agent, build_router(agent)), sockets)
+    app = App(agent, build_router(agent))
+    agent.app = app
+    server = HTTPServer(app, sockets)
     await server.start()
     return [server]

@@ -141,6 +141,7 @@ class RaftNode:
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="raft-io")
         self._snapshot_index = 0
         self._stopping = False
+        self._campaign = False
         self.last_contact = time.monotonic()
 
     # ------------------------------------------------------------------ restore / bootstrap
@@ -275,6 +276,27 @@ class RaftNode:
             for v in self._conf.nonvoters
         ]
 
+    def sole_voter(self) -> bool:
+        return self._conf.voters == (self.id,)
+
+    async def wait_leader(self, timeout: float) -> bool:
+        """Wait until some leader is known (a lone voter elects itself at once)."""
+        if self.sole_voter() and self.core is not None and not self.leader_id:
+            self._campaign = True
+            self._kick()
+        deadline = time.monotonic() + timeout
+        while not self.leader_id and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        if self.is_leader:
+            # Serve nothing older than what this server acknowledged before a restart.
+            try:
+                await self.wait_applied(
+                    self.storage.last_index(), max(deadline - time.monotonic(), 0.1)
+                )
+            except TimeoutError:
+                log.warning("raft: log replay is still running")
+        return bool(self.leader_id)
+
     def lease_read_ok(self) -> bool:
         return (
             self.is_leader
@@ -401,6 +423,9 @@ class RaftNode:
         core = self.core
         if core is None:
             return
+        if self._campaign:
+            self._campaign = False
+            core.campaign()
         while self._ticks_due:
             self._ticks_due -= 1
             core.tick()
