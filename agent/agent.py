@@ -20,8 +20,7 @@ from typing import Any
 from agent.http.app import HTTPError
 from agent.local import LocalState
 from agent.metrics import Metrics
-from agent.raft.node import RaftNode
-from agent.raft.single import NotLeader
+from agent.raft.node import NotLeader, RaftNode
 from agent.rpc import RPCError, RPCPool, RPCServer
 from agent.state.fsm import FSM, CommandRefused, TxnResult
 from agent.state.store import Store

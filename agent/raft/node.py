@@ -51,11 +51,16 @@ from agent.raft.messages import (
     from_wire,
     to_wire,
 )
-from agent.raft.single import NotLeader
 from agent.raft.storage import MemoryStorage
 from agent.state.fsm import FSM
 
 log = logging.getLogger("agent.raft")
+
+
+class NotLeader(Exception):
+    """This server cannot take the request now (no leader, lost leadership, shutting down).
+    The message is what the HTTP API answers with a 500, as Consul does."""
+
 
 _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder().decode
