@@ -22,7 +22,9 @@ from agent.local import LocalState
 from agent.metrics import Metrics
 from agent.raft.node import NotLeader, RaftNode
 from agent.rpc import RPCError, RPCPool, RPCServer
+from agent.sessions_reaper import SessionReaper
 from agent.state.fsm import FSM, CommandRefused, TxnResult
+from agent.state.sessions import lock_delay_refusal
 from agent.state.store import Store
 
 log = logging.getLogger("agent")
@@ -137,6 +139,7 @@ class Agent:
             )
             self.consensus.names[self.node_id] = self.node_name
         self.local = LocalState(self)
+        self.session_reaper = SessionReaper(self)
         self._servers: list[Any] = []
         self.app: Any = None
         self._stopped = asyncio.Event()
@@ -146,6 +149,9 @@ class Agent:
 
     async def write(self, command: dict) -> Any:
         """Propose a command through consensus; refusals become HTTP errors."""
+        refusal = lock_delay_refusal(self.store, command)  # answered before the log, as Consul
+        if refusal is not None:
+            return refusal
         started = time.perf_counter()
         consensus = self.consensus
         try:
@@ -238,6 +244,7 @@ class Agent:
         if self.consensus is not None and self.consensus.is_leader:
             await self.local.sync_node()
         self.local.start()
+        self.session_reaper.start()
 
     async def _start_rpc(self) -> None:
         from agent.http.forward import serve_forwarded
@@ -264,6 +271,7 @@ class Agent:
         self.rpc_server = server
 
     async def stop(self) -> None:
+        await self.session_reaper.stop()
         await self.local.stop()
         for server in self._servers:
             server.should_exit = True

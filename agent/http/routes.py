@@ -26,6 +26,7 @@ AREAS = (
     "agent.http.agent_ep",
     "agent.http.operator",
     "agent.http.ui",
+    "agent.http.session",
 )
 
 
@@ -92,13 +93,6 @@ def _acl_routes(router: Router) -> None:
 
 def _later_routes(router: Router) -> None:
     """Features of later issues: verb rules now, honest answers until they land."""
-    no_sessions = _refuse(500, "sessions are not supported by this agent yet")
-    router.add("/v1/session/create", {"PUT": no_sessions})
-    router.add("/v1/session/destroy/", {"PUT": no_sessions}, prefix=True)
-    router.add("/v1/session/renew/", {"PUT": _refuse(404, "Session id not found")}, prefix=True)
-    router.add("/v1/session/info/", {"GET": _empty_list()}, prefix=True)
-    router.add("/v1/session/node/", {"GET": _empty_list()}, prefix=True)
-    router.add("/v1/session/list", {"GET": _empty_list()})
     router.add(
         "/v1/event/fire/",
         {"PUT": _refuse(500, "user events are not supported by this agent yet")},

@@ -18,11 +18,12 @@ results, never exceptions: a command that is in the log has been applied, succes
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import msgspec
 
+from agent.state.sessions import SESSION_COMMAND, SessionRefused, apply_session
 from agent.state.store import Store
 from agent.state.structs import HealthCheck, KVEntry, Node, Service, Weights
 
@@ -49,6 +50,7 @@ class FSM:
             "deregister": self._apply_deregister,
             "noop": lambda index, cmd: None,
             "restore": self._apply_restore,
+            SESSION_COMMAND: self._apply_session,  # agent/state/sessions.py
         }
 
     def apply(self, index: int, command: dict) -> Any:
@@ -61,6 +63,12 @@ class FSM:
         self.store.last_index = index
         return result
 
+    def _apply_session(self, index: int, cmd: dict) -> Any:
+        try:
+            return apply_session(self.store, index, cmd)
+        except SessionRefused as exc:
+            return CommandRefused(str(exc))
+
     def _apply_restore(self, index: int, cmd: dict) -> bool:
         """Replace the whole state with a saved snapshot (PUT /v1/snapshot)."""
         self.store.restore(cmd["State"])
@@ -69,9 +77,9 @@ class FSM:
     # ------------------------------------------------------------------ KV
 
     def _apply_kv(self, index: int, cmd: dict) -> Any:
-        error = _kv_precondition(self.store.kv_get, cmd)
+        error = _kv_precondition(self.store.kv_get, cmd, self.store.sessions.by_id)
         if error is not None:
-            if cmd["Verb"] in ("cas", "delete-cas", "unlock"):
+            if error.startswith(_ANSWERED_FALSE):
                 return False
             return CommandRefused(error)
         return _kv_write(self.store, index, cmd)
@@ -131,7 +139,18 @@ class FSM:
 # ---------------------------------------------------------------------- KV helpers
 
 
-def _kv_precondition(lookup: Callable[[str], KVEntry | None], cmd: dict) -> str | None:
+# Refusals a plain KV write answers with `false` (any other refusal is an error, a 500).
+_ANSWERED_FALSE = (
+    "failed to set key",
+    "failed to delete key",
+    "failed to lock key",
+    "failed to unlock key",
+)
+
+
+def _kv_precondition(
+    lookup: Callable[[str], KVEntry | None], cmd: dict, sessions: Mapping[str, Any]
+) -> str | None:
     """Why this KV op cannot run against the given view, or None."""
     verb, key = cmd["Verb"], cmd.get("Key", "")
     entry = lookup(key)
@@ -144,8 +163,16 @@ def _kv_precondition(lookup: Callable[[str], KVEntry | None], cmd: dict) -> str 
         if entry is not None and entry.ModifyIndex != wanted:
             return f'failed to delete key "{key}", index is stale'
     elif verb == "lock":
-        return f'failed to lock key "{key}": invalid session "{cmd.get("Session", "")}"'
+        session = cmd.get("Session", "")
+        if not session:
+            return "missing session"
+        if session not in sessions:
+            return f'invalid session "{session}"'
+        if entry is not None and entry.Session and entry.Session != session:
+            return f'failed to lock key "{key}", lock is already held'
     elif verb == "unlock":
+        if not cmd.get("Session"):
+            return "missing session"
         if entry is None or entry.Session != cmd.get("Session"):
             return f'failed to unlock key "{key}", lock isn\'t held, or is held by another session'
     elif verb == "get":
@@ -158,9 +185,12 @@ def _kv_precondition(lookup: Callable[[str], KVEntry | None], cmd: dict) -> str 
             return f"current modify index {entry.ModifyIndex} != {cmd.get('Index', 0)}"
     elif verb == "check-session":
         if entry is None:
-            return f'key "{key}" doesn\'t exist'
+            return f'failed to check session, key "{key}" doesn\'t exist'
         if entry.Session != cmd.get("Session", ""):
-            return f"current session {entry.Session} != {cmd.get('Session', '')}"
+            return (
+                f'failed session check for key "{key}", '
+                f'current session "{entry.Session}" != "{cmd.get("Session", "")}"'
+            )
     elif verb == "check-not-exists":
         if entry is not None:
             return f'key "{key}" exists'
@@ -171,11 +201,16 @@ def _kv_precondition(lookup: Callable[[str], KVEntry | None], cmd: dict) -> str 
 
 def _kv_write(store: Store, index: int, cmd: dict) -> bool:
     verb, key = cmd["Verb"], cmd.get("Key", "")
-    if verb in ("set", "cas", "unlock"):
+    if verb in ("set", "cas", "unlock", "lock"):
         old = store.kv_get(key)
         session, lock_index = ("", 0) if old is None else (old.Session, old.LockIndex)
         if verb == "unlock":
             session = ""
+        elif verb == "lock":
+            # A new acquisition counts; re-acquiring a lock already held does not.
+            if session != cmd["Session"]:
+                lock_index += 1
+            session = cmd["Session"]
         store.kv_put(
             index,
             KVEntry(
@@ -242,15 +277,13 @@ class _Overlay:
 
     def kv_after(self, cmd: dict) -> None:
         verb, key = cmd["Verb"], cmd.get("Key", "")
-        if verb in ("set", "cas", "unlock"):
+        if verb in ("set", "cas", "unlock", "lock"):
             old = self.kv_get(key)
+            session = old.Session if old else ""
+            if verb in ("unlock", "lock"):
+                session = cmd.get("Session", "") if verb == "lock" else ""
             # A later CAS in the same txn cannot match an index not yet assigned.
-            self.kv[key] = KVEntry(
-                Key=key,
-                Value=b"",
-                ModifyIndex=-1,
-                Session="" if verb == "unlock" else (old.Session if old else ""),
-            )
+            self.kv[key] = KVEntry(Key=key, Value=b"", ModifyIndex=-1, Session=session)
         elif verb in ("delete", "delete-cas"):
             self.kv[key] = self._GONE
         elif verb == "delete-tree":
@@ -278,7 +311,7 @@ def _txn_dry_run(store: Store, ops: list[dict]) -> list[dict]:
     for i, op in enumerate(ops):
         if "KV" in op:
             kv = op["KV"]
-            why = _kv_precondition(overlay.kv_get, kv)
+            why = _kv_precondition(overlay.kv_get, kv, store.sessions.by_id)
             if why is None:
                 overlay.kv_after(kv)
         elif "Node" in op:

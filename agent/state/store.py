@@ -16,10 +16,11 @@ from collections.abc import Iterator
 import msgspec
 from sortedcontainers import SortedDict
 
-from agent.state.structs import HealthCheck, KVEntry, Node, Service
+from agent.state.sessions import SessionTable, invalidate_check, invalidate_node
+from agent.state.structs import HealthCheck, KVEntry, Node, Service, Session
 from agent.state.watch import WatchRegistry
 
-TABLES = ("kvs", "tombstones", "nodes", "services", "checks")
+TABLES = ("kvs", "tombstones", "nodes", "services", "checks", "sessions")
 
 
 def without_indexes(record: msgspec.Struct) -> msgspec.Struct:
@@ -36,6 +37,7 @@ class Store:
         self.indexes: dict[str, int] = dict.fromkeys(TABLES, 0)
         self.service_index: dict[str, int] = {}
         self.last_index = 0
+        self.sessions = SessionTable()  # agent/state/sessions.py
         self.watches = WatchRegistry()
 
     # ---------------------------------------------------------------- indexes
@@ -106,13 +108,18 @@ class Store:
         entry.CreateIndex = old.CreateIndex if old is not None else index
         entry.ModifyIndex = index
         self.kv[entry.Key] = entry
+        if entry.Session or (old is not None and old.Session):
+            self.sessions.track(entry.Key, old.Session if old is not None else "", entry.Session)
         self.tombstones.pop(entry.Key, None)
         self._bump("kvs", index)
         self.watches.fire_key(entry.Key)
 
     def kv_delete(self, index: int, key: str) -> bool:
-        if self.kv.pop(key, None) is None:
+        old = self.kv.pop(key, None)
+        if old is None:
             return False
+        if old.Session:
+            self.sessions.track(key, old.Session, "")
         self.tombstones[key] = index
         self._bump("kvs", index)
         self._bump("tombstones", index)
@@ -173,6 +180,8 @@ class Store:
         self._touch_check_service(check, index)
         if old is not None and old.ServiceName != check.ServiceName:
             self._touch_check_service(old, index)
+        if check.Status == "critical":
+            invalidate_check(self, index, check.Node, check.CheckID)
         return True
 
     def _touch_check_service(self, check: HealthCheck, index: int) -> None:
@@ -192,6 +201,7 @@ class Store:
             del self.checks[node]
         self._bump("checks", index)
         self._touch_check_service(check, index)
+        invalidate_check(self, index, node, check_id)
         return True
 
     def delete_service(self, index: int, node: str, service_id: str) -> bool:
@@ -215,6 +225,7 @@ class Store:
             self.delete_service(index, node, service_id)
         for check_id in list(self.checks.get(node, {})):
             self.delete_check(index, node, check_id)
+        invalidate_node(self, index, node)
         del self.nodes[node]
         self._bump("nodes", index)
         return True
@@ -262,6 +273,7 @@ class Store:
             "nodes": list(self.nodes.values()),
             "services": [[n, list(s.values())] for n, s in self.services.items()],
             "checks": [c for per in self.checks.values() for c in per.values()],
+            "sessions": self.sessions.dump(),
         }
         return msgspec.msgpack.encode(state)
 
@@ -277,6 +289,7 @@ class Store:
         self.indexes = dict.fromkeys(TABLES, 0) | raw.indexes
         self.service_index = raw.service_index
         self.last_index = raw.last_index
+        self.sessions = SessionTable.load(raw.sessions, self.kv, self.sessions.lock_delay)
         self.watches.fire_all()
 
 
@@ -289,3 +302,4 @@ class _Snapshot(msgspec.Struct):
     nodes: list[Node]
     services: list[tuple[str, list[Service]]]
     checks: list[HealthCheck]
+    sessions: list[Session] = []

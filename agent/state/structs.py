@@ -73,3 +73,29 @@ class HealthCheck(msgspec.Struct, gc=False):
 
 
 HEALTH_STATES = ("passing", "warning", "critical", "maintenance")
+
+
+class ServiceCheck(msgspec.Struct, gc=False):
+    ID: str
+    Namespace: str = ""
+
+
+class Session(msgspec.Struct, gc=False):
+    """A session (agent/state/sessions.py). `LockDelay` is in nanoseconds, as Consul renders it."""
+
+    ID: str
+    Name: str = ""
+    Node: str = ""
+    LockDelay: int = 0
+    Behavior: str = "release"
+    TTL: str = ""
+    NodeChecks: list[str] | None = None
+    ServiceChecks: list[ServiceCheck] | None = None
+    CreateIndex: int = 0
+    ModifyIndex: int = 0
+
+    def check_ids(self) -> list[str]:
+        """Every check on the session's node whose failure invalidates the session."""
+        ids = list(self.NodeChecks or [])
+        ids.extend(c.ID for c in self.ServiceChecks or [])
+        return ids

@@ -1,0 +1,242 @@
+"""`/v1/session/*`: create, destroy, renew, info, node, list.
+
+Create and destroy go through the log (`agent/state/sessions.py`); the ID is generated here,
+on the server that proposes, so applying stays deterministic. Renew touches no replicated
+state: it restarts the leader's TTL timer (`agent/sessions_reaper.py`), as Consul's does. The
+reads block on the sessions table's index and take `?filter=`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import msgspec
+
+from agent.durations import DurationError, format_duration, parse_duration
+from agent.filter import FilterError, compile_filter
+from agent.http.app import HTTPError, Request, Response, Router, json_response
+from agent.http.blocking import blocking_query, query_options, read_headers
+from agent.state.sessions import NANOSECOND
+from agent.state.structs import Session
+
+SERF_CHECK = "serfHealth"
+DEFAULT_LOCK_DELAY_NS = 15 * NANOSECOND
+MAX_TTL = 86400.0
+# Consul reads a lock delay below this many nanoseconds as seconds ("LockDelay": 5 means 5s).
+LOCK_DELAY_SECONDS_BELOW = 1000
+_TOPICS = (("table", "sessions"),)
+
+
+def render(session: Session) -> dict:
+    return msgspec.to_builtins(session)
+
+
+# ---------------------------------------------------------------------- create body
+
+
+def _decode_failed(why: str) -> HTTPError:
+    return HTTPError(400, f"Request decode failed: {why}")
+
+
+def _string(fields: dict, name: str, default: str = "") -> str:
+    value = fields.get(name.lower(), default)
+    if value is None:
+        return default
+    if not isinstance(value, str):
+        raise _decode_failed(
+            f"json: cannot unmarshal {type(value).__name__} into Go struct field "
+            f"Session.{name} of type string"
+        )
+    return value
+
+
+def _string_list(fields: dict, name: str) -> list[str] | None:
+    value = fields.get(name.lower())
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise _decode_failed(f"json: cannot unmarshal Session.{name}: want a list of strings")
+    return list(value)
+
+
+def lock_delay_ns(value: Any) -> int:
+    """LockDelay as Consul reads it: a duration string or a number of nanoseconds, with
+    small values (under 1000) taken as seconds."""
+    if value is None:
+        return DEFAULT_LOCK_DELAY_NS
+    if isinstance(value, bool):
+        raise _decode_failed("json: cannot unmarshal bool into Session.LockDelay")
+    if isinstance(value, str):
+        try:
+            ns = round(parse_duration(value) * NANOSECOND)
+        except DurationError as exc:
+            raise _decode_failed(str(exc)) from None
+    elif isinstance(value, int | float):
+        ns = int(value)
+    else:
+        raise _decode_failed("json: cannot unmarshal Session.LockDelay")
+    if ns < LOCK_DELAY_SECONDS_BELOW:
+        ns *= NANOSECOND
+    return ns
+
+
+def _node_checks(fields: dict) -> list[str]:
+    """serfHealth unless the body names node checks itself (an explicit [] removes it)."""
+    legacy = _string_list(fields, "Checks")
+    node_checks = _string_list(fields, "NodeChecks")
+    if "checks" not in fields and "nodechecks" not in fields:
+        return [SERF_CHECK]
+    merged: list[str] = []
+    for check_id in (node_checks or []) + (legacy or []):
+        if check_id not in merged:
+            merged.append(check_id)
+    return merged
+
+
+def _service_checks(fields: dict) -> list[dict] | None:
+    value = fields.get("servicechecks")
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise _decode_failed("json: cannot unmarshal Session.ServiceChecks: want a list")
+    out = []
+    for item in value:
+        if not isinstance(item, dict):
+            raise _decode_failed("json: cannot unmarshal Session.ServiceChecks: want objects")
+        lowered = {k.lower(): v for k, v in item.items()}
+        out.append(
+            {"ID": str(lowered.get("id") or ""), "Namespace": str(lowered.get("namespace") or "")}
+        )
+    return out
+
+
+def session_from_body(body: Any, default_node: str, ttl_min: float) -> dict:
+    """The create command's session (without ID) from a request body; Consul's refusals."""
+    if body is None:
+        body = {}
+    if not isinstance(body, dict):
+        raise _decode_failed("json: cannot unmarshal into Go value of type structs.Session")
+    fields = {k.lower(): v for k, v in body.items()}
+    session = {
+        "Name": _string(fields, "Name"),
+        "Node": _string(fields, "Node") or default_node,
+        "LockDelay": lock_delay_ns(fields.get("lockdelay")),
+        "Behavior": _string(fields, "Behavior") or "release",
+        "TTL": _string(fields, "TTL"),
+        "NodeChecks": _node_checks(fields),
+        "ServiceChecks": _service_checks(fields),
+    }
+    # Refusals of Consul's Session.Apply endpoint: plain errors, so 500s.
+    if session["Behavior"] not in ("release", "delete"):
+        raise HTTPError(500, f"Invalid Behavior setting '{session['Behavior']}'")
+    ttl_text = session["TTL"]
+    if ttl_text:
+        try:
+            ttl = parse_duration(ttl_text)
+        except DurationError as exc:
+            raise HTTPError(500, f"Session TTL '{ttl_text}' invalid: {exc}") from None
+        if ttl != 0 and (ttl < ttl_min or ttl > MAX_TTL):
+            raise HTTPError(
+                500,
+                f"Invalid Session TTL '{round(ttl * NANOSECOND)}', must be between "
+                f"[{format_duration(ttl_min)}={format_duration(MAX_TTL)}]",
+            )
+    return session
+
+
+# ---------------------------------------------------------------------- handlers
+
+
+def _reaper(req: Request) -> Any:
+    return getattr(req.agent, "session_reaper", None)
+
+
+async def session_create(req: Request, rest: str) -> Response:
+    agent = req.agent
+    ttl_min = getattr(agent.config, "session_ttl_min", 10.0) or 10.0
+    session = session_from_body(await req.json(), agent.node_name, ttl_min)
+    while True:
+        session_id = str(uuid.uuid4())
+        if agent.store.sessions.get(session_id) is None:
+            break
+    session["ID"] = session_id
+    await agent.write({"Type": "session", "Op": "create", "Session": session})
+    created = agent.store.sessions.get(session_id)
+    reaper = _reaper(req)
+    if created is not None and reaper is not None:
+        reaper.renew(created)
+    return json_response(req, {"ID": session_id})
+
+
+async def session_destroy(req: Request, session_id: str) -> Response:
+    if not session_id:
+        raise HTTPError(400, "Missing session")
+    await req.agent.write({"Type": "session", "Op": "destroy", "ID": session_id})
+    return json_response(req, True)
+
+
+async def session_renew(req: Request, session_id: str) -> Response:
+    if not session_id:
+        raise HTTPError(400, "Missing session")
+    session = req.agent.store.sessions.get(session_id)
+    if session is None:
+        raise HTTPError(404, f"Session id '{session_id}' not found")
+    reaper = _reaper(req)
+    if reaper is not None:
+        reaper.renew(session)
+    return json_response(req, [render(session)])
+
+
+def _filtered(req: Request, items: list[dict]) -> list[dict]:
+    expression = req.get("filter") if req.raw_query else None
+    if not expression:
+        return items
+    try:
+        return compile_filter(expression).select(items)
+    except FilterError as exc:
+        raise HTTPError(400, f"Failed to create boolean expression evaluator: {exc}") from None
+
+
+async def _read(req: Request, select) -> Response:
+    store = req.agent.store
+    opts = query_options(req)
+    if req.raw_query and req.get("filter"):
+        _filtered(req, [])  # a bad expression fails before blocking
+    index, sessions, _ = await blocking_query(
+        req,
+        _TOPICS,
+        lambda: (store.table_index("sessions"), [render(s) for s in select(store.sessions)]),
+        opts,
+    )
+    return json_response(req, _filtered(req, sessions), read_headers(req, index, opts.consistency))
+
+
+async def session_info(req: Request, session_id: str) -> Response:
+    if not session_id:
+        raise HTTPError(400, "Missing session")
+
+    def select(table) -> list[Session]:
+        found = table.get(session_id)
+        return [found] if found is not None else []
+
+    return await _read(req, select)
+
+
+async def session_node(req: Request, node: str) -> Response:
+    if not node:
+        raise HTTPError(400, "Missing node name")
+    return await _read(req, lambda table: table.on_node(node))
+
+
+async def session_list(req: Request, rest: str) -> Response:
+    return await _read(req, lambda table: table.all())
+
+
+def register(router: Router) -> None:
+    router.add("/v1/session/create", {"PUT": session_create})
+    router.add("/v1/session/destroy/", {"PUT": session_destroy}, prefix=True)
+    router.add("/v1/session/renew/", {"PUT": session_renew}, prefix=True)
+    router.add("/v1/session/info/", {"GET": session_info}, prefix=True)
+    router.add("/v1/session/node/", {"GET": session_node}, prefix=True)
+    router.add("/v1/session/list", {"GET": session_list})
