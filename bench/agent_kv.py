@@ -555,6 +555,9 @@ def stage_watchers(report: Report, agent: Agent, count: int) -> None:
         proc.stdin.write(f"put {put_sent} {put_answered}\n")
         proc.stdin.flush()
         res = _read_line(proc, 60)
+    except BaseException:
+        proc.kill()  # interrupted or failed: the child may still be opening connections
+        raise
     finally:
         with contextlib.suppress(OSError):
             proc.stdin.close()  # type: ignore[union-attr]
@@ -753,6 +756,8 @@ def main(argv: list[str]) -> int:
     stages = {s.strip() for s in args.only.split(",") if s.strip()}
     seconds = args.seconds or (3.0 if args.quick else 10.0)
     keys = args.keys or (100_000 if args.quick else 1_000_000)
+    # Also when started from a script that ignores SIGINT for background jobs.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _on_sigterm)
     if args.agent_src:
         Agent.source = Path(args.agent_src).resolve()
