@@ -1,0 +1,383 @@
+"""Sessions and KV locks in the FSM: pure apply sequences, invalidation, lock-delay, timers."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent.http.app import HTTPError
+from agent.http.session import session_from_body
+from agent.sessions_reaper import TTLTimers
+from agent.state.fsm import FSM, CommandRefused, TxnResult
+from agent.state.sessions import LockDelays, lock_delay_refusal
+from agent.state.store import Store
+from agent.state.structs import Session
+
+S1 = "11111111-1111-1111-1111-111111111111"
+S2 = "22222222-2222-2222-2222-222222222222"
+SECOND = 1_000_000_000
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def fsm(clock: FakeClock) -> FSM:
+    store = Store()
+    store.sessions.lock_delay = LockDelays(clock)
+    machine = FSM(store)
+    machine.apply(1, register("n1", check("serfHealth", "passing")))
+    return machine
+
+
+def register(node: str, *checks: dict) -> dict:
+    return {"Type": "register", "Node": node, "Address": "10.0.0.1", "Checks": list(checks)}
+
+
+def check(check_id: str, status: str) -> dict:
+    return {"CheckID": check_id, "Name": check_id, "Status": status}
+
+
+def create(session_id: str, **fields) -> dict:
+    body = {"ID": session_id, "Node": "n1", "NodeChecks": ["serfHealth"], "LockDelay": 0}
+    return {"Type": "session", "Op": "create", "Session": body | fields}
+
+
+def destroy(session_id: str) -> dict:
+    return {"Type": "session", "Op": "destroy", "ID": session_id}
+
+
+def kv(verb: str, key: str, value: bytes = b"", **extra) -> dict:
+    return {"Type": "kv", "Verb": verb, "Key": key, "Value": value} | extra
+
+
+def entry(fsm: FSM, key: str):
+    return fsm.store.kv_get(key)
+
+
+# ---------------------------------------------------------------------- create / destroy
+
+
+def test_create_stores_session_with_indexes(fsm: FSM) -> None:
+    assert fsm.apply(2, create(S1, Name="web", TTL="10s")) == S1
+    session = fsm.store.sessions.get(S1)
+    assert (session.Name, session.CreateIndex, session.ModifyIndex, session.Behavior) == (
+        "web",
+        2,
+        2,
+        "release",
+    )
+    assert fsm.store.table_index("sessions") == 2
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"Node": "ghost"}, "Missing node registration"),
+        ({"NodeChecks": ["nope"]}, "Missing check 'nope' registration"),
+        ({"Behavior": "explode"}, "Invalid session behavior: explode"),
+        ({"ServiceChecks": [{"ID": "svc-check", "Namespace": ""}]}, "Missing check 'svc-check'"),
+    ],
+)
+def test_create_refusals_change_nothing(fsm: FSM, fields: dict, message: str) -> None:
+    result = fsm.apply(2, create(S1, **fields))
+    assert isinstance(result, CommandRefused)
+    assert result.message.startswith(message)
+    assert fsm.store.sessions.get(S1) is None
+    assert fsm.store.table_index("sessions") == 0
+
+
+def test_create_refused_on_a_critical_check(fsm: FSM) -> None:
+    fsm.apply(2, register("n1", check("disk", "critical")))
+    result = fsm.apply(3, create(S1, NodeChecks=["disk"]))
+    assert isinstance(result, CommandRefused)
+    assert result.message == "Check 'disk' is in critical state"
+
+
+def test_destroy_unknown_session_is_a_noop(fsm: FSM) -> None:
+    assert fsm.apply(2, destroy(S1)) is True
+    assert fsm.store.table_index("sessions") == 0
+
+
+# ---------------------------------------------------------------------- locks
+
+
+def test_lock_index_counts_new_acquisitions_only(fsm: FSM) -> None:
+    fsm.apply(2, create(S1))
+    fsm.apply(3, create(S2))
+    assert fsm.apply(4, kv("lock", "l", b"a", Session=S1)) is True
+    assert (entry(fsm, "l").LockIndex, entry(fsm, "l").Session) == (1, S1)
+    # the holder re-acquires: value updated, LockIndex unchanged
+    assert fsm.apply(5, kv("lock", "l", b"b", Session=S1)) is True
+    assert (entry(fsm, "l").LockIndex, entry(fsm, "l").Value) == (1, b"b")
+    # another session is refused and changes nothing
+    assert fsm.apply(6, kv("lock", "l", b"c", Session=S2)) is False
+    assert (entry(fsm, "l").Value, entry(fsm, "l").ModifyIndex) == (b"b", 5)
+    # release by the holder keeps LockIndex, clears Session
+    assert fsm.apply(7, kv("unlock", "l", b"d", Session=S2)) is False
+    assert fsm.apply(8, kv("unlock", "l", b"d", Session=S1)) is True
+    assert (entry(fsm, "l").LockIndex, entry(fsm, "l").Session, entry(fsm, "l").Value) == (
+        1,
+        "",
+        b"d",
+    )
+    assert fsm.apply(9, kv("lock", "l", Session=S2)) is True
+    assert entry(fsm, "l").LockIndex == 2
+
+
+def test_plain_set_keeps_the_lock_and_delete_drops_it(fsm: FSM) -> None:
+    fsm.apply(2, create(S1))
+    fsm.apply(3, kv("lock", "l", Session=S1))
+    fsm.apply(4, kv("set", "l", b"x"))
+    assert entry(fsm, "l").Session == S1
+    fsm.apply(5, kv("delete", "l"))
+    assert entry(fsm, "l") is None
+    assert fsm.store.sessions.held.get(S1) is None
+
+
+def test_lock_with_unknown_or_missing_session_is_an_error(fsm: FSM) -> None:
+    result = fsm.apply(2, kv("lock", "l", Session="nope"))
+    assert isinstance(result, CommandRefused)
+    assert result.message == 'invalid session "nope"'
+    assert isinstance(fsm.apply(3, kv("lock", "l", Session="")), CommandRefused)
+    assert entry(fsm, "l") is None
+
+
+# ---------------------------------------------------------------------- invalidation
+
+
+def test_destroy_releases_keys_and_sets_lock_delay(fsm: FSM, clock: FakeClock) -> None:
+    fsm.apply(2, create(S1, LockDelay=5 * SECOND))
+    fsm.apply(3, kv("lock", "a", b"1", Session=S1))
+    fsm.apply(4, kv("lock", "b", b"2", Session=S1))
+    fsm.apply(5, destroy(S1))
+    for key in ("a", "b"):
+        assert (entry(fsm, key).Session, entry(fsm, key).LockIndex) == ("", 1)
+        assert entry(fsm, key).ModifyIndex == 5
+    assert fsm.store.sessions.get(S1) is None
+    assert fsm.store.table_index("sessions") == 5
+    store = fsm.store
+    assert lock_delay_refusal(store, kv("lock", "a", Session=S2)) is False
+    assert lock_delay_refusal(store, kv("set", "a")) is None
+    txn = lock_delay_refusal(
+        store, {"Type": "txn", "Ops": [{"KV": {"Verb": "lock", "Key": "b", "Session": S2}}]}
+    )
+    assert isinstance(txn, TxnResult)
+    assert txn.errors == [{"OpIndex": 0, "What": 'failed to lock key "b" due to lock delay'}]
+    clock.now += 5.1
+    assert lock_delay_refusal(store, kv("lock", "a", Session=S2)) is None
+
+
+def test_lock_delay_is_capped_at_a_minute(fsm: FSM, clock: FakeClock) -> None:
+    fsm.apply(2, create(S1, LockDelay=3600 * SECOND))
+    fsm.apply(3, kv("lock", "a", Session=S1))
+    fsm.apply(4, destroy(S1))
+    assert fsm.store.sessions.lock_delay.remaining("a") == pytest.approx(60.0)
+
+
+def test_behavior_delete_removes_held_keys(fsm: FSM) -> None:
+    fsm.apply(2, create(S1, Behavior="delete"))
+    fsm.apply(3, kv("lock", "svc/leader", Session=S1))
+    fsm.apply(4, kv("set", "svc/other"))
+    fsm.apply(5, destroy(S1))
+    assert entry(fsm, "svc/leader") is None
+    assert entry(fsm, "svc/other") is not None
+    assert fsm.store.kv_key_index("svc/leader") == 5
+
+
+def test_a_check_going_critical_invalidates_its_sessions(fsm: FSM) -> None:
+    fsm.apply(2, register("n1", check("disk", "passing")))
+    fsm.apply(3, create(S1, NodeChecks=["serfHealth", "disk"]))
+    fsm.apply(4, create(S2))
+    fsm.apply(5, kv("lock", "a", Session=S1))
+    fsm.apply(6, register("n1", check("disk", "warning")))
+    assert fsm.store.sessions.get(S1) is not None
+    fsm.apply(7, register("n1", check("disk", "critical")))
+    assert fsm.store.sessions.get(S1) is None
+    assert fsm.store.sessions.get(S2) is not None
+    assert entry(fsm, "a").Session == ""
+
+
+def test_service_check_critical_and_check_removal_invalidate(fsm: FSM) -> None:
+    fsm.apply(
+        2,
+        {
+            "Type": "register",
+            "Node": "n1",
+            "Address": "10.0.0.1",
+            "Service": {"ID": "web1", "Service": "web"},
+            "Checks": [{"CheckID": "web-alive", "Status": "passing", "ServiceID": "web1"}],
+        },
+    )
+    fsm.apply(3, create(S1, NodeChecks=[], ServiceChecks=[{"ID": "web-alive"}]))
+    fsm.apply(4, create(S2, NodeChecks=["serfHealth"]))
+    fsm.apply(5, {"Type": "deregister", "Node": "n1", "ServiceID": "web1"})
+    assert fsm.store.sessions.get(S1) is None
+    assert fsm.store.sessions.get(S2) is not None
+
+
+def test_node_deregistration_invalidates_its_sessions(fsm: FSM) -> None:
+    fsm.apply(2, register("n2", check("serfHealth", "passing")))
+    fsm.apply(3, create(S1))
+    fsm.apply(4, create(S2, Node="n2"))
+    fsm.apply(5, kv("lock", "a", Session=S2))
+    fsm.apply(6, {"Type": "deregister", "Node": "n2"})
+    assert [s.ID for s in fsm.store.sessions.all()] == [S1]
+    assert entry(fsm, "a").Session == ""
+
+
+# ---------------------------------------------------------------------- txn verbs
+
+
+def txn(*ops: dict) -> dict:
+    return {"Type": "txn", "Ops": [{"KV": op} for op in ops]}
+
+
+def test_txn_lock_unlock_check_session(fsm: FSM) -> None:
+    fsm.apply(2, create(S1))
+    fsm.apply(3, create(S2))
+    result = fsm.apply(
+        4,
+        txn(
+            {"Verb": "lock", "Key": "l", "Value": b"v", "Session": S1},
+            {"Verb": "check-session", "Key": "l", "Session": S1},
+        ),
+    )
+    assert result.errors is None
+    assert result.results[0]["KV"]["Session"] == S1
+    assert result.results[0]["KV"]["LockIndex"] == 1
+    refused = fsm.apply(5, txn({"Verb": "lock", "Key": "l", "Session": S2}))
+    assert refused.errors == [
+        {"OpIndex": 0, "What": 'failed to lock key "l", lock is already held'}
+    ]
+    refused = fsm.apply(6, txn({"Verb": "check-session", "Key": "l", "Session": S2}))
+    assert refused.errors[0]["What"] == (
+        f'failed session check for key "l", current session "{S1}" != "{S2}"'
+    )
+    refused = fsm.apply(7, txn({"Verb": "check-session", "Key": "zz", "Session": S2}))
+    assert refused.errors[0]["What"] == 'failed to check session, key "zz" doesn\'t exist'
+    refused = fsm.apply(8, txn({"Verb": "lock", "Key": "m", "Session": "nope"}))
+    assert refused.errors[0]["What"] == 'invalid session "nope"'
+    # unlock then lock by another session inside one txn
+    result = fsm.apply(
+        9,
+        txn(
+            {"Verb": "unlock", "Key": "l", "Session": S1},
+            {"Verb": "lock", "Key": "l", "Session": S2},
+            {"Verb": "check-session", "Key": "l", "Session": S2},
+        ),
+    )
+    assert result.errors is None
+    assert (entry(fsm, "l").Session, entry(fsm, "l").LockIndex) == (S2, 2)
+
+
+def test_semaphore_pattern(fsm: FSM) -> None:
+    """Contenders each hold their own key under a prefix; the limit lives in a CAS'd lock key."""
+    fsm.apply(2, create(S1))
+    fsm.apply(3, create(S2))
+    assert fsm.apply(4, kv("lock", "sem/" + S1, Session=S1)) is True
+    assert fsm.apply(5, kv("lock", "sem/" + S2, Session=S2)) is True
+    holders = [e.Session for e in fsm.store.kv_range("sem/") if e.Session]
+    assert sorted(holders) == [S1, S2]
+    assert fsm.apply(6, kv("cas", "sem/.lock", b'{"Limit":1,"Holders":["a"]}', Index=0)) is True
+    # a second writer with the stale index loses
+    assert fsm.apply(7, kv("cas", "sem/.lock", b"x", Index=0)) is False
+    fsm.apply(8, destroy(S1))
+    assert entry(fsm, "sem/" + S1).Session == ""
+
+
+# ---------------------------------------------------------------------- snapshots
+
+
+def test_snapshot_restore_keeps_sessions_and_held_keys(fsm: FSM) -> None:
+    fsm.apply(2, create(S1, TTL="15s", LockDelay=0))
+    fsm.apply(3, kv("lock", "a", Session=S1))
+    data = fsm.store.snapshot()
+    other = FSM(Store())
+    other.store.restore(data)
+    assert other.store.sessions.get(S1) == fsm.store.sessions.get(S1)
+    assert other.store.table_index("sessions") == 2
+    other.apply(4, destroy(S1))
+    assert other.store.kv_get("a").Session == ""
+
+
+# ---------------------------------------------------------------------- HTTP body and timers
+
+
+def test_session_body_defaults() -> None:
+    session = session_from_body(None, "me", 10.0)
+    assert session == {
+        "Name": "",
+        "Node": "me",
+        "LockDelay": 15 * SECOND,
+        "Behavior": "release",
+        "TTL": "",
+        "NodeChecks": ["serfHealth"],
+        "ServiceChecks": None,
+    }
+
+
+@pytest.mark.parametrize(
+    ("raw", "ns"),
+    [("1s", SECOND), (5, 5 * SECOND), (2_000_000_000, 2 * SECOND), ("0s", 0), (0, 0)],
+)
+def test_lock_delay_forms(raw, ns: int) -> None:
+    assert session_from_body({"lockdelay": raw}, "me", 10.0)["LockDelay"] == ns
+
+
+def test_session_body_checks() -> None:
+    assert session_from_body({"Checks": []}, "me", 10.0)["NodeChecks"] == []
+    assert session_from_body({"NodeChecks": ["a"], "Checks": ["b", "a"]}, "me", 10.0)[
+        "NodeChecks"
+    ] == ["a", "b"]
+    only_service = session_from_body({"ServiceChecks": [{"ID": "x"}]}, "me", 10.0)
+    assert only_service["NodeChecks"] == ["serfHealth"]
+    assert only_service["ServiceChecks"] == [{"ID": "x", "Namespace": ""}]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        ({"Behavior": "x"}, 500, "Invalid Behavior setting 'x'"),
+        ({"TTL": "5s"}, 500, "Invalid Session TTL '5000000000', must be between [10s=24h0m0s]"),
+        ({"TTL": "86401s"}, 500, "Invalid Session TTL '86401000000000'"),
+        ({"TTL": "soon"}, 500, "Session TTL 'soon' invalid: time: invalid duration \"soon\""),
+        ({"LockDelay": "soon"}, 400, "Request decode failed: time: invalid duration"),
+        ([1], 400, "Request decode failed"),
+    ],
+)
+def test_session_body_refusals(body, status: int, message: str) -> None:
+    with pytest.raises(HTTPError) as caught:
+        session_from_body(body, "me", 10.0)
+    assert caught.value.status == status
+    assert caught.value.message.startswith(message)
+
+
+def test_ttl_zero_means_no_ttl() -> None:
+    assert session_from_body({"TTL": "0s"}, "me", 10.0)["TTL"] == "0s"
+
+
+def test_ttl_timers() -> None:
+    timers = TTLTimers()
+    a = Session(ID="a", TTL="10s")
+    b = Session(ID="b", TTL="30s")
+    untimed = Session(ID="c")
+    timers.rebuild([a, b, untimed], now=0.0)
+    assert timers.deadlines == {"a": 20.0, "b": 60.0}
+    assert timers.expired(19.9) == []
+    timers.reset(a, now=15.0)  # a renew restarts the full 2 x TTL window
+    assert timers.expired(21.0) == []
+    assert timers.expired(35.0) == ["a"]
+    assert timers.next_deadline() == 35.0
+    d = Session(ID="d", TTL="10s")
+    timers.reconcile([b, d], now=40.0)
+    assert timers.deadlines == {"b": 60.0, "d": 60.0}
