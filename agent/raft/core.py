@@ -748,6 +748,7 @@ class RaftCore:
     def propose_conf_change(self, cc: ConfChange) -> int:
         """Append a CONF_CHANGE entry; returns its index. One at a time: raises
         `ProposalDropped` while an earlier one is not yet applied. Errors as `propose`."""
+        cc = replace(cc, conf=self.conf.apply(cc))
         return self._propose(Entry(0, 0, EntryKind.CONF_CHANGE, cc.encode()))
 
     def _propose(self, e: Entry) -> int:
@@ -758,18 +759,23 @@ class RaftCore:
     def apply_conf_change(self, cc: ConfChange) -> ConfState:
         """Take `cc` into effect; called by the app when it applies the CONF_CHANGE entry.
 
+        The entry's `cc.conf` (the membership the leader computed) replaces ours; a change
+        without it is applied to the current membership.
+
         Returns the new membership (store it with the applied index). A leader that removes
         itself steps down; a removed follower stops campaigning.
         """
-        self.conf = self.conf.apply(cc)
+        self.conf = cc.conf if cc.conf is not None else self.conf.apply(cc)
         last = self.raft_log.last_index()
         members = set(self.conf.voters) | set(self.conf.nonvoters)
         for nid in list(self.prs):
             if nid not in members:
                 del self.prs[nid]
-        for nid in members:
+        added = []
+        for nid in sorted(members):
             pr = self.prs.get(nid)
             if pr is None:
+                added.append(nid)
                 pr = self.prs[nid] = Progress(
                     last + 1, self.cfg.max_inflight_msgs, nid in self.conf.voters
                 )
@@ -790,7 +796,8 @@ class RaftCore:
         else:
             for nid in self.prs:
                 if nid != self.id:
-                    self._maybe_send_append(nid, send_if_empty=False)
+                    # Probe new peers right away; others only if there is something new.
+                    self._maybe_send_append(nid, send_if_empty=nid in added)
         return self.conf
 
     def read_index(self, ctx: bytes) -> None:

@@ -88,23 +88,6 @@ class ConfChangeOp(IntEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class ConfChange:
-    """One single-server membership change. ADD_VOTER on a nonvoter promotes it."""
-
-    op: ConfChangeOp
-    node_id: str
-    address: str = ""
-
-    def encode(self) -> bytes:
-        return msgspec.msgpack.encode([int(self.op), self.node_id, self.address])
-
-    @classmethod
-    def decode(cls, data: bytes) -> ConfChange:
-        op, node_id, address = msgspec.msgpack.decode(data)
-        return cls(ConfChangeOp(op), node_id, address)
-
-
-@dataclass(frozen=True, slots=True)
 class ConfState:
     """The membership: voters elect and commit, nonvoters only replicate.
 
@@ -136,6 +119,33 @@ class ConfState:
         return ConfState(
             tuple(sorted(voters)), tuple(sorted(nonvoters)), tuple(sorted(addrs.items()))
         )
+
+
+@dataclass(frozen=True, slots=True)
+class ConfChange:
+    """One single-server membership change. ADD_VOTER on a nonvoter promotes it.
+
+    `conf` is the whole membership after the change; `RaftCore.propose_conf_change` fills it
+    in from the leader's current membership (as hashicorp/raft's configuration entries do), so
+    a server that replays the log from scratch, e.g. a fresh joiner, rebuilds the exact
+    membership without knowing the bootstrap configuration.
+    """
+
+    op: ConfChangeOp
+    node_id: str
+    address: str = ""
+    conf: ConfState | None = None
+
+    def encode(self) -> bytes:
+        conf = None if self.conf is None else conf_to_wire(self.conf)
+        return msgspec.msgpack.encode([int(self.op), self.node_id, self.address, conf])
+
+    @classmethod
+    def decode(cls, data: bytes) -> ConfChange:
+        obj = msgspec.msgpack.decode(data)
+        op, node_id, address = obj[:3]
+        conf = conf_from_wire(obj[3]) if len(obj) > 3 and obj[3] is not None else None
+        return cls(ConfChangeOp(op), node_id, address, conf)
 
 
 @dataclass(frozen=True, slots=True)

@@ -200,6 +200,22 @@ class Cluster:
         node.core.step(m)
         return True
 
+    def stabilize(self, max_rounds: int = 1000) -> None:
+        """Process Ready and deliver everything (partitioned messages are lost) until quiet."""
+        for _ in range(max_rounds):
+            moved = False
+            for node in list(self.nodes.values()):
+                if node.core.has_ready():
+                    self.process_ready(node)
+                    moved = True
+            pending, self.pending = self.pending, []
+            for m in pending:
+                self.deliver(m)
+                moved = True
+            if not moved:
+                return
+        raise AssertionError("cluster did not stabilize")
+
     def leader(self) -> Node | None:
         leaders = [n for n in self.nodes.values() if n.core.role == Role.LEADER]
         if not leaders:
