@@ -97,21 +97,23 @@ class PushNode(_Msg):
     state: int  # NodeState
 
 
-class PushPull(_Msg):
-    join: bool
-    nodes: list[PushNode]
-    event_ltime: int
-
-
-class Compound(_Msg):
-    parts: list[bytes]
-
-
 class UserEventMsg(_Msg):
     ltime: int
     name: str
     payload: bytes
     id: str
+
+
+class PushPull(_Msg):
+    join: bool
+    nodes: list[PushNode]
+    event_ltime: int
+    # Recent user events (serf sends its event buffer too): gossip's backstop for events.
+    events: list[UserEventMsg] = msgspec.field(default_factory=list)
+
+
+class Compound(_Msg):
+    parts: list[bytes]
 
 
 class ForceLeave(_Msg):

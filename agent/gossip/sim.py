@@ -48,6 +48,7 @@ class Simulation:
         self.nodes: dict[str, SimNode] = {}
         self._by_addr: dict[str, str] = {}
         self._groups: dict[str, int] | None = None
+        self._cut: set[frozenset[str]] = set()
         self.packets_sent = 0
 
     # ------------------------------------------------------------------ topology
@@ -100,11 +101,16 @@ class Simulation:
             for key in group:
                 self._groups[key] = i
 
+    def cut(self, a: str, b: str) -> None:
+        """Break the link between two nodes only (both directions, UDP and TCP)."""
+        self._cut.add(frozenset((a, b)))
+
     def heal(self) -> None:
         self._groups = None
+        self._cut.clear()
 
     def _linked(self, a: str, b: str) -> bool:
-        if self.nodes[a].down or self.nodes[b].down:
+        if self.nodes[a].down or self.nodes[b].down or frozenset((a, b)) in self._cut:
             return False
         if self._groups is None:
             return True

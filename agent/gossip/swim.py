@@ -176,7 +176,7 @@ class Memberlist:
         self._left = False
         self._leave_done = False
         self._clock = LamportClock()
-        self._event_buffer = EventBuffer(self.config.event_buffer_size)
+        self._event_buffer: EventBuffer[UserEventMsg] = EventBuffer(self.config.event_buffer_size)
         self._event_min_time = 0
         self.dropped_messages = 0
         cfg = self.config
@@ -268,7 +268,7 @@ class Memberlist:
             if now >= relay.timeout_at:
                 del self._relays[seq]
                 if relay.nack:
-                    self._send(relay.requester, Nack(relay.seq), now)
+                    self._send(relay.requester, Nack(relay.seq))
         probe = self._probe
         if probe is not None:
             if not probe.indirect_sent and now >= probe.timeout_at:
@@ -420,10 +420,10 @@ class Memberlist:
             if refusal is not None:
                 error = refusal
             else:
-                self._merge_remote(msg, now)
                 if stream.kind == "join":
                     # Consul joins ignoring old events: nothing before the peer's clock replays.
-                    self._event_min_time = max(self._event_min_time, msg.event_ltime + 1)
+                    self._event_min_time = max(self._event_min_time, msg.event_ltime)
+                self._merge_remote(msg, now)
         elif error is None:
             error = f"unexpected reply {type(msg).__name__}"
         if stream.kind == "join":
@@ -441,17 +441,17 @@ class Memberlist:
         if isinstance(msg, Ping):
             if msg.node and msg.node != self.name:
                 return  # meant for a node that used to live at this address
-            self._send(msg.source_addr or from_addr, Ack(msg.seq), now)
+            self._send(msg.source_addr or from_addr, Ack(msg.seq))
         elif isinstance(msg, IndirectPing):
             seq = self._next_seq()
             self._relays[seq] = _Relay(
                 msg.source_addr or from_addr, msg.seq, msg.nack, now + self.config.probe_timeout
             )
-            self._send(msg.target_addr, Ping(seq, msg.target, self.addr, self.name), now)
+            self._send(msg.target_addr, Ping(seq, msg.target, self.addr, self.name))
         elif isinstance(msg, Ack):
             relay = self._relays.pop(msg.seq, None)
             if relay is not None:
-                self._send(relay.requester, Ack(relay.seq), now)
+                self._send(relay.requester, Ack(relay.seq))
             elif self._probe is not None and self._probe.seq == msg.seq:
                 self._probe_acked(now)
         elif isinstance(msg, Nack):
@@ -484,7 +484,13 @@ class Memberlist:
         self._probe = _Probe(
             node.name, node.addr, seq, now + self.config.probe_timeout, now + interval
         )
-        self._send(node.addr, Ping(seq, node.name, self.addr, self.name), now)
+        ping = Ping(seq, node.name, self.addr, self.name)
+        if node.state == NodeState.SUSPECT:
+            # Lifeguard's buddy system: tell a suspect directly, in case the gossip about it
+            # was spent while it was unreachable (a paused process must learn to refute).
+            self._send(node.addr, ping, Suspect(node.incarnation, node.name, self.name))
+        else:
+            self._send(node.addr, ping)
 
     def _next_probe_target(self) -> _Node | None:
         for _ in range(2 * len(self._probe_order) + 2):
@@ -510,7 +516,7 @@ class Memberlist:
         probe.expected_nacks = len(helpers)
         req = IndirectPing(probe.seq, probe.target, probe.addr, self.addr, self.name, True)
         for helper in helpers:
-            self._send(helper.addr, req, now)
+            self._send(helper.addr, req)
         # TCP fallback: reaches members whose UDP is filtered or lossy.
         sid = self._new_id()
         self._streams[sid] = _Stream("ping", probe.addr, probe.seq)
@@ -591,7 +597,11 @@ class Memberlist:
 
     def _suspect_node(self, s: Suspect, now: float) -> None:
         node = self._nodes.get(s.node)
-        if node is None or s.incarnation < node.incarnation:
+        if node is None:
+            return
+        if s.incarnation < node.incarnation:
+            if s.node == self.name:
+                self._remind(s.sender)
             return
         susp = self._suspicions.get(s.node)
         if susp is not None:
@@ -619,7 +629,11 @@ class Memberlist:
 
     def _dead_node(self, d: Dead, now: float) -> None:
         node = self._nodes.get(d.node)
-        if node is None or d.incarnation < node.incarnation:
+        if node is None:
+            return
+        if d.incarnation < node.incarnation:
+            if d.node == self.name:
+                self._remind(d.sender)
             return
         self._suspicions.pop(d.node, None)
         if node.state in (NodeState.DEAD, NodeState.LEFT):
@@ -635,6 +649,16 @@ class Memberlist:
             self._events.append(MemberLeave(self._member(node)))
         else:
             self._events.append(MemberFailed(self._member(node)))
+
+    def _remind(self, accuser: str) -> None:
+        """An accusation older than our last refutation: the accuser missed the refutation
+        (its gossip was spent), so tell it directly. Not in memberlist; without it a member
+        that missed the news declares us dead after the full suspicion timeout."""
+        node = self._nodes.get(accuser)
+        if self._left or node is None or accuser == self.name or node.state not in _LIVE:
+            return
+        me = self._nodes[self.name]
+        self._send(node.addr, Alive(me.incarnation, self.name, self.addr, dict(me.tags)))
 
     def _refute(self, me: _Node, accused_incarnation: int) -> None:
         me.incarnation = max(me.incarnation, accused_incarnation) + 1
@@ -690,7 +714,7 @@ class Memberlist:
             if n.state not in _LIVE and stale:
                 continue
             nodes.append(PushNode(n.name, n.addr, dict(n.tags), n.incarnation, int(n.state)))
-        return PushPull(join, nodes, self._clock.time)
+        return PushPull(join, nodes, self._clock.time, self._event_buffer.recent())
 
     def _push_member(self, n: PushNode) -> Member:
         state = NodeState(n.state) if n.state in NodeState._value2member_map_ else NodeState.DEAD
@@ -705,6 +729,11 @@ class Memberlist:
 
     def _merge_remote(self, msg: PushPull, now: float) -> None:
         self._clock.witness(msg.event_ltime)
+        if not msg.join:
+            # A joiner's old events are not replayed into the cluster it joins (nor the
+            # cluster's into the joiner, see handle_stream_reply), as serf with ignoreOld.
+            for event in msg.events:
+                self._handle_user_event(event)
         for n in msg.nodes:
             if n.state == NodeState.ALIVE:
                 self._alive_node(Alive(n.incarnation, n.name, n.addr, dict(n.tags)), now)
@@ -728,7 +757,7 @@ class Memberlist:
         self._clock.witness(msg.ltime)
         if msg.ltime < self._event_min_time:
             return
-        if self._event_buffer.seen_or_add(msg.ltime, self._clock.time, msg.id):
+        if self._event_buffer.seen_or_add(msg.ltime, self._clock.time, msg.id, msg):
             return
         self._events.append(UserEvent(msg.name, msg.payload, msg.ltime, msg.id))
         self._queue.queue(f"event:{msg.ltime}:{msg.id}", encode(msg))
@@ -754,13 +783,13 @@ class Memberlist:
                 break
             self._packets.append(Packet(node.addr, encode_compound(parts)))
 
-    def _send(self, addr: str, msg: Message, now: float) -> None:
-        data = encode(msg)
-        budget = (
-            self.config.udp_buffer_size - len(data) - COMPOUND_OVERHEAD - COMPOUND_PART_OVERHEAD
-        )
+    def _send(self, addr: str, *msgs: Message) -> None:
+        """Send `msgs` in one packet with as much piggybacked gossip as fits."""
+        parts = [encode(m) for m in msgs]
+        used = sum(len(p) + COMPOUND_PART_OVERHEAD for p in parts)
+        budget = self.config.udp_buffer_size - COMPOUND_OVERHEAD - used
         extra = self._queue.get(budget, self.num_alive()) if len(self._queue) else []
-        self._packets.append(Packet(addr, encode_compound([data, *extra])))
+        self._packets.append(Packet(addr, encode_compound([*parts, *extra])))
 
     def _update_leave_done(self) -> None:
         if self._left and not self._leave_done and f"node:{self.name}" not in self._queue:

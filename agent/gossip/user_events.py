@@ -7,6 +7,10 @@ delivers each (ltime, id) once.
 
 from __future__ import annotations
 
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
 
 class LamportClock:
     def __init__(self) -> None:
@@ -24,23 +28,28 @@ class LamportClock:
             self.time = other + 1
 
 
-class EventBuffer:
-    """Remembers event ids per Lamport time for the last `size` times."""
+class EventBuffer(Generic[T]):
+    """Remembers events per Lamport time for the last `size` times."""
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._slots: list[tuple[int, set[str]] | None] = [None] * size
+        self._slots: list[tuple[int, dict[str, T]] | None] = [None] * size
 
-    def seen_or_add(self, ltime: int, clock_now: int, event_id: str) -> bool:
+    def seen_or_add(self, ltime: int, clock_now: int, event_id: str, event: T) -> bool:
         """True if the event must be dropped (too old or a duplicate); otherwise records it."""
         if clock_now > self.size and ltime < clock_now - self.size:
             return True
         idx = ltime % self.size
         slot = self._slots[idx]
         if slot is None or slot[0] != ltime:
-            slot = (ltime, set())
+            slot = (ltime, {})
             self._slots[idx] = slot
         if event_id in slot[1]:
             return True
-        slot[1].add(event_id)
+        slot[1][event_id] = event
         return False
+
+    def recent(self) -> list[T]:
+        """Everything remembered, oldest Lamport time first."""
+        slots = sorted((s for s in self._slots if s is not None), key=lambda s: s[0])
+        return [ev for _, events in slots for ev in events.values()]
