@@ -166,6 +166,8 @@ class App:
         self.agent = agent
         self.router = router
         self._metric_names: dict[tuple[str, str], str] = {}
+        acl = agent.config.acl
+        self.default_acl_policy = (acl.default_policy if acl.enabled else "allow").encode()
         self.extra_headers = [
             (k.lower().encode(), v.encode()) for k, v in agent.config.http_response_headers.items()
         ]
@@ -190,7 +192,7 @@ class App:
         headers = [
             (b"content-type", response.content_type),
             (b"content-length", str(len(response.body)).encode()),
-            (b"x-consul-default-acl-policy", b"allow"),
+            (b"x-consul-default-acl-policy", self.default_acl_policy),
         ]
         headers.extend(response.headers)
         headers.extend(self.extra_headers)

@@ -146,4 +146,10 @@ def build_router(agent: Agent) -> Router:
                 raise
             continue
         module.register(router)
+    if agent.config.acl.enabled:  # the ACL endpoints and the permission table
+        from agent.acl.guards import install
+        from agent.http.acl import register as register_acl
+
+        register_acl(router)
+        install(router)
     return router

@@ -23,6 +23,7 @@ from typing import Any
 
 import msgspec
 
+from agent.state.acl import ACL_COMMANDS, apply_acl
 from agent.state.sessions import SESSION_COMMAND, SessionRefused, apply_session
 from agent.state.store import Store
 from agent.state.structs import HealthCheck, KVEntry, Node, Service, Weights
@@ -52,6 +53,8 @@ class FSM:
             "restore": self._apply_restore,
             SESSION_COMMAND: self._apply_session,  # agent/state/sessions.py
         }
+        for kind in ACL_COMMANDS:  # agent/state/acl.py
+            self._handlers[kind] = self._apply_acl
 
     def apply(self, index: int, command: dict) -> Any:
         handler = self._handlers.get(command.get("Type", ""))
@@ -62,6 +65,9 @@ class FSM:
         )
         self.store.last_index = index
         return result
+
+    def _apply_acl(self, index: int, cmd: dict) -> Any:
+        return apply_acl(self.store, index, cmd, CommandRefused)
 
     def _apply_session(self, index: int, cmd: dict) -> Any:
         try:

@@ -16,11 +16,12 @@ from collections.abc import Iterator
 import msgspec
 from sortedcontainers import SortedDict
 
+from agent.state.acl import ACL_TABLES, ACLTables
 from agent.state.sessions import SessionTable, invalidate_check, invalidate_node
 from agent.state.structs import HealthCheck, KVEntry, Node, Service, Session
 from agent.state.watch import WatchRegistry
 
-TABLES = ("kvs", "tombstones", "nodes", "services", "checks", "sessions")
+TABLES = ("kvs", "tombstones", "nodes", "services", "checks", "sessions", *ACL_TABLES)
 
 
 def without_indexes(record: msgspec.Struct) -> msgspec.Struct:
@@ -36,8 +37,9 @@ class Store:
         self.checks: dict[str, dict[str, HealthCheck]] = {}
         self.indexes: dict[str, int] = dict.fromkeys(TABLES, 0)
         self.service_index: dict[str, int] = {}
-        self.last_index = 0
         self.sessions = SessionTable()  # agent/state/sessions.py
+        self.acl = ACLTables()  # tokens, policies, roles (agent/state/acl.py)
+        self.last_index = 0
         self.watches = WatchRegistry()
 
     # ---------------------------------------------------------------- indexes
@@ -274,6 +276,7 @@ class Store:
             "services": [[n, list(s.values())] for n, s in self.services.items()],
             "checks": [c for per in self.checks.values() for c in per.values()],
             "sessions": self.sessions.dump(),
+            "acl": self.acl.dump(),
         }
         return msgspec.msgpack.encode(state)
 
@@ -288,8 +291,9 @@ class Store:
             self.checks.setdefault(c.Node, {})[c.CheckID] = c
         self.indexes = dict.fromkeys(TABLES, 0) | raw.indexes
         self.service_index = raw.service_index
-        self.last_index = raw.last_index
         self.sessions = SessionTable.load(raw.sessions, self.kv, self.sessions.lock_delay)
+        self.acl = ACLTables.load(raw.acl)
+        self.last_index = raw.last_index
         self.watches.fire_all()
 
 
@@ -303,3 +307,4 @@ class _Snapshot(msgspec.Struct):
     services: list[tuple[str, list[Service]]]
     checks: list[HealthCheck]
     sessions: list[Session] = []
+    acl: dict = {}

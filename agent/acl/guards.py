@@ -1,0 +1,559 @@
+"""The permission table: one guard per (route, method), wrapped around the route's handler.
+
+Why a table rather than checks inside every handler: the endpoint modules stay as they are
+(and fast when ACLs are off, because nothing is wrapped then), and the whole policy of the
+HTTP API can be read and tested in one place (consul-api.md section 8.5). A guard either
+checks before the handler runs (`before`), or filters the handler's JSON answer (`after`),
+or both. A route no guard names is held to `operator:read` (reads) / `operator:write`
+(writes), so an endpoint added later is closed by default rather than open.
+
+Filtering keeps the handler's index headers: a blocking query still returns when anything
+under it changed, exactly as Consul's filtered queries do.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+
+from agent.acl.enforce import (
+    allowed,
+    denied_message,
+    filter_items,
+    filtered_headers,
+    identity,
+    mark_filtered,
+    require,
+    require_management,
+    runtime,
+)
+from agent.http.app import Handler, HTTPError, Request, Response, Router, json_response
+
+log = logging.getLogger("agent.acl")
+
+Before = Callable[[Request, str], Awaitable[None]]
+After = Callable[[Request, str, Any], Any]
+
+
+class Guard:
+    __slots__ = ("before", "after")
+
+    def __init__(self, before: Before | None = None, after: After | None = None) -> None:
+        self.before = before
+        self.after = after
+
+
+# ---------------------------------------------------------------------- building blocks
+
+
+def need(resource: str, level: str, name: Callable[[Request, str], str | None] | None = None):
+    """A `before` check of one permission; `name(req, rest)` picks the resource name."""
+
+    async def check(req: Request, rest: str) -> None:
+        require(req, resource, name(req, rest) if name else None, level)
+
+    return check
+
+
+def _rest(req: Request, rest: str) -> str:
+    return rest
+
+
+def _this_node(req: Request, rest: str) -> str:
+    return req.agent.node_name
+
+
+async def _replay_body(req: Request) -> bytes:
+    """Read the body for a check and let the handler read it again."""
+    raw = await req.body()
+    sent = False
+
+    async def receive() -> dict:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": raw, "more_body": False}
+
+    req._receive = receive
+    return raw
+
+
+async def _json_body(req: Request) -> Any:
+    raw = await _replay_body(req)
+    try:
+        return msgspec.json.decode(raw) if raw.strip() else None
+    except msgspec.DecodeError:
+        return None  # the handler reports the decode error
+
+
+def _get(obj: Any, name: str) -> Any:
+    """Case-insensitive field of a decoded body."""
+    if not isinstance(obj, dict):
+        return None
+    if name in obj:
+        return obj[name]
+    low = name.lower()
+    for key, value in obj.items():
+        if isinstance(key, str) and key.replace("_", "").lower() == low:
+            return value
+    return None
+
+
+def _items(resource: str, field: str) -> After:
+    def after(req: Request, rest: str, value: Any) -> Any:
+        if isinstance(value, list):
+            return filter_items(req, value, lambda item: (resource, str(_get(item, field) or "")))
+        return value
+
+    return after
+
+
+# ---------------------------------------------------------------------- KV and txn
+
+
+async def _kv_get_before(req: Request, key: str) -> None:
+    if req.has("recurse") or req.has("keys"):
+        if req.agent.config.acl.enable_key_list_policy:
+            require(req, "key", key, "list")
+        return
+    require(req, "key", key, "read")
+
+
+def _kv_get_after(req: Request, key: str, value: Any) -> Any:
+    if not isinstance(value, list) or not (req.has("recurse") or req.has("keys")):
+        return value
+    if req.has("keys"):
+        return filter_items(req, value, lambda k: ("key", str(k)))
+    return filter_items(req, value, lambda e: ("key", str(e.get("Key", ""))))
+
+
+async def _kv_delete_before(req: Request, key: str) -> None:
+    if req.has("recurse"):
+        if not identity(req).authz.key_write_prefix(key):
+            raise HTTPError(403, denied_message(identity(req), "key", key, "write"))
+        return
+    require(req, "key", key, "write")
+
+
+_TXN_READS = {"get", "get-tree"}
+_TXN_CHECKS = {"check-index", "check-session", "check-not-exists"}
+
+
+async def _txn_before(req: Request, rest: str) -> None:
+    ops = await _json_body(req)
+    if not isinstance(ops, list):
+        return
+    ident = identity(req)
+    errors = []
+    for i, op in enumerate(ops):
+        if not isinstance(op, dict):
+            continue
+        for kind, body in op.items():
+            if not isinstance(body, dict):
+                continue
+            verb = str(_get(body, "Verb") or "")
+            needed = _txn_need(req, kind.lower(), verb, body)
+            if needed is None:
+                continue
+            resource, name, level = needed
+            if not ident.authz.allowed(resource, name, level):
+                errors.append({"OpIndex": i, "What": denied_message(ident, resource, name, level)})
+    if errors:
+        body = msgspec.json.encode({"Results": None, "Errors": errors})
+        raise _Answer(Response(body, 409))
+
+
+def _txn_need(req: Request, kind: str, verb: str, body: dict) -> tuple[str, str, str] | None:
+    if kind == "kv":
+        key = str(_get(body, "Key") or "")
+        if verb in _TXN_READS:
+            return None  # filtered on the way out, as Consul does
+        if verb == "delete-tree":
+            return None if identity(req).authz.key_write_prefix(key) else ("key", key, "write")
+        return ("key", key, "read" if verb in _TXN_CHECKS else "write")
+    level = "read" if verb == "get" else "write"
+    if kind == "node":
+        node = _get(body, "Node")
+        return ("node", str(_get(node, "Node") or ""), level)
+    if kind == "service":
+        svc = _get(body, "Service")
+        return ("service", str(_get(svc, "Service") or ""), level)
+    if kind == "check":
+        check = _get(body, "Check")
+        service = str(_get(check, "ServiceName") or "")
+        if service:
+            return ("service", service, level)
+        return ("node", str(_get(check, "Node") or ""), level)
+    return None
+
+
+def _txn_after(req: Request, rest: str, value: Any) -> Any:
+    results = value.get("Results") if isinstance(value, dict) else None
+    if not isinstance(results, list):
+        return value
+
+    def needs(item: Any) -> tuple[str, str]:
+        kv = _get(item, "KV")
+        if isinstance(kv, dict):
+            return ("key", str(kv.get("Key", "")))
+        node = _get(item, "Node")
+        if isinstance(node, dict):
+            return ("node", str(node.get("Node", "")))
+        return ("key", "")  # other results were checked before the write
+
+    kept = filter_items(req, results, needs)
+    return {**value, "Results": kept or None}
+
+
+# ---------------------------------------------------------------------- catalog / health
+
+
+async def _catalog_register_before(req: Request, rest: str) -> None:
+    body = await _json_body(req)
+    if not isinstance(body, dict):
+        return
+    node = str(_get(body, "Node") or "")
+    existing = req.agent.store.nodes.get(node)
+    unchanged = existing is not None and existing.Address == (_get(body, "Address") or "")
+    if not _get(body, "SkipNodeUpdate") and not unchanged:
+        require(req, "node", node, "write")
+    service = _get(body, "Service")
+    if isinstance(service, dict):
+        require(req, "service", str(_get(service, "Service") or ""), "write")
+    checks = list(_get(body, "Checks") or [])
+    if isinstance(_get(body, "Check"), dict):
+        checks.append(_get(body, "Check"))
+    for check in checks:
+        service_id = _get(check, "ServiceID")
+        if service_id:
+            name = _service_name(req, node, str(service_id), service)
+            require(req, "service", name, "write")
+        else:
+            require(req, "node", node, "write")
+
+
+def _service_name(req: Request, node: str, service_id: str, body_service: Any = None) -> str:
+    if isinstance(body_service, dict) and (_get(body_service, "ID") or "") == service_id:
+        return str(_get(body_service, "Service") or "")
+    svc = req.agent.store.services.get(node, {}).get(service_id)
+    return svc.Service if svc is not None else service_id
+
+
+async def _catalog_deregister_before(req: Request, rest: str) -> None:
+    body = await _json_body(req)
+    if not isinstance(body, dict):
+        return
+    node = str(_get(body, "Node") or "")
+    service_id = _get(body, "ServiceID")
+    check_id = _get(body, "CheckID")
+    if service_id:
+        require(req, "service", _service_name(req, node, str(service_id)), "write")
+    elif check_id:
+        check = req.agent.store.checks.get(node, {}).get(str(check_id))
+        if check is not None and check.ServiceName:
+            require(req, "service", check.ServiceName, "write")
+        else:
+            require(req, "node", node, "write")
+    else:
+        require(req, "node", node, "write")
+
+
+def _node_and_service(node_of: Callable[[Any], Any], service_of: Callable[[Any], Any]) -> After:
+    def after(req: Request, rest: str, value: Any) -> Any:
+        if not isinstance(value, list):
+            return value
+
+        def needs(item: Any) -> list[tuple[str, str]]:
+            out = [("node", str(node_of(item) or ""))]
+            service = service_of(item)
+            if service:
+                out.append(("service", str(service)))
+            return out
+
+        return filter_items(req, value, needs)
+
+    return after
+
+
+def _dict_keys(resource: str) -> After:
+    def after(req: Request, rest: str, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        kept = filter_items(req, list(value.items()), lambda kv: (resource, str(kv[0])))
+        return dict(kept)
+
+    return after
+
+
+def _catalog_node_after(req: Request, rest: str, value: Any) -> Any:
+    if not isinstance(value, dict):
+        return value
+    if not allowed(req, "node", rest, "read"):
+        mark_filtered(req)
+        return None
+    services = value.get("Services")
+    if isinstance(services, dict):
+        kept = filter_items(
+            req, list(services.items()), lambda kv: ("service", kv[1].get("Service", ""))
+        )
+        value = {**value, "Services": dict(kept)}
+    elif isinstance(services, list):
+        value = {
+            **value,
+            "Services": filter_items(req, services, lambda s: ("service", s.get("Service", ""))),
+        }
+    return value
+
+
+def _health_entry_after(req: Request, rest: str, value: Any) -> Any:
+    return _node_and_service(
+        lambda e: (e.get("Node") or {}).get("Node"),
+        lambda e: (e.get("Service") or {}).get("Service"),
+    )(req, rest, value)
+
+
+_checks_after = _node_and_service(lambda c: c.get("Node"), lambda c: c.get("ServiceName"))
+_catalog_service_after = _node_and_service(lambda e: e.get("Node"), lambda e: e.get("ServiceName"))
+
+
+# ---------------------------------------------------------------------- agent
+
+
+def _agent_services_after(req: Request, rest: str, value: Any) -> Any:
+    if not isinstance(value, dict):
+        return value
+    kept = filter_items(req, list(value.items()), lambda kv: ("service", kv[1].get("Service", "")))
+    return dict(kept)
+
+
+def _agent_checks_after(req: Request, rest: str, value: Any) -> Any:
+    if not isinstance(value, dict):
+        return value
+
+    def needs(kv: tuple[str, Any]) -> tuple[str, str]:
+        check = kv[1]
+        if check.get("ServiceName"):
+            return ("service", check["ServiceName"])
+        return ("node", check.get("Node", ""))
+
+    return dict(filter_items(req, list(value.items()), needs))
+
+
+def _agent_service_after(req: Request, rest: str, value: Any) -> Any:
+    if isinstance(value, dict):
+        require(req, "service", str(value.get("Service", "")), "read")
+    return value
+
+
+def _local_service_name(req: Request, service_id: str) -> str:
+    defn = req.agent.local.services.get(service_id)
+    return defn.name if defn is not None else service_id
+
+
+async def _agent_service_write(req: Request, service_id: str) -> None:
+    require(req, "service", _local_service_name(req, service_id), "write")
+
+
+async def _service_register_before(req: Request, rest: str) -> None:
+    body = await _json_body(req)
+    name = str(_get(body, "Name") or "") if isinstance(body, dict) else ""
+    require(req, "service", name, "write")
+
+
+async def _local_check_write(req: Request, check_id: str) -> None:
+    local = req.agent.local.checks.get(check_id)
+    service_id = local.definition.service_id if local is not None else ""
+    if service_id:
+        require(req, "service", _local_service_name(req, service_id), "write")
+    else:
+        require(req, "node", req.agent.node_name, "write")
+
+
+async def _check_register_before(req: Request, rest: str) -> None:
+    body = await _json_body(req)
+    service_id = _get(body, "ServiceID") if isinstance(body, dict) else None
+    if service_id:
+        require(req, "service", _local_service_name(req, str(service_id)), "write")
+    else:
+        require(req, "node", req.agent.node_name, "write")
+
+
+def _by_method(**guards: Guard) -> dict[str, Guard]:
+    return guards
+
+
+# ---------------------------------------------------------------------- the table
+
+_OP_READ = Guard(need("operator", "read"))
+_OP_WRITE = Guard(need("operator", "write"))
+_NODE_READ = Guard(need("node", "read", _rest))
+_NONE = Guard()
+_MANAGEMENT = Guard(lambda req, rest: _async(require_management, req))
+
+
+async def _async(fn: Callable[[Request], None], req: Request) -> None:
+    fn(req)
+
+
+# Route path (as registered) -> method -> guard. "acl" marks routes that check for themselves.
+TABLE: dict[str, dict[str, Guard] | str] = {
+    "/v1/kv/": {
+        "GET": Guard(_kv_get_before, _kv_get_after),
+        "PUT": Guard(need("key", "write", _rest)),
+        "DELETE": Guard(_kv_delete_before),
+    },
+    "/v1/kv": {
+        "GET": Guard(_kv_get_before, _kv_get_after),
+        "PUT": Guard(need("key", "write", _rest)),
+        "DELETE": Guard(_kv_delete_before),
+    },
+    "/v1/txn": {"PUT": Guard(_txn_before, _txn_after)},
+    "/v1/status/leader": {"GET": _NONE},
+    "/v1/status/peers": {"GET": _NONE},
+    "/v1/catalog/register": {"PUT": Guard(_catalog_register_before)},
+    "/v1/catalog/deregister": {"PUT": Guard(_catalog_deregister_before)},
+    "/v1/catalog/datacenters": {"GET": _NONE},
+    "/v1/catalog/nodes": {"GET": Guard(after=_items("node", "Node"))},
+    "/v1/catalog/services": {"GET": Guard(after=_dict_keys("service"))},
+    "/v1/catalog/service/": {"GET": Guard(after=_catalog_service_after)},
+    "/v1/catalog/connect/": {"GET": Guard(after=_catalog_service_after)},
+    "/v1/catalog/node/": {"GET": Guard(after=_catalog_node_after)},
+    "/v1/catalog/node-services/": {"GET": Guard(after=_catalog_node_after)},
+    "/v1/catalog/gateway-services/": {"GET": Guard(need("service", "read", _rest))},
+    "/v1/health/node/": {"GET": Guard(after=_checks_after)},
+    "/v1/health/checks/": {"GET": Guard(after=_checks_after)},
+    "/v1/health/state/": {"GET": Guard(after=_checks_after)},
+    "/v1/health/service/": {"GET": Guard(after=_health_entry_after)},
+    "/v1/health/connect/": {"GET": Guard(after=_health_entry_after)},
+    "/v1/health/ingress/": {"GET": Guard(after=_health_entry_after)},
+    "/v1/agent/self": {"GET": Guard(need("agent", "read", _this_node))},
+    "/v1/agent/version": {"GET": _NONE},
+    "/v1/agent/host": {"GET": _OP_READ},
+    "/v1/agent/members": {"GET": Guard(after=_items("node", "Name"))},
+    "/v1/agent/services": {"GET": Guard(after=_agent_services_after)},
+    "/v1/agent/metrics": {"GET": Guard(need("agent", "read", _this_node))},
+    "/v1/agent/monitor": {"GET": Guard(need("agent", "read", _this_node))},
+    "/v1/agent/service/register": {"PUT": Guard(_service_register_before)},
+    "/v1/agent/service/deregister/": {"PUT": Guard(_agent_service_write)},
+    "/v1/agent/service/maintenance/": {"PUT": Guard(_agent_service_write)},
+    "/v1/agent/service/": {"GET": Guard(after=_agent_service_after)},
+    "/v1/agent/checks": {"GET": Guard(after=_agent_checks_after)},
+    "/v1/agent/check/register": {"PUT": Guard(_check_register_before)},
+    "/v1/agent/check/deregister/": {"PUT": Guard(_local_check_write)},
+    "/v1/agent/check/pass/": {"PUT": Guard(_local_check_write)},
+    "/v1/agent/check/warn/": {"PUT": Guard(_local_check_write)},
+    "/v1/agent/check/fail/": {"PUT": Guard(_local_check_write)},
+    "/v1/agent/check/update/": {"PUT": Guard(_local_check_write)},
+    "/v1/agent/maintenance": {"PUT": Guard(need("node", "write", _this_node))},
+    "/v1/agent/reload": {"PUT": Guard(need("agent", "write", _this_node))},
+    "/v1/agent/leave": {"PUT": Guard(need("agent", "write", _this_node))},
+    "/v1/agent/join/": {"PUT": Guard(need("agent", "write", _this_node))},
+    "/v1/agent/force-leave/": {"PUT": _OP_WRITE},
+    "/v1/agent/health/service/id/": {
+        "GET": Guard(lambda req, rest: _agent_service_read(req, rest))
+    },
+    "/v1/agent/health/service/name/": {"GET": Guard(need("service", "read", _rest))},
+    "/v1/agent/token/": "acl",
+    "/v1/operator/raft/configuration": {"GET": _OP_READ},
+    "/v1/operator/raft/peer": {"DELETE": _OP_WRITE},
+    "/v1/operator/raft/transfer-leader": {"POST": _OP_WRITE},
+    "/v1/operator/autopilot/configuration": {"GET": _OP_READ, "PUT": _OP_WRITE},
+    "/v1/operator/autopilot/health": {"GET": _OP_READ},
+    "/v1/operator/autopilot/state": {"GET": _OP_READ},
+    "/v1/operator/keyring": {
+        "GET": Guard(need("keyring", "read")),
+        "POST": Guard(need("keyring", "write")),
+        "PUT": Guard(need("keyring", "write")),
+        "DELETE": Guard(need("keyring", "write")),
+    },
+    "/v1/operator/area": {"GET": _OP_READ, "POST": _OP_WRITE},
+    "/v1/operator/area/": {"GET": _OP_READ, "PUT": _OP_WRITE, "DELETE": _OP_WRITE},
+    "/v1/snapshot": {"GET": _MANAGEMENT, "PUT": _MANAGEMENT},
+    "/v1/session/create": {"PUT": Guard(need("session", "write", _this_node))},
+    "/v1/session/destroy/": {"PUT": Guard(need("session", "write", _this_node))},
+    "/v1/session/renew/": {"PUT": Guard(need("session", "write", _this_node))},
+    "/v1/session/info/": {"GET": Guard(after=_items("session", "Node"))},
+    "/v1/session/node/": {"GET": Guard(need("session", "read", _rest))},
+    "/v1/session/list": {"GET": Guard(after=_items("session", "Node"))},
+    "/v1/event/fire/": {"PUT": Guard(need("event", "write", _rest))},
+    "/v1/event/list": {"GET": Guard(after=_items("event", "Name"))},
+    "/v1/coordinate/datacenters": {"GET": _NONE},
+    "/v1/coordinate/nodes": {"GET": Guard(after=_items("node", "Node"))},
+    "/v1/coordinate/node/": {"GET": _NODE_READ},
+    "/v1/coordinate/update": {"PUT": Guard(need("node", "write", _this_node))},
+    "/v1/query": {
+        "GET": Guard(after=_items("query", "Name")),
+        "POST": Guard(need("query", "write", lambda r, s: "")),
+    },
+    "/v1/internal/ui/nodes": {"GET": Guard(after=_items("node", "Node"))},
+    "/v1/internal/ui/node/": {"GET": _NODE_READ},
+    "/v1/internal/ui/services": {"GET": Guard(after=_items("service", "Name"))},
+    "/v1/internal/ui/catalog-overview": {"GET": _OP_READ},
+    "/v1/internal/ui/exported-services": {"GET": _NONE},
+    "/ui/": {"GET": _NONE},
+    "/ui": {"GET": _NONE},
+}
+
+
+async def _agent_service_read(req: Request, service_id: str) -> None:
+    require(req, "service", _local_service_name(req, service_id), "read")
+
+
+class _Answer(Exception):
+    """A guard's own complete answer (txn's 409 listing denied operations)."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__("answer")
+        self.response = response
+
+
+def wrap(handler: Handler, guard: Guard) -> Handler:
+    async def guarded(req: Request, rest: str) -> Response:
+        await runtime(req.agent).ensure_initialized()
+        identity(req)  # 403 "ACL not found" first, for every guarded route
+        if guard.before is not None:
+            try:
+                await guard.before(req, rest)
+            except _Answer as answer:
+                return answer.response
+        response = await handler(req, rest)
+        if guard.after is None or response.status not in (200, 409) or response.stream:
+            return response
+        if not response.body or not response.content_type.startswith(b"application/json"):
+            return response
+        value = guard.after(req, rest, msgspec.json.decode(response.body))
+        extra = filtered_headers(req)
+        if value is None and response.body.strip() != b"null":
+            return json_response(req, None, response.headers + extra, response.status)
+        if isinstance(value, list) and not value and _empty_is_404(req):
+            return Response(b"", 404, headers=response.headers)
+        return json_response(req, value, response.headers + extra, response.status)
+
+    return guarded
+
+
+def _empty_is_404(req: Request) -> bool:
+    return req.path.startswith("/v1/kv") and (req.has("recurse") or req.has("keys"))
+
+
+def install(router: Router) -> list[str]:
+    """Wrap every route's handlers; returns the routes held to the default operator guard."""
+    unguarded: list[str] = []
+    default = {"GET": _OP_READ}
+    for path, methods in list(router.exact.items()) + list(router.prefixes):
+        spec = TABLE.get(path)
+        if spec == "acl" or path.startswith("/v1/acl/"):
+            continue
+        for method, handler in list(methods.items()):
+            guard = spec.get(method) if isinstance(spec, dict) else None
+            if guard is None:
+                guard = default.get(method, _OP_WRITE)
+                unguarded.append(f"{method} {path}")
+            methods[method] = wrap(handler, guard)
+    if unguarded:
+        log.info("routes held to operator permissions by default: %s", ", ".join(unguarded))
+    return unguarded

@@ -1,0 +1,166 @@
+"""Who is asking: the request's token secret -> token record -> Authorizer.
+
+Order (Consul's): `?token=`, then `X-Consul-Token`, then `Authorization: Bearer <tok>`; with
+none of them the agent's default token (`acl.tokens.default`, or one set through
+`PUT /v1/agent/token/default`), else the anonymous token. An unknown (or expired) secret is
+refused with `ACL not found` rather than downgraded to anonymous, as Consul does.
+
+Authorizers are cached per secret and dropped whenever any ACL table's index moves, so a
+token or policy change takes effect on the next request without any explicit invalidation.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from agent.acl.authorizer import Authorizer, merge_rules
+from agent.acl.rules import ParsedRules, RuleError, parse_rules
+from agent.state.acl import (
+    ACL_TABLES,
+    ANONYMOUS_ACCESSOR,
+    ANONYMOUS_SECRET,
+    MANAGEMENT_POLICY_ID,
+    ACLTables,
+)
+
+if TYPE_CHECKING:
+    from agent.state.store import Store
+
+__all__ = [
+    "ACLNotFound",
+    "Identity",
+    "Resolver",
+    "identity_rules",
+    "token_from_request",
+]
+
+
+class ACLNotFound(Exception):
+    """The presented secret names no (live) token."""
+
+
+@dataclass(frozen=True)
+class Identity:
+    accessor: str
+    authz: Authorizer
+    token: dict | None
+
+    @property
+    def anonymous(self) -> bool:
+        return self.accessor == ANONYMOUS_ACCESSOR
+
+
+def token_from_request(query: dict[str, list[str]], headers: dict[bytes, bytes]) -> str:
+    """The secret a request presents, or "" (first non-empty of query, header, bearer)."""
+    values = query.get("token")
+    if values and values[0]:
+        return values[0]
+    raw = headers.get(b"x-consul-token")
+    if raw:
+        return raw.decode("latin-1").strip()
+    raw = headers.get(b"authorization")
+    if raw:
+        parts = raw.decode("latin-1").split()
+        if len(parts) >= 2 and parts[0].lower() == "bearer":
+            return parts[1]
+    return ""
+
+
+def identity_rules(services: list[dict], nodes: list[dict]) -> ParsedRules:
+    """The rules Consul synthesises for service and node identities."""
+    rules = ParsedRules()
+    for ident in services:
+        name = ident.get("ServiceName", "")
+        rules.named[("service", name, False)] = "write"
+        rules.named[("service", f"{name}-sidecar-proxy", False)] = "write"
+        rules.named[("service", "", True)] = "read"
+        rules.named[("node", "", True)] = "read"
+    for ident in nodes:
+        rules.named[("node", ident.get("NodeName", ""), False)] = "write"
+        rules.named[("service", "", True)] = "read"
+    return rules
+
+
+def _expired(token: dict, now: dt.datetime) -> bool:
+    raw = token.get("ExpirationTime")
+    if not raw:
+        return False
+    try:
+        when = dt.datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return when <= now
+
+
+class Resolver:
+    """Secret -> Identity over one store, with a cache keyed on the ACL tables' index."""
+
+    def __init__(self, store: Store, default_policy: str) -> None:
+        self.store = store
+        self.default_allow = default_policy == "allow"
+        self._cache: dict[str, Identity] = {}
+        self._cache_index = -1
+        self._parsed: dict[tuple[str, int], ParsedRules] = {}
+
+    def resolve(self, secret: str, now: dt.datetime | None = None) -> Identity:
+        index = self.store.table_index(*ACL_TABLES)
+        if index != self._cache_index:
+            self._cache.clear()
+            self._cache_index = index
+        found = self._cache.get(secret)
+        if found is not None and (found.token is None or not found.token.get("ExpirationTime")):
+            return found
+        acl = self.store.acl
+        token = acl.token_by_secret(secret)
+        if token is None and secret == ANONYMOUS_SECRET:
+            # Before the anonymous token is written (first moments after start) it still exists.
+            found = Identity(
+                ANONYMOUS_ACCESSOR, Authorizer(ParsedRules(), self.default_allow), None
+            )
+            self._cache[secret] = found
+            return found
+        if token is None or _expired(token, now or dt.datetime.now(dt.UTC)):
+            raise ACLNotFound(secret)
+        found = Identity(token["AccessorID"], self._authorizer(acl, token), token)
+        if len(self._cache) > 4096:
+            self._cache.clear()
+        self._cache[secret] = found
+        return found
+
+    def _authorizer(self, acl: ACLTables, token: dict) -> Authorizer:
+        policy_ids = [link["ID"] for link in token.get("Policies") or []]
+        services = list(token.get("ServiceIdentities") or [])
+        nodes = list(token.get("NodeIdentities") or [])
+        for link in token.get("Roles") or []:
+            role = acl.roles.get(link["ID"])
+            if role is None:
+                continue
+            policy_ids += [p["ID"] for p in role.get("Policies") or []]
+            services += role.get("ServiceIdentities") or []
+            nodes += role.get("NodeIdentities") or []
+        parsed = [identity_rules(services, nodes)]
+        for ident in policy_ids:
+            policy = acl.policies.get(ident)
+            if policy is not None:
+                parsed.append(self._rules(policy))
+        management = MANAGEMENT_POLICY_ID in policy_ids
+        return Authorizer(merge_rules(parsed), self.default_allow, management)
+
+    def _rules(self, policy: dict) -> ParsedRules:
+        key = (policy["ID"], policy.get("ModifyIndex", 0))
+        rules = self._parsed.get(key)
+        if rules is None:
+            try:
+                rules = parse_rules(policy.get("Rules") or "")
+            except RuleError:
+                rules = ParsedRules()  # validated on write; a bad stored policy grants nothing
+            self._parsed[key] = rules
+        return rules
+
+
+def describe(identity: Any) -> str:
+    return "anonymous token" if identity.anonymous else f"token {identity.accessor}"
