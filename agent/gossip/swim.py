@@ -728,7 +728,11 @@ class Memberlist:
         return Member(n.name, host, port, dict(n.tags), status)
 
     def _merge_remote(self, msg: PushPull, now: float) -> None:
-        self._clock.witness(msg.event_ltime)
+        # As serf: the peer's clock is the time of its *next* event, so witness one less;
+        # otherwise every exchange would push clocks up and new events of lagging members
+        # could fall below a joiner's event_min_time.
+        if msg.event_ltime > 0:
+            self._clock.witness(msg.event_ltime - 1)
         if not msg.join:
             # A joiner's old events are not replayed into the cluster it joins (nor the
             # cluster's into the joiner, see handle_stream_reply), as serf with ignoreOld.
