@@ -365,7 +365,12 @@ class InteractionEnv:
             out += [f"    {fmt_entry(e)}" for e in rd.committed_entries]
         if rd.messages:
             out.append("  Messages:")
-            out += [f"    {fmt_msg(m)}" for m in rd.messages]
+            for m in rd.messages:
+                if self.cluster.connected(m.frm, m.to):
+                    out.append(f"    {fmt_msg(m)}")
+                else:  # sent into a partition: lost now, not when the partition heals
+                    self.cluster.pending.remove(m)
+                    out.append(f"    {fmt_msg(m)} DROPPED")
         if rd.read_states:
             out.append("  ReadStates:")
             out += [
@@ -565,7 +570,7 @@ def render_script(items: list[Case | str]) -> str:
             out += [it.command, "----", it.expected]
         else:
             out.append(it)
-    return "\n".join(out) + "\n"
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(out)).rstrip("\n") + "\n"
 
 
 __all__ = ["Cluster", "InteractionEnv", "Node", "chain", "fmt_msg", "parse_script"]

@@ -786,8 +786,6 @@ def test_7_lagging_follower_gets_snapshot_and_resumes() -> None:
     for _ in range(3):
         lead.core.tick()
         c.stabilize()
-        for m in []:
-            pass
     # The driver reports the snapshot's delivery.
     lead.core.report_snapshot("3", True)
     for _ in range(3):
