@@ -1,0 +1,159 @@
+"""Token resolution: request precedence, default token, anonymous, unknown, cache."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent.acl.enforce import new_token
+from agent.acl.resolve import ACLNotFound, Resolver, token_from_request
+from agent.state.acl import ANONYMOUS_ACCESSOR, MANAGEMENT_POLICY_ID
+from agent.state.fsm import FSM, CommandRefused
+from agent.state.store import Store
+
+
+def test_request_token_order() -> None:
+    both = {b"x-consul-token": b"hdr", b"authorization": b"Bearer bear"}
+    assert token_from_request({"token": ["q"]}, both) == "q"
+    assert token_from_request({"token": [""]}, both) == "hdr"
+    assert token_from_request({}, {b"authorization": b"bearer bear extra"}) == "bear"
+    assert token_from_request({}, {b"authorization": b"Basic abc"}) == ""
+    assert token_from_request({}, {}) == ""
+
+
+def _store() -> tuple[Store, FSM]:
+    store = Store()
+    fsm = FSM(store)
+    fsm.apply(
+        1,
+        {
+            "Type": "acl-init",
+            "Policies": [
+                {"ID": MANAGEMENT_POLICY_ID, "Name": "global-management", "Rules": ""},
+            ],
+            "Tokens": [new_token(ANONYMOUS_ACCESSOR, "anonymous", "Anonymous Token", [], "t")],
+            "InitialManagement": "",
+        },
+    )
+    return store, fsm
+
+
+def test_resolve_and_cache_invalidation() -> None:
+    store, fsm = _store()
+    fsm.apply(
+        2,
+        {
+            "Type": "acl-policy-set",
+            "Policy": {"ID": "p1", "Name": "ro", "Rules": 'key_prefix "" { policy = "read" }'},
+        },
+    )
+    fsm.apply(3, {"Type": "acl-token-set", "Token": new_token("a1", "s1", "", [{"ID": "p1"}], "t")})
+    r = Resolver(store, "deny")
+    ident = r.resolve("s1")
+    assert ident.accessor == "a1" and not ident.anonymous
+    assert ident.authz.allowed("key", "x", "read") and not ident.authz.allowed("key", "x", "write")
+    # a policy change is seen on the next resolve
+    fsm.apply(
+        4,
+        {
+            "Type": "acl-policy-set",
+            "Policy": {"ID": "p1", "Name": "ro", "Rules": 'key_prefix "" { policy = "write" }'},
+        },
+    )
+    assert r.resolve("s1").authz.allowed("key", "x", "write")
+    assert r.resolve("anonymous").anonymous
+    with pytest.raises(ACLNotFound):
+        r.resolve("nope")
+    fsm.apply(5, {"Type": "acl-token-delete", "AccessorID": "a1"})
+    with pytest.raises(ACLNotFound):
+        r.resolve("s1")
+
+
+def test_roles_and_management() -> None:
+    store, fsm = _store()
+    fsm.apply(
+        2,
+        {
+            "Type": "acl-policy-set",
+            "Policy": {"ID": "p1", "Name": "svc", "Rules": 'service "web" { policy = "write" }'},
+        },
+    )
+    fsm.apply(
+        3, {"Type": "acl-role-set", "Role": {"ID": "r1", "Name": "web", "Policies": [{"ID": "p1"}]}}
+    )
+    token = new_token("a1", "s1", "", [], "t")
+    token["Roles"] = [{"ID": "r1"}]
+    token["NodeIdentities"] = [{"NodeName": "n1", "Datacenter": "dc1"}]
+    fsm.apply(4, {"Type": "acl-token-set", "Token": token})
+    fsm.apply(
+        5,
+        {
+            "Type": "acl-token-set",
+            "Token": new_token("a2", "s2", "", [{"ID": MANAGEMENT_POLICY_ID}], "t"),
+        },
+    )
+    r = Resolver(store, "deny")
+    a = r.resolve("s1").authz
+    assert a.allowed("service", "web", "write") and a.allowed("node", "n1", "write")
+    assert a.allowed("service", "db", "read") and not a.allowed("node", "n2", "read")
+    assert r.resolve("s2").authz.allowed_single("acl", "write")
+
+
+def test_fsm_refusals_change_nothing() -> None:
+    store, fsm = _store()
+    fsm.apply(2, {"Type": "acl-policy-set", "Policy": {"ID": "p1", "Name": "a", "Rules": ""}})
+    before = store.acl.dump()
+    assert isinstance(
+        fsm.apply(3, {"Type": "acl-policy-set", "Policy": {"ID": "p2", "Name": "a", "Rules": ""}}),
+        CommandRefused,
+    )
+    assert isinstance(
+        fsm.apply(
+            4, {"Type": "acl-token-set", "Token": new_token("a", "s", "", [{"ID": "missing"}], "t")}
+        ),
+        CommandRefused,
+    )
+    assert isinstance(
+        fsm.apply(5, {"Type": "acl-policy-delete", "ID": MANAGEMENT_POLICY_ID}), CommandRefused
+    )
+    assert store.acl.dump() == before
+
+
+def test_bootstrap_once_and_reset() -> None:
+    store, fsm = _store()
+    assert (
+        fsm.apply(
+            2,
+            {
+                "Type": "acl-bootstrap",
+                "Token": new_token("b1", "bs1", "", [], "t"),
+                "ResetIndex": 0,
+            },
+        )
+        is True
+    )
+    refused = fsm.apply(
+        3, {"Type": "acl-bootstrap", "Token": new_token("b2", "bs2", "", [], "t"), "ResetIndex": 0}
+    )
+    assert isinstance(refused, CommandRefused) and refused.status == 403
+    assert refused.message == "Permission denied: ACL bootstrap no longer allowed (reset index: 2)"
+    assert (
+        fsm.apply(
+            4,
+            {
+                "Type": "acl-bootstrap",
+                "Token": new_token("b3", "bs3", "", [], "t"),
+                "ResetIndex": 2,
+            },
+        )
+        is True
+    )
+    assert "b2" not in store.acl.tokens and "b3" in store.acl.tokens
+
+
+def test_snapshot_round_trip() -> None:
+    store, fsm = _store()
+    fsm.apply(2, {"Type": "acl-token-set", "Token": new_token("a1", "s1", "", [], "t")})
+    copy = Store()
+    copy.restore(store.snapshot())
+    assert copy.acl.dump() == store.acl.dump()
+    assert copy.table_index("acl-tokens") == 2

@@ -1,0 +1,75 @@
+"""ACL rule parsing: HCL subset and JSON, and where errors are reported."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent.acl.rules import RuleError, parse_rules
+
+
+def test_blocks_and_single_values() -> None:
+    rules = parse_rules(
+        """
+        # comment
+        key_prefix "" { policy = "read" }
+        key "secret/x" {
+          policy = "deny"   // trailing comment
+        }
+        service_prefix "web" { policy = "write", intentions = "read" }
+        /* block
+           comment */
+        keyring = "read"
+        operator = "write"
+        acl = "read"
+        """
+    )
+    assert rules.named == {
+        ("key", "", True): "read",
+        ("key", "secret/x", False): "deny",
+        ("service", "web", True): "write",
+    }
+    assert rules.single == {"keyring": "read", "operator": "write", "acl": "read"}
+
+
+def test_key_list_level_only_for_keys() -> None:
+    assert parse_rules('key_prefix "a/" { policy = "list" }').named == {("key", "a/", True): "list"}
+    with pytest.raises(RuleError) as err:
+        parse_rules('node_prefix "" { policy = "list" }')
+    assert (err.value.line, err.value.col) == (1, 27)
+
+
+def test_hcl1_object_spelling() -> None:
+    rules = parse_rules('key = { "a/b" = { policy = "write" } }')
+    assert rules.named == {("key", "a/b", False): "write"}
+
+
+def test_json_form() -> None:
+    rules = parse_rules('{"key_prefix": {"": {"policy": "read"}}, "operator": "read"}')
+    assert rules.named == {("key", "", True): "read"}
+    assert rules.single == {"operator": "read"}
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "col", "fragment"),
+    [
+        ('key_prefix "" {\n  policy = read\n}', 2, 12, "expected a value"),
+        ('key_prefix "" { policy = "read" ', 1, 33, "expected '}'"),
+        ('key_prefix "" { policy = "rad" }', 1, 26, 'Invalid key policy: "rad"'),
+        ('\n\nbogus "x" { policy = "read" }', 3, 1, "unknown ACL resource"),
+        ('key "x" { policy = "read" \n polcy = "write" }', 2, 2, "unknown attribute"),
+        ('key "x" { policy = "read }', 1, 20, "literal not terminated"),
+        ("operator = @", 1, 12, "illegal char"),
+        ('{"key": 1,}', 1, 11, ""),
+    ],
+)
+def test_errors_carry_positions(text: str, line: int, col: int, fragment: str) -> None:
+    with pytest.raises(RuleError) as err:
+        parse_rules(text)
+    assert (err.value.line, err.value.col) == (line, col)
+    assert fragment in str(err.value)
+    assert str(err.value).startswith(f"At {line}:{col}: ")
+
+
+def test_empty_rules_grant_nothing() -> None:
+    rules = parse_rules("  \n")
+    assert rules.named == {} and rules.single == {}
