@@ -179,6 +179,7 @@ class Memberlist:
         self._event_buffer: EventBuffer[UserEventMsg] = EventBuffer(self.config.event_buffer_size)
         self._event_min_time = 0
         self.dropped_messages = 0
+        self._now = now  # the latest time any input carried (for next_deadline)
         cfg = self.config
         # Stagger the first probe so nodes started together do not probe in lockstep.
         self._next_probe = now + self._rng.uniform(0, cfg.probe_interval)
@@ -252,7 +253,7 @@ class Memberlist:
     def next_deadline(self) -> float:
         """When `tick` next has work to do (it may be called earlier or later harmlessly)."""
         times = [self._next_probe, self._next_push_pull, self._next_reap, self._next_reconnect]
-        if len(self._queue):
+        if len(self._queue) and self._gossip_targets(self._now):
             times.append(self._next_gossip)
         if self._probe is not None:
             times.append(self._probe.deadline)
@@ -263,6 +264,7 @@ class Memberlist:
         return min(times)
 
     def tick(self, now: float) -> None:
+        self._now = max(self._now, now)
         cfg = self.config
         for seq, relay in list(self._relays.items()):
             if now >= relay.timeout_at:
@@ -359,6 +361,7 @@ class Memberlist:
     # ------------------------------------------------------------------ inputs
 
     def handle_packet(self, from_addr: str, data: bytes, now: float) -> None:
+        self._now = max(self._now, now)
         try:
             msg = decode(data)
         except MessageError:
@@ -378,6 +381,7 @@ class Memberlist:
 
     def handle_stream(self, from_addr: str, data: bytes, now: float) -> bytes:
         """Serve one incoming stream request; the returned bytes are the reply frame."""
+        self._now = max(self._now, now)
         try:
             msg = decode(data)
         except MessageError as exc:
@@ -773,12 +777,7 @@ class Memberlist:
     def _gossip(self, now: float) -> None:
         if not len(self._queue):
             return
-        dead_time = self.config.gossip_to_the_dead_time
-        targets = [
-            n
-            for n in self._peers()
-            if n.state in _LIVE or (n.state == NodeState.DEAD and now - n.state_change <= dead_time)
-        ]
+        targets = self._gossip_targets(now)
         self._rng.shuffle(targets)
         budget = self.config.udp_buffer_size - COMPOUND_OVERHEAD
         for node in targets[: self.config.gossip_nodes]:
@@ -786,6 +785,15 @@ class Memberlist:
             if not parts:
                 break
             self._packets.append(Packet(node.addr, encode_compound(parts)))
+
+    def _gossip_targets(self, now: float) -> list[_Node]:
+        # Live members, and the recently dead so a wrongly failed member hears it and refutes.
+        dead_time = self.config.gossip_to_the_dead_time
+        return [
+            n
+            for n in self._peers()
+            if n.state in _LIVE or (n.state == NodeState.DEAD and now - n.state_change <= dead_time)
+        ]
 
     def _send(self, addr: str, *msgs: Message) -> None:
         """Send `msgs` in one packet with as much piggybacked gossip as fits."""
