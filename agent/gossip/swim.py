@@ -136,8 +136,9 @@ class Memberlist:
     :param tags: serf tags (Consul: role, dc, id, port, build, ...)
     :param seed: seeds the probe order, member picks and event ids (tests replay exactly)
     :param now: the driver's clock at construction
-    :param merge_delegate: checks a peer's member list before a join/push-pull is merged;
-        defaults to `StandardMergeDelegate(self)` (name conflicts, datacenter)
+    :param merge_delegate: checks a peer's member list before a join is merged (on both the
+        joiner's and the contacted member's side); defaults to `StandardMergeDelegate(self)`
+        (name conflicts, datacenter)
     """
 
     def __init__(
@@ -391,7 +392,12 @@ class Memberlist:
                 return encode(ErrorReply(f"ping for {msg.node} reached {self.name}"))
             return encode(Ack(msg.seq))
         if isinstance(msg, PushPull):
-            error = self.merge_delegate([self._push_member(n) for n in msg.nodes])
+            # The delegate vets joins only: between established members a stale address in one
+            # view must not block the whole exchange (per-node conflicts are refused in
+            # _alive_node instead), as a periodic sync is what repairs such views.
+            error = (
+                self.merge_delegate([self._push_member(n) for n in msg.nodes]) if msg.join else None
+            )
             if error is not None:
                 return encode(ErrorReply(error))
             self._merge_remote(msg, now)
@@ -420,7 +426,9 @@ class Memberlist:
         if isinstance(msg, ErrorReply):
             error = msg.error
         elif isinstance(msg, PushPull):
-            refusal = self.merge_delegate([self._push_member(n) for n in msg.nodes])
+            refusal = None
+            if stream.kind == "join":
+                refusal = self.merge_delegate([self._push_member(n) for n in msg.nodes])
             if refusal is not None:
                 error = refusal
             else:
