@@ -242,9 +242,13 @@ class GossipDriver:
         error: str | None = None
         try:
             raw = await self._transport.request(req.addr, self._seal(req.data), req.timeout)
-            reply = self._cipher.decrypt(raw) if self._cipher is not None else raw
         except (OSError, TimeoutError, ValueError, asyncio.IncompleteReadError) as exc:
             error = str(exc) or type(exc).__name__
+        else:
+            try:
+                reply = self._cipher.decrypt(raw) if self._cipher is not None else raw
+            except ValueError as exc:
+                error = f"reply failed to decrypt (gossip keys differ?): {exc}"
         if self._closed:
             return
         self.core.handle_stream_reply(req.id, reply, self._loop.time(), error)

@@ -118,3 +118,36 @@ def test_killed_member_fails_and_extra_merge_check_runs() -> None:
         await blocked.close()
 
     asyncio.run(main())
+
+
+class ToyCipher:
+    """Stands in for AES-GCM: a key tag in front, refused when it does not match."""
+
+    def __init__(self, key: bytes) -> None:
+        self.key = key
+
+    def encrypt(self, data: bytes) -> bytes:
+        return self.key + data[::-1]
+
+    def decrypt(self, data: bytes) -> bytes:
+        if not data.startswith(self.key):
+            raise ValueError("message authentication failed")
+        return data[len(self.key) :][::-1]
+
+
+def test_cipher_hook_wraps_packets_and_streams() -> None:
+    async def main() -> None:
+        net = MemoryNetwork()
+        a = await start(net, "a", 1, cipher=ToyCipher(b"k1"))
+        b = await start(net, "b", 2, cipher=ToyCipher(b"k1"))
+        c = await start(net, "c", 3, cipher=ToyCipher(b"k2"))
+        assert await b.join(["10.1.0.1:8301"]) == 1
+        await wait_for(lambda: len(a.members()) == 2 and len(b.members()) == 2)
+        with pytest.raises(JoinError, match="decrypt"):
+            await c.join(["10.1.0.1:8301"])
+        await asyncio.sleep(0.3)
+        assert {m.name for m in a.members()} == {"a", "b"}
+        for d in (a, b, c):
+            await d.close()
+
+    asyncio.run(main())
