@@ -262,6 +262,37 @@ def test_check_going_critical_invalidates_and_frees_the_lock(http: httpx.Client)
     http.put("/v1/agent/check/deregister/lease")
 
 
+def register_node(http: httpx.Client, node: str, serf_status: str) -> None:
+    body = {
+        "Node": node,
+        "Address": "10.9.9.9",
+        "Check": {"CheckID": "serfHealth", "Name": "Serf Health Status", "Status": serf_status},
+    }
+    assert http.put("/v1/catalog/register", json=body).json() is True
+
+
+def test_node_failure_and_removal_invalidate_its_sessions(http: httpx.Client) -> None:
+    """A node's serfHealth going critical (what the leader records when gossip declares the
+    node failed) or the node leaving the catalog invalidates the sessions on it."""
+    register_node(http, "ext-a", "passing")
+    register_node(http, "ext-b", "passing")
+    on_a = new_session(http, Node="ext-a")
+    on_b = new_session(http, Node="ext-b", Behavior="delete")
+    assert acquire(http, "nodes/a", on_a) is True
+    assert acquire(http, "nodes/b", on_b) is True
+    assert [s["ID"] for s in http.get("/v1/session/node/ext-a").json()] == [on_a]
+    register_node(http, "ext-a", "critical")
+    assert http.get(f"/v1/session/info/{on_a}").json() == []
+    assert "Session" not in entry(http, "nodes/a")
+    assert http.get("/v1/session/node/ext-a").json() == []
+    refused = http.put("/v1/session/create", json={"Node": "ext-a"})
+    assert (refused.status_code, refused.text) == (500, "Check 'serfHealth' is in critical state")
+    assert http.put("/v1/catalog/deregister", json={"Node": "ext-b"}).json() is True
+    assert http.get(f"/v1/session/info/{on_b}").json() == []
+    assert http.get("/v1/kv/nodes/b").status_code == 404
+    http.put("/v1/catalog/deregister", json={"Node": "ext-a"})
+
+
 def test_ttl_expiry_invalidates_the_session_and_renew_prevents_it(http: httpx.Client) -> None:
     """TTL 10 s (Consul's minimum) is invalidated after 2 x TTL without a renew; a session
     renewed every few seconds outlives it."""
