@@ -15,7 +15,7 @@ import consul
 import httpx
 import pytest
 
-from tests.e2e.agentproc import AgentProc
+from tests.e2e.agentproc import AgentProc, free_port
 
 
 def eventually(probe: Callable[[], Any], timeout: float = 15.0, step: float = 0.1) -> Any:
@@ -381,3 +381,36 @@ def test_py_consul_leader_election(py: consul.Consul) -> None:
     assert data["Value"] == b"contender-2"
     assert data["LockIndex"] == 2
     py.session.destroy(second)
+
+
+# ---------------------------------------------------------------------- restart
+
+
+def test_sessions_and_locks_survive_a_restart(tmp_path) -> None:
+    ip = "127.0.0.1"
+    args = [
+        "-server",
+        "-bootstrap-expect=1",
+        f"-data-dir={tmp_path / 'd'}",
+        "-node=sess1",
+        f"-bind={ip}",
+        f"-client={ip}",
+        f"-server-port={free_port(ip)}",
+        "-dns-port=-1",
+        f"-serf-lan-port={free_port(ip)}",
+        "-serf-wan-port=-1",
+    ]
+    port = free_port()
+    with AgentProc(*args, http_port=port).start() as agent, agent.client() as http:
+        sid = new_session(http, TTL="60s", Name="keeper")
+        assert acquire(http, "restart/lock", sid, b"v") is True
+        before = http.get(f"/v1/session/info/{sid}").json()
+        assert agent.stop() == 0
+    with AgentProc(*args, http_port=port).start() as agent, agent.client() as http:
+        assert http.get(f"/v1/session/info/{sid}").json() == before
+        assert entry(http, "restart/lock")["Session"] == sid
+        other = new_session(http)
+        assert acquire(http, "restart/lock", other) is False
+        assert http.put(f"/v1/session/renew/{sid}").status_code == 200
+        http.put(f"/v1/session/destroy/{sid}")
+        assert "Session" not in entry(http, "restart/lock")
