@@ -7,6 +7,7 @@ encoded messages into one UDP packet. Nothing is pickled; unknown types are drop
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import cast
 
 import msgspec
 
@@ -43,14 +44,14 @@ class _Msg(msgspec.Struct, array_like=True, frozen=True, omit_defaults=False):
     pass
 
 
-class Ping(_Msg):
+class Ping(_Msg, frozen=True):
     seq: int
     node: str  # the intended target; a ping for another name is ignored (address reuse)
     source_addr: str
     source_node: str
 
 
-class IndirectPing(_Msg):
+class IndirectPing(_Msg, frozen=True):
     seq: int
     target: str
     target_addr: str
@@ -59,29 +60,29 @@ class IndirectPing(_Msg):
     nack: bool = True
 
 
-class Ack(_Msg):
+class Ack(_Msg, frozen=True):
     seq: int
     payload: bytes = b""
 
 
-class Nack(_Msg):
+class Nack(_Msg, frozen=True):
     seq: int
 
 
-class Suspect(_Msg):
+class Suspect(_Msg, frozen=True):
     incarnation: int
     node: str
     sender: str  # who accuses; suspicion confirmations count distinct senders
 
 
-class Alive(_Msg):
+class Alive(_Msg, frozen=True):
     incarnation: int
     node: str
     addr: str
     tags: dict[str, str]
 
 
-class Dead(_Msg):
+class Dead(_Msg, frozen=True):
     """`sender == node` means the node left on purpose (a leave intention), else a failure."""
 
     incarnation: int
@@ -89,7 +90,7 @@ class Dead(_Msg):
     sender: str
 
 
-class PushNode(_Msg):
+class PushNode(_Msg, frozen=True):
     name: str
     addr: str
     tags: dict[str, str]
@@ -97,14 +98,14 @@ class PushNode(_Msg):
     state: int  # NodeState
 
 
-class UserEventMsg(_Msg):
+class UserEventMsg(_Msg, frozen=True):
     ltime: int
     name: str
     payload: bytes
     id: str
 
 
-class PushPull(_Msg):
+class PushPull(_Msg, frozen=True):
     join: bool
     nodes: list[PushNode]
     event_ltime: int
@@ -112,11 +113,11 @@ class PushPull(_Msg):
     events: list[UserEventMsg] = msgspec.field(default_factory=list)
 
 
-class Compound(_Msg):
+class Compound(_Msg, frozen=True):
     parts: list[bytes]
 
 
-class ForceLeave(_Msg):
+class ForceLeave(_Msg, frozen=True):
     """serf's leave intention sent on behalf of a failed node (force-leave)."""
 
     node: str
@@ -124,7 +125,7 @@ class ForceLeave(_Msg):
     prune: bool
 
 
-class ErrorReply(_Msg):
+class ErrorReply(_Msg, frozen=True):
     """A stream reply refusing the request (e.g. the merge delegate rejected a join)."""
 
     error: str
@@ -181,7 +182,7 @@ def decode(data: bytes) -> Message:
     except ValueError:
         raise MessageError(f"unknown message type {data[0]}") from None
     try:
-        return _DECODERS[code].decode(data[1:])  # type: ignore[no-any-return]
+        return cast(Message, _DECODERS[code].decode(data[1:]))
     except msgspec.DecodeError as exc:
         raise MessageError(f"bad {code.name} message: {exc}") from None
 

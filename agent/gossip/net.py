@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import struct
+from typing import Any
 
 from agent.gossip.errors import BindError
 from agent.gossip.transport import PacketHandler, StreamHandler
@@ -35,7 +36,7 @@ class _Datagrams(asyncio.DatagramProtocol):
     def __init__(self, owner: UdpTcpTransport) -> None:
         self._owner = owner
 
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:  # type: ignore[override]
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
         handler = self._owner._on_packet
         if handler is not None:
             handler(f"{addr[0]}:{addr[1]}", data)
@@ -84,7 +85,7 @@ class UdpTcpTransport:
                 raise BindError(
                     f"failed to bind gossip listeners on {self.bind_ip}:{self.port}: {exc}"
                 ) from exc
-            self._server, self._udp, self.port = server, udp, port  # type: ignore[assignment]
+            self._server, self._udp, self.port = server, udp, port
             self._on_packet, self._on_stream = on_packet, on_stream
             return
 

@@ -85,7 +85,7 @@ class GossipEnv:
 
     def _events(self) -> list[tuple[float, str, str]]:
         """Events since the last call, ordered by time then observer."""
-        out = []
+        out: list[tuple[float, str, str]] = []
         for key, node in self.sim.nodes.items():
             start = self._seen.get(key, 0)
             out.extend((t, key, fmt_event(ev)) for t, ev in node.events[start:])

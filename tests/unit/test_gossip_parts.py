@@ -18,6 +18,7 @@ from agent.gossip.messages import (
     Alive,
     Compound,
     Dead,
+    Message,
     MsgType,
     NodeState,
     Ping,
@@ -70,8 +71,8 @@ def test_message_types_are_append_only() -> None:
         UserEventMsg(4, "deploy", b"\x00\x01", "id"),
     ],
 )
-def test_messages_round_trip(msg: object) -> None:
-    data = encode(msg)  # type: ignore[arg-type]
+def test_messages_round_trip(msg: Message) -> None:
+    data = encode(msg)
     assert (
         data[0]
         == {
