@@ -286,8 +286,10 @@ class _Overlay:
         if verb in ("set", "cas", "unlock", "lock"):
             old = self.kv_get(key)
             session = old.Session if old else ""
-            if verb in ("unlock", "lock"):
-                session = cmd.get("Session", "") if verb == "lock" else ""
+            if verb == "lock":
+                session = cmd.get("Session", "")
+            elif verb == "unlock":
+                session = ""
             # A later CAS in the same txn cannot match an index not yet assigned.
             self.kv[key] = KVEntry(Key=key, Value=b"", ModifyIndex=-1, Session=session)
         elif verb in ("delete", "delete-cas"):
