@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from agent.http.app import HTTPError
 from agent.http.session import session_from_body
-from agent.sessions_reaper import TTLTimers
+from agent.sessions_reaper import SessionReaper, TTLTimers
 from agent.state.fsm import FSM, CommandRefused, TxnResult
 from agent.state.sessions import LockDelays, lock_delay_refusal
 from agent.state.store import Store
@@ -381,3 +383,55 @@ def test_ttl_timers() -> None:
     d = Session(ID="d", TTL="10s")
     timers.reconcile([b, d], now=40.0)
     assert timers.deadlines == {"b": 60.0, "d": 60.0}
+
+
+# ---------------------------------------------------------------------- the reaper's driver
+
+
+class _FakeConsensus:
+    is_leader = True
+
+
+class _FakeAgent:
+    def __init__(self, fsm: FSM) -> None:
+        self.store = fsm.store
+        self.fsm = fsm
+        self.consensus = _FakeConsensus()
+        self.index = 100
+
+    async def write(self, command: dict):
+        self.index += 1
+        return self.fsm.apply(self.index, command)
+
+
+def test_reaper_expires_only_unrenewed_sessions_and_restarts_on_leadership(fsm: FSM) -> None:
+    clock = FakeClock()
+    agent = _FakeAgent(fsm)
+    reaper = SessionReaper(agent, clock=clock)  # type: ignore[arg-type]
+    fsm.apply(2, create(S1, TTL="10s"))
+    fsm.apply(3, create(S2, TTL="10s"))
+    fsm.apply(4, kv("lock", "l", Session=S1))
+
+    async def run() -> None:
+        await reaper._step()  # becomes leader: fresh 20 s windows
+        clock.now += 15
+        reaper.renew(fsm.store.sessions.get(S2))
+        await reaper._step()
+        assert fsm.store.sessions.get(S1) is not None
+        clock.now += 6  # S1 is past 2 x TTL, S2 was renewed 6 s ago
+        await reaper._step()
+        assert fsm.store.sessions.get(S1) is None
+        assert fsm.store.kv_get("l").Session == ""
+        assert fsm.store.sessions.get(S2) is not None
+        # leadership lost and regained: S2 gets a whole new window, never an early expiry
+        agent.consensus.is_leader = False
+        await reaper._step()
+        clock.now += 100
+        agent.consensus.is_leader = True
+        await reaper._step()
+        assert fsm.store.sessions.get(S2) is not None
+        clock.now += 20
+        await reaper._step()
+        assert fsm.store.sessions.get(S2) is None
+
+    asyncio.run(run())
