@@ -356,6 +356,13 @@ def test_bootstrap_once_then_reset(tmp_path: Path) -> None:
             assert not (tmp_path / "data" / "acl-bootstrap-reset").exists()
             secret = third.json()["SecretID"]
         log = agent.output()
+    # ACL state is replicated state: it survives a restart (log replay / snapshot).
+    again = AgentProc(*agent_args(tmp_path, initial_management=None)).start()
+    with again, again.client() as http:
+        h = {"X-Consul-Token": secret}
+        assert http.get("/v1/kv/x", headers=h).status_code == 200
+        assert http.get("/v1/kv/x").status_code == 403
+        assert http.put("/v1/acl/bootstrap").status_code == 403
     for value in (token["SecretID"], secret):
         assert value not in log
 
@@ -398,3 +405,33 @@ def test_gitkv_apply_acl_spec(
     code = run(["plan", str(spec), "--detailed-exitcode"])
     out = capsys.readouterr()
     assert code == 0, out.out + out.err
+
+
+def test_agent_default_token_and_legacy_endpoints(acl_agent: Setup) -> None:
+    assert acl_agent.http.get("/v1/kv/app/a").status_code == 403
+    r = acl_agent.call("ro", "PUT", "/v1/agent/token/default", json={"Token": "x"})
+    assert r.status_code == 403  # agent:write needed
+    r = acl_agent.call(
+        "mgmt", "PUT", "/v1/agent/token/default", json={"Token": acl_agent.secrets["ro"]}
+    )
+    assert r.status_code == 200, r.text
+    try:
+        assert acl_agent.http.get("/v1/kv/app/a").status_code == 200
+    finally:
+        acl_agent.call("mgmt", "PUT", "/v1/agent/token/default", json={"Token": ""})
+    assert acl_agent.http.get("/v1/kv/app/a").status_code == 403
+    assert (
+        acl_agent.call("mgmt", "PUT", "/v1/agent/token/bogus", json={"Token": ""}).status_code
+        == 404
+    )
+    r = acl_agent.call("mgmt", "GET", "/v1/acl/list")
+    assert r.status_code == 410 and "legacy ACL system was removed" in r.text
+
+
+def test_expired_token_is_not_found(acl_agent: Setup) -> None:
+    r = acl_agent.call(
+        "mgmt", "PUT", "/v1/acl/token", json={"Policies": [{"Name": "ro"}], "ExpirationTTL": "1h"}
+    )
+    assert r.status_code == 200 and r.json()["ExpirationTime"]
+    r = acl_agent.call("mgmt", "PUT", "/v1/acl/token", json={"ExpirationTTL": "soon"})
+    assert r.status_code == 400
