@@ -9,6 +9,7 @@ reads block on the sessions table's index and take `?filter=`.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -17,7 +18,7 @@ from agent.durations import DurationError, format_duration, parse_duration
 from agent.filter import FilterError, compile_filter
 from agent.http.app import HTTPError, Request, Response, Router, json_response
 from agent.http.blocking import blocking_query, query_options, read_headers
-from agent.state.sessions import NANOSECOND
+from agent.state.sessions import NANOSECOND, SessionTable
 from agent.state.structs import Session
 
 SERF_CHECK = "serfHealth"
@@ -198,7 +199,7 @@ def _filtered(req: Request, items: list[dict]) -> list[dict]:
         raise HTTPError(400, f"Failed to create boolean expression evaluator: {exc}") from None
 
 
-async def _read(req: Request, select) -> Response:
+async def _read(req: Request, select: Callable[[SessionTable], list[Session]]) -> Response:
     store = req.agent.store
     opts = query_options(req)
     if req.raw_query and req.get("filter"):
@@ -216,7 +217,7 @@ async def session_info(req: Request, session_id: str) -> Response:
     if not session_id:
         raise HTTPError(400, "Missing session")
 
-    def select(table) -> list[Session]:
+    def select(table: SessionTable) -> list[Session]:
         found = table.get(session_id)
         return [found] if found is not None else []
 
