@@ -382,8 +382,20 @@ async def _check_register_before(req: Request, rest: str) -> None:
         require(req, "node", req.agent.node_name, "write")
 
 
-def _by_method(**guards: Guard) -> dict[str, Guard]:
-    return guards
+async def _session_create_before(req: Request, rest: str) -> None:
+    body = await _json_body(req)
+    node = _get(body, "Node") if isinstance(body, dict) else None
+    require(req, "session", str(node or req.agent.node_name), "write")
+
+
+def _session_node(req: Request, session_id: str) -> str:
+    """The node a session belongs to (the agent's own node for an unknown one)."""
+    sessions = getattr(req.agent.store, "sessions", None)
+    session = sessions.get(session_id) if sessions is not None else None
+    if session is None:
+        return req.agent.node_name
+    node = session.get("Node") if isinstance(session, dict) else getattr(session, "Node", None)
+    return str(node or req.agent.node_name)
 
 
 # ---------------------------------------------------------------------- the table
@@ -473,9 +485,9 @@ TABLE: dict[str, dict[str, Guard] | str] = {
     "/v1/operator/area": {"GET": _OP_READ, "POST": _OP_WRITE},
     "/v1/operator/area/": {"GET": _OP_READ, "PUT": _OP_WRITE, "DELETE": _OP_WRITE},
     "/v1/snapshot": {"GET": _MANAGEMENT, "PUT": _MANAGEMENT},
-    "/v1/session/create": {"PUT": Guard(need("session", "write", _this_node))},
-    "/v1/session/destroy/": {"PUT": Guard(need("session", "write", _this_node))},
-    "/v1/session/renew/": {"PUT": Guard(need("session", "write", _this_node))},
+    "/v1/session/create": {"PUT": Guard(_session_create_before)},
+    "/v1/session/destroy/": {"PUT": Guard(need("session", "write", _session_node))},
+    "/v1/session/renew/": {"PUT": Guard(need("session", "write", _session_node))},
     "/v1/session/info/": {"GET": Guard(after=_items("session", "Node"))},
     "/v1/session/node/": {"GET": Guard(need("session", "read", _rest))},
     "/v1/session/list": {"GET": Guard(after=_items("session", "Node"))},
@@ -553,6 +565,8 @@ def install(router: Router) -> list[str]:
             if guard is None:
                 guard = default.get(method, _OP_WRITE)
                 unguarded.append(f"{method} {path}")
+            if guard.before is None and guard.after is None:
+                continue  # no permission needed: a token is not even looked at (as Consul)
             methods[method] = wrap(handler, guard)
     if unguarded:
         log.info("routes held to operator permissions by default: %s", ", ".join(unguarded))

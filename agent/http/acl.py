@@ -403,7 +403,6 @@ async def token_list(req: Request, _: str) -> Response:
             if req.get("authmethod"):
                 continue  # no auth methods here: nothing was created by one
             stub = render_token(acl, token, show)
-            stub["Legacy"] = False
             out.append(stub)
         return req.agent.store.table_index("acl-tokens"), out
 
