@@ -28,9 +28,12 @@ import random
 import uuid
 from dataclasses import dataclass, field
 
+import msgspec
+
 from agent.gossip.awareness import Awareness
 from agent.gossip.broadcast_queue import BroadcastQueue
 from agent.gossip.config import GossipConfig
+from agent.gossip.coordinate import Coordinate, VivaldiClient
 from agent.gossip.errors import MessageError, UnknownMember, UserEventTooLarge
 from agent.gossip.events import (
     GossipEvent,
@@ -92,6 +95,7 @@ class _Probe:
     target: str
     addr: str
     seq: int
+    sent: float
     timeout_at: float
     deadline: float
     indirect_sent: bool = False
@@ -179,6 +183,8 @@ class Memberlist:
         self._clock = LamportClock()
         self._event_buffer: EventBuffer[UserEventMsg] = EventBuffer(self.config.event_buffer_size)
         self._event_min_time = 0
+        self._vivaldi = VivaldiClient(rng=random.Random(seed))
+        self._peer_coords: dict[str, Coordinate] = {}
         self.dropped_messages = 0
         self._now = now  # the latest time any input carried (for next_deadline)
         cfg = self.config
@@ -211,6 +217,14 @@ class Memberlist:
     def incarnation(self, name: str) -> int | None:
         node = self._nodes.get(name)
         return None if node is None else node.incarnation
+
+    def coordinate(self) -> Coordinate:
+        """Our Vivaldi coordinate (what the agent sends to the servers' catalog)."""
+        return self._vivaldi.coord
+
+    def peer_coordinates(self) -> dict[str, Coordinate]:
+        """The last coordinate each directly probed member reported in its ack."""
+        return dict(self._peer_coords)
 
     @property
     def health_score(self) -> int:
@@ -453,7 +467,8 @@ class Memberlist:
         if isinstance(msg, Ping):
             if msg.node and msg.node != self.name:
                 return  # meant for a node that used to live at this address
-            self._send(msg.source_addr or from_addr, Ack(msg.seq))
+            # The ack carries our network coordinate; the prober times the round trip.
+            self._send(msg.source_addr or from_addr, Ack(msg.seq, self._coord_payload))
         elif isinstance(msg, IndirectPing):
             seq = self._next_seq()
             self._relays[seq] = _Relay(
@@ -465,6 +480,9 @@ class Memberlist:
             if relay is not None:
                 self._send(relay.requester, Ack(relay.seq))
             elif self._probe is not None and self._probe.seq == msg.seq:
+                probe = self._probe
+                if msg.payload and from_addr == probe.addr:
+                    self._observe_rtt(probe.target, msg.payload, now - probe.sent)
                 self._probe_acked(now)
         elif isinstance(msg, Nack):
             if self._probe is not None and self._probe.seq == msg.seq:
@@ -494,7 +512,7 @@ class Memberlist:
             return
         seq = self._next_seq()
         self._probe = _Probe(
-            node.name, node.addr, seq, now + self.config.probe_timeout, now + interval
+            node.name, node.addr, seq, now, now + self.config.probe_timeout, now + interval
         )
         ping = Ping(seq, node.name, self.addr, self.name)
         if node.state == NodeState.SUSPECT:
@@ -534,6 +552,18 @@ class Memberlist:
         self._streams[sid] = _Stream("ping", probe.addr, probe.seq)
         data = encode(Ping(probe.seq, probe.target, self.addr, self.name))
         self._stream_out.append(StreamRequest(sid, probe.addr, data, max(probe.deadline - now, 0)))
+
+    @property
+    def _coord_payload(self) -> bytes:
+        return msgspec.msgpack.encode(self._vivaldi.coord)
+
+    def _observe_rtt(self, name: str, payload: bytes, rtt: float) -> None:
+        try:
+            other = msgspec.msgpack.decode(payload, type=Coordinate)
+        except msgspec.DecodeError:
+            return
+        if self._vivaldi.update(name, other, rtt):
+            self._peer_coords[name] = other
 
     def _probe_acked(self, now: float) -> None:
         self._probe = None
@@ -707,6 +737,8 @@ class Memberlist:
         member = self._member(node)
         del self._nodes[node.name]
         self._suspicions.pop(node.name, None)
+        self._peer_coords.pop(node.name, None)
+        self._vivaldi.forget(node.name)
         self._events.append(MemberReap(member))
 
     # ------------------------------------------------------------------ push-pull

@@ -328,3 +328,15 @@ def test_joiner_does_not_replay_old_events() -> None:
     new = sim.act("n1", lambda c, now: c.broadcast_user_event("new", b"", now))
     sim.run_for(5)
     assert [e.id for e in events_of(sim, "n4", UserEvent)] == [new.id]  # type: ignore[attr-defined]
+
+
+def test_probes_feed_vivaldi_coordinates() -> None:
+    sim = Simulation(seed=18, latency=(0.004, 0.006))  # one way: RTT about 10 ms
+    for i in range(1, 5):
+        sim.add_node(f"n{i}", {"dc": "dc1"})
+    for i in range(2, 5):
+        sim.join(f"n{i}", ["n1"])
+    sim.run_for(120)
+    a, b = sim.core("n1"), sim.core("n2")
+    assert 0.005 < a.coordinate().distance(b.coordinate()) < 0.02
+    assert set(a.peer_coordinates()) == {"n2", "n3", "n4"}

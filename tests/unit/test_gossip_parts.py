@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 
 import msgspec
 import pytest
@@ -11,6 +12,7 @@ import agent.gossip as gossip
 from agent.gossip.awareness import Awareness
 from agent.gossip.broadcast_queue import BroadcastQueue, retransmit_limit
 from agent.gossip.config import lan_config, wan_config
+from agent.gossip.coordinate import Coordinate, VivaldiClient
 from agent.gossip.errors import MessageError
 from agent.gossip.events import MemberJoin, MemberStatus
 from agent.gossip.messages import (
@@ -194,7 +196,10 @@ def test_ping_is_acked_and_wrong_name_ignored() -> None:
     assert [p.addr for p in out.packets] == ["10.0.0.2:8301"]
     first = decode(out.packets[0].data)
     parts = first.parts if isinstance(first, Compound) else [out.packets[0].data]
-    assert decode(parts[0]) == Ack(9)
+    ack = decode(parts[0])
+    assert isinstance(ack, Ack) and ack.seq == 9
+    # The ack carries our Vivaldi coordinate for the prober's RTT sample.
+    assert msgspec.msgpack.decode(ack.payload, type=Coordinate) == c.coordinate()
     c.handle_packet("10.0.0.2:8301", encode(Ping(10, "zzz", "10.0.0.2:8301", "b")), 1.0)
     assert c.take_outputs().packets == ()
     c.handle_packet("10.0.0.2:8301", b"\xffjunk", 1.0)
@@ -227,3 +232,17 @@ def test_leave_of_single_member_completes_at_once() -> None:
     c.leave(1.0)
     assert c.leave_complete
     assert c.local_member().status == MemberStatus.LEFT
+
+
+def test_vivaldi_clients_learn_their_distance() -> None:
+    a, b = VivaldiClient(rng=random.Random(1)), VivaldiClient(rng=random.Random(2))
+    for _ in range(200):
+        a.update("b", b.coord, 0.010)
+        b.update("a", a.coord, 0.010)
+    assert a.coord.distance(b.coord) == pytest.approx(0.010, rel=0.1)
+    assert a.coord.error < 1.5
+    assert not a.update("b", b.coord, 11.0)  # RTT above the sane maximum is refused
+    bad = Coordinate((float("nan"),) * 8, 1.0, 0.0, 1e-5)
+    assert not a.update("b", bad, 0.01)
+    api = a.coord.api_dict()
+    assert set(api) == {"Vec", "Error", "Adjustment", "Height"} and len(api["Vec"]) == 8
