@@ -25,8 +25,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from agent.acl.authorizer import MANAGEMENT_RULES
+from agent.acl.authorizer import MANAGEMENT_RULES, Authorizer
 from agent.acl.resolve import ACLNotFound, Identity, Resolver, token_from_request
+from agent.acl.rules import ParsedRules
 from agent.http.app import HTTPError, Request
 from agent.state.acl import (
     ANONYMOUS_ACCESSOR,
@@ -213,12 +214,24 @@ def identity(req: Request) -> Identity:
     secret = token_from_request(req.query if req.raw_query else {}, req.headers)
     if not secret:
         secret = rt.tokens.get("default") or ANONYMOUS_SECRET
-    try:
-        found = rt.resolver.resolve(secret)
-    except ACLNotFound:
-        raise HTTPError(403, "ACL not found") from None
+    recovery = rt.tokens.get("agent_recovery")
+    if recovery and secret == recovery:
+        found = agent_recovery_identity(req.agent.node_name)
+    else:
+        try:
+            found = rt.resolver.resolve(secret)
+        except ACLNotFound:
+            raise HTTPError(403, "ACL not found") from None
     req.scope[_SCOPE_KEY] = found
     return found
+
+
+def agent_recovery_identity(node_name: str) -> Identity:
+    """`acl.tokens.agent_recovery`: works with no servers; this agent's node only (Consul's)."""
+    rules = ParsedRules()
+    rules.named[("agent", node_name, False)] = "write"
+    rules.named[("node", "", True)] = "read"
+    return Identity("agent-recovery", Authorizer(rules, default_allow=False), None)
 
 
 def denied_message(ident: Identity, resource: str, name: str | None, level: str) -> str:

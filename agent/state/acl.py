@@ -125,7 +125,10 @@ def apply_acl(store: Store, index: int, cmd: dict, refused: Any) -> Any:
     if kind == "acl-init":
         return _init(store, index, cmd)
     if kind == "acl-bootstrap":
-        if acl.bootstrap_index and cmd.get("ResetIndex") != acl.bootstrap_index:
+        reset = cmd.get("ResetIndex") or 0
+        if acl.bootstrap_index and reset and reset != acl.bootstrap_index:
+            return refused("Invalid ACL bootstrap reset index", 400)
+        if acl.bootstrap_index and reset != acl.bootstrap_index:
             return refused(
                 "Permission denied: ACL bootstrap no longer allowed "
                 f"(reset index: {acl.bootstrap_index})",

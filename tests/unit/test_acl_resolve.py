@@ -136,6 +136,12 @@ def test_bootstrap_once_and_reset() -> None:
     )
     assert isinstance(refused, CommandRefused) and refused.status == 403
     assert refused.message == "Permission denied: ACL bootstrap no longer allowed (reset index: 2)"
+    wrong = fsm.apply(
+        3, {"Type": "acl-bootstrap", "Token": new_token("b2", "bs2", "", [], "t"), "ResetIndex": 9}
+    )
+    assert (
+        isinstance(wrong, CommandRefused) and wrong.message == "Invalid ACL bootstrap reset index"
+    )
     assert (
         fsm.apply(
             4,
@@ -157,3 +163,13 @@ def test_snapshot_round_trip() -> None:
     copy.restore(store.snapshot())
     assert copy.acl.dump() == store.acl.dump()
     assert copy.table_index("acl-tokens") == 2
+
+
+def test_agent_recovery_identity() -> None:
+    from agent.acl.enforce import agent_recovery_identity
+
+    ident = agent_recovery_identity("n1")
+    assert ident.authz.allowed("agent", "n1", "write") and not ident.authz.allowed(
+        "agent", "n2", "read"
+    )
+    assert ident.authz.allowed("node", "n2", "read") and not ident.authz.allowed("key", "k", "read")
