@@ -158,6 +158,10 @@ class RaftCore:
         self.randomized_election_timeout = self.election_timeout
         self.ticks = 0  # monotonic count of tick() calls: the leader lease's clock
         self.lease_blocked_until = 0
+        # After a restart we cannot know whether we acknowledged a leader's heartbeat just
+        # before crashing, and that leader may be counting on it for its lease: behave as if we
+        # did, refusing votes for one election timeout (only if we ever joined a term).
+        self.restart_vote_guard = hs.term > 0
         if hs != HardState():
             self._load_state(hs)
         if config.applied > 0:
@@ -335,6 +339,8 @@ class RaftCore:
 
     def _tick_election(self) -> None:
         self.election_elapsed += 1
+        if self.election_elapsed >= self.election_timeout:
+            self.restart_vote_guard = False
         if self._promotable() and self.election_elapsed >= self.randomized_election_timeout:
             self.election_elapsed = 0
             self._step(Message(MsgType.HUP, frm=self.id))
@@ -427,7 +433,7 @@ class RaftCore:
                 force = m.context == CAMPAIGN_TRANSFER
                 in_lease = (
                     self.cfg.check_quorum
-                    and self.lead != NONE
+                    and (self.lead != NONE or self.restart_vote_guard)
                     and self.election_elapsed < self.election_timeout
                 )
                 if not force and in_lease:

@@ -126,6 +126,7 @@ class Cluster:
         self.pending: list[Message] = []
         self.core_kw = core_kw or {}
         self.groups: list[set[str]] | None = None  # partition; None = fully connected
+        self.cut_links: set[frozenset[str]] = set()  # single broken links (non-transitive)
         self.on_apply: Callable[[Node, Entry, bytes], None] | None = None
         self.on_snapshot: Callable[[Node, Snapshot], None] | None = None
 
@@ -151,6 +152,8 @@ class Cluster:
         self.nodes[node_id] = node
 
     def connected(self, a: str, b: str) -> bool:
+        if frozenset((a, b)) in self.cut_links:
+            return False
         if self.groups is None:
             return True
         return any(a in g and b in g for g in self.groups)

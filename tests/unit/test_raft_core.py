@@ -101,6 +101,12 @@ def elect(c: Cluster, nid: str = "1") -> None:
     assert c.nodes[nid].core.role == Role.LEADER
 
 
+def _restarted_long_ago(c: Cluster) -> None:
+    """Skip the post-restart vote guard (as if an election timeout passed since restarting)."""
+    for n in c.nodes.values():
+        n.core.restart_vote_guard = False
+
+
 def of_type(msgs: list[Message], t: MsgType) -> list[Message]:
     return [m for m in msgs if m.type == t]
 
@@ -346,6 +352,7 @@ def test_5_3_leader_brings_any_follower_log_in_sync(follower_terms: list[int]) -
     ents = c.nodes["1"].storage.all_entries()
     c.nodes["3"].storage.append(ents)
     c.restart("3")
+    _restarted_long_ago(c)
     elect(c)
     c.stabilize()
     want = [(e.index, e.term) for e in c.nodes["1"].storage.all_entries()]
@@ -367,6 +374,7 @@ def test_5_3_fast_backtracking_needs_few_round_trips() -> None:
     c.nodes["3"].storage.set_hard_state(HardState(5, "", 3))
     for nid in ABC:
         c.restart(nid)
+    _restarted_long_ago(c)
     elect(c)
     rejects = 0
     for _ in range(200):
@@ -968,3 +976,52 @@ def test_memory_storage_semantics() -> None:
     st.apply_snapshot(Snapshot(SnapshotMeta(10, 3, conf("1", "2"))))
     assert (st.first_index(), st.last_index()) == (11, 10)
     assert st.initial_state()[1].voters == ("1", "2")
+
+
+def _lease_run(c: Cluster, guard: bool) -> bool:
+    """Tick everyone together; True if node 1 ever held its lease while a newer leader existed."""
+    for _ in range(60):
+        for n in c.nodes.values():
+            n.core.tick()
+            if not guard:
+                n.core.restart_vote_guard = False
+        c.stabilize()
+        newer = [n for n in c.nodes.values() if n.core.role == Role.LEADER and n.id != "1"]
+        if newer and c.nodes["1"].core.leader_lease_valid():
+            return True
+    return False
+
+
+@pytest.mark.parametrize("guard", [True, False])
+def test_lease_survives_follower_restart(guard: bool) -> None:
+    """The lease rests on followers ignoring votes for an election timeout after hearing from
+    the leader. A follower that restarts has forgotten when it last did, so it refuses votes for
+    one election timeout after restarting; without that guard a cut-off candidate wins while
+    the old leader still trusts its lease."""
+    c = cluster(3)
+    elect(c)
+    c.cut_links.add(frozenset(("1", "3")))  # 3 never hears from 1: it keeps campaigning
+    for _ in range(25):
+        for n in c.nodes.values():
+            n.core.tick()
+        c.stabilize()
+    assert c.nodes["1"].core.role == Role.LEADER and c.nodes["1"].core.leader_lease_valid()
+    c.restart("2")
+    c.cut_links.add(frozenset(("1", "2")))  # and now 1 is isolated
+    if not guard:
+        c.nodes["2"].core.restart_vote_guard = False
+    c.nodes["3"].core.campaign()  # 3's election timer happens to fire right now
+    c.stabilize()
+    assert _lease_run(c, guard) is (not guard)
+
+
+def test_lease_follower_that_hears_leader_ignores_cut_off_candidate() -> None:
+    c = cluster(3)
+    elect(c)
+    c.cut_links.add(frozenset(("1", "3")))
+    for _ in range(60):
+        for n in c.nodes.values():
+            n.core.tick()
+        c.stabilize()
+        assert c.nodes["1"].core.role == Role.LEADER
+    assert c.nodes["1"].core.leader_lease_valid() and c.nodes["3"].core.role != Role.LEADER

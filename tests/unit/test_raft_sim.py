@@ -23,9 +23,9 @@ from agent.raft.errors import RaftError
 from agent.raft.messages import ConfChange, ConfChangeOp, ConfState, Entry, EntryKind, Message
 from tests.harness.raft_env import Cluster, Node
 
-SEEDS = int(os.environ.get("RAFT_SIM_SEEDS", "40"))
+SEEDS = int(os.environ.get("RAFT_SIM_SEEDS", "100"))
 FIRST = int(os.environ.get("RAFT_SIM_FIRST", "0"))
-STEPS = int(os.environ.get("RAFT_SIM_STEPS", "3000"))
+STEPS = int(os.environ.get("RAFT_SIM_STEPS", "5000"))
 ELECTION = 10
 
 
@@ -34,8 +34,12 @@ class Violation(AssertionError):
 
 
 class Sim:
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, profile: str = "chaos") -> None:
+        """`chaos`: anything goes, nodes tick independently half the time (clock drift).
+        `lease`: one global clock, check-quorum on, ticks rare next to deliveries (as with
+        real timers vs. network latency), many broken links: probes the leader lease."""
         self.seed = seed
+        self.profile = profile
         self.rng = random.Random(seed)
         rng = self.rng
         self.n = rng.choice([3, 3, 5])
@@ -54,7 +58,20 @@ class Sim:
         for nid in self.ids:
             self.cluster.add_node(nid, conf, seed=seed * 100 + int(nid))
         self.down: set[str] = set()
+        # With one global clock (every live node ticks together) the leader lease must hold;
+        # with per-node ticking (unbounded clock drift) only the protocol's safety is checked.
+        self.sync_ticks = rng.random() < 0.5
         self.drop_rate = rng.choice([0.0, 0.05, 0.2])
+        self.tick_p = 0.30
+        self.fault_scale = 1.0
+        if profile == "lease":
+            self.sync_ticks = True
+            self.cluster.core_kw["check_quorum"] = True
+            for node in self.cluster.nodes.values():
+                self.cluster.restart(node.id)  # pick up the config change
+            self.drop_rate = rng.choice([0.0, 0.02])
+            self.tick_p = 0.08
+            self.fault_scale = 0.25
         self.proposals = 0
         # invariant state
         self.leader_of_term: dict[int, str] = {}
@@ -98,7 +115,21 @@ class Sim:
                     f"log matching: node {node.id} has a different entry at {e.index}/{e.term}"
                 )
 
+    def check_lease(self) -> None:
+        top = max(
+            (n.core.term for n in self.cluster.nodes.values() if n.core.role == Role.LEADER),
+            default=0,
+        )
+        for node in self.cluster.nodes.values():
+            if node.id not in self.down and node.core.term < top and node.core.leader_lease_valid():
+                self.fail(
+                    f"leader lease: {node.id} (term {node.core.term}) holds a lease "
+                    f"while a leader of term {top} exists"
+                )
+
     def check_leaders(self) -> None:
+        if self.sync_ticks:
+            self.check_lease()
         for node in self.cluster.nodes.values():
             core = node.core
             if core.role != Role.LEADER:
@@ -222,11 +253,21 @@ class Sim:
     def step(self) -> None:
         r = self.rng.random()
         live = self.live()
-        if r < 0.30:
-            if live:
+        if r < self.tick_p:
+            if self.sync_ticks:
+                if self.profile == "lease" or self.rng.random() < 0.3:
+                    for nid in live:
+                        self.cluster.nodes[nid].core.tick()
+            elif live:
                 nid = self.rng.choice(live)
                 self.cluster.nodes[nid].core.tick()
-        elif r < 0.50:
+            self.check_leaders()
+            return
+        # Map the rest of [tick_p, 1) onto the action table below.
+        r = 0.30 + (r - self.tick_p) * 0.70 / (1 - self.tick_p)
+        if r >= 0.975 and self.rng.random() > self.fault_scale:
+            return  # faults are rarer per tick in the lease profile
+        if r < 0.50:
             if live:
                 self.process(self.rng.choice(live))
         elif r < 0.88:
@@ -234,12 +275,22 @@ class Sim:
         elif r < 0.94:
             self.propose()
         elif r < 0.96:
-            self.conf_change()
+            if self.profile != "lease":  # keep three voters: overlapping leaders need them
+                self.conf_change()
         elif r < 0.975:
             if live:
                 self.compact(self.rng.choice(live))
         elif r < 0.985:
-            if self.cluster.groups is None:
+            if self.rng.random() < (0.9 if self.profile == "lease" else 0.5):
+                a, b = self.rng.sample(self.ids, 2)
+                link = frozenset((a, b))
+                if link in self.cluster.cut_links:
+                    self.cluster.cut_links.discard(link)
+                    self.trace.append(f"restore link {a}-{b}")
+                else:
+                    self.cluster.cut_links.add(link)
+                    self.trace.append(f"cut link {a}-{b}")
+            elif self.cluster.groups is None:
                 self.partition()
             else:
                 self.cluster.groups = None
@@ -256,6 +307,7 @@ class Sim:
 
     def heal_and_settle(self, max_rounds: int = 60 * ELECTION) -> None:
         self.cluster.groups = None
+        self.cluster.cut_links.clear()
         for nid in sorted(self.down):
             self.restart(nid)
         target: int | None = None
@@ -297,8 +349,8 @@ def _short(m: Message) -> str:
     return f"{m.type.name} {m.frm}->{m.to} t{m.term} i{m.index} n{len(m.entries)}"
 
 
-def run_seed(seed: int, steps: int = STEPS) -> Sim:
-    sim = Sim(seed)
+def run_seed(seed: int, steps: int = STEPS, profile: str = "chaos") -> Sim:
+    sim = Sim(seed, profile)
     for _ in range(steps):
         sim.step()
     sim.heal_and_settle()
@@ -313,6 +365,12 @@ def test_simulation_safety_and_liveness(seed: int) -> None:
     sim = run_seed(seed)
     # The schedule did something: entries were committed and applied.
     assert sim.applied_at, f"seed {seed}: nothing committed"
+
+
+@pytest.mark.parametrize("seed", range(FIRST, FIRST + max(1, SEEDS // 2)))
+def test_simulation_leader_lease(seed: int) -> None:
+    """With one clock for all nodes, no leader holds a lease once a newer leader exists."""
+    run_seed(seed, profile="lease")
 
 
 def test_simulation_is_deterministic() -> None:
