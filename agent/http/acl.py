@@ -32,6 +32,8 @@ from agent.state.acl import (
 )
 
 HIDDEN = "<hidden>"
+RESERVED_PREFIX = "00000000-0000-0000-0000-0000000000"
+_NAME_RULE = "Only alphanumeric characters, '-' and '_' are allowed"
 _NAME = re.compile(r"^[A-Za-z0-9\-_]{1,128}$")
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _FIELDS = {
@@ -195,18 +197,27 @@ def _resolve_links(acl: ACLTables, links: Any, kind: str) -> list[dict]:
     return out
 
 
-def _identities(raw: Any, field: str, name_key: str) -> list[dict]:
+def _identities(raw: Any, field: str, name_key: str, owner: str = "token") -> list[dict]:
+    """Service/node identities, checked with Consul's rules and words; duplicates dropped."""
     if not raw:
         return []
     if not isinstance(raw, list):
         raise HTTPError(400, f"Request decode failed: {field} must be a list")
-    out = []
+    kind = "Service" if name_key == "ServiceName" else "Node"
+    out: list[dict] = []
     for item in raw:
         if not isinstance(item, dict) or not item.get(name_key):
-            raise HTTPError(400, f"{field} entries need a {name_key}")
-        if not _NAME.match(str(item[name_key]).replace(".", "-")):
-            raise HTTPError(400, f"{field}: invalid {name_key} {item[name_key]!r}")
-        out.append(item)
+            raise HTTPError(
+                400, f"{kind} identity is missing the {kind.lower()} name field on this {owner}"
+            )
+        name = str(item[name_key])
+        if kind == "Node" and not item.get("Datacenter"):
+            raise HTTPError(400, f"Node identity is missing the datacenter field on this {owner}")
+        if not _NAME.match(name):
+            shown = f" {name!r}" if kind == "Service" else ""
+            raise HTTPError(400, f"{kind} identity{shown} has an invalid name. {_NAME_RULE}")
+        if item not in out:
+            out.append(item)
     return out
 
 
@@ -228,6 +239,10 @@ def _token_fields(req: Request, body: dict) -> dict:
 def _check_uuid(value: str, what: str) -> None:
     if not _UUID.match(value):
         raise HTTPError(400, f"Invalid Token: {what} is not a valid UUID")
+    if value.startswith(RESERVED_PREFIX):
+        raise HTTPError(
+            400, f'Invalid Token: UUIDs with the prefix "{RESERVED_PREFIX}" are reserved'
+        )
 
 
 async def _write_token(req: Request, token: dict) -> dict:
@@ -335,16 +350,20 @@ async def token_item(req: Request, rest: str) -> Response:
             raise HTTPError(400, "Delete operation not permitted on the anonymous token")
         if accessor == identity(req).accessor:
             raise HTTPError(400, "Deletion of the request's authorization token is not permitted")
-        _token_or_404(req, accessor)
-        await req.agent.write({"Type": "acl-token-delete", "AccessorID": accessor})
+        if accessor in acl.tokens:  # deleting what is not there is a success, as in Consul
+            await req.agent.write({"Type": "acl-token-delete", "AccessorID": accessor})
         return json_response(req, True)
     # PUT: full replace, keeping the secret and creation time.
     body = await _body(req)
-    old = _token_or_404(req, accessor)
+    old = acl.tokens.get(accessor)
+    if old is None:
+        raise HTTPError(400, f"Cannot find token {accessor!r}")
     if body.get("AccessorID") and body["AccessorID"] != accessor:
         raise HTTPError(400, "Token Accessor ID in URL and payload do not match")
     if body.get("SecretID") and body["SecretID"] != old["SecretID"]:
-        raise HTTPError(400, "Changing a token's SecretID is not permitted")
+        raise HTTPError(400, "Changing a tokens SecretID is not permitted")
+    if bool(body.get("Local")) != bool(old.get("Local")):
+        raise HTTPError(400, f"cannot toggle local mode of {accessor}")
     fields = _token_fields(req, body)
     if accessor == ANONYMOUS_ACCESSOR and not fields["Description"]:
         fields["Description"] = old.get("Description", "")
@@ -418,7 +437,7 @@ def _validate_policy(req: Request, body: dict, ident: str) -> dict:
     if not name:
         raise HTTPError(400, "Invalid Policy: no Name is set")
     if not _NAME.match(name):
-        raise HTTPError(400, "Invalid Policy: invalid Name")
+        raise HTTPError(400, f"Invalid Policy: invalid Name. {_NAME_RULE}")
     rules = body.get("Rules") or ""
     if not isinstance(rules, str):
         raise HTTPError(400, "Request decode failed: Rules must be a string")
@@ -482,14 +501,16 @@ async def policy_item(req: Request, ident: str) -> Response:
         policy = _policy_or_404(req, ident)
         return json_response(req, render_policy(policy), read_headers(req, policy["ModifyIndex"]))
     require(req, "acl", None, "write")
-    _policy_or_404(req, ident)
     if req.method == "DELETE":
         if ident == MANAGEMENT_POLICY_ID:
             raise HTTPError(
                 400, "Delete operation not permitted on the builtin global-management policy"
             )
-        await req.agent.write({"Type": "acl-policy-delete", "ID": ident})
+        if ident in _acl(req).policies:
+            await req.agent.write({"Type": "acl-policy-delete", "ID": ident})
         return json_response(req, True)
+    if ident not in _acl(req).policies:
+        raise HTTPError(400, f"cannot find policy {ident}")
     body = await _body(req)
     if body.get("ID") and body["ID"] != ident:
         raise HTTPError(400, "Policy ID in URL and payload do not match")
@@ -532,7 +553,7 @@ def _validate_role(req: Request, body: dict, ident: str) -> dict:
     if not name:
         raise HTTPError(400, "Invalid Role: no Name is set")
     if not _NAME.match(name):
-        raise HTTPError(400, "Invalid Role: invalid Name")
+        raise HTTPError(400, f"Invalid Role: invalid Name. {_NAME_RULE}")
     acl = _acl(req)
     owner = acl.role_by_name(name)
     if owner is not None and owner["ID"] != ident:
@@ -543,9 +564,11 @@ def _validate_role(req: Request, body: dict, ident: str) -> dict:
         "Description": str(body.get("Description") or ""),
         "Policies": _resolve_links(acl, body.get("Policies"), "Policies"),
         "ServiceIdentities": _identities(
-            body.get("ServiceIdentities"), "ServiceIdentities", "ServiceName"
+            body.get("ServiceIdentities"), "ServiceIdentities", "ServiceName", "role"
         ),
-        "NodeIdentities": _identities(body.get("NodeIdentities"), "NodeIdentities", "NodeName"),
+        "NodeIdentities": _identities(
+            body.get("NodeIdentities"), "NodeIdentities", "NodeName", "role"
+        ),
     }
     role["Hash"] = record_hash(role, ROLE_HASH_FIELDS)
     return role
@@ -579,10 +602,12 @@ async def role_item(req: Request, ident: str) -> Response:
         role = _role_or_404(req, ident)
         return json_response(req, render_role(acl, role), read_headers(req, role["ModifyIndex"]))
     require(req, "acl", None, "write")
-    _role_or_404(req, ident)
     if req.method == "DELETE":
-        await req.agent.write({"Type": "acl-role-delete", "ID": ident})
+        if ident in acl.roles:
+            await req.agent.write({"Type": "acl-role-delete", "ID": ident})
         return json_response(req, True)
+    if ident not in acl.roles:
+        raise HTTPError(400, f"cannot find role {ident}")
     body = await _body(req)
     if body.get("ID") and body["ID"] != ident:
         raise HTTPError(400, "Role ID in URL and payload do not match")
@@ -622,9 +647,7 @@ async def role_list(req: Request, _: str) -> Response:
 
 
 async def replication(req: Request, _: str) -> Response:
-    """One datacenter, no replication: what a primary-DC Consul server reports."""
-    await _ready(req)
-    require(req, "acl", None, "read")
+    """One datacenter, no replication: what a primary-DC Consul server reports (no ACL needed)."""
     return json_response(
         req,
         {
