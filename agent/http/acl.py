@@ -247,8 +247,7 @@ def _check_uuid(value: str, what: str) -> None:
 
 async def _write_token(req: Request, token: dict) -> dict:
     token["Hash"] = record_hash(token, TOKEN_HASH_FIELDS)
-    await req.agent.write({"Type": "acl-token-set", "Token": token})
-    return _acl(req).tokens[token["AccessorID"]]
+    return await req.agent.write({"Type": "acl-token-set", "Token": token})
 
 
 # ---------------------------------------------------------------------- bootstrap
@@ -269,10 +268,9 @@ async def bootstrap(req: Request, _: str) -> Response:
         [{"ID": MANAGEMENT_POLICY_ID}],
         now_rfc3339(),
     )
-    await agent.write({"Type": "acl-bootstrap", "Token": token, "ResetIndex": reset_index})
+    stored = await agent.write({"Type": "acl-bootstrap", "Token": token, "ResetIndex": reset_index})
     if reset_file is not None and reset_index:
         reset_file.unlink(missing_ok=True)
-    stored = _acl(req).tokens[token["AccessorID"]]
     out = {"ID": stored["SecretID"], **render_token(_acl(req), stored, True)}
     return json_response(req, out)
 
@@ -481,8 +479,8 @@ async def policy_create(req: Request, _: str) -> Response:
     if body.get("ID"):
         raise HTTPError(400, "Cannot specify an ID when creating a policy")
     policy = _validate_policy(req, body, str(uuid.uuid4()))
-    await req.agent.write({"Type": "acl-policy-set", "Policy": policy})
-    return json_response(req, render_policy(_acl(req).policies[policy["ID"]]))
+    stored = await req.agent.write({"Type": "acl-policy-set", "Policy": policy})
+    return json_response(req, render_policy(stored))
 
 
 def _policy_or_404(req: Request, ident: str) -> dict:
@@ -515,8 +513,8 @@ async def policy_item(req: Request, ident: str) -> Response:
     if body.get("ID") and body["ID"] != ident:
         raise HTTPError(400, "Policy ID in URL and payload do not match")
     policy = _validate_policy(req, body, ident)
-    await req.agent.write({"Type": "acl-policy-set", "Policy": policy})
-    return json_response(req, render_policy(_acl(req).policies[ident]))
+    stored = await req.agent.write({"Type": "acl-policy-set", "Policy": policy})
+    return json_response(req, render_policy(stored))
 
 
 async def policy_by_name(req: Request, name: str) -> Response:
@@ -581,8 +579,8 @@ async def role_create(req: Request, _: str) -> Response:
     if body.get("ID"):
         raise HTTPError(400, "Cannot specify an ID when creating a role")
     role = _validate_role(req, body, str(uuid.uuid4()))
-    await req.agent.write({"Type": "acl-role-set", "Role": role})
-    return json_response(req, render_role(_acl(req), _acl(req).roles[role["ID"]]))
+    stored = await req.agent.write({"Type": "acl-role-set", "Role": role})
+    return json_response(req, render_role(_acl(req), stored))
 
 
 def _role_or_404(req: Request, ident: str) -> dict:
@@ -612,8 +610,8 @@ async def role_item(req: Request, ident: str) -> Response:
     if body.get("ID") and body["ID"] != ident:
         raise HTTPError(400, "Role ID in URL and payload do not match")
     role = _validate_role(req, body, ident)
-    await req.agent.write({"Type": "acl-role-set", "Role": role})
-    return json_response(req, render_role(acl, acl.roles[ident]))
+    stored = await req.agent.write({"Type": "acl-role-set", "Role": role})
+    return json_response(req, render_role(acl, stored))
 
 
 async def role_by_name(req: Request, name: str) -> Response:

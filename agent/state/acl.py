@@ -14,7 +14,9 @@ Commands (`Type` values):
     acl-policy-set {"Policy": {...}}       acl-policy-delete {"ID": id}
     acl-role-set   {"Role": {...}}         acl-role-delete   {"ID": id}
 
-A command that fails a state-dependent check returns a `CommandRefused` result.
+A command that fails a state-dependent check returns a `CommandRefused` result; a set (and
+bootstrap) returns a copy of the stored record, so a server that forwarded the write to the
+leader can answer before its own copy of the log has caught up.
 """
 
 from __future__ import annotations
@@ -135,15 +137,13 @@ def apply_acl(store: Store, index: int, cmd: dict, refused: Any) -> Any:
                 403,
             )
         acl.bootstrap_index = index
-        _put_token(store, index, cmd["Token"])
-        return True
+        return _put_token(store, index, cmd["Token"])
     if kind == "acl-token-set":
         token = cmd["Token"]
         problem = _token_problem(acl, token)
         if problem:
             return refused(problem, 400)
-        _put_token(store, index, token)
-        return True
+        return _put_token(store, index, token)
     if kind == "acl-token-delete":
         old = acl.tokens.pop(cmd["AccessorID"], None)
         if old is not None:
@@ -165,7 +165,7 @@ def apply_acl(store: Store, index: int, cmd: dict, refused: Any) -> Any:
         acl.policies[policy["ID"]] = policy
         acl.policy_names[policy["Name"]] = policy["ID"]
         store._bump("acl-policies", index)
-        return True
+        return dict(policy)
     if kind == "acl-policy-delete":
         if cmd["ID"] == MANAGEMENT_POLICY_ID:
             return refused("Delete of the builtin global-management policy is not permitted", 400)
@@ -190,7 +190,7 @@ def apply_acl(store: Store, index: int, cmd: dict, refused: Any) -> Any:
         acl.roles[role["ID"]] = role
         acl.role_names[role["Name"]] = role["ID"]
         store._bump("acl-roles", index)
-        return True
+        return dict(role)
     if kind == "acl-role-delete":
         old = acl.roles.pop(cmd["ID"], None)
         if old is not None:
@@ -218,7 +218,7 @@ def _token_problem(acl: ACLTables, token: dict) -> str | None:
     return None
 
 
-def _put_token(store: Store, index: int, token: dict) -> None:
+def _put_token(store: Store, index: int, token: dict) -> dict:
     acl = store.acl
     token = dict(token)
     old = acl.tokens.get(token["AccessorID"])
@@ -230,6 +230,7 @@ def _put_token(store: Store, index: int, token: dict) -> None:
     acl.tokens[token["AccessorID"]] = token
     acl.by_secret[token["SecretID"]] = token["AccessorID"]
     store._bump("acl-tokens", index)
+    return dict(token)
 
 
 def _init(store: Store, index: int, cmd: dict) -> bool:

@@ -128,8 +128,8 @@ def test_bootstrap_once_and_reset() -> None:
                 "Token": new_token("b1", "bs1", "", [], "t"),
                 "ResetIndex": 0,
             },
-        )
-        is True
+        )["CreateIndex"]
+        == 2
     )
     refused = fsm.apply(
         3, {"Type": "acl-bootstrap", "Token": new_token("b2", "bs2", "", [], "t"), "ResetIndex": 0}
@@ -150,8 +150,8 @@ def test_bootstrap_once_and_reset() -> None:
                 "Token": new_token("b3", "bs3", "", [], "t"),
                 "ResetIndex": 2,
             },
-        )
-        is True
+        )["AccessorID"]
+        == "b3"
     )
     assert "b2" not in store.acl.tokens and "b3" in store.acl.tokens
 
