@@ -4,6 +4,7 @@ See `swim.Memberlist` for the protocol and `driver.GossipDriver` for running it 
 """
 
 from agent.gossip.config import GossipConfig, lan_config, local_config, wan_config
+from agent.gossip.coordinate import Coordinate
 from agent.gossip.errors import (
     BindError,
     GossipError,
@@ -33,6 +34,7 @@ from agent.gossip.swim import Memberlist
 
 __all__ = [
     "BindError",
+    "Coordinate",
     "GossipConfig",
     "GossipError",
     "GossipEvent",

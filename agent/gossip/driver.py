@@ -12,6 +12,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Iterable
 
 from agent.gossip.config import GossipConfig
+from agent.gossip.coordinate import Coordinate
 from agent.gossip.errors import JoinError
 from agent.gossip.events import (
     GossipEvent,
@@ -132,6 +133,10 @@ class GossipDriver:
 
     def local_member(self) -> Member:
         return self.core.local_member()
+
+    def coordinate(self) -> Coordinate:
+        """This member's Vivaldi coordinate (for the catalog's /v1/coordinate)."""
+        return self.core.coordinate()
 
     async def join(self, addrs: Iterable[str], timeout: float | None = None) -> int:
         """Push-pull with each address; returns how many answered. Raises JoinError (with each

@@ -342,3 +342,26 @@ def test_probes_feed_vivaldi_coordinates() -> None:
         estimate = sim.core(a).coordinate().distance(sim.core(b).coordinate())
         assert 0.007 < estimate < 0.013, (a, b, estimate)
     assert set(sim.core("n1").peer_coordinates()) == {"n2", "n3", "n4"}
+
+
+@pytest.mark.parametrize("how", ["crash-failed", "crash-quick", "left"])
+def test_restarted_member_rejoins_with_a_higher_incarnation(how: str) -> None:
+    sim = cluster(4, seed=19)
+    live = ["n1", "n2", "n4"]
+    if how == "left":
+        sim.act("n3", lambda c, now: c.leave(now))
+        assert sim.run_until(lambda: sim.core("n3").leave_complete, limit=5)
+    sim.kill("n3")
+    if how == "crash-failed":
+        assert sim.run_until(lambda: all(sim.statuses(k)["n3"] == FAILED for k in live), 60)
+    elif how == "left":
+        assert sim.run_until(lambda: all(sim.statuses(k)["n3"] == LEFT for k in live), 5)
+    # A fresh process on the same address starts again at incarnation 1, with new tags.
+    sim.add_node("n3", {"dc": "dc1", "build": "2"}, addr="10.0.0.3:8301")
+    assert sim.join("n3@10.0.0.3:8301", ["n1"]).joined == 1
+    observers = [*live, "n3@10.0.0.3:8301"]
+    assert sim.run_until(lambda: sim.converged(all_alive(4), observers=observers), limit=10)
+    assert sim.run_until(
+        lambda: all(sim.core(k).member("n3").tags.get("build") == "2" for k in observers),  # type: ignore[union-attr]
+        limit=10,
+    )
