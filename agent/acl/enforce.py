@@ -78,7 +78,7 @@ class ACLRuntime:
         self.tokens: dict[str, str] = {
             kind: getattr(cfg.tokens, kind, None) or "" for kind in TOKEN_KINDS
         }
-        self._initialized = False
+        self._initialized_for: object = None  # the ACL tables object checked last
         self._init_lock = asyncio.Lock()
         self._persist_path = (
             Path(agent.data_dir) / "acl-tokens.json"
@@ -114,13 +114,13 @@ class ACLRuntime:
 
     async def ensure_initialized(self) -> None:
         """Write the built-in records once, on the leader (a no-op when they exist)."""
-        if self._initialized:
-            return
+        if self._initialized_for is self.agent.store.acl:
+            return  # a snapshot restore installs a new tables object: look again then
         consensus = getattr(self.agent, "consensus", None)
         if consensus is None or not getattr(consensus, "is_leader", False):
             return
         async with self._init_lock:
-            if self._initialized:
+            if self._initialized_for is self.agent.store.acl:
                 return
             command = self.init_command()
             if command is not None:
@@ -129,7 +129,7 @@ class ACLRuntime:
                 except HTTPError as exc:
                     log.warning("could not create the built-in ACL records: %s", exc.message)
                     return
-            self._initialized = True
+            self._initialized_for = self.agent.store.acl
 
     def init_command(self) -> dict | None:
         acl = self.agent.store.acl

@@ -103,14 +103,15 @@ class Resolver:
         self.store = store
         self.default_allow = default_policy == "allow"
         self._cache: dict[str, Identity] = {}
-        self._cache_index = -1
+        self._cache_key: tuple[int, int] = (0, -1)
         self._parsed: dict[tuple[str, int], ParsedRules] = {}
 
     def resolve(self, secret: str, now: dt.datetime | None = None) -> Identity:
-        index = self.store.table_index(*ACL_TABLES)
-        if index != self._cache_index:
+        # A snapshot restore swaps the tables object; its indexes alone might repeat.
+        key = (id(self.store.acl), self.store.table_index(*ACL_TABLES))
+        if key != self._cache_key:
             self._cache.clear()
-            self._cache_index = index
+            self._cache_key = key
         found = self._cache.get(secret)
         if found is not None and (found.token is None or not found.token.get("ExpirationTime")):
             return found
