@@ -405,6 +405,13 @@ def test_gitkv_apply_acl_spec(
     code = run(["plan", str(spec), "--detailed-exitcode"])
     out = capsys.readouterr()
     assert code == 0, out.out + out.err
+    # an update goes through PUT /v1/acl/policy/<id> and takes effect at once
+    spec.write_text(spec.read_text().replace('key_prefix "gk/"', 'key_prefix ""'))
+    code = run(["apply", str(spec), "--auto-approve"])
+    out = capsys.readouterr()
+    assert code == 0, out.out + out.err
+    assert acl_agent.http.get("/v1/kv/app/a", headers=h).status_code == 200
+    assert run(["plan", str(spec), "--detailed-exitcode"]) == 0
 
 
 def test_agent_default_token_and_legacy_endpoints(acl_agent: Setup) -> None:
