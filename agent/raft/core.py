@@ -69,6 +69,7 @@ class Config:
     max_size_per_msg: int = 1 << 20
     max_inflight_msgs: int = 256
     max_uncommitted_entries: int = 0  # 0 = unlimited
+    max_committed_size_per_ready: int = 0  # bytes of committed entries per Ready; 0 = no cap
     applied: int = 0
     rng: random.Random = field(default_factory=random.Random)
 
@@ -892,7 +893,9 @@ class RaftCore:
             hard_state=hard if hard_changed else None,
             entries=tuple(ul.entries),
             snapshot=ul.snapshot,
-            committed_entries=tuple(self.raft_log.next_committed()),
+            committed_entries=tuple(
+                self.raft_log.next_committed(self.cfg.max_committed_size_per_ready or None)
+            ),
             messages=tuple(self.msgs),
             read_states=tuple(self.read_states),
             must_sync=bool(ul.entries)

@@ -199,10 +199,10 @@ class RaftLog:
             return self.unstable.snapshot
         return self.storage.snapshot()
 
-    def next_committed(self) -> list[Entry]:
+    def next_committed(self, max_bytes: int | None = None) -> list[Entry]:
         lo = max(self.applied + 1, self.first_index())
         if self.committed + 1 > lo:
-            return self.slice(lo, self.committed + 1)
+            return self.slice(lo, self.committed + 1, max_bytes)
         return []
 
     def has_next_committed(self) -> bool:

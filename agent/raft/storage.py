@@ -89,7 +89,19 @@ class MemoryStorage:
             raise Compacted(lo)
         if hi > self.last_index() + 1:
             raise Unavailable(hi)
-        return limit_size(self._ents[lo - offset : hi - offset], max_bytes)
+        if max_bytes is None:
+            return self._ents[lo - offset : hi - offset]
+        # Walk forward instead of copying [lo, hi) first: a far-behind follower may need
+        # millions of entries, of which one message carries a few.
+        out: list[Entry] = []
+        total = 0
+        for i in range(lo - offset, hi - offset):
+            e = self._ents[i]
+            total += e.size()
+            if total > max_bytes and out:
+                break
+            out.append(e)
+        return out
 
     def term(self, i: int) -> int:
         offset = self._ents[0].index

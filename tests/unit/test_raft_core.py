@@ -1025,3 +1025,18 @@ def test_lease_follower_that_hears_leader_ignores_cut_off_candidate() -> None:
         c.stabilize()
         assert c.nodes["1"].core.role == Role.LEADER
     assert c.nodes["1"].core.leader_lease_valid() and c.nodes["3"].core.role != Role.LEADER
+
+
+def test_committed_entries_per_ready_are_capped() -> None:
+    """After a restart far behind, the app applies the backlog in bounded batches."""
+    st = MemoryStorage(conf("1"))
+    st.append([Entry(i, 1, data=b"x" * 100) for i in range(1, 51)])
+    st.set_hard_state(HardState(1, "1", 50))
+    core, _ = new_core(voters=("1",), storage=st, max_committed_size_per_ready=1000)
+    seen = []
+    while core.has_ready():
+        rd = core.ready()
+        assert sum(e.size() for e in rd.committed_entries) <= 1000 or len(rd.committed_entries) == 1
+        seen += [e.index for e in rd.committed_entries]
+        core.advance(rd)
+    assert seen == list(range(1, 51))
