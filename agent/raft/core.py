@@ -172,12 +172,14 @@ class RaftCore:
         self.prev_hard = HardState(self.term, self.vote, self.raft_log.committed)
 
     def _load_state(self, hs: HardState) -> None:
-        if not self.raft_log.committed <= hs.commit <= self.raft_log.last_index():
+        # A commit index below the snapshot is stale (the snapshot was persisted after it), but
+        # one beyond the log means committed entries were lost: refuse to run on that.
+        if hs.commit > self.raft_log.last_index():
             raise AssertionError(
-                f"hard state commit {hs.commit} outside [{self.raft_log.committed}, "
-                f"{self.raft_log.last_index()}]"
+                f"hard state commit {hs.commit} beyond the last log index "
+                f"{self.raft_log.last_index()}: the log lost committed entries"
             )
-        self.raft_log.committed = hs.commit
+        self.raft_log.committed = max(self.raft_log.committed, hs.commit)
         self.term = hs.term
         self.vote = hs.vote
 

@@ -162,8 +162,31 @@ class Sim:
         node = self.cluster.nodes[nid]
         if not node.core.has_ready():
             return
+        if self.rng.random() < 0.01 and len(self.down) < (self.n - 1) // 2:
+            self.crash_mid_persist(node)
+            return
         rd = self.cluster.process_ready(node)
         self.check_persisted(node, rd.entries)
+
+    def crash_mid_persist(self, node: Node) -> None:
+        """Crash partway through persisting a Ready: some of snapshot / entries / hard state
+        (in the driver's order) reached the disk, no message was sent, nothing was applied."""
+        rd = node.core.ready()
+        st = node.storage
+        steps = self.rng.randrange(3)
+        if steps >= 1 and rd.snapshot is not None:
+            st.apply_snapshot(rd.snapshot)
+        if steps == 1:
+            keep = self.rng.randrange(len(rd.entries) + 1)  # a torn batch keeps a prefix
+            st.append(rd.entries[:keep])
+            self.check_persisted(node, rd.entries[:keep])
+        if steps == 2:
+            st.append(rd.entries)
+            self.check_persisted(node, rd.entries)
+            if rd.hard_state is not None:
+                st.set_hard_state(rd.hard_state)
+        self.crash(node.id)
+        self.trace[-1] += f" (mid-persist, {steps} steps)"
 
     def deliver_one(self, drop_rate: float, dup_rate: float = 0.02) -> None:
         pending = self.cluster.pending
