@@ -1040,3 +1040,22 @@ def test_committed_entries_per_ready_are_capped() -> None:
         seen += [e.index for e in rd.committed_entries]
         core.advance(rd)
     assert seen == list(range(1, 51))
+
+
+def test_report_unreachable_falls_back_to_probe() -> None:
+    core, st = new_core()
+    make_leader(core, st)
+    core.step(Message(MsgType.APP_RESP, to="1", frm="2", term=1, index=1))
+    assert core.prs["2"].state == ProgressState.REPLICATE
+    core.report_unreachable("2")
+    assert core.prs["2"].state == ProgressState.PROBE
+
+
+def test_forwarded_proposal_is_appended_by_leader_and_dropped_elsewhere() -> None:
+    core, st = new_core()
+    prop = Message(MsgType.PROP, to="1", frm="2", entries=(Entry(0, 0, EntryKind.NORMAL, b"f"),))
+    core.step(prop)  # follower without a leader: dropped, no error
+    assert core.raft_log.last_index() == 0
+    make_leader(core, st)
+    core.step(prop)
+    assert core.raft_log.entries(2)[0].data == b"f"
