@@ -1059,3 +1059,18 @@ def test_forwarded_proposal_is_appended_by_leader_and_dropped_elsewhere() -> Non
     make_leader(core, st)
     core.step(prop)
     assert core.raft_log.entries(2)[0].data == b"f"
+
+
+def test_propose_many_batches_into_one_append() -> None:
+    c = cluster(3)
+    elect(c)
+    lead = c.nodes["1"]
+    last = lead.core.propose_many([b"a", b"b", b"c"])
+    rd = c.process_ready(lead)
+    apps = of_type(list(rd.messages), MsgType.APP)
+    assert [len(m.entries) for m in apps] == [3, 3]
+    assert [e.index for e in apps[0].entries] == [last - 2, last - 1, last]
+    c.stabilize()
+    assert [e.data for e in c.nodes["3"].applied[-3:]] == [b"a", b"b", b"c"]
+    with pytest.raises(NotLeader):
+        c.nodes["2"].core.propose_many([b"x"])
