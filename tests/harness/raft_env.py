@@ -108,6 +108,7 @@ class Node:
     applied_index: int = 0
     sm: bytes = b""  # hash chain after applied_index
     applied: list[Entry] = field(default_factory=list)  # since the last restart/snapshot
+    sm_history: dict[int, bytes] = field(default_factory=dict)  # applied index -> hash
     read_states: list[tuple[int, bytes]] = field(default_factory=list)
 
 
@@ -182,6 +183,7 @@ class Cluster:
                 conf = core.apply_conf_change(ConfChange.decode(e.data))
                 st.set_conf_state(conf)
             node.sm = chain(node.sm, e)
+            node.sm_history[e.index] = node.sm
             node.applied_index = e.index
             node.applied.append(e)
             if self.on_apply:
@@ -467,12 +469,16 @@ class InteractionEnv:
         return [f"index {idx}"]
 
     def h_compact(self, pos: list[str], kw: dict[str, list[str]]) -> list[str]:
-        """compact ID [INDEX]: snapshot at the applied index, drop the log up to INDEX."""
+        """compact ID [INDEX]: snapshot the state machine at INDEX (default: the applied
+        index, which INDEX must not pass) and drop the log up to it."""
         node = self.node(pos[0])
         index = int(pos[1]) if len(pos) > 1 else node.applied_index
-        node.storage.create_snapshot(node.applied_index, node.core.conf, node.sm)
+        if index > node.applied_index:
+            return [f"error: index {index} is not applied yet (applied {node.applied_index})"]
+        data = node.sm_history.get(index, node.sm if index == node.applied_index else b"")
+        node.storage.create_snapshot(index, node.core.conf, data)
         node.storage.compact(index)
-        return [f"snapshot at {node.applied_index}, first index now {node.storage.first_index()}"]
+        return [f"snapshot at {index}, first index now {node.storage.first_index()}"]
 
     def h_status(self, pos: list[str], kw: dict[str, list[str]]) -> list[str]:
         out = []
