@@ -17,6 +17,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from agent.cluster import ClusterManager, JoinFailed
+from agent.gossip.errors import GossipError
 from agent.http.app import HTTPError
 from agent.local import LocalState
 from agent.metrics import Metrics
@@ -144,6 +146,9 @@ class Agent:
         self.app: Any = None
         self._stopped = asyncio.Event()
         self.leaving = False
+        self.exit_code = 0
+        self._leave_on_stop = False
+        self.cluster = ClusterManager(self)
 
     # ------------------------------------------------------------------ writes / reads
 
@@ -207,8 +212,8 @@ class Agent:
             raise HTTPError(500, str(exc)) from None
 
     def pick_server(self) -> str | None:
-        """RPC address of a server to send a client agent's requests to (none known yet)."""
-        return None
+        """RPC address of a server to send a client agent's requests to (from gossip)."""
+        return self.cluster.pick_server()
 
     @property
     def leader_address(self) -> str:
@@ -239,6 +244,10 @@ class Agent:
                 self.consensus.bootstrap({self.node_id: self.rpc_address})
             if self.consensus.sole_voter():
                 await self.consensus.wait_leader(timeout=10)
+        try:
+            await self.cluster.start()
+        except (JoinFailed, GossipError) as exc:
+            raise AgentError(str(exc)) from None
         self._servers = await start_http(self)
         self.local.load()
         if self.consensus is not None and self.consensus.is_leader:
@@ -271,6 +280,8 @@ class Agent:
         self.rpc_server = server
 
     async def stop(self) -> None:
+        if self._leave_on_stop:
+            await self.graceful_leave()
         await self.session_reaper.stop()
         await self.local.stop()
         for server in self._servers:
@@ -279,9 +290,41 @@ class Agent:
             await server.shutdown_and_wait()
         if self.consensus is not None:
             await self.consensus.stop()
+        await self.cluster.stop()
         if self.rpc_server is not None:
             await self.rpc_server.close()
         await self.rpc_pool.close()
+
+    async def graceful_leave(self) -> None:
+        """Leave the cluster: hand over Raft leadership first, then announce the leave."""
+        self._leave_on_stop = False
+        self.leaving = True
+        consensus = self.consensus
+        if consensus is not None and consensus.is_leader and len(consensus.peers()) > 1:
+            try:
+                await consensus.transfer_leadership()
+            except NotLeader as exc:
+                log.warning("leadership transfer before leave failed: %s", exc)
+        log.info("agent: gracefully leaving the cluster")
+        await self.cluster.leave()
+
+    def members(self) -> list[dict]:
+        return self.cluster.members()
+
+    async def join(self, address: str, wan: bool = False) -> None:
+        if wan:
+            raise HTTPError(500, "WAN joins are not supported by this agent yet")
+        try:
+            await self.cluster.join([address])
+        except JoinFailed as exc:
+            raise HTTPError(500, str(exc)) from None
+
+    async def force_leave(self, node: str, prune: bool = False, wan: bool = False) -> None:
+        gossip = self.cluster.gossip
+        if gossip is None or not any(m.name == node for m in gossip.members()):
+            raise HTTPError(500, f"agent: No node found with name '{node}'")
+        gossip.force_leave(node, prune)
+        self.cluster.kick()
 
     def reload(self) -> None:
         """Re-read config files: config-defined services and checks are re-registered."""
@@ -290,8 +333,17 @@ class Agent:
         fresh = load_config(list(self.argv))
         self.local.reload_config(fresh)
 
-    def request_stop(self) -> None:
+    def request_stop(self, exit_code: int = 0, leave: bool = False) -> None:
+        self.exit_code = self.exit_code or exit_code
+        self._leave_on_stop = self._leave_on_stop or leave
         self._stopped.set()
+
+    def on_signal(self, signame: str) -> None:
+        """SIGTERM/SIGINT: leave first where Consul's leave_on_terminate/skip_leave_on_interrupt
+        say so (clients leave, servers just stop, by default)."""
+        cfg = self.config
+        leave = cfg.leave_on_terminate if signame == "SIGTERM" else not cfg.skip_leave_on_interrupt
+        self.request_stop(leave=leave)
 
     async def run(self) -> None:
         await self.start()

@@ -45,14 +45,16 @@ def _setup_logging(level: str, as_json: bool) -> None:
     )
     from agent.logstream import broadcaster
 
-    # The root logger passes everything; stderr keeps the configured level, while
-    # /v1/agent/monitor streams may ask for more detail (loglevel=debug) than the agent logs.
+    # stderr keeps the configured level. A /v1/agent/monitor stream asking for more detail
+    # lowers the root level only while it is connected (see LogBroadcaster): a root level
+    # below INFO all the time would make uvicorn trace-log every request.
     root = logging.getLogger()
     for handler in root.handlers:
         handler.setLevel(root.level)
-    root.setLevel(5)
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("httpcore").setLevel(logging.WARNING)
+    broadcaster.base_level = root.level
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("uvicorn").setLevel(max(root.level, logging.INFO))
     root.addHandler(broadcaster)
 
 
@@ -94,7 +96,7 @@ async def _run(config, argv: list[str]) -> int:
         return 1
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, agent.request_stop)
+        loop.add_signal_handler(sig, agent.on_signal, sig.name)
     try:
         await agent.run()
     except (AgentError, ListenError, OSError) as exc:
@@ -104,4 +106,4 @@ async def _run(config, argv: list[str]) -> int:
         except Exception:
             pass
         return 1
-    return 0
+    return agent.exit_code

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agent.aio import wait_event
 from agent.check_runners import HTTPClients, make_runner
 from agent.checks import CheckDefinition, CheckError, parse_check_registration
 from agent.services import ServiceDefinition, ServiceError, parse_service
@@ -360,13 +361,7 @@ class LocalState:
             "TaggedAddresses": {"lan": addr, "lan_ipv4": addr, "wan": addr, "wan_ipv4": addr},
             "NodeMeta": {"consul-network-segment": "", "consul-version": agent.version}
             | dict(agent.config.node_meta),
-            "Check": {
-                "CheckID": SERF_CHECK,
-                "Name": "Serf Health Status",
-                "Status": "passing",
-                "Output": "Agent alive and reachable",
-                "Type": "",
-            },
+            # serfHealth is the leader's to set, from gossip (agent.membership.reconcile).
         }
 
     def _node_in_sync(self) -> bool:
@@ -375,13 +370,11 @@ class LocalState:
         if current is None:
             return False
         wanted = self.node_registration()
-        serf = self.agent.store.checks.get(self.agent.node_name, {}).get(SERF_CHECK)
         return (
             current.Address == wanted["Address"]
             and wanted["ID"] == current.ID
             and current.Meta == wanted["NodeMeta"]
             and current.TaggedAddresses == wanted["TaggedAddresses"]
-            and serf is not None
         )
 
     async def sync_node(self) -> None:
@@ -478,10 +471,7 @@ class LocalState:
     async def _sync_loop(self) -> None:
         assert self._sync_wakeup is not None
         while True:
-            try:
-                await asyncio.wait_for(self._sync_wakeup.wait(), SYNC_INTERVAL)
-            except TimeoutError:
-                pass
+            await wait_event(self._sync_wakeup, SYNC_INTERVAL)
             self._sync_wakeup.clear()
             if self.agent.consensus is None:
                 continue

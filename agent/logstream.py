@@ -18,14 +18,21 @@ class LogBroadcaster(logging.Handler):
     def __init__(self) -> None:
         super().__init__(level=1)
         self._subscribers: set[tuple[asyncio.Queue, int, bool]] = set()
+        self.base_level = logging.INFO
 
     def subscribe(self, level: int, as_json: bool) -> asyncio.Queue:
         queue: asyncio.Queue = asyncio.Queue(QUEUE_SIZE)
         self._subscribers.add((queue, level, as_json))
+        self._set_root_level()
         return queue
 
     def unsubscribe(self, queue: asyncio.Queue) -> None:
         self._subscribers = {s for s in self._subscribers if s[0] is not queue}
+        self._set_root_level()
+
+    def _set_root_level(self) -> None:
+        wanted = min([self.base_level] + [level for _, level, _ in self._subscribers])
+        logging.getLogger().setLevel(wanted)
 
     def emit(self, record: logging.LogRecord) -> None:
         if not self._subscribers:

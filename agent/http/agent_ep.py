@@ -193,7 +193,18 @@ async def agent_host(req: Request, _: str) -> Response:
 async def agent_members(req: Request, _: str) -> Response:
     if req.has("wan") and req.get("segment"):
         raise HTTPError(400, "Cannot provide a segment with wan=true")
-    members = req.agent.members() if hasattr(req.agent, "members") else [member(req.agent)]
+    members = req.agent.members() or [member(req.agent)]
+    if req.has("wan"):
+        # One datacenter: the WAN pool is its servers, named node.dc.
+        members = [
+            m
+            | {
+                "Name": f"{m['Name']}.{m['Tags'].get('dc', '')}",
+                "Port": int(m["Tags"].get("wan_join_port", 8302)),
+            }
+            for m in members
+            if m["Tags"].get("role") == "consul"
+        ]
     return json_response(req, _filtered(req, members))
 
 
@@ -368,8 +379,8 @@ async def agent_reload(req: Request, _: str) -> Response:
 
 async def agent_leave(req: Request, _: str) -> Response:
     agent = req.agent
-    agent.leaving = True
-    # Answer first, then stop: the caller is told the leave was accepted.
+    await agent.graceful_leave()
+    # Answer first, then stop: the caller is told the leave happened.
     asyncio.get_running_loop().call_later(0.2, agent.request_stop)
     return _ok()
 

@@ -154,19 +154,24 @@ class FileLog:
     def needs_rotation(self) -> bool:
         return self._segment_size >= self.segment_bytes
 
-    def write_snapshot(self, index: int, body: bytes, keep: int = 2) -> None:
+    def write_snapshot(self, index: int, body: bytes | list[bytes], keep: int = 2) -> None:
         """Persist a snapshot at `index` and drop log segments it fully covers.
 
         Entries after `index` may already be in the log (a Raft follower persists before it
         applies): the current segment is closed and a new one started after the last
         written index, and only segments whose every entry is at or below `index` go.
         """
-        header = _SNAP_HEADER.pack(_SNAP_MAGIC, zlib.crc32(body), index)
+        parts = [body] if isinstance(body, bytes | bytearray | memoryview) else body
+        crc = 0
+        for part in parts:
+            crc = zlib.crc32(part, crc)
+        header = _SNAP_HEADER.pack(_SNAP_MAGIC, crc, index)
         final = self.snap_dir / f"{index:020d}.snap"
         tmp = final.with_suffix(".tmp")
         with open(tmp, "wb") as f:
             f.write(header)
-            f.write(body)
+            for part in parts:  # written piece by piece: no second copy of a large store
+                f.write(part)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, final)

@@ -24,6 +24,7 @@ import concurrent.futures
 import logging
 import os
 import random
+import struct
 import time
 import uuid
 from pathlib import Path
@@ -65,6 +66,22 @@ class NotLeader(Exception):
 _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder().decode
 READ_TIMEOUT = 5.0
+SNAPSHOT_BYTES = 64 << 20  # snapshot after this much log data even if few entries
+TRAILING_BYTES = 16 << 20  # keep at most this much applied log in memory after a snapshot
+_META_LEN = struct.Struct(">I")
+
+
+def snapshot_body(term: int, conf: ConfState, state: bytes) -> list[bytes]:
+    """A snapshot as pieces: length-prefixed msgpack meta, then the store's own bytes."""
+    meta = _encode({"term": term, "conf": conf_to_wire(conf)})
+    return [_META_LEN.pack(len(meta)), meta, state]
+
+
+def parse_snapshot_body(body: bytes) -> tuple[int, ConfState, memoryview]:
+    view = memoryview(body)
+    (length,) = _META_LEN.unpack_from(view)
+    meta = _decode(view[_META_LEN.size : _META_LEN.size + length])
+    return meta["term"], conf_from_wire(meta["conf"]), view[_META_LEN.size + length :]
 
 
 class DiskSnapshotStorage(MemoryStorage):
@@ -146,6 +163,7 @@ class RaftNode:
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="raft-io")
         self._snapshot_index = 0
         self._stopping = False
+        self._bytes_since_snapshot = 0
         self._campaign = False
         self.last_contact = time.monotonic()
 
@@ -164,10 +182,10 @@ class RaftNode:
             found = self.log.latest_snapshot()
             if found is not None:
                 index, body = found
-                snap = _decode(body)
-                store.restore(snap["state"])
-                conf = conf_from_wire(snap["conf"])
-                self.storage.apply_snapshot(Snapshot(SnapshotMeta(index, snap["term"], conf), b""))
+                term, conf, state = parse_snapshot_body(body)
+                store.restore(state)
+                del body, state
+                self.storage.apply_snapshot(Snapshot(SnapshotMeta(index, term, conf), b""))
                 self._conf = conf
                 self._snapshot_index = index
                 self.applied = index
@@ -280,6 +298,9 @@ class RaftNode:
             }
             for v in self._conf.nonvoters
         ]
+
+    def voter_ids(self) -> tuple[str, ...]:
+        return self._conf.voters
 
     def sole_voter(self) -> bool:
         return self._conf.voters == (self.id,)
@@ -489,7 +510,13 @@ class RaftNode:
                     await self._persist(loop, rd)
                     self._send(rd.messages)
                     self._observe(rd)
-                    self._apply(rd.committed_entries)
+                    watches = self.fsm.store.watches
+                    watches.hold()
+                    try:
+                        self._apply(rd.committed_entries)
+                    finally:
+                        # After the writers' futures are resolved: they answer first.
+                        watches.release()
                     for rs in rd.read_states:
                         fut = self._reads.pop(rs.context, None)
                         if fut is not None and not fut.done():
@@ -538,7 +565,7 @@ class RaftNode:
         self.log.append_sync(data, last, first)
 
     def _install_snapshot(self, snap: Snapshot) -> None:
-        body = _decode(snap.data)
+        _, _, state = parse_snapshot_body(snap.data)
         if self.log is not None:
             self.log.write_snapshot(snap.meta.index, snap.data)
         self.storage.apply_snapshot(snap)
@@ -546,7 +573,7 @@ class RaftNode:
         self._conf = snap.meta.conf
         self.storage.set_conf_state(self._conf)
         self._write_state(self.term, self._persisted_term_vote[1], self._conf)
-        self.fsm.store.restore(body["state"])
+        self.fsm.store.restore(state)
         self.fsm.store.last_index = snap.meta.index
         self.applied = snap.meta.index
         self._snapshot_index = snap.meta.index
@@ -603,6 +630,7 @@ class RaftNode:
             result: Any = None
             if entry.index <= self.applied:
                 continue
+            self._bytes_since_snapshot += len(entry.data)
             if entry.kind == EntryKind.NORMAL:
                 try:
                     result = fsm.apply(entry.index, _decode(entry.data))
@@ -643,21 +671,40 @@ class RaftNode:
             self._applied_waiters = still
 
     async def _maybe_snapshot(self, loop: asyncio.AbstractEventLoop) -> None:
-        if self.applied - self._snapshot_index < self.snapshot_every:
+        due = (
+            self.applied - self._snapshot_index >= self.snapshot_every
+            or self._bytes_since_snapshot >= SNAPSHOT_BYTES
+        )
+        if not due or self.applied <= self._snapshot_index:
             return
         index = self.applied
         term = self.storage.term(index)
-        body = _encode(
-            {"term": term, "conf": conf_to_wire(self._conf), "state": self.fsm.store.snapshot()}
-        )
-        self.storage.create_snapshot(index, self._conf, b"" if self.log is not None else body)
+        parts = snapshot_body(term, self._conf, self.fsm.store.snapshot())
+        size = sum(len(p) for p in parts)
+        in_memory = b"".join(parts) if self.log is None else b""
+        self.storage.create_snapshot(index, self._conf, in_memory)
         if self.log is not None:
-            await loop.run_in_executor(self._executor, self.log.write_snapshot, index, body)
-        compact_to = index - self.trailing_logs
-        if compact_to > self.storage.first_index():
-            self.storage.compact(compact_to)
+            await loop.run_in_executor(self._executor, self.log.write_snapshot, index, parts)
+        del parts
+        self._compact(index)
         self._snapshot_index = index
-        log.info("raft: snapshot at index %d (%d bytes)", index, len(body))
+        self._bytes_since_snapshot = 0
+        log.info("raft: snapshot at index %d (%d bytes)", index, size)
+
+    def _compact(self, index: int) -> None:
+        """Drop applied entries up to the snapshot, keeping a tail (by count and by bytes) so
+        a follower slightly behind catches up from the log instead of a snapshot."""
+        first = self.storage.first_index()
+        lo = max(first, index - self.trailing_logs + 1)
+        kept = 0
+        cut = lo - 1
+        for entry in reversed(self.storage.entries(lo, index + 1)):
+            kept += entry.size()
+            if kept > TRAILING_BYTES:
+                cut = entry.index
+                break
+        if cut >= first:
+            self.storage.compact(cut)
 
     def _fail_waiting(self, exc: Exception) -> None:
         for _, fut in self._waiting.values():

@@ -23,6 +23,9 @@ class Waiter(Protocol):
 class WatchRegistry:
     def __init__(self) -> None:
         self._topics: dict[Hashable, set[Waiter]] = {}
+        # While held, fired topics are collected and woken together on release(): the
+        # writers of a batch are answered before thousands of watchers take the loop.
+        self._held: set[Hashable] | None = None
         # Prefixes with at least one watcher, so a KV write checks len(key)+1 prefixes at most.
         self._kv_prefixes: dict[str, int] = {}
 
@@ -47,9 +50,21 @@ class WatchRegistry:
                 else:
                     del self._kv_prefixes[topic[1]]
 
+    def hold(self) -> None:
+        if self._held is None:
+            self._held = set()
+
+    def release(self) -> None:
+        held, self._held = self._held, None
+        for topic in held or ():
+            self.fire(topic)
+
     def fire(self, topic: Hashable) -> None:
         waiters = self._topics.get(topic)
         if not waiters:
+            return
+        if self._held is not None:
+            self._held.add(topic)
             return
         for waiter in waiters:
             if not waiter.done():
@@ -71,6 +86,9 @@ class WatchRegistry:
 
     def fire_all(self) -> None:
         """Everything may have changed (snapshot restore)."""
+        if self._held is not None:
+            self._held.update(self._topics)
+            return
         for waiters in list(self._topics.values()):
             for waiter in waiters:
                 if not waiter.done():

@@ -1,0 +1,274 @@
+"""The agent's cluster life: gossip membership, Raft bootstrap and membership, catalog upkeep.
+
+One `ClusterManager` per agent. It owns the LAN gossip driver, joins the addresses from
+`-join`/`-retry-join`, and — on servers — turns the gossip view into Raft decisions
+(bootstrap once `bootstrap_expect` servers are alive; the leader adds servers that join and
+removes servers that leave) and into catalog changes (`agent.membership.reconcile`).
+All decisions come from the pure functions in `agent.membership`; this module does the I/O.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from typing import TYPE_CHECKING, Any
+
+from agent.aio import wait_event
+from agent.gossip.config import lan_config
+from agent.gossip.driver import GossipDriver
+from agent.gossip.errors import JoinError
+from agent.gossip.events import (
+    MemberConflict,
+    MemberFailed,
+    MemberJoin,
+    MemberLeave,
+    MemberReap,
+    MemberUpdate,
+    UserEvent,
+)
+from agent.membership import LEFT, alive_servers, bootstrap_set, reconcile, server_of
+
+if TYPE_CHECKING:
+    from agent.agent import Agent
+
+log = logging.getLogger("agent.cluster")
+
+RECONCILE_INTERVAL = 5.0
+DEFAULT_SERF_PORT = 8301
+
+
+class JoinFailed(Exception):
+    pass
+
+
+def with_port(address: str, default: int = DEFAULT_SERF_PORT) -> str:
+    """`ip`, `ip:port`, `[v6]:port` or a hostname -> `host:port`."""
+    if address.startswith("["):
+        return address if "]:" in address else f"{address}:{default}"
+    if address.count(":") == 1:
+        return address
+    if address.count(":") > 1:  # bare IPv6
+        return f"[{address}]:{default}"
+    return f"{address}:{default}"
+
+
+def serf_tags(agent: Agent) -> dict[str, str]:
+    cfg = agent.config
+    tags = {
+        "acls": "1" if cfg.acl.enabled else "0",
+        "build": f"{agent.version}:gitkv",
+        "dc": agent.datacenter,
+        "id": agent.node_id,
+        "role": "consul" if cfg.server else "node",
+        "segment": "",
+        "vsn": "2",
+        "vsn_max": "3",
+        "vsn_min": "2",
+        "ft_fs": "1",
+        "ft_si": "1",
+    }
+    if cfg.server:
+        tags.update(
+            {
+                "port": str(cfg.ports.server),
+                "raft_vsn": "3",
+                "expect": str(cfg.bootstrap_expect),
+                "wan_join_port": str(cfg.ports.serf_wan),
+                "use_tls": "0",
+            }
+        )
+        if cfg.bootstrap or cfg.dev:
+            tags["bootstrap"] = "1"
+        if cfg.ports.grpc > 0:
+            tags["grpc_port"] = str(cfg.ports.grpc)
+    return tags
+
+
+class ClusterManager:
+    def __init__(self, agent: Agent) -> None:
+        self.agent = agent
+        self.gossip: GossipDriver | None = None
+        self._wakeup = asyncio.Event()
+        self._tasks: list[asyncio.Task] = []
+        self.user_event_handler: Any = None
+        self._stopping = False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        agent, cfg = self.agent, self.agent.config
+        port = cfg.ports.serf_lan if cfg.ports.serf_lan > 0 else DEFAULT_SERF_PORT
+        bind = cfg.serf_lan_bind or cfg.bind_addr
+        if bind in ("0.0.0.0", "::"):
+            bind = agent.address
+        self.gossip = await GossipDriver.create(
+            agent.node_name,
+            bind,
+            port,
+            serf_tags(agent),
+            lan_config(),
+            advertise_addr=f"{agent.address}:{port}",
+            on_event=self._on_event,
+        )
+        if cfg.start_join:
+            await self.join(list(cfg.start_join))
+        self._tasks.append(asyncio.create_task(self._membership_loop(), name="membership"))
+        self.kick()
+        if cfg.retry_join:
+            self._tasks.append(asyncio.create_task(self._retry_join(), name="retry-join"))
+
+    async def leave(self) -> None:
+        if self.gossip is not None:
+            await self.gossip.leave(timeout=5.0)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self.kick()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                pass
+        if self.gossip is not None:
+            await self.gossip.close()
+
+    # ------------------------------------------------------------------ joining
+
+    async def join(self, addresses: list[str]) -> int:
+        assert self.gossip is not None
+        targets = [with_port(a) for a in addresses]
+        try:
+            joined = await self.gossip.join(targets)
+        except JoinError as exc:
+            raise JoinFailed(f"Failed to join {', '.join(addresses)}: {exc}") from None
+        log.info("agent: joined %d of %d address(es)", joined, len(targets))
+        self.kick()
+        return joined
+
+    async def _retry_join(self) -> None:
+        cfg = self.agent.config
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                await self.join(list(cfg.retry_join))
+                return
+            except JoinFailed as exc:
+                log.warning("agent: retry join failed (attempt %d): %s", attempts, exc)
+            if cfg.retry_max and attempts >= cfg.retry_max:
+                log.error("agent: max join retry exhausted, exiting")
+                self.agent.request_stop(exit_code=1)
+                return
+            await asyncio.sleep(cfg.retry_interval or 30.0)
+
+    # ------------------------------------------------------------------ views
+
+    def members(self) -> list[dict]:
+        if self.gossip is None:
+            return []
+        return [m.api_dict() for m in self.gossip.members()]
+
+    def pick_server(self) -> str | None:
+        if self.gossip is None:
+            return None
+        servers = alive_servers(self.gossip.members(), self.agent.datacenter)
+        return random.choice(servers).rpc_address if servers else None
+
+    def kick(self) -> None:
+        self._wakeup.set()
+
+    # ------------------------------------------------------------------ events
+
+    def _on_event(self, ev: Any) -> None:
+        if isinstance(ev, UserEvent):
+            if self.user_event_handler is not None:
+                self.user_event_handler(ev)
+            return
+        if isinstance(ev, MemberConflict):
+            log.error(
+                "serf: Name conflict for '%s' both %s and %s are claiming",
+                ev.existing.name,
+                ev.existing.address,
+                ev.other_addr,
+            )
+            return
+        if isinstance(ev, MemberJoin | MemberUpdate | MemberLeave | MemberFailed | MemberReap):
+            info = server_of(ev.member)
+            consensus = self.agent.consensus
+            if info is not None and consensus is not None and info.id:
+                consensus.names[info.id] = info.name
+        self.kick()
+
+    # ------------------------------------------------------------------ server duties
+
+    async def _membership_loop(self) -> None:
+        while not self._stopping:
+            await wait_event(self._wakeup, RECONCILE_INTERVAL)
+            self._wakeup.clear()
+            if self._stopping:
+                return
+            try:
+                await self._membership_step()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # retried at the next event or interval
+                log.warning("agent: membership reconcile failed: %s", exc)
+
+    async def _membership_step(self) -> None:
+        agent = self.agent
+        consensus = agent.consensus
+        if consensus is None or self.gossip is None:
+            return
+        members = self.gossip.members()
+        if not consensus.has_state():
+            await self._maybe_bootstrap(members)
+            return
+        if not consensus.is_leader:
+            return
+        voters = set(consensus.voter_ids())
+        by_id = {}
+        for m in members:
+            info = server_of(m)
+            if info is not None and info.datacenter == agent.datacenter and info.id:
+                by_id[info.id] = (m, info)
+        for info in alive_servers(members, agent.datacenter):
+            if info.id and info.id not in voters:
+                log.info(
+                    "agent: adding server %s (%s) to the Raft configuration",
+                    info.name,
+                    info.rpc_address,
+                )
+                await consensus.add_voter(info.id, info.rpc_address)
+                return  # one membership change at a time
+        for voter in voters:
+            found = by_id.get(voter)
+            if voter != consensus.id and (found is None or int(found[0].status) == LEFT):
+                log.info("agent: removing server %s from the Raft configuration", voter)
+                await consensus.remove_peer(peer_id=voter)
+                return
+        for command in reconcile(members, agent.store, agent.datacenter):
+            await agent.write(command)
+
+    async def _maybe_bootstrap(self, members: list) -> None:
+        agent = self.agent
+        expect = agent.config.bootstrap_expect
+        voters = bootstrap_set(members, agent.datacenter, expect)
+        if voters is None or agent.node_id not in voters:
+            return
+        # A server that already belongs to a cluster means this one must be added by that
+        # cluster's leader, not bootstrap a second cluster (Consul asks the same question).
+        for server_id, address in voters.items():
+            if server_id == agent.node_id:
+                continue
+            try:
+                peers = await agent.rpc_pool.call(address, "raft_peers", None, timeout=5)
+            except Exception as exc:
+                log.info("agent: waiting for server %s before bootstrapping: %s", address, exc)
+                return
+            if peers:
+                log.info("agent: existing Raft peers reported by %s; not bootstrapping", address)
+                return
+        agent.consensus.bootstrap(voters)
