@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import json
 import logging
 import os
 import socket
@@ -149,6 +150,8 @@ class Agent:
         self.exit_code = 0
         self._leave_on_stop = False
         self.cluster = ClusterManager(self)
+        if self.consensus is not None:
+            self.consensus.on_leadership = self.cluster.kick
 
     # ------------------------------------------------------------------ writes / reads
 
@@ -188,6 +191,19 @@ class Agent:
         except RPCError as exc:
             raise HTTPError(exc.status if exc.status >= 400 else 500, str(exc)) from None
         return decode_result(reply)
+
+    async def read_remote(self, path: str) -> Any:
+        """GET a /v1 path from a server (client agents hold no state); None when 404."""
+        target = self.pick_server()
+        if target is None:
+            raise HTTPError(500, "No known Consul servers")
+        args = {"method": "GET", "path": path, "query": b"", "headers": [], "body": b""}
+        reply = await self.rpc_pool.call(target, "http", args, timeout=30)
+        if reply["status"] == 404:
+            return None
+        if reply["status"] != 200:
+            raise HTTPError(reply["status"], reply["body"].decode(errors="replace"))
+        return json.loads(reply["body"]) if reply["body"] else None
 
     async def _rpc_apply(self, command: dict) -> Any:
         """RPC handler: apply a forwarded write (forwarding once more if we are not leader)."""

@@ -268,7 +268,8 @@ class ClusterManager:
             except Exception as exc:
                 log.info("agent: waiting for server %s before bootstrapping: %s", address, exc)
                 return
-            if peers:
+            if peers and set(peers) != set(voters.values()):
                 log.info("agent: existing Raft peers reported by %s; not bootstrapping", address)
                 return
+            # The same voter set is the same bootstrap: that server just got there first.
         agent.consensus.bootstrap(voters)

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from agent.aio import wait_event
 from agent.check_runners import HTTPClients, make_runner
@@ -24,6 +25,7 @@ from agent.checks import CheckDefinition, CheckError, parse_check_registration
 from agent.services import ServiceDefinition, ServiceError, parse_service
 from agent.state.fsm import check_from, service_from
 from agent.state.store import without_indexes
+from agent.state.structs import HealthCheck, Node, Service
 
 if TYPE_CHECKING:
     from agent.agent import Agent
@@ -31,9 +33,17 @@ if TYPE_CHECKING:
 log = logging.getLogger("agent.local")
 
 SERF_CHECK = "serfHealth"
+CONSUL_SERVICE = "consul"
 NODE_MAINT = "_node_maintenance"
 SERVICE_MAINT_PREFIX = "_service_maintenance:"
 SYNC_INTERVAL = 60.0
+
+
+@dataclass
+class CatalogView:
+    node: Node | None
+    services: dict[str, Service]
+    checks: dict[str, HealthCheck]
 
 
 @dataclass
@@ -364,9 +374,9 @@ class LocalState:
             # serfHealth is the leader's to set, from gossip (agent.membership.reconcile).
         }
 
-    def _node_in_sync(self) -> bool:
+    def _node_in_sync(self, view: CatalogView) -> bool:
         """The catalog's record of this node matches what this agent would register."""
-        current = self.agent.store.nodes.get(self.agent.node_name)
+        current = view.node
         if current is None:
             return False
         wanted = self.node_registration()
@@ -386,8 +396,6 @@ class LocalState:
 
     async def flush(self) -> None:
         """Sync now, so an API registration is in the catalog when its request returns."""
-        if self.agent.consensus is None:
-            return
         try:
             await self.sync()
         except Exception as exc:  # the periodic loop will retry
@@ -400,16 +408,16 @@ class LocalState:
 
     async def _sync(self) -> None:
         """Make the catalog's entries for this node equal to the local state."""
-        agent, store = self.agent, self.agent.store
+        agent = self.agent
         node = agent.node_name
-        if not self._node_in_sync():
+        view = await self._catalog_view()
+        if not self._node_in_sync(view):
             await self.sync_node()
-        catalog_services = store.services.get(node, {})
-        for sid in list(catalog_services):
-            if sid not in self.services:
+        for sid in list(view.services):
+            # "consul" is the servers' own service, kept by the leader (as in Consul).
+            if sid not in self.services and sid != CONSUL_SERVICE:
                 await agent.write({"Type": "deregister", "Node": node, "ServiceID": sid})
-        catalog_checks = store.checks.get(node, {})
-        for cid in list(catalog_checks):
+        for cid in list(view.checks):
             if cid not in self.checks and cid != SERF_CHECK:
                 await agent.write({"Type": "deregister", "Node": node, "CheckID": cid})
         for defn in list(self.services.values()):
@@ -419,7 +427,7 @@ class LocalState:
                 for c in self.checks.values()
                 if c.definition.service_id == defn.id
             ]
-            if self._in_sync(svc, checks):
+            if self._in_sync(view, svc, checks):
                 continue
             log.info("synced service %r", defn.id)
             await agent.write(
@@ -435,7 +443,7 @@ class LocalState:
         node_checks = [
             self._catalog_check(c) for c in self.checks.values() if not c.definition.service_id
         ]
-        if node_checks and not self._in_sync(None, node_checks):
+        if node_checks and not self._in_sync(view, None, node_checks):
             await agent.write(
                 {
                     "Type": "register",
@@ -446,17 +454,45 @@ class LocalState:
                 }
             )
 
-    def _in_sync(self, svc: dict | None, checks: list[dict]) -> bool:
+    async def _catalog_view(self) -> CatalogView:
+        """This node's records in the catalog: the local store on a server, a server's
+        answer (over RPC) on a client agent, which holds no state of its own."""
+        agent, node = self.agent, self.agent.node_name
+        if agent.consensus is not None:
+            store = agent.store
+            return CatalogView(
+                store.nodes.get(node),
+                dict(store.services.get(node, {})),
+                dict(store.checks.get(node, {})),
+            )
+        catalog = await agent.read_remote(f"/v1/catalog/node/{quote(node)}")
+        health = await agent.read_remote(f"/v1/health/node/{quote(node)}") or []
+        if not catalog:
+            return CatalogView(None, {}, {})
+        raw_node = catalog["Node"]
+        services = {sid: service_from(raw) for sid, raw in (catalog.get("Services") or {}).items()}
+        checks = {c["CheckID"]: check_from(c, node, services) for c in health}
+        node_record = Node(
+            Node=raw_node["Node"],
+            Address=raw_node.get("Address", ""),
+            ID=raw_node.get("ID", ""),
+            Datacenter=raw_node.get("Datacenter", ""),
+            TaggedAddresses=raw_node.get("TaggedAddresses") or {},
+            Meta=raw_node.get("Meta") or {},
+        )
+        return CatalogView(node_record, services, checks)
+
+    def _in_sync(self, view: CatalogView, svc: dict | None, checks: list[dict]) -> bool:
         """Whether the catalog already holds exactly these records (so no write is needed)."""
-        store, node = self.agent.store, self.agent.node_name
+        node = self.agent.node_name
         if svc is not None:
-            current = store.services.get(node, {}).get(svc["ID"])
+            current = view.services.get(svc["ID"])
             wanted = service_from({k: v for k, v in svc.items() if k != "Datacenter"})
             if current is None or without_indexes(current) != without_indexes(wanted):
                 return False
-        services = store.services.get(node, {})
+        services = view.services
         for raw in checks:
-            current = store.checks.get(node, {}).get(raw["CheckID"])
+            current = view.checks.get(raw["CheckID"])
             wanted = check_from(raw, node, services)
             if current is None or without_indexes(current) != without_indexes(wanted):
                 return False
@@ -473,8 +509,6 @@ class LocalState:
         while True:
             await wait_event(self._sync_wakeup, SYNC_INTERVAL)
             self._sync_wakeup.clear()
-            if self.agent.consensus is None:
-                continue
             try:
                 await self.sync()
             except Exception as exc:

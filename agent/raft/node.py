@@ -165,6 +165,7 @@ class RaftNode:
         self._stopping = False
         self._bytes_since_snapshot = 0
         self._campaign = False
+        self.on_leadership: Any = None  # called when this server becomes the leader
         self.last_contact = time.monotonic()
 
     # ------------------------------------------------------------------ restore / bootstrap
@@ -616,6 +617,8 @@ class RaftNode:
         self.role, self.leader_id = soft.role, soft.leader
         if soft.role == Role.LEADER and not was_leader:
             log.info("raft: this server is now the leader (term %d)", self.term)
+            if self.on_leadership is not None:
+                self.on_leadership()
             if self.metrics is not None:
                 self.metrics.incr("consul.raft.state.leader")
         elif was_leader and soft.role != Role.LEADER:
