@@ -141,10 +141,13 @@ class SeedCluster:
         self.agents[name] = agent
         return agent.start()
 
-    def wait_leader(self, timeout: float = 30.0) -> str:
+    def wait_leader(self, timeout: float = 30.0, not_on: str | None = None) -> str:
         def agreed() -> str:
             leaders = {a.leader() for a in self.agents.values() if a.alive}
-            return leaders.pop() if len(leaders) == 1 and "" not in leaders else ""
+            if len(leaders) != 1 or "" in leaders:
+                return ""
+            leader = leaders.pop()
+            return "" if not_on and leader.startswith(f"{not_on}:") else leader
 
         return eventually(agreed, timeout, "one leader known to every agent")
 
