@@ -23,7 +23,7 @@ from agent.raft.errors import RaftError
 from agent.raft.messages import ConfChange, ConfChangeOp, ConfState, Entry, EntryKind, Message
 from tests.harness.raft_env import Cluster, Node
 
-SEEDS = int(os.environ.get("RAFT_SIM_SEEDS", "100"))
+SEEDS = int(os.environ.get("RAFT_SIM_SEEDS", "1000"))  # the issue asks for >= 1,000 in CI
 FIRST = int(os.environ.get("RAFT_SIM_FIRST", "0"))
 STEPS = int(os.environ.get("RAFT_SIM_STEPS", "5000"))
 ELECTION = 10
