@@ -119,7 +119,7 @@ class Agent:
         self.data_dir = Path(config.data_dir) if config.data_dir and not config.dev else None
         self.address = resolve_advertise(config)
         self.node_id = load_node_id(config)
-        self.rpc_pool = RPCPool()
+        self.rpc_pool = RPCPool(local_host=self.address)
         self.rpc_server: RPCServer | None = None
         self.rpc_address = f"{self.address}:{config.ports.server}"
         self.consensus: RaftNode | None = None

@@ -178,7 +178,9 @@ class _Conn:
 class RPCPool:
     """Client side: one multiplexed connection per peer address, opened on demand."""
 
-    def __init__(self) -> None:
+    def __init__(self, local_host: str | None = None) -> None:
+        # Outgoing connections leave from the agent's own address, as a separate host's would.
+        self.local_host = local_host
         self._conns: dict[str, _Conn] = {}
         self._connecting: dict[str, asyncio.Future] = {}
         self._ids = itertools.count(1)
@@ -195,7 +197,12 @@ class RPCPool:
         try:
             host, port = address.rsplit(":", 1)
             reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(host.strip("[]"), int(port)), CONNECT_TIMEOUT
+                asyncio.open_connection(
+                    host.strip("[]"),
+                    int(port),
+                    local_addr=(self.local_host, 0) if self.local_host else None,
+                ),
+                CONNECT_TIMEOUT,
             )
             conn = _Conn(reader, writer)
             self._conns[address] = conn
