@@ -44,6 +44,8 @@ __all__ = [
     "ConfigError",
     "HelpRequested",
     "Ports",
+    "TLSConfig",
+    "TLSSettings",
     "load_config",
     "parse_duration",
     "parse_hcl",
@@ -115,6 +117,28 @@ class ACLConfig:
     policy_ttl: float = 30.0
     role_ttl: float = 30.0
     tokens: ACLTokens = field(default_factory=ACLTokens)
+
+
+@dataclass(frozen=True)
+class TLSSettings:
+    """One listener family's effective TLS settings (its own section over `tls.defaults`)."""
+
+    ca_file: str | None = None
+    ca_path: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    verify_incoming: bool = False
+    verify_outgoing: bool = False
+    verify_server_hostname: bool = False
+    tls_min_version: str | None = None
+
+
+@dataclass(frozen=True)
+class TLSConfig:
+    """`tls { defaults internal_rpc https }` after the deprecated top-level keys are folded in."""
+
+    internal_rpc: TLSSettings = field(default_factory=TLSSettings)
+    https: TLSSettings = field(default_factory=TLSSettings)
 
 
 @dataclass(frozen=True)
@@ -199,6 +223,7 @@ class AgentConfig:
     config_sources: tuple[str, ...] = ()
     ignored_keys: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    tls: TLSConfig = field(default_factory=TLSConfig)
 
     def http_addrs(self) -> list[tuple[str, int]]:
         """(host, port) pairs the HTTP API listens on; empty when disabled."""
@@ -1313,6 +1338,7 @@ def _build(
         config_sources=tuple(sources),
         ignored_keys=tuple(ignored),
         warnings=tuple(warnings),
+        tls=_tls(v),
     )
 
 
@@ -1450,6 +1476,23 @@ def _encrypt(v: _View) -> str | None:
             f"invalid key: key is {len(key)} bytes, must be 16, 24 or 32",
         )
     return value
+
+
+_TLS_FIELDS = tuple(TLSSettings.__annotations__)
+
+
+def _tls(v: _View) -> TLSConfig:
+    def section(name: str) -> TLSSettings:
+        values: dict[str, Any] = {}
+        for key in _TLS_FIELDS:
+            value = v.get(f"tls.{name}.{key}")
+            if value is None:
+                value = v.get(f"tls.defaults.{key}")
+            if value is not None:
+                values[key] = bool(value) if key.startswith("verify_") else str(value)
+        return TLSSettings(**values)
+
+    return TLSConfig(internal_rpc=section("internal_rpc"), https=section("https"))
 
 
 def _acl(v: _View) -> ACLConfig:
