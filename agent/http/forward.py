@@ -16,8 +16,8 @@ from agent.http.app import HTTPError, Request, Response
 if TYPE_CHECKING:
     from agent.agent import Agent
 
-# Never forwarded: this agent's own view, and its UI.
-LOCAL_PREFIXES = ("/v1/agent/", "/ui", "/v1/internal/ui/metrics-proxy/")
+# Never forwarded: this agent's own view, its UI, and user events (gossip, held per agent).
+LOCAL_PREFIXES = ("/v1/agent/", "/ui", "/v1/internal/ui/metrics-proxy/", "/v1/event/")
 # Answered by any server from its own Raft view.
 SERVER_LOCAL = ("/v1/status/",)
 PASSED_HEADERS = {b"x-consul-token", b"authorization", b"content-type", b"cache-control"}

@@ -27,6 +27,7 @@ AREAS = (
     "agent.http.operator",
     "agent.http.ui",
     "agent.http.session",
+    "agent.http.event",
 )
 
 
@@ -93,12 +94,6 @@ def _acl_routes(router: Router) -> None:
 
 def _later_routes(router: Router) -> None:
     """Features of later issues: verb rules now, honest answers until they land."""
-    router.add(
-        "/v1/event/fire/",
-        {"PUT": _refuse(500, "user events are not supported by this agent yet")},
-        prefix=True,
-    )
-    router.add("/v1/event/list", {"GET": _empty_list()})
     router.add("/v1/coordinate/datacenters", {"GET": _empty_list()})
     router.add("/v1/coordinate/nodes", {"GET": _empty_list()})
     router.add("/v1/coordinate/node/", {"GET": _refuse(404, "")}, prefix=True)
@@ -146,6 +141,9 @@ def build_router(agent: Agent) -> Router:
                 raise
             continue
         module.register(router)
+        attach = getattr(module, "attach", None)
+        if attach is not None:  # areas with agent-side state wire it here (events)
+            attach(agent)
     if agent.config.acl.enabled:  # the ACL endpoints and the permission table
         from agent.acl.guards import install
         from agent.http.acl import register as register_acl
