@@ -19,9 +19,12 @@ import itertools
 import logging
 import struct
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
+
+if TYPE_CHECKING:
+    import ssl
 
 log = logging.getLogger("agent.rpc")
 
@@ -70,9 +73,13 @@ class RPCServer:
     def register(self, method: str, handler: Handler) -> None:
         self.handlers[method] = handler
 
-    async def start(self, host: str, port: int) -> None:
+    async def start(self, host: str, port: int, ssl: ssl.SSLContext | None = None) -> None:
+        """Listen on host:port; with `ssl` every connection must complete a TLS handshake
+        (see agent.tls for the verification rules)."""
         try:
-            self._server = await asyncio.start_server(self._serve, host, port, reuse_address=True)
+            self._server = await asyncio.start_server(
+                self._serve, host, port, reuse_address=True, ssl=ssl
+            )
         except OSError as exc:
             raise RPCError(
                 f"Failed to start RPC layer: listen tcp {host}:{port}: bind: {exc.strerror or exc}"
@@ -178,9 +185,18 @@ class _Conn:
 class RPCPool:
     """Client side: one multiplexed connection per peer address, opened on demand."""
 
-    def __init__(self, local_host: str | None = None) -> None:
+    def __init__(
+        self,
+        local_host: str | None = None,
+        ssl: ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
+    ) -> None:
         # Outgoing connections leave from the agent's own address, as a separate host's would.
         self.local_host = local_host
+        # TLS to other servers; `server_hostname` is the name their certificates must carry
+        # (server.<dc>.<domain>) when the context checks hostnames.
+        self.ssl = ssl
+        self.server_hostname = server_hostname
         self._conns: dict[str, _Conn] = {}
         self._connecting: dict[str, asyncio.Future] = {}
         self._ids = itertools.count(1)
@@ -201,6 +217,8 @@ class RPCPool:
                     host.strip("[]"),
                     int(port),
                     local_addr=(self.local_host, 0) if self.local_host else None,
+                    ssl=self.ssl,
+                    server_hostname=self.server_hostname if self.ssl is not None else None,
                 ),
                 CONNECT_TIMEOUT,
             )
