@@ -29,6 +29,7 @@ from agent.sessions_reaper import SessionReaper
 from agent.state.fsm import FSM, CommandRefused, TxnResult
 from agent.state.sessions import lock_delay_refusal
 from agent.state.store import Store
+from agent.tls import RPCTLS, TLSConfigError, rpc_tls
 
 log = logging.getLogger("agent")
 
@@ -105,6 +106,14 @@ def load_node_id(config: Any) -> str:
     return str(uuid.uuid4())
 
 
+def _rpc_tls(config: Any) -> RPCTLS:
+    """TLS contexts for server RPC; a setting that cannot work stops the agent at start."""
+    try:
+        return rpc_tls(config)
+    except TLSConfigError as exc:
+        raise AgentError(str(exc)) from None
+
+
 class Agent:
     def __init__(self, config: Any, argv: list[str] | None = None) -> None:
         self.config = config
@@ -119,7 +128,12 @@ class Agent:
         self.data_dir = Path(config.data_dir) if config.data_dir and not config.dev else None
         self.address = resolve_advertise(config)
         self.node_id = load_node_id(config)
-        self.rpc_pool = RPCPool(local_host=self.address)
+        self.rpc_tls = _rpc_tls(config)
+        self.rpc_pool = RPCPool(
+            local_host=self.address,
+            ssl=self.rpc_tls.client,
+            server_hostname=self.rpc_tls.server_name,
+        )
         self.rpc_server: RPCServer | None = None
         self.rpc_address = f"{self.address}:{config.ports.server}"
         self.consensus: RaftNode | None = None
@@ -292,7 +306,7 @@ class Agent:
             if self.config.bind_addr not in ("0.0.0.0", "::")
             else self.address
         )
-        await server.start(bind, self.config.ports.server)
+        await server.start(bind, self.config.ports.server, ssl=self.rpc_tls.server)
         self.rpc_server = server
 
     async def stop(self) -> None:

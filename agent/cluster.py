@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent.aio import wait_event
 from agent.gossip.config import lan_config
+from agent.gossip.crypto import GossipCipher, build_cipher
 from agent.gossip.driver import GossipDriver
 from agent.gossip.errors import JoinError
 from agent.gossip.events import (
@@ -75,7 +76,9 @@ def serf_tags(agent: Agent) -> dict[str, str]:
                 "raft_vsn": "3",
                 "expect": str(cfg.bootstrap_expect),
                 "wan_join_port": str(cfg.ports.serf_wan),
-                "use_tls": "0",
+                "use_tls": "1"
+                if getattr(agent, "rpc_tls", None) and agent.rpc_tls.enabled
+                else "0",
             }
         )
         if cfg.bootstrap or cfg.dev:
@@ -89,6 +92,7 @@ class ClusterManager:
     def __init__(self, agent: Agent) -> None:
         self.agent = agent
         self.gossip: GossipDriver | None = None
+        self.cipher: GossipCipher | None = None  # the keyring lives here (/v1/operator/keyring)
         self._wakeup = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self.user_event_handler: Any = None
@@ -102,6 +106,14 @@ class ClusterManager:
         bind = cfg.serf_lan_bind or cfg.bind_addr
         if bind in ("0.0.0.0", "::"):
             bind = agent.address
+        self.cipher, warning = build_cipher(
+            cfg.encrypt,
+            verify_incoming=cfg.encrypt_verify_incoming,
+            verify_outgoing=cfg.encrypt_verify_outgoing,
+            data_dir=agent.data_dir,
+        )
+        if warning:
+            log.warning("agent: %s", warning)
         self.gossip = await GossipDriver.create(
             agent.node_name,
             bind,
@@ -110,6 +122,7 @@ class ClusterManager:
             lan_config(),
             advertise_addr=f"{agent.address}:{port}",
             on_event=self._on_event,
+            cipher=self.cipher,
         )
         if cfg.start_join:
             await self.join(list(cfg.start_join))

@@ -14,7 +14,7 @@ is tried to open, which is what lets an operator rotate keys cluster-wide withou
 
 Errors::
 
-    KeyringError (ValueError)   a key that does not parse, or a keyring change Consul refuses
+    KeyringError (GossipError, ValueError)   a key that does not parse, or a keyring change Consul refuses
 
 `decrypt` raises plain ValueError on data no key authenticates, as the `Cipher` protocol in
 `agent.gossip.transport` asks.
@@ -33,11 +33,14 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from agent.gossip.errors import GossipError
+
 __all__ = [
     "KEYRING_FILE",
     "GossipCipher",
     "Keyring",
     "KeyringError",
+    "build_cipher",
     "decode_key",
     "generate_key",
     "load_keyring_file",
@@ -55,7 +58,7 @@ BLOCK_SIZE = 16
 KEYRING_FILE = "serf/local.keyring"
 
 
-class KeyringError(ValueError):
+class KeyringError(GossipError, ValueError):
     """A key that does not parse, or a keyring change that is not allowed."""
 
 
@@ -141,13 +144,13 @@ class Keyring:
     def primary(self) -> bytes:
         return self._primary
 
-    def keys(self) -> list[bytes]:
+    def all_keys(self) -> list[bytes]:
         """Installed keys, primary first (the order a keyring file is written in)."""
         with self._lock:
             return [self._primary] + [k for k in self._keys if k != self._primary]
 
     def keys_b64(self) -> list[str]:
-        return [encode_key(k) for k in self.keys()]
+        return [encode_key(k) for k in self.all_keys()]
 
     # ------------------------------------------------------------------ changes (Consul's rules)
 
@@ -180,7 +183,7 @@ class Keyring:
         return seal(self._primary, data)
 
     def decrypt(self, data: bytes) -> bytes:
-        for key in self.keys():
+        for key in self.all_keys():
             try:
                 return open_sealed(key, data)
             except ValueError:
@@ -244,3 +247,36 @@ def save_keyring_file(path: Path, keyring: Keyring) -> None:
     with os.fdopen(fd, "w") as fh:
         json.dump(keyring.keys_b64(), fh)
     os.replace(tmp, path)
+
+
+def build_cipher(
+    encrypt: str | None,
+    *,
+    verify_incoming: bool = True,
+    verify_outgoing: bool = True,
+    data_dir: Path | None = None,
+) -> tuple[GossipCipher | None, str | None]:
+    """The agent's gossip cipher from `encrypt` and the saved keyring; (cipher, warning).
+
+    As in Consul, a keyring file in `data_dir` wins over `encrypt` (it holds what operators
+    installed since), and a key given with no file yet is saved there. No key and no file:
+    gossip stays plaintext (None).
+    """
+    path = data_dir / KEYRING_FILE if data_dir is not None else None
+    saved = load_keyring_file(path) if path is not None else None
+    warning = None
+    if saved is not None:
+        keyring = saved
+        if encrypt and decode_key(encrypt) not in saved.all_keys():
+            warning = (
+                f"the keyring file {path} exists and is used; "
+                "the -encrypt key is not in it and is ignored"
+            )
+    elif encrypt:
+        keyring = Keyring([decode_key(encrypt)])
+        if path is not None:
+            save_keyring_file(path, keyring)
+    else:
+        return None, None
+    cipher = GossipCipher(keyring, verify_incoming=verify_incoming, verify_outgoing=verify_outgoing)
+    return cipher, warning

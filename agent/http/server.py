@@ -14,8 +14,11 @@ from typing import TYPE_CHECKING
 import uvicorn
 
 from agent.http.routes import build_router
+from agent.tls import TLSConfigError, https_context
 
 if TYPE_CHECKING:
+    import ssl
+
     from agent.agent import Agent
 
 
@@ -38,7 +41,9 @@ def bind_tcp(host: str, port: int) -> socket.socket:
 
 
 class HTTPServer:
-    def __init__(self, app, sockets: list[socket.socket]) -> None:
+    def __init__(
+        self, app, sockets: list[socket.socket], ssl: ssl.SSLContext | None = None
+    ) -> None:
         config = uvicorn.Config(
             app,
             http="httptools",
@@ -51,6 +56,8 @@ class HTTPServer:
             server_header=False,
         )
         config.load()
+        if ssl is not None:  # our own context (agent.tls), not uvicorn's file-based options
+            config.ssl = ssl
         self.server = uvicorn.Server(config)
         self.server.lifespan = config.lifespan_class(config)
         self.sockets = sockets
@@ -78,19 +85,31 @@ class HTTPServer:
 async def start_http(agent: Agent) -> list[HTTPServer]:
     from agent.http.app import App
 
-    addrs = agent.config.http_addrs()
-    sockets = []
     try:
-        for host, port in addrs:
+        context = https_context(agent.config)
+    except TLSConfigError as exc:
+        raise ListenError(str(exc)) from None
+    sockets: list[socket.socket] = []
+    tls_sockets: list[socket.socket] = []
+    try:
+        for host, port in agent.config.http_addrs():
             sockets.append(bind_tcp(host, port))
+        if context is not None:  # HTTPS beside HTTP, as Consul allows (ports.http=-1 for none)
+            for host, port in agent.config.https_addrs():
+                tls_sockets.append(bind_tcp(host, port))
     except ListenError:
-        for sock in sockets:
+        for sock in sockets + tls_sockets:
             sock.close()
         raise
-    if not sockets:
+    if not sockets and not tls_sockets:
         return []
     app = App(agent, build_router(agent))
     agent.app = app
-    server = HTTPServer(app, sockets)
-    await server.start()
-    return [server]
+    servers = []
+    if sockets:
+        servers.append(HTTPServer(app, sockets))
+    if tls_sockets:
+        servers.append(HTTPServer(app, tls_sockets, ssl=context))
+    for server in servers:
+        await server.start()
+    return servers
