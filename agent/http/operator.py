@@ -1,4 +1,5 @@
-"""`/v1/operator/*` (raft configuration, autopilot, keyring) and `/v1/snapshot`."""
+"""`/v1/operator/*` (raft configuration, autopilot) and `/v1/snapshot`; the keyring is in
+agent.http.keyring."""
 
 from __future__ import annotations
 
@@ -123,10 +124,6 @@ def _rfc3339(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
-async def keyring(req: Request, _: str) -> Response:
-    raise HTTPError(500, "Gossip encryption is not enabled on this agent")
-
-
 async def snapshot_save(req: Request, _: str) -> Response:
     """The whole state as a gzipped tar (Consul's archive is also a .tgz; clients round-trip
     the bytes)."""
@@ -175,5 +172,4 @@ def register(router: Router) -> None:
     )
     router.add("/v1/operator/autopilot/health", {"GET": autopilot_health})
     router.add("/v1/operator/autopilot/state", {"GET": autopilot_health})
-    router.add("/v1/operator/keyring", dict.fromkeys(("GET", "POST", "PUT", "DELETE"), keyring))
     router.add("/v1/snapshot", {"GET": snapshot_save, "PUT": snapshot_restore})

@@ -25,6 +25,7 @@ AREAS = (
     "agent.http.health",
     "agent.http.agent_ep",
     "agent.http.operator",
+    "agent.http.keyring",  # after operator: owns /v1/operator/keyring
     "agent.http.ui",
     "agent.http.session",
     "agent.http.event",
