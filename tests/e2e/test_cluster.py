@@ -136,3 +136,42 @@ def test_duplicate_node_name_is_refused_and_the_cluster_is_unhurt(cluster: SeedC
         assert view["node3"] == 1 and set(view) == {"node1", "node2", "node3", "node4"}
     with cluster.agents["node3"].client() as http:
         assert http.put("/v1/kv/after-dup", content=b"ok").json() is True
+
+
+def test_gitkv_plan_reports_agent_drift_on_the_cluster(cluster: SeedCluster, tmp_path) -> None:
+    """The spec's agents vs /v1/agent/members of the real cluster: read-only drift."""
+    import json
+
+    spec = tmp_path / "gitkv.yaml"
+    spec.write_text(
+        "version: 1\n"
+        "datacenters:\n"
+        "  shenzhen:\n"
+        "    address: http://127.0.0.12:8500\n"
+        "    agents:\n"
+        "      node1: {server: true, bind: 127.0.0.11}\n"
+        "      node2: {server: true, bind: 127.0.0.12}\n"
+        "      node3: {server: true, bind: 127.0.0.13}\n"
+        "      node9: {bind: 127.0.0.19}\n"
+        "    kv_prefixes: [drift/]\n"
+        "    kv:\n"
+        '      drift/a: "1"\n'
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "gitkv", "plan", str(spec), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    drift = {d["agent"]: d["problem"] for d in json.loads(result.stdout)["plans"][0]["drift"]}
+    assert drift == {"node9": "missing", "node4": "unexpected"}
+    applied = subprocess.run(
+        [sys.executable, "-m", "gitkv", "apply", str(spec), "--auto-approve"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert applied.returncode == 0, applied.stderr
+    with cluster.agents["node4"].client() as http:
+        assert base64.b64decode(http.get("/v1/kv/drift/a").json()[0]["Value"]) == b"1"
