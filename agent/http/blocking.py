@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -73,9 +74,17 @@ def read_headers(
     return [
         (b"x-consul-index", str(index if index > 0 else 1).encode()),
         (b"x-consul-knownleader", b"true" if req.agent.leader_address else b"false"),
-        (b"x-consul-lastcontact", b"0"),
+        (b"x-consul-lastcontact", _last_contact_ms(req)),
         (b"x-consul-effective-consistency", consistency.encode()),
     ]
+
+
+def _last_contact_ms(req: Request) -> bytes:
+    """Milliseconds since this server last heard from the leader (0 on the leader)."""
+    consensus = req.agent.consensus
+    if consensus is None or consensus.is_leader:
+        return b"0"
+    return str(int(max(0.0, time.monotonic() - consensus.last_contact) * 1000)).encode()
 
 
 async def blocking_query(

@@ -140,3 +140,55 @@ def test_far_behind_server_catches_up_by_snapshot() -> None:
                 "the restarted server has every key",
             )
         assert "installed snapshot" in restarted.output()
+
+
+def test_member_failure_leave_and_peer_removal() -> None:
+    with SeedCluster() as cluster:
+        url = cluster.agents["node1"].url
+        client = cluster.agents["node4"]
+        with client.client() as http:
+            http.put("/v1/agent/service/register", json={"Name": "web", "Port": 80})
+        eventually(
+            lambda: httpx.get(f"{url}/v1/health/service/web", params={"passing": ""}).json(),
+            20,
+            "web passing",
+        )
+        client.kill()  # kill -9: the node fails, it does not leave
+
+        def serf(node: str) -> str:
+            checks = httpx.get(f"{url}/v1/health/node/{node}").json()
+            return next((c["Status"] for c in checks if c["CheckID"] == "serfHealth"), "")
+
+        eventually(lambda: serf("node4") == "critical", 40, "serfHealth critical for node4")
+        members = {m["Name"]: m["Status"] for m in httpx.get(f"{url}/v1/agent/members").json()}
+        assert members["node4"] == 4  # failed
+        assert httpx.get(f"{url}/v1/health/service/web", params={"passing": ""}).json() == []
+        assert [e["Node"]["Node"] for e in httpx.get(f"{url}/v1/health/service/web").json()] == [
+            "node4"
+        ]
+
+        # force-leave turns the failed member into "left": the leader deregisters it.
+        assert httpx.put(f"{url}/v1/agent/force-leave/node4").status_code == 200
+        eventually(
+            lambda: "node4" not in [n["Node"] for n in httpx.get(f"{url}/v1/catalog/nodes").json()],
+            30,
+            "node4 deregistered",
+        )
+        assert httpx.get(f"{url}/v1/health/service/web").json() == []
+        assert httpx.put(f"{url}/v1/agent/force-leave/nobody").status_code == 500
+
+        # A dead server leaves the Raft configuration through the operator endpoint.
+        leader = cluster.leader_agent()
+        victim = next(
+            a for a in cluster.agents.values() if a.alive and a is not leader and a.name != "node4"
+        )
+        victim.kill()
+        config = httpx.get(f"{leader.url}/v1/operator/raft/configuration").json()
+        victim_id = next(s["ID"] for s in config["Servers"] if s["Node"] == victim.name)
+        removed = httpx.delete(f"{leader.url}/v1/operator/raft/peer", params={"id": victim_id})
+        assert removed.status_code == 200, removed.text
+        eventually(
+            lambda: len(httpx.get(f"{leader.url}/v1/status/peers").json()) == 2, 20, "two peers"
+        )
+        with leader.client() as http:
+            assert http.put("/v1/kv/after-removal", content=b"ok").json() is True
