@@ -13,6 +13,7 @@ import sys
 import time
 
 from agent.checks import CheckError
+from agent.cluster import serf_tags
 from agent.filter import FilterError, compile_filter
 from agent.http.app import HTTPError, Request, Response, Router, json_response, text_response
 from agent.http.decode import normalize
@@ -38,39 +39,16 @@ def _filtered(req: Request, items: list[dict]) -> list[dict]:
 
 
 def member(agent) -> dict:
+    """This agent as a member, from gossip when it runs (else as it would gossip itself)."""
+    gossip = agent.cluster.gossip
+    if gossip is not None:
+        return gossip.local_member().api_dict()
     cfg = agent.config
-    tags = {
-        "acls": "0",
-        "build": f"{agent.version}:gitkv",
-        "dc": agent.datacenter,
-        "id": agent.node_id,
-        "role": "consul" if cfg.server else "node",
-        "segment": "",
-        "vsn": "2",
-        "vsn_max": "3",
-        "vsn_min": "2",
-        "ft_fs": "1",
-        "ft_si": "1",
-    }
-    if cfg.server:
-        tags.update(
-            {
-                "port": str(cfg.ports.server),
-                "raft_vsn": "3",
-                "expect": str(cfg.bootstrap_expect),
-                "wan_join_port": str(cfg.ports.serf_wan),
-                "use_tls": "0",
-            }
-        )
-        if cfg.bootstrap or cfg.dev:
-            tags["bootstrap"] = "1"
-        if cfg.ports.grpc > 0:
-            tags["grpc_port"] = str(cfg.ports.grpc)
     return {
         "Name": agent.node_name,
         "Addr": agent.address,
         "Port": cfg.ports.serf_lan if cfg.ports.serf_lan > 0 else 8301,
-        "Tags": tags,
+        "Tags": serf_tags(agent),
         "Status": 1,
         "ProtocolMin": 1,
         "ProtocolMax": 5,
