@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from agent.http.app import HTTPError, Request, Response
 
 if TYPE_CHECKING:
@@ -77,6 +79,8 @@ async def forward(agent: Agent, req: Request, target: str) -> Response:
         "headers": headers,
         "body": await req.body() if req.method in WRITE_METHODS else b"",
     }
+    if hops == 1 and req.path == "/v1/session/create":
+        args["body"] = session_body_with_node(args["body"], agent.node_name)
     try:
         reply = await agent.rpc_pool.call(target, "http", args, timeout=_timeout(req))
     except RPCError as exc:
@@ -87,6 +91,22 @@ async def forward(agent: Agent, req: Request, target: str) -> Response:
         reply["content_type"],
         [(k, v) for k, v in reply["headers"]],
     )
+
+
+def session_body_with_node(body: bytes, node: str) -> bytes:
+    """A session belongs to the agent it was created on: as Consul's agent fills `Node` before
+    its RPC, the first forwarding agent names itself when the body does not name a node."""
+    try:
+        fields = msgspec.json.decode(body) if body.strip() else {}
+    except msgspec.DecodeError:
+        return body  # the server refuses it with Consul's decode error
+    if not isinstance(fields, dict):
+        return body
+    if any(k.lower() == "node" and v for k, v in fields.items()):
+        return body
+    fields = {k: v for k, v in fields.items() if k.lower() != "node"}
+    fields["Node"] = node
+    return msgspec.json.encode(fields)
 
 
 async def serve_forwarded(agent: Agent, app: Any, args: dict) -> dict:
