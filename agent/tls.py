@@ -91,9 +91,16 @@ def rpc_tls(config: AgentConfig) -> RPCTLS:
     # Checking a server's name implies checking its chain (Consul turns verify_outgoing on).
     if (s.verify_outgoing or s.verify_server_hostname) and not (s.ca_file or s.ca_path):
         raise TLSConfigError("VerifyOutgoing set, and no CA certificate provided!")
-    if not has_pair:
+    # A client agent may hold just the CA (verify_outgoing) and still dial TLS servers.
+    outgoing = has_pair or s.verify_outgoing or s.verify_server_hostname
+    if not outgoing:
         return RPCTLS()
-    server = _server_context(s, "internal_rpc") if config.server else None
+    if config.server and not has_pair:
+        # Its peers would dial it with TLS while it listens in plaintext.
+        raise TLSConfigError(
+            "a server with verify_outgoing needs cert_file and key_file for its RPC port"
+        )
+    server = _server_context(s, "internal_rpc") if config.server and has_pair else None
     client = _client_context(s)
     name = server_name(config.datacenter, config.domain)
     return RPCTLS(server=server, client=client, server_name=name)

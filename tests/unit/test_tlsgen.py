@@ -196,3 +196,11 @@ def test_handshake_with_generated_certs(files) -> None:
     thread.join(5)
     listener.close()
     assert seen and seen[0]  # the client presented its certificate
+
+
+def test_client_agent_with_only_the_ca_dials_tls(files, tmp_path) -> None:
+    hcl = f'tls {{ defaults {{ ca_file = "{files["ca"]}" verify_outgoing = true }} }}'
+    client = rpc_tls(load_config([f"-data-dir={tmp_path}", "-hcl", hcl]))
+    assert client.server is None and client.client is not None
+    with pytest.raises(TLSConfigError, match="cert_file and key_file"):
+        rpc_tls(load_config(["-dev", "-hcl", hcl]))  # a server must listen with TLS too
