@@ -650,13 +650,14 @@ def test_deprecated_keys(tmp_path: Path, data: dict[str, Any], getter: Any, expe
     assert any("deprecated" in w for w in cfg.warnings)
 
 
-def test_deprecated_tls_keys_are_accepted_and_ignored(tmp_path: Path) -> None:
+def test_deprecated_tls_keys_are_folded_into_tls(tmp_path: Path) -> None:
     f = write(
         tmp_path / "tls.json",
         {"ca_file": "/ca.pem", "verify_incoming": True, "acl_enforce_version_8": False},
     )
     cfg = load(f"-config-file={f}")
-    assert cfg.ignored_keys == ("tls.defaults.ca_file", "tls.defaults.verify_incoming")
+    assert cfg.ignored_keys == ()
+    assert cfg.tls.https.ca_file == "/ca.pem"
     assert len(cfg.warnings) == 3
 
 
