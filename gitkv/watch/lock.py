@@ -157,7 +157,6 @@ class ClusterLock:
     def acquire(self, stop: threading.Event) -> bool:
         """Block until the lock is ours (True) or `stop` is set (False)."""
         announced = False
-        index = 0
         while not stop.is_set() and not self._closed.is_set():
             try:
                 if self._try_acquire():
@@ -166,14 +165,16 @@ class ClusterLock:
                 if not announced:
                     self.log.info("standby", lock=self.key, reason="another watcher holds it")
                     announced = True
-                index, holder = self._holder(index)
+                index, holder = self._holder(0)
+                if holder is None:
+                    # Free, yet refused: Consul's lock-delay after the holder's session was
+                    # invalidated. It is short; try again shortly.
+                    stop.wait(0.5)
+                    continue
                 while holder and not stop.is_set():
                     index, holder = self._holder(index)
-                # Free now; lock-delay may still refuse us for a moment.
-                stop.wait(0.2)
             except ClusterError as exc:
                 self.log.warn("lock_error", lock=self.key, error=str(exc))
-                index = 0
                 stop.wait(2.0)
         return False
 

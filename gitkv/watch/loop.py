@@ -143,6 +143,7 @@ class SyncEngine:
         self._handled: str | None = None
         self._prefixes: tuple[str, ...] = ()
         self._catalog = False
+        self._drifted: list[str] = []
 
     # -- what the runner asks ------------------------------------------------------------
 
@@ -200,6 +201,7 @@ class SyncEngine:
         try:
             rev = self.source.materialize(recorded)
             self.good = _Good(recorded, load_resources(str(rev.spec_path), recorded))
+            self._targets(self.good.resources)
             self.log.info("resume", commit=recorded, source="ledger")
         except GitkvError as exc:
             self.log.warn("resume_failed", commit=recorded, error=str(exc))
@@ -283,11 +285,12 @@ class SyncEngine:
     ) -> int:
         for attempt in (1, 2):
             p = plan(res, read_live(client, res), prune=self.prune)
-            self._log_plan(p, rev_id)
             if not (p.has_changes or (apply and p.ledger_changed)):
                 return 0
             if not apply:
+                self._drifted.extend(f"{c.kind}:{c.id}" for c in p.changes)
                 return len(p.changes)
+            self._log_plan(p, rev_id)
             check_guards(p)
             try:
                 apply_plan(client, p)
@@ -322,6 +325,7 @@ class SyncEngine:
         if self.good is None:
             return 0
         good = self.good
+        self._drifted = []
         try:
             found = self._converge(good.resources, rev_id=good.rev_id, apply=False)
             if not found:
@@ -331,6 +335,7 @@ class SyncEngine:
                 "drift",
                 commit=good.rev_id,
                 resources=found,
+                ids=self._drifted[:20],
                 trigger=trigger,
                 action="repair" if self.self_heal else "report",
             )

@@ -83,16 +83,19 @@ class Runner:
 
     # -- start-up ----------------------------------------------------------------------
 
-    def _identity(self, engine: SyncEngine, head: str) -> tuple[str, str | None]:
-        """The lock/status name and cluster address: from the newest spec if it is valid,
-        else `--lock-name` and `CONSUL_HTTP_ADDR`."""
-        try:
-            assert self.source is not None
-            rev = self.source.materialize(head)
-            first = load_resources(str(rev.spec_path), head)[0]
+    def _identity(self, head: str) -> tuple[str, str | None]:
+        """The lock/status name and cluster address: from the newest valid spec among the
+        last commits (an invalid newest commit must not hide which cluster we serve), else
+        `--lock-name` and `CONSUL_HTTP_ADDR`."""
+        assert self.source is not None
+        for rev_id in self.source.history(head):
+            try:
+                rev = self.source.materialize(rev_id)
+                first = load_resources(str(rev.spec_path), rev_id)[0]
+            except (GitkvError, IndexError):
+                continue
             return self.opts.lock_name or first.ledger_name, first.address
-        except (GitkvError, IndexError):
-            return self.opts.lock_name or "default", None
+        return self.opts.lock_name or "default", None
 
     def open(self) -> None:
         o = self.opts
@@ -115,7 +118,7 @@ class Runner:
             self.source, log=self.log, metrics=self.metrics, prune=o.prune, self_heal=o.self_heal
         )
         head = self.source.fetch()
-        name, address = self._identity(self.engine, head)
+        name, address = self._identity(head)
         self.engine.fallback = (name, address)
         settings = self._settings = ConsulSettings.from_env(address=address)
         self.lock = ClusterLock(
@@ -167,8 +170,9 @@ class Runner:
                 continue  # a stale notice from an earlier session
             drift_trigger = detail if kind == "drift" else ""
             fetch = kind == "fetch"
-            # Coalesce a burst (our own apply moves several indexes at once).
-            deadline = time.monotonic() + COALESCE
+            # Coalesce a burst of drift triggers (our own apply moves several indexes at
+            # once); a fetch request is served at once.
+            deadline = time.monotonic() + (COALESCE if kind == "drift" else 0.0)
             while (left := deadline - time.monotonic()) > 0:
                 try:
                     k, d = self.events.get(timeout=left)

@@ -74,6 +74,10 @@ class Source(Protocol):
 
     def has_revision(self, rev_id: str) -> bool: ...
 
+    def history(self, rev_id: str, limit: int = 20) -> list[str]:
+        """`rev_id` and the revisions before it, newest first."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -196,6 +200,14 @@ class GitSource:
             return False
         return True
 
+    def history(self, rev_id: str, limit: int = 20) -> list[str]:
+        """`rev_id` and its first-parent ancestors, newest first (at most `limit`)."""
+        try:
+            out = self._open().git.rev_list("--first-parent", f"--max-count={limit}", rev_id)
+        except git.GitCommandError:
+            return [rev_id]
+        return out.split() or [rev_id]
+
     def materialize(self, rev_id: str) -> Revision:
         repo = self._open()
         target = Path(tempfile.mkdtemp(prefix=rev_id[:12] + "-", dir=self._exports))
@@ -265,6 +277,9 @@ class TreeSource:
 
     def has_revision(self, rev_id: str) -> bool:
         return rev_id == self.fetch()
+
+    def history(self, rev_id: str, limit: int = 20) -> list[str]:
+        return [rev_id]  # a directory has no past
 
     def materialize(self, rev_id: str) -> Revision:
         return Revision(rev_id, self.path)
