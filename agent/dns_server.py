@@ -1,0 +1,316 @@
+"""The DNS listeners: UDP and TCP on every `config.dns_addrs()` address.
+
+The answers come from `agent.dns.resolve`; this module does the I/O around it: sockets we
+bind ourselves (a taken port fails the agent's start with the address in the message, as the
+HTTP listener does), the catalog adapters (a server reads its own replicated store, stale
+reads being Consul's DNS default; a client agent asks a server over RPC), and forwarding of
+names outside our domain to the configured recursors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import socket
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+import dns.asyncquery
+import dns.exception
+import dns.message
+import dns.rcode
+
+from agent.dns import (
+    FORWARD,
+    CatalogUnavailable,
+    DNSSettings,
+    Instance,
+    NodeRecord,
+    instance_from_json,
+    instance_from_struct,
+    node_from_json,
+    node_from_struct,
+    parse_request,
+    resolve,
+    servfail,
+)
+from agent.http.render import instance_checks
+from agent.http.server import ListenError
+
+if TYPE_CHECKING:
+    from agent.agent import Agent
+    from agent.dns import Catalog
+    from agent.state.store import Store
+
+log = logging.getLogger("agent.dns")
+
+__all__ = ["DNSServer", "RemoteCatalog", "StoreCatalog", "start_dns"]
+
+TCP_IDLE_TIMEOUT = 8.0  # the Go DNS server's idle timeout for a TCP connection
+TCP_READ_TIMEOUT = 2.0
+
+
+# --------------------------------------------------------------------------- catalogs
+
+
+class StoreCatalog:
+    """The catalog from a server's own state store (names matched case-insensitively)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def node(self, name: str) -> NodeRecord | None:
+        nodes = self.store.nodes
+        found = nodes.get(name)
+        if found is None:
+            wanted = name.lower()
+            found = next((n for key, n in nodes.items() if key.lower() == wanted), None)
+        return node_from_struct(found) if found is not None else None
+
+    async def nodes(self) -> list[NodeRecord]:
+        return [node_from_struct(n) for n in self.store.nodes.values()]
+
+    async def service(self, name: str) -> list[Instance]:
+        wanted = name.lower()
+        return self._instances(lambda svc: svc.Service.lower() == wanted)
+
+    async def instances_at(self, address: str) -> list[Instance]:
+        return self._instances(lambda svc: bool(svc.Address) and svc.Address == address)
+
+    def _instances(self, keep: Any) -> list[Instance]:
+        store = self.store
+        out = []
+        for node_name, services in store.services.items():
+            node = store.nodes.get(node_name)
+            if node is None:
+                continue
+            for svc in services.values():
+                if keep(svc):
+                    checks = instance_checks(store.checks.get(node_name, {}).values(), svc.ID)
+                    out.append(instance_from_struct(node, svc, checks))
+        return out
+
+
+class RemoteCatalog:
+    """The catalog as a client agent sees it: the servers' HTTP API over RPC."""
+
+    def __init__(self, agent: Agent) -> None:
+        self.agent = agent
+
+    async def _get(self, path: str) -> Any:
+        try:
+            return await self.agent.read_remote(path)
+        except Exception as exc:  # HTTPError, RPCError, OSError, timeouts: all mean "no answer"
+            raise CatalogUnavailable(str(exc)) from exc
+
+    async def node(self, name: str) -> NodeRecord | None:
+        reply = await self._get(f"/v1/catalog/node/{quote(name, safe='')}")
+        if not reply or not reply.get("Node"):
+            return None
+        return node_from_json(reply["Node"])
+
+    async def nodes(self) -> list[NodeRecord]:
+        return [node_from_json(n) for n in await self._get("/v1/catalog/nodes") or []]
+
+    async def service(self, name: str) -> list[Instance]:
+        reply = await self._get(f"/v1/health/service/{quote(name, safe='')}")
+        return [instance_from_json(entry) for entry in reply or []]
+
+    async def instances_at(self, address: str) -> list[Instance]:
+        out = []
+        for name in await self._get("/v1/catalog/services") or {}:
+            for entry in await self._get(f"/v1/catalog/service/{quote(name, safe='')}") or []:
+                if entry.get("ServiceAddress") == address:
+                    node = {
+                        "Node": entry.get("Node", ""),
+                        "Address": entry.get("Address", ""),
+                        "Datacenter": entry.get("Datacenter", ""),
+                    }
+                    service = {"Service": entry.get("ServiceName", ""), "Address": address}
+                    out.append(instance_from_json({"Node": node, "Service": service}))
+        return out
+
+
+# --------------------------------------------------------------------------- server
+
+
+class _UDPProtocol(asyncio.DatagramProtocol):
+    def __init__(self, server: DNSServer) -> None:
+        self.server = server
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.server._spawn(self._answer(data, addr))
+
+    async def _answer(self, data: bytes, addr: Any) -> None:
+        reply = await self.server.handle(data, tcp=False)
+        if reply is not None and self.transport is not None and not self.transport.is_closing():
+            self.transport.sendto(reply, addr)
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("dns: udp error: %s", exc)
+
+
+class DNSServer:
+    """Answers DNS over UDP and TCP; `start(addrs)` binds everything or nothing."""
+
+    def __init__(
+        self, catalog: Catalog, settings: DNSSettings, rng: random.Random | None = None
+    ) -> None:
+        self.catalog = catalog
+        self.settings = settings
+        self.rng = rng or random.Random()
+        self._udp: list[asyncio.DatagramTransport] = []
+        self._tcp: list[asyncio.Server] = []
+        self._tasks: set[asyncio.Task] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
+        self.addresses: list[tuple[str, int]] = []
+
+    # ---------------------------------------------------------------- lifecycle
+
+    async def start(self, addrs: list[tuple[str, int]]) -> None:
+        sockets: list[tuple[str, socket.socket]] = []
+        try:
+            for host, port in addrs:
+                udp = _bind(host, port, socket.SOCK_DGRAM)
+                sockets.append(("udp", udp))
+                # Port 0 (tests): let TCP follow the port UDP was given.
+                port = port or udp.getsockname()[1]
+                sockets.append(("tcp", _bind(host, port, socket.SOCK_STREAM)))
+        except ListenError:
+            for _, sock in sockets:
+                sock.close()
+            raise
+        loop = asyncio.get_running_loop()
+        for kind, sock in sockets:
+            if kind == "udp":
+                transport, _ = await loop.create_datagram_endpoint(
+                    lambda: _UDPProtocol(self), sock=sock
+                )
+                self._udp.append(transport)  # type: ignore[arg-type]
+                self.addresses.append(sock.getsockname()[:2])
+            else:
+                self._tcp.append(await asyncio.start_server(self._serve_tcp, sock=sock))
+        for host, port in self.addresses:
+            log.info("dns: listening on %s:%d (udp, tcp)", host, port)
+
+    async def close(self) -> None:
+        for transport in self._udp:
+            transport.close()
+        for server in self._tcp:
+            server.close()
+        for writer in list(self._writers):
+            writer.close()
+        for task in list(self._tasks):
+            task.cancel()
+        for server in self._tcp:
+            with contextlib.suppress(Exception):
+                await server.wait_closed()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._udp.clear()
+        self._tcp.clear()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ---------------------------------------------------------------- requests
+
+    async def handle(self, wire: bytes, *, tcp: bool) -> bytes | None:
+        """The reply to one request message, or None when there is nothing to send."""
+        request = parse_request(wire)
+        if request is None or isinstance(request, bytes):
+            return request
+        try:
+            response = await resolve(request, self.catalog, self.settings, tcp=tcp, rng=self.rng)
+            if response is FORWARD:
+                return await self._forward(request, wire, tcp)
+            return response.to_wire()  # type: ignore[union-attr]
+        except Exception:
+            log.exception("dns: failed to answer %s", request.question)
+            return servfail(request).to_wire()
+
+    async def _forward(self, request: dns.message.Message, wire: bytes, tcp: bool) -> bytes:
+        """Ask the recursors in turn (or in random order); the first NOERROR/NXDOMAIN wins."""
+        order = list(self.settings.recursors)
+        if self.settings.recursor_random:
+            self.rng.shuffle(order)
+        timeout = self.settings.recursor_timeout
+        for host, port in order:
+            try:
+                if tcp:
+                    reply = await dns.asyncquery.tcp(request, host, timeout, port)
+                else:
+                    reply = await dns.asyncquery.udp(request, host, timeout, port)
+            except (TimeoutError, dns.exception.DNSException, OSError) as exc:
+                log.debug("dns: recursor %s:%d failed: %s", host, port, exc)
+                continue
+            if reply.rcode() in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
+                return reply.to_wire()
+            log.debug(
+                "dns: recursor %s:%d answered %s", host, port, dns.rcode.to_text(reply.rcode())
+            )
+        return servfail(request).to_wire()
+
+    async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Length-prefixed messages, several per connection, until idle or closed."""
+        self._writers.add(writer)
+        try:
+            while True:
+                try:
+                    head = await asyncio.wait_for(reader.readexactly(2), TCP_IDLE_TIMEOUT)
+                    size = int.from_bytes(head, "big")
+                    body = await asyncio.wait_for(reader.readexactly(size), TCP_READ_TIMEOUT)
+                except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
+                    return
+                reply = await self.handle(body, tcp=True)
+                if reply is None:
+                    continue
+                writer.write(len(reply).to_bytes(2, "big") + reply)
+                await writer.drain()
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            self._writers.discard(writer)
+            writer.close()
+
+
+def _bind(host: str, port: int, kind: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, kind)
+    proto = "udp" if kind == socket.SOCK_DGRAM else "tcp"
+    if kind == socket.SOCK_STREAM:
+        # Not for UDP: there SO_REUSEADDR would let two agents share the port silently.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        if kind == socket.SOCK_STREAM:
+            sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        raise ListenError(
+            f"error starting DNS server: listen {proto} {host}:{port}: bind: {exc.strerror or exc}"
+        ) from None
+    sock.setblocking(False)
+    return sock
+
+
+async def start_dns(agent: Agent) -> DNSServer | None:
+    """The agent's DNS server on its configured addresses; None when `ports.dns` is -1."""
+    addrs = agent.config.dns_addrs()
+    if not addrs:
+        return None
+    catalog: Catalog = (
+        StoreCatalog(agent.store) if agent.consensus is not None else RemoteCatalog(agent)
+    )
+    settings = DNSSettings.from_config(agent.config)
+    server = DNSServer(catalog, settings)
+    await server.start(addrs)
+    return server
