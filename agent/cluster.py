@@ -241,6 +241,12 @@ class ClusterManager:
             return
         if not consensus.is_leader:
             return
+        if agent.config.acl.enabled:
+            # The built-in ACL records (global-management, anonymous, initial management
+            # token) are written by whichever server leads, as soon as it leads.
+            from agent.acl.enforce import runtime
+
+            await runtime(agent).ensure_initialized()
         voters = set(consensus.voter_ids())
         by_id = {}
         for m in members:
