@@ -159,6 +159,7 @@ class Agent:
         self.session_reaper = SessionReaper(self)
         self._servers: list[Any] = []
         self.app: Any = None
+        self.dns: Any = None  # agent.dns_server.DNSServer while running
         self._stopped = asyncio.Event()
         self.leaving = False
         self.exit_code = 0
@@ -252,6 +253,7 @@ class Agent:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
+        from agent.dns_server import start_dns
         from agent.http.server import start_http
 
         if self.data_dir is not None:
@@ -279,6 +281,7 @@ class Agent:
         except (JoinFailed, GossipError) as exc:
             raise AgentError(str(exc)) from None
         self._servers = await start_http(self)
+        self.dns = await start_dns(self)
         self.local.load()
         if self.consensus is not None and self.consensus.is_leader:
             await self.local.sync_node()
@@ -314,6 +317,9 @@ class Agent:
             await self.graceful_leave()
         await self.session_reaper.stop()
         await self.local.stop()
+        if self.dns is not None:
+            await self.dns.close()
+            self.dns = None
         for server in self._servers:
             server.should_exit = True
         for server in self._servers:
