@@ -62,6 +62,7 @@ SERVER_IPS = {"node1": "127.0.0.31", "node2": "127.0.0.32", "node3": "127.0.0.33
 NEW_SERVER = ("node4", "127.0.0.34")
 ETCD_IPS = {"etcd1": "127.0.0.41", "etcd2": "127.0.0.42", "etcd3": "127.0.0.43"}
 HTTP_PORT = 8500
+CATCHUP_BOUND = 120.0  # seconds; four times the 30 s target
 FAST = "-hcl=performance { raft_multiplier = 1 }"
 GET_KEY = "bench/get"
 PUT_ENV = {"BENCH_KEYS": "10000", "BENCH_BODY_BYTES": "100"}
@@ -183,6 +184,33 @@ class Server:
         with contextlib.suppress(OSError):
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         return "(no log)"
+
+
+RSS_LIMIT = 6 << 30  # per server: far above the 2 GiB target, well below the box's RAM
+MIN_AVAILABLE = 3 << 30  # the box is shared: stop before the kernel's OOM killer acts
+
+
+def check_memory(servers: list[Server]) -> None:
+    """BenchError when a server grows past RSS_LIMIT or the box runs short of memory.
+
+    A first full run had a leader retrying a 1 GB InstallSnapshot until it was OOM-killed
+    at 9 GB; the bench must stop that itself."""
+    for server in servers:
+        if server.rss() > RSS_LIMIT:
+            raise BenchError(f"{server.name} RSS {server.rss() >> 20} MiB > {RSS_LIMIT >> 20} MiB")
+    with open("/proc/meminfo") as fh:
+        for line in fh:
+            if line.startswith("MemAvailable:"):
+                available = int(line.split()[1]) * 1024
+                if available < MIN_AVAILABLE:
+                    raise BenchError(f"only {available >> 20} MiB of RAM left on the box")
+
+
+def count_lines(server: Server, text: str) -> int:
+    try:
+        return server.log_path.read_text(errors="replace").count(text)
+    except OSError:
+        return 0
 
 
 def one_leader(servers: list[Server], timeout: float = 60.0) -> Server:
@@ -420,35 +448,73 @@ def report_rss(report: Report, servers: list[Server], when: str, key: str) -> No
                           server.rss() / 2**20, "MiB"))  # fmt: skip
 
 
-async def _txn_worker(host: str, batches, deadline: float) -> int:  # type: ignore[no-untyped-def]
+class LoadStats:
+    """What the loader had to retry: txns refused while the cluster had no leader."""
+
+    def __init__(self) -> None:
+        self.retries = 0
+        self.errors: dict[str, int] = {}
+
+
+async def _txn_worker(host: str, batches, deadline: float, stats: LoadStats) -> int:  # type: ignore[no-untyped-def]
     reader, writer = await asyncio.open_connection(host, HTTP_PORT)
     done = 0
     try:
         for first, last in batches:
-            if time.monotonic() > deadline:
-                raise BenchError("load took too long")
             body = txn_body(first, last)
-            writer.write(
-                b"PUT /v1/txn HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
-                b"Content-Length: %d\r\n\r\n%s" % (host.encode(), len(body), body)
-            )
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 60)
-            found = re.search(rb"(?i)content-length:\s*(\d+)", head)
-            answer = await reader.readexactly(int(found.group(1)) if found else 0)
-            if not head.startswith(b"HTTP/1.1 200"):
-                raise BenchError(f"txn failed: {head.splitlines()[0]!r} {answer[:300]!r}")
+            # A txn refused during an election is retried (set ops are idempotent), a bounded
+            # number of times; the retries are reported, since they are a finding.
+            for _attempt in range(100):
+                if time.monotonic() > deadline:
+                    raise BenchError("load took too long")
+                writer.write(
+                    b"PUT /v1/txn HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
+                    b"Content-Length: %d\r\n\r\n%s" % (host.encode(), len(body), body)
+                )
+                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 60)
+                found = re.search(rb"(?i)content-length:\s*(\d+)", head)
+                answer = await reader.readexactly(int(found.group(1)) if found else 0)
+                if head.startswith(b"HTTP/1.1 200"):
+                    break
+                stats.retries += 1
+                why = f"{head.splitlines()[0].decode(errors='replace')} {answer[:80]!r}"
+                stats.errors[why] = stats.errors.get(why, 0) + 1
+                await asyncio.sleep(0.1)
+            else:
+                raise BenchError(f"txn failed 100 times: {head.splitlines()[0]!r} {answer[:300]!r}")
             done += last - first
     finally:
         writer.close()
     return done
 
 
-async def load_keys(host: str, total: int, connections: int, timeout: float) -> int:
+async def load_keys(
+    host: str,
+    total: int,
+    connections: int,
+    timeout: float,
+    stats: LoadStats,
+    servers: list[Server],
+) -> int:
     batches = iter([(i, min(i + TXN_OPS, total)) for i in range(0, total, TXN_OPS)])
     deadline = time.monotonic() + timeout
-    parts = await asyncio.gather(*(_txn_worker(host, batches, deadline)
-                                   for _ in range(connections)))  # fmt: skip
-    return sum(parts)
+    workers = [_txn_worker(host, batches, deadline, stats) for _ in range(connections)]
+    load = asyncio.gather(*workers)
+    watch = asyncio.ensure_future(_watch_memory(servers))
+    try:
+        done, _ = await asyncio.wait([load, watch], return_when=asyncio.FIRST_COMPLETED)
+        if watch in done:
+            load.cancel()
+            watch.result()  # raises the memory guard's BenchError
+        return sum(load.result())
+    finally:
+        watch.cancel()
+
+
+async def _watch_memory(servers: list[Server]) -> None:
+    while True:
+        check_memory(servers)
+        await asyncio.sleep(0.5)
 
 
 def stage_catchup(report: Report, servers: list[Server], root: Path, total: int,
@@ -457,8 +523,18 @@ def stage_catchup(report: Report, servers: list[Server], root: Path, total: int,
     print(f"\n== Catch-up: {total:,} keys of 1 KiB via /v1/txn to {leader.name}, "
           f"then a new server {NEW_SERVER[0]} with an empty data dir", flush=True)  # fmt: skip
     t0 = time.monotonic()
-    loaded = asyncio.run(load_keys(leader.ip, total, connections, timeout=1800))
+    stats = LoadStats()
+    leaderships = {s.name: count_lines(s, "this server is now the leader") for s in servers}
+    loaded = asyncio.run(load_keys(leader.ip, total, connections, 1800, stats, servers))
     elapsed = time.monotonic() - t0
+    elections = sum(count_lines(s, "this server is now the leader") - leaderships[s.name]
+                    for s in servers)  # fmt: skip
+    report.add(Figure("load_elections", "leader elections during the load", elections, "",
+                      "0", elections == 0))  # fmt: skip
+    report.add(Figure("load_retries", "txns refused and retried during the load",
+                      stats.retries))  # fmt: skip
+    for why, n in stats.errors.items():
+        report.note(f"load: {n} x {why}")
     report.add(Figure("load_rate", f"load rate ({TXN_OPS} ops/txn, {connections} conns)",
                       loaded / elapsed, "keys/s"))  # fmt: skip
     report_rss(report, servers, f"with {total:,} keys", "loaded")
@@ -468,13 +544,36 @@ def stage_catchup(report: Report, servers: list[Server], root: Path, total: int,
     new.start([s.ip for s in servers])
     raw = f"/v1/kv/{mem_key(last)}?stale&raw"
 
+    peak = dict.fromkeys((s.name for s in [*servers, new]), 0)
+
     def caught_up() -> bool:
         if not new.alive:
             raise BenchError(f"{name} exited:\n{new.log_tail()}")
+        for server in [*servers, new]:
+            peak[server.name] = max(peak[server.name], server.rss())
+            if not server.alive:
+                raise BenchError(f"{server.name} died during the catch-up:\n{server.log_tail()}")
+        check_memory([*servers, new])
         status, body = request(ip, "GET", raw, timeout=2)
         return status == 200 and body == mem_value(last)
 
-    bounded_wait(caught_up, 300, f"{name} has the last key", interval=0.02)
+    sends = {s.name: count_lines(s, "sending snapshot to") for s in servers}
+    try:
+        bounded_wait(caught_up, CATCHUP_BOUND, f"{name} has the last key", interval=0.05)
+    except BenchError as exc:
+        # A failed catch-up is a figure (missed), not the end of the run.
+        report.add(Figure("catchup_s", f"new server until last of {total:,} keys reads (stale)",
+                          None, "s", "< 30 s", False))  # fmt: skip
+        report.note(f"catch-up failed: {str(exc).splitlines()[0]}")
+        return new
+    finally:
+        failed = sum(count_lines(s, "sending snapshot to") - sends[s.name] for s in servers)
+        report.add(Figure("catchup_snapshot_failures", "InstallSnapshot sends that failed",
+                          failed, "", "0", failed == 0))  # fmt: skip
+        for server_name, value in peak.items():
+            report.add(Figure(f"rss_catchup_peak_{server_name}",
+                              f"RSS {server_name} peak while catching up (0.05 s samples)",
+                              value / 2**20, "MiB"))  # fmt: skip
     took = time.monotonic() - new.started_at
     report.add(Figure("catchup_s", f"new server until last of {total:,} keys reads (stale)",
                       took, "s", "< 30 s", took < 30))  # fmt: skip
