@@ -211,10 +211,10 @@ class GitSource:
     def materialize(self, rev_id: str) -> Revision:
         repo = self._open()
         target = Path(tempfile.mkdtemp(prefix=rev_id[:12] + "-", dir=self._exports))
-        args = [rev_id] + ([self.subdir] if self.subdir else [])
         try:
             buf = io.BytesIO()
-            repo.archive(buf, *args, format="tar")
+            paths = {"path": [self.subdir]} if self.subdir else {}
+            repo.archive(buf, treeish=rev_id, format="tar", **paths)
         except git.GitCommandError as exc:
             shutil.rmtree(target, ignore_errors=True)
             where = f" (path {self.subdir!r})" if self.subdir else ""

@@ -7,7 +7,6 @@ No test asserts on time; the commit-to-applied latency is printed (`pytest -s`) 
 
 from __future__ import annotations
 
-import os
 import signal
 import time
 from collections.abc import Iterator
@@ -266,4 +265,3 @@ def test_polling_picks_up_a_push_and_down_leaves_no_process(tmp_path: Path) -> N
         pids = own.down()
     assert pids and not any(pid_alive(p) for p in pids)
     assert not list((tmp_path / "cluster").glob(".gitkv/*/*/agent.pid"))
-    assert os.waitpid(-1, os.WNOHANG) if False else True
