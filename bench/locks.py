@@ -4,7 +4,7 @@
 
 Starts its own `-dev` agent on 127.0.0.32 (free ports, every other listener off) and measures:
 
-1. Round trips per second of `PUT /v1/kv/<k>?acquire=<session>` + `PUT ...?release=<session>`
+1. Round trips per second (raw asyncio HTTP/1.1 keep-alive clients, cheap next to the agent) of `PUT /v1/kv/<k>?acquire=<session>` + `PUT ...?release=<session>`
    (one round trip = one acquire and one release, each a Raft write), for one client, and for
    N concurrent clients each with its own session and key. Also N clients contending for one
    key: every attempt is a round trip, the figure counts the acquisitions that succeeded.
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import signal
 import socket
@@ -102,24 +103,58 @@ class DevAgent:
 # --------------------------------------------------------------------------- round trips
 
 
-async def _session(http: httpx.AsyncClient, body: dict) -> str:
-    answer = await http.put("/v1/session/create", json=body)
-    if answer.status_code != 200:
-        raise BenchError(f"session create: {answer.status_code} {answer.text}")
-    return answer.json()["ID"]
+class RawHTTP:
+    """One keep-alive HTTP/1.1 connection with hand-written requests: the load generator must
+    cost far less than the agent, or the figure measures the client (httpx is ~10x dearer)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def __aenter__(self) -> RawHTTP:
+        self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            with contextlib.suppress(OSError):
+                await self.writer.wait_closed()
+
+    async def put(self, target: str, body: bytes = b"") -> tuple[int, bytes]:
+        assert self.reader is not None and self.writer is not None
+        head = f"PUT {target} HTTP/1.1\r\nHost: {self.host}\r\nContent-Length: {len(body)}\r\n\r\n"
+        self.writer.write(head.encode() + body)
+        status_line = await self.reader.readline()
+        length = 0
+        while (line := await self.reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        return int(status_line.split()[1]), await self.reader.readexactly(length)
 
 
-async def _round_trips(
-    http: httpx.AsyncClient, key: str, sid: str, until: float
-) -> tuple[int, int]:
+async def _session(http: RawHTTP, body: dict) -> str:
+    status, answer = await http.put("/v1/session/create", json.dumps(body).encode())
+    if status != 200:
+        raise BenchError(f"session create: {status} {answer!r}")
+    return json.loads(answer)["ID"]
+
+
+async def _round_trips(http: RawHTTP, key: str, sid: str, until: float) -> tuple[int, int]:
     """(round trips, acquisitions that succeeded) until the loop clock passes `until`."""
     loop = asyncio.get_running_loop()
     trips = won = 0
     while loop.time() < until:
-        got = (await http.put(f"/v1/kv/{key}", params={"acquire": sid}, content=b"x")).json()
-        if got is True:
+        status, got = await http.put(f"/v1/kv/{key}?acquire={sid}", b"x")
+        if status != 200:
+            raise BenchError(f"acquire: {status} {got!r}")
+        if got.strip() == b"true":
             won += 1
-            await http.put(f"/v1/kv/{key}", params={"release": sid})
+            status, got = await http.put(f"/v1/kv/{key}?release={sid}")
+            if status != 200:
+                raise BenchError(f"release: {status} {got!r}")
         trips += 1
     return trips, won
 
@@ -128,33 +163,24 @@ async def measure_round_trips(
     url: str, clients: int, seconds: float, shared: bool
 ) -> tuple[float, float]:
     """Round trips/s and successful acquisitions/s for `clients` concurrent clients."""
-    https = [httpx.AsyncClient(base_url=url, timeout=30.0) for _ in range(clients)]
-    try:
+    host, _, port = url.removeprefix("http://").partition(":")
+    async with contextlib.AsyncExitStack() as stack:
+        conns = [await stack.enter_async_context(RawHTTP(host, int(port))) for _ in range(clients)]
         sids = [
-            await _session(h, {"Name": f"bench-{i}", "LockDelay": 0}) for i, h in enumerate(https)
+            await _session(c, {"Name": f"bench-{i}", "LockDelay": 0}) for i, c in enumerate(conns)
         ]
         keys = ["bench/lock/shared" if shared else f"bench/lock/{i}" for i in range(clients)]
+        work = list(zip(conns, keys, sids, strict=True))
         loop = asyncio.get_running_loop()
         # A short warm-up, so connection set-up is not counted.
-        await asyncio.gather(
-            *(
-                _round_trips(h, k, s, loop.time() + 0.3)
-                for h, k, s in zip(https, keys, sids, strict=True)
-            )
-        )
+        await asyncio.gather(*(_round_trips(c, k, s, loop.time() + 0.3) for c, k, s in work))
         began = loop.time()
         results = await asyncio.gather(
-            *(
-                _round_trips(h, k, s, began + seconds)
-                for h, k, s in zip(https, keys, sids, strict=True)
-            )
+            *(_round_trips(c, k, s, began + seconds) for c, k, s in work)
         )
         elapsed = loop.time() - began
-        for h, sid in zip(https, sids, strict=True):
-            await h.put(f"/v1/session/destroy/{sid}")
-    finally:
-        for h in https:
-            await h.aclose()
+        for conn, sid in zip(conns, sids, strict=True):
+            await conn.put(f"/v1/session/destroy/{sid}")
     trips = sum(r[0] for r in results)
     won = sum(r[1] for r in results)
     return trips / elapsed, won / elapsed
@@ -167,9 +193,8 @@ async def measure_expiry(url: str, ttl: float) -> tuple[float, float, float]:
     """(seconds from create to release, delay after TTL, delay beyond 2 x TTL)."""
     key = "bench/expiry"
     async with httpx.AsyncClient(base_url=url, timeout=4 * ttl + 60) as http:
-        sid = await _session(
-            http, {"Name": "expiry", "TTL": f"{ttl:g}s", "LockDelay": 0, "Checks": []}
-        )
+        body = {"Name": "expiry", "TTL": f"{ttl:g}s", "LockDelay": 0, "Checks": []}
+        sid = (await http.put("/v1/session/create", json=body)).json()["ID"]
         created = time.monotonic()
         got = (await http.put(f"/v1/kv/{key}", params={"acquire": sid}, content=b"x")).json()
         if got is not True:
