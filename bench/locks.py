@@ -4,10 +4,11 @@
 
 Starts its own `-dev` agent on 127.0.0.32 (free ports, every other listener off) and measures:
 
-1. Round trips per second (raw asyncio HTTP/1.1 keep-alive clients, cheap next to the agent) of `PUT /v1/kv/<k>?acquire=<session>` + `PUT ...?release=<session>`
+1. Round trips per second of `PUT /v1/kv/<k>?acquire=<session>` + `PUT ...?release=<session>`
    (one round trip = one acquire and one release, each a Raft write), for one client, and for
    N concurrent clients each with its own session and key. Also N clients contending for one
    key: every attempt is a round trip, the figure counts the acquisitions that succeeded.
+   Clients are raw asyncio HTTP/1.1 keep-alive connections, cheap next to the agent.
 2. Session-expiry detection: a session with `TTL` (default 10s) and `LockDelay` 0 holds a lock
    and is never renewed; a blocking query on the key times the moment the lock is released.
    Consul invalidates a TTL session after 2 x TTL, so we report the delay after the TTL ran
