@@ -280,8 +280,9 @@ class Agent:
             await self.cluster.start()
         except (JoinFailed, GossipError) as exc:
             raise AgentError(str(exc)) from None
-        self._servers = await start_http(self)
+        # DNS first, as Consul does: once HTTP answers, every listener is up.
         self.dns = await start_dns(self)
+        self._servers = await start_http(self)
         self.local.load()
         if self.consensus is not None and self.consensus.is_leader:
             await self.local.sync_node()

@@ -35,7 +35,7 @@ from __future__ import annotations
 import ipaddress
 import random
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -784,10 +784,11 @@ def _srv_records(
         seen.add(key)
         records, extra = _instance_records(ctx, inst, dc, ttl)
         answer.answer.extend(records)
-        answer.additional.extend(extra)
         if ctx.settings.node_meta_txt:
             canonical = f"{inst.node.name}.node.{dc}.{ctx.resp_domain}"
-            answer.additional.extend(meta_txt_records(inst.node, canonical, ttl))
+            extra += meta_txt_records(inst.node, canonical, ttl)
+        # Several instances on one node would repeat its records; once is enough.
+        answer.additional.extend(r for r in extra if r not in answer.additional)
 
 
 async def _nameservers(ctx: _Context) -> tuple[list[Record], list[Record]]:
@@ -918,14 +919,25 @@ def message_len(answer: Answer, question_len: int, edns: bool) -> int:
 
 
 def trim(
-    answer: Answer, *, tcp: bool, payload: int | None, question_len: int, udp_answer_limit: int
+    answer: Answer,
+    *,
+    tcp: bool,
+    payload: int | None,
+    question_len: int,
+    udp_answer_limit: int,
+    measure: Callable[[Answer], int],
 ) -> bool:
-    """Cut the answer to what fits the transport; True when records were dropped."""
+    """Cut the answer to what fits the transport; True when records were dropped.
+
+    `measure` gives the encoded (compressed) size of an answer. As in Consul, a plain UDP
+    answer cut to `udp_answer_limit` is then sized uncompressed, so it still fits 512 bytes
+    should a middlebox expand it; otherwise the compressed size counts.
+    """
     original = len(answer.answer)
     index: dict[str, Record] = {}
     for rec in answer.additional:
         index.setdefault(rec.name.lower(), rec)
-    edns = payload is not None
+    size = measure
     if tcp:
         max_size = MAX_TCP_SIZE
         cap = 1024 if any(r.rdtype == SRV for r in answer.answer) else 4096
@@ -941,12 +953,34 @@ def trim(
             answer.answer = answer.answer[:limit]
             if index:
                 _sync_additional(answer, index)
-    while len(answer.answer) > 1 and message_len(answer, question_len, edns) > max_size:
+            edns = payload is not None
+            size = lambda a: message_len(a, question_len, edns)  # noqa: E731
+    while len(answer.answer) > 1 and size(answer) > max_size:
         answer.authority = []
-        answer.answer = answer.answer[:-1]
+        _cut_to_fit(answer, max_size, size, index)
+    return len(answer.answer) < original
+
+
+def _cut_to_fit(
+    answer: Answer, max_size: int, size: Callable[[Answer], int], index: dict[str, Record]
+) -> None:
+    """Drop answers from the end: the largest prefix that fits (by bisection), at least one."""
+    records = answer.answer
+
+    def fits(count: int) -> bool:
+        answer.answer = records[:count]
         if index:
             _sync_additional(answer, index)
-    return len(answer.answer) < original
+        return size(answer) <= max_size
+
+    low, high = 1, len(records) - 1  # `records` as a whole does not fit
+    while low < high:
+        middle = (low + high + 1) // 2
+        if fits(middle):
+            low = middle
+        else:
+            high = middle - 1
+    fits(low)
 
 
 # --------------------------------------------------------------------------- messages
@@ -1059,6 +1093,7 @@ async def resolve(
         payload=payload,
         question_len=_name_len(qname) + 4,
         udp_answer_limit=settings.udp_answer_limit,
+        measure=lambda a: len(to_message(request, a).to_wire(max_size=65535)),
     )
     answer.truncated = dropped and settings.enable_truncate
     return to_message(request, answer)

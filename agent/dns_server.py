@@ -232,7 +232,7 @@ class DNSServer:
             response = await resolve(request, self.catalog, self.settings, tcp=tcp, rng=self.rng)
             if response is FORWARD:
                 return await self._forward(request, wire, tcp)
-            return response.to_wire()  # type: ignore[union-attr]
+            return response.to_wire(max_size=65535)  # type: ignore[union-attr]
         except Exception:
             log.exception("dns: failed to answer %s", request.question)
             return servfail(request).to_wire()
@@ -253,7 +253,7 @@ class DNSServer:
                 log.debug("dns: recursor %s:%d failed: %s", host, port, exc)
                 continue
             if reply.rcode() in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
-                return reply.to_wire()
+                return reply.to_wire(max_size=65535)
             log.debug(
                 "dns: recursor %s:%d answered %s", host, port, dns.rcode.to_text(reply.rcode())
             )
