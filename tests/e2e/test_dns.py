@@ -198,3 +198,43 @@ def test_taken_dns_port_fails_the_start() -> None:
             assert proc.proc is not None and proc.proc.returncode == 1
         finally:
             proc.cleanup()
+
+
+def test_client_agent_answers_from_the_servers(tmp_path) -> None:
+    """A client agent holds no catalog: its DNS reads the servers' health API over RPC."""
+    serf = free_port()
+    server_args = [a for a in dev_agent_args() if not a.startswith(("-dns-port", "-serf-lan"))]
+    server = AgentProc(*server_args, f"-serf-lan-port={serf}", "-dns-port=-1", "-node=srv")
+    client_dns = udp_port()
+    client = AgentProc(
+        "-node=cli",
+        "-bind=127.0.0.2",
+        "-client=127.0.0.2",
+        f"-join=127.0.0.1:{serf}",
+        f"-data-dir={tmp_path / 'cli'}",
+        f"-server-port={free_port('127.0.0.2')}",
+        f"-serf-lan-port={free_port('127.0.0.2')}",
+        "-serf-wan-port=-1",
+        f"-dns-port={client_dns}",
+        ip="127.0.0.2",
+    )
+    try:
+        server.start()
+        client.start(timeout=30)
+        with client.client() as http:
+            body = {"ID": "cache1", "Name": "cache", "Port": 6379}
+            assert http.put("/v1/agent/service/register", json=body).status_code == 200
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and not http.get("/v1/health/service/cache").json():
+                time.sleep(0.1)
+        query = dns.message.make_query("cache.service.consul.", "SRV")
+        msg = dns.query.udp(query, "127.0.0.2", timeout=5, port=client_dns)
+        assert values(msg, rdtype="SRV") == {"1 1 6379 cli.node.dc1.consul."}
+        assert values(msg, "additional", "A") == {"127.0.0.2"}
+        query = dns.message.make_query("srv.node.consul.", "A")
+        assert values(dns.query.tcp(query, "127.0.0.2", timeout=5, port=client_dns)) == {
+            "127.0.0.1"
+        }
+    finally:
+        client.cleanup()
+        server.cleanup()
