@@ -4,13 +4,17 @@ what its filters match, and `/v1/event/list` long-polls on the event index."""
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import consul
 import httpx
 import pytest
 
+from tests.e2e.agentproc import AgentProc
 from tests.e2e.seedcluster import SeedCluster, eventually
+from tests.e2e.test_acl_matrix import agent_args as acl_agent_args
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -149,3 +153,33 @@ def test_list_filter_expression(cluster: SeedCluster) -> None:
     eventually(lambda: fired["ID"] in _ids(url), 20, "event on node2")
     answer = httpx.get(f"{url}/v1/event/list", params={"filter": 'Name == "filtered"'}, timeout=5)
     assert {e["Name"] for e in answer.json()} == {"filtered"}
+
+
+def test_event_acls_on_a_single_agent(tmp_path: Path) -> None:
+    """event:write to fire, event:read filters the list (a separate agent, ACLs on)."""
+    mgmt = str(uuid.uuid4())
+    agent = AgentProc(
+        *acl_agent_args(tmp_path, initial_management=mgmt, ip="127.0.0.21"), ip="127.0.0.21"
+    ).start()
+    try:
+        with agent.client() as http:
+            boss = {"X-Consul-Token": mgmt}
+            rules = 'event_prefix "dep" { policy = "write" }'
+            r = http.put("/v1/acl/policy", json={"Name": "deployer", "Rules": rules}, headers=boss)
+            assert r.status_code == 200, r.text
+            r = http.put("/v1/acl/token", json={"Policies": [{"Name": "deployer"}]}, headers=boss)
+            deployer = {"X-Consul-Token": r.json()["SecretID"]}
+
+            assert http.put("/v1/event/fire/deploy", headers=deployer).status_code == 200
+            assert http.put("/v1/event/fire/other", headers=deployer).status_code == 403
+            assert http.put("/v1/event/fire/deploy").status_code == 403  # anonymous
+            assert http.put("/v1/event/fire/other", headers=boss).status_code == 200
+
+            def names(headers: dict[str, str]) -> set[str]:
+                return {e["Name"] for e in http.get("/v1/event/list", headers=headers).json()}
+
+            eventually(lambda: names(boss) == {"deploy", "other"}, 20, "both events kept")
+            assert names(deployer) == {"deploy"}
+            assert names({}) == set()
+    finally:
+        agent.cleanup()
