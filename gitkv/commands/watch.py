@@ -82,7 +82,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DURATION",
         help="session TTL of the watcher lock (min 10s; a dead watcher is replaced after ~2x)",
     )
-    parser.add_argument("--once", action="store_true", help="sync the newest revision and exit")
+    parser.add_argument(
+        "--once",
+        action="store_true",
+        help="sync the newest revision and exit (takes no lock, like `gitkv apply`)",
+    )
     parser.add_argument(
         "--worktree", action="store_true", help="follow a repository's files, not its commits"
     )

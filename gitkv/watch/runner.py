@@ -210,6 +210,7 @@ class Runner:
                 if self.stop.is_set():
                     break
                 # Lost the lock: back to standby with a fresh session.
+                self.lock.close()
                 self.lock = ClusterLock(
                     self._settings,
                     self.lock.name,

@@ -7,6 +7,7 @@ No test asserts on time; the commit-to-applied latency is printed (`pytest -s`) 
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from collections.abc import Iterator
@@ -47,6 +48,11 @@ def watchers() -> Iterator[list[WatchProc]]:
     yield procs
     for w in procs:
         w.kill()
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _status(cluster: UpCluster, name: str) -> dict:
@@ -191,6 +197,11 @@ def test_no_self_heal_only_reports(
     )
     watchers.append(w)
     eventually(_status_is(cluster, name, sha, "applied"), what="applied")
+    # Idle, the watcher sits in blocking reads: (almost) no CPU. A busy loop would burn
+    # about one CPU second per second here.
+    before = _cpu_seconds(w.proc.pid)
+    time.sleep(3)
+    assert _cpu_seconds(w.proc.pid) - before < 1.0
     cluster.put(f"{name}/k", "hand")
     ev = w.wait_event(lambda e: e["event"] == "drift", what="drift reported")
     assert ev["action"] == "report"
