@@ -8,11 +8,15 @@ No test asserts on time; the commit-to-applied latency is printed (`pytest -s`) 
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import signal
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import git
 import httpx
 import pytest
 
@@ -30,6 +34,18 @@ from tests.e2e.watchkit import (
 )
 
 SECRET = "push-secret-for-tests"
+# The seed's topology on addresses of its own (the seed's 127.0.0.11-14 are used by the
+# agent's cluster tests, which may run at the same time on a shared box).
+SEED_IPS = ("127.0.0.171", "127.0.0.172", "127.0.0.173", "127.0.0.174")
+
+
+def _port_busy(ip: str, port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind((ip, port))
+        except OSError:
+            return True
+    return False
 
 
 @pytest.fixture(scope="module")
@@ -276,3 +292,58 @@ def test_polling_picks_up_a_push_and_down_leaves_no_process(tmp_path: Path) -> N
         pids = own.down()
     assert pids and not any(pid_alive(p) for p in pids)
     assert not list((tmp_path / "cluster").glob(".gitkv/*/*/agent.pid"))
+
+
+@pytest.mark.cluster
+def test_seed_cluster_from_gitkv_up_is_kept_in_sync(tmp_path: Path) -> None:
+    """The seed's 3 servers + 1 client (examples/shenzhen, moved to 127.0.0.171-174) via `gitkv up`, watched from Git:
+    KV, agent services and an external node are applied; a service removed by hand on the
+    client agent comes back (catalog drift); `gitkv down` leaves no agent behind."""
+    work = tmp_path / "shenzhen"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "examples" / "shenzhen", work)
+    for f in work.glob("*.yaml"):
+        f.write_text(re.sub(r"127\.0\.0\.1([1-4])\b", r"127.0.0.17\1", f.read_text()))
+    busy = [ip for ip in SEED_IPS if _port_busy(ip, 8500)]
+    if busy:
+        pytest.skip(f"the seed's addresses are in use ({', '.join(busy)}): another cluster runs")
+    repo = git.Repo.init(work, initial_branch="main")  # the spec directory is the repository
+    with repo.config_writer() as cfg:
+        cfg.set_value("user", "name", "gitkv tests")
+        cfg.set_value("user", "email", "tests@example.invalid")
+    (work / ".gitignore").write_text(".gitkv/\n")
+    repo.git.add(A=True)
+    sha = repo.index.commit("the seed's cluster").hexsha
+
+    up = gitkv("up", str(work), "--timeout", "90")
+    assert up.returncode == 0, up.stderr
+    pids = [int(p.read_text()) for p in work.glob(".gitkv/*/*/agent.pid")]
+    w: WatchProc | None = None
+    try:
+        assert len(pids) == 4
+        w = WatchProc(tmp_path / "w.log", str(work), "--cache-dir", str(tmp_path / "c"))
+        node1, node4 = f"http://{SEED_IPS[0]}:8500", f"http://{SEED_IPS[3]}:8500"
+
+        def state() -> str:
+            r = httpx.get(f"{node1}/v1/kv/gitkv/status/shenzhen", params={"raw": ""})
+            return r.json().get("state", "") if r.status_code == 200 else ""
+
+        eventually(lambda: state() in ("applied", "in_sync"), timeout=60, what="applied")
+        assert httpx.get(f"{node1}/v1/kv/app/web/replicas", params={"raw": ""}).text == "3"
+        assert "web" in httpx.get(f"{node4}/v1/agent/services").json()
+        assert httpx.get(f"{node1}/v1/catalog/node/legacy-db").json()["Services"]
+        w.wait_event(lambda e: e.get("commit") == sha and e["event"] in ("applied", "in_sync"))
+
+        httpx.put(f"{node4}/v1/agent/service/deregister/web")
+        eventually(
+            lambda: "web" in httpx.get(f"{node4}/v1/agent/services").json(),
+            timeout=60,
+            what="service re-registered",
+        )
+        w.wait_event(lambda e: e["event"] == "drift_repaired", what="drift repaired")
+        assert w.stop() == 0
+    finally:
+        if w is not None:
+            w.kill()
+        down = gitkv("down", str(work), "--purge")
+    assert down.returncode == 0, down.stderr
+    assert not any(pid_alive(p) for p in pids)
