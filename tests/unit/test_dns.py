@@ -481,3 +481,50 @@ def test_instance_from_json() -> None:
         ("passing", "warning"),
     )
     assert srv_weight(inst) == 1
+
+
+# --------------------------------------------------------------------------- adapters, server
+
+
+def test_store_catalog_reads_the_state_store() -> None:
+    from agent.dns_server import StoreCatalog
+    from agent.state.store import Store
+    from agent.state.structs import HealthCheck, Node, Service, Weights
+
+    store = Store()
+    store.ensure_node(1, Node("Alpha", "10.9.0.1", Datacenter="dc1", Meta={"k": "v"}))
+    store.ensure_service(2, "Alpha", Service("db1", "db", Port=5432, Weights=Weights(5, 1)))
+    store.ensure_service(3, "Alpha", Service("db2", "db", Address="10.9.0.2", Port=5433))
+    store.ensure_check(4, HealthCheck("Alpha", "serfHealth", Status="passing"))
+    store.ensure_check(5, HealthCheck("Alpha", "c2", Status="critical", ServiceID="db2"))
+    catalog = StoreCatalog(store)
+
+    assert answers(ask("alpha.node.consul.", catalog=catalog)) == ["10.9.0.1"]
+    msg = ask("DB.service.consul.", "SRV", catalog=catalog)
+    assert answers(msg, "SRV") == ["1 5 5432 Alpha.node.dc1.consul."]  # db2 is critical
+    assert records(ask("2.0.9.10.in-addr.arpa.", "PTR", catalog=catalog)) == [
+        ("2.0.9.10.in-addr.arpa.", "PTR", "db.service.dc1.consul.")
+    ]
+
+
+def test_server_handle_without_sockets() -> None:
+    from agent.dns_server import DNSServer
+
+    server = DNSServer(CATALOG, DNSSettings(), rng=random.Random(1))
+    query = dns.message.make_query("web.service.consul.", "A")
+    reply = dns.message.from_wire(asyncio.run(server.handle(query.to_wire(), tcp=False)))
+    assert reply.id == query.id and answers(reply) == ["10.0.0.1", "10.0.0.2"]
+    assert asyncio.run(server.handle(b"\x01", tcp=False)) is None
+    bad = asyncio.run(server.handle(query.to_wire()[:12] + b"\x00", tcp=True))
+    assert bad[3] & 0x0F == dns.rcode.FORMERR
+
+
+def test_server_forwarding_fails_over_to_servfail() -> None:
+    from agent.dns_server import DNSServer
+
+    # Nothing listens on port 9 of 127.0.0.1 (discard): the recursor fails fast or times out.
+    settings = DNSSettings(recursors=(("127.0.0.1", 9),), recursor_timeout=0.2)
+    server = DNSServer(CATALOG, settings)
+    query = dns.message.make_query("example.com.", "A")
+    reply = dns.message.from_wire(asyncio.run(server.handle(query.to_wire(), tcp=False)))
+    assert reply.rcode() == dns.rcode.SERVFAIL and reply.flags & dns.flags.RA
