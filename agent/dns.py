@@ -556,7 +556,6 @@ class Answer:
     additional: list[Record] = field(default_factory=list)
     authoritative: bool = True
     recursion_available: bool = False
-    edns: bool = True  # echo the client's EDNS (Consul's setEDNS)
     truncated: bool = False
 
 
@@ -1034,7 +1033,7 @@ def servfail(request: dns.message.Message) -> dns.message.Message:
 def to_message(request: dns.message.Message, answer: Answer) -> dns.message.Message:
     response = dns.message.make_response(request)
     response.use_edns(False)
-    if answer.edns and request.edns >= 0:
+    if request.edns >= 0:  # echo the client's EDNS, as Consul's setEDNS does
         response.use_edns(0, 0, request.payload)
     response.set_rcode(answer.rcode)
     if answer.authoritative:
