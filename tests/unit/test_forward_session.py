@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import agent.http.app  # noqa: F401 - app imports forward last; load it first
 from agent.http.forward import session_body_with_node
 
 
