@@ -216,6 +216,10 @@ class DNSServer:
         self._udp.clear()
         self._tcp.clear()
 
+    def reload(self, config: Any) -> None:
+        """New `dns_config`/`recursors` from a reloaded config (listeners stay as they are)."""
+        self.settings = DNSSettings.from_config(config)
+
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
