@@ -369,6 +369,8 @@ class Agent:
 
         fresh = load_config(list(self.argv))
         self.local.reload_config(fresh)
+        if self.dns is not None:
+            self.dns.reload(fresh)
 
     def request_stop(self, exit_code: int = 0, leave: bool = False) -> None:
         self.exit_code = self.exit_code or exit_code
