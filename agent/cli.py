@@ -85,6 +85,15 @@ def main(argv: list[str]) -> int:
         return 0
 
 
+def _reload(agent) -> None:
+    """SIGHUP re-reads the config files, as `consul reload` / SIGHUP do."""
+    try:
+        agent.reload()
+        logging.getLogger("agent").info("configuration reloaded")
+    except Exception as exc:  # a bad file must not take the running agent down
+        logging.getLogger("agent").error("reload failed: %s", exc)
+
+
 async def _run(config, argv: list[str]) -> int:
     from agent.agent import Agent, AgentError
     from agent.http.server import ListenError
@@ -97,6 +106,7 @@ async def _run(config, argv: list[str]) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, agent.on_signal, sig.name)
+    loop.add_signal_handler(signal.SIGHUP, _reload, agent)
     try:
         await agent.run()
     except (AgentError, ListenError, OSError) as exc:
