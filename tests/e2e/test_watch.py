@@ -303,7 +303,13 @@ def test_seed_cluster_from_gitkv_up_is_kept_in_sync(tmp_path: Path) -> None:
     shutil.copytree(Path(__file__).resolve().parents[2] / "examples" / "shenzhen", work)
     for f in work.glob("*.yaml"):
         f.write_text(re.sub(r"127\.0\.0\.1([1-4])\b", r"127.0.0.17\1", f.read_text()))
-    busy = [ip for ip in SEED_IPS if _port_busy(ip, 8500)]
+    # `gitkv up` refuses ports that do not bind; right after an earlier run they may still
+    # be in TIME_WAIT for up to a minute.
+    deadline = time.monotonic() + 75
+    while (busy := [ip for ip in SEED_IPS for p in (8500, 8300) if _port_busy(ip, p)]) and (
+        time.monotonic() < deadline
+    ):
+        time.sleep(1)
     if busy:
         pytest.skip(f"the seed's addresses are in use ({', '.join(busy)}): another cluster runs")
     repo = git.Repo.init(work, initial_branch="main")  # the spec directory is the repository
