@@ -22,7 +22,6 @@ import base64
 import logging
 import re
 import uuid
-import weakref
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -232,13 +231,15 @@ class EventLog:
 
 # ---------------------------------------------------------------------- agent wiring
 
-_LOGS: weakref.WeakKeyDictionary[Any, EventLog] = weakref.WeakKeyDictionary()
+_LOG_ATTR = "_user_event_log"
 
 
 def event_log(agent: Agent) -> EventLog:
-    log_ = _LOGS.get(agent)
+    """The agent's event log, kept on the agent itself (created on first use)."""
+    log_ = getattr(agent, _LOG_ATTR, None)
     if log_ is None:
-        log_ = _LOGS[agent] = EventLog()
+        log_ = EventLog()
+        setattr(agent, _LOG_ATTR, log_)
     return log_
 
 
@@ -266,7 +267,9 @@ def receive(agent: Agent, ev: UserEvent) -> None:
 def attach(agent: Agent) -> None:
     """Route the agent's gossip user events into its event log (idempotent)."""
     event_log(agent)
-    agent.cluster.user_event_handler = lambda ev: receive(agent, ev)
+    cluster = getattr(agent, "cluster", None)  # absent on the stand-ins route tests build
+    if cluster is not None:
+        cluster.user_event_handler = lambda ev: receive(agent, ev)
 
 
 def fire(agent: Agent, event: Event) -> Event:
