@@ -42,6 +42,7 @@ VERSION = 1
 # Consul names its events on serf "consul:event:<name>"; the limit counts that name too.
 GOSSIP_PREFIX = "consul:event:"
 SIZE_LIMIT = 512
+REMOTE_EXEC = "_rexec"  # Consul's internal event name for `consul exec`
 
 
 class EventError(Exception):
@@ -259,6 +260,10 @@ def receive(agent: Agent, ev: UserEvent) -> None:
     if event.version > VERSION:
         log.warning("agent: event version %d may have unsupported features", event.version)
     if not accepts(event, agent.node_name, _local_services(agent)):
+        return
+    if event.name == REMOTE_EXEC:
+        # Consul runs `consul exec` jobs from these and never lists them; we run none.
+        log.info("agent: ignoring remote exec event %s, not supported", event.id)
         return
     log.debug("agent: new event %s (%s)", event.name, event.id)
     event_log(agent).add(event)
