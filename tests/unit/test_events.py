@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from types import SimpleNamespace
 
 import pytest
 
@@ -15,12 +16,17 @@ from agent.events import (
     EventTooLarge,
     InvalidEvent,
     accepts,
+    attach,
     decode,
     encode,
+    event_log,
+    gossip_name,
     list_index,
     new_event,
+    receive,
     uuid_index,
 )
+from agent.gossip.events import UserEvent
 
 ID = "b54fe110-7af5-cafc-d1fb-afc8ba432b1c"
 
@@ -128,3 +134,34 @@ def test_waiters_wake_on_add_and_can_be_forgotten() -> None:
         forgotten.cancel()
 
     asyncio.run(scenario())
+
+
+def _fake_agent() -> SimpleNamespace:
+    web = SimpleNamespace(service={"Tags": ["canary"]})
+    return SimpleNamespace(node_name="node4", local=SimpleNamespace(services={"web-1": web}))
+
+
+def test_receive_keeps_only_consul_events_meant_for_this_agent() -> None:
+    agent = _fake_agent()
+
+    def deliver(event: Event, gossip_name_: str | None = None) -> None:
+        name = gossip_name_ or gossip_name(event.name)
+        receive(agent, UserEvent(name, encode(event), 7, "gossip-id"))  # type: ignore[arg-type]
+
+    deliver(new_event("kept", b"p", service="web", tag="can"))
+    deliver(new_event("other-node", None, node="^node1$"))
+    deliver(new_event("no-service", None, service="db"))
+    deliver(new_event("_rexec", b"job"))
+    deliver(new_event("not-consul", None), gossip_name_="serf-only")
+    receive(agent, UserEvent(gossip_name("bad"), b"\xc1", 8, "x"))  # type: ignore[arg-type]
+    kept = event_log(agent).events()  # type: ignore[arg-type]
+    assert [(e.name, e.ltime, e.payload) for e in kept] == [("kept", 7, b"p")]
+
+
+def test_attach_routes_gossip_events_into_the_log() -> None:
+    agent = _fake_agent()
+    agent.cluster = SimpleNamespace(user_event_handler=None)
+    attach(agent)  # type: ignore[arg-type]
+    event = new_event("deploy", None)
+    agent.cluster.user_event_handler(UserEvent(gossip_name("deploy"), encode(event), 3, "g"))
+    assert [e.id for e in event_log(agent).events()] == [event.id]  # type: ignore[arg-type]
