@@ -141,11 +141,9 @@ class Runner:
     # -- the runner thread ---------------------------------------------------------------
 
     def run_once(self) -> int:
-        assert self.engine is not None
-        outcome = self.engine.poll()
-        if outcome is None:
-            return 0
-        return 0 if outcome.ok else 1
+        assert self.engine is not None and self.source is not None
+        # A fetch failure must fail `--once` (poll would only log it).
+        return 0 if self.engine.sync(self.source.fetch()).ok else 1
 
     def _lead(self) -> None:
         """Leader duty until stop or lock loss."""
@@ -157,6 +155,9 @@ class Runner:
                 outcome = engine.poll()
                 if outcome is not None and outcome.state == INVALID and engine.good is None:
                     engine.resume(engine.recorded_revision())
+                elif outcome is None:
+                    # Leader again with nothing new: catch up with edits made meanwhile.
+                    engine.check_drift("lock_acquired")
                 self._follow_drift()
         next_poll = time.monotonic() + self.opts.interval
         while not self.stop.is_set():

@@ -353,3 +353,27 @@ def test_seed_cluster_from_gitkv_up_is_kept_in_sync(tmp_path: Path) -> None:
         down = gitkv("down", str(work), "--purge")
     assert down.returncode == 0, down.stderr
     assert not any(pid_alive(p) for p in pids)
+
+
+def test_a_watcher_whose_session_is_destroyed_steps_down_and_reacquires(
+    cluster: UpCluster, tmp_path: Path, watchers: list[WatchProc]
+) -> None:
+    name = "wlost"
+    repo = SpecRepo(tmp_path / "repo")
+    sha = repo.commit({"gitkv.yaml": spec_text(name, cluster.url, {f"{name}/k": "1"})})
+    w = WatchProc(tmp_path / "w.log", repo.url, "--lock-ttl", "10s", "--cache-dir",
+                  str(tmp_path / "c"))  # fmt: skip
+    watchers.append(w)
+    first = w.wait_event(lambda e: e["event"] == "lock_acquired", what="lock")
+    eventually(_status_is(cluster, name, sha, "applied"), what="applied")
+    with cluster.http() as h:  # an operator (or a partition) kills the session
+        assert h.put(f"/v1/session/destroy/{first['session']}").status_code == 200
+    w.wait_event(lambda e: e["event"] == "lock_lost", what="lock lost")
+    again = w.wait_event(
+        lambda e: e["event"] == "lock_acquired" and e["session"] != first["session"],
+        what="lock acquired again",
+    )
+    assert again["session"] != first["session"]
+    cluster.put(f"{name}/k", "hand")
+    eventually(lambda: cluster.kv(f"{name}/k") == "1", what="still repairing after re-election")
+    assert w.stop() == 0
