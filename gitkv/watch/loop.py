@@ -229,6 +229,8 @@ class SyncEngine:
             state, message, changes = FAILED, str(exc), 0
         except GitkvError as exc:  # unreadable value files and the like: the commit's fault
             state, message, changes = INVALID, str(exc), 0
+        except Exception as exc:  # a bug or an unexpected answer must not stop the watcher
+            state, message, changes = FAILED, f"unexpected error: {type(exc).__name__}: {exc}", 0
         outcome = Outcome(rev_id, state, message, changes, time.monotonic() - started)
         self._record(outcome, resources)
         return outcome
@@ -344,6 +346,6 @@ class SyncEngine:
                 self.metrics.inc("watch_drift_repairs_total")
                 self.log.info("drift_repaired", commit=good.rev_id, changes=repaired)
             return found
-        except GitkvError as exc:
-            self.log.error("drift_failed", commit=good.rev_id, error=str(exc))
+        except Exception as exc:  # reported; the next trigger tries again
+            self.log.error("drift_failed", commit=good.rev_id, error=f"{type(exc).__name__}: {exc}")
             return 0
