@@ -129,6 +129,8 @@ def _port_taken(host: str, port: int, kind: int = socket.SOCK_STREAM) -> bool:
     if port <= 0:
         return False
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, kind) as sock:
+        # As the agent binds: a port in TIME_WAIT after `gitkv down` is free, a listener is not.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:
