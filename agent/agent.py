@@ -207,6 +207,28 @@ class Agent:
             raise HTTPError(exc.status if exc.status >= 400 else 500, str(exc)) from None
         return decode_result(reply)
 
+    async def api_call(self, method: str, path: str, body: Any, token: str = "") -> tuple[int, str]:
+        """Run an HTTP API call through this agent's own handlers (forwarding, ACL checks and
+        all), as a client would; for the agent's writes that must carry its token."""
+        from agent.http.app import App
+        from agent.http.forward import serve_forwarded
+        from agent.http.routes import build_router
+
+        if self.app is None:
+            self.app = App(self, build_router(self))
+        headers = [[b"content-type", b"application/json"]]
+        if token:
+            headers.append([b"x-consul-token", token.encode()])
+        args = {
+            "method": method,
+            "path": path,
+            "query": b"",
+            "headers": headers,
+            "body": json.dumps(body).encode(),
+        }
+        reply = await serve_forwarded(self, self.app, args)
+        return reply["status"], reply["body"].decode(errors="replace")
+
     async def read_remote(self, path: str) -> Any:
         """GET a /v1 path from a server (client agents hold no state); None when 404."""
         target = self.pick_server()

@@ -387,8 +387,28 @@ class LocalState:
             and current.TaggedAddresses == wanted["TaggedAddresses"]
         )
 
+    async def _catalog_write(self, command: dict) -> None:
+        """A catalog write of anti-entropy. With ACLs on it goes through the catalog API with
+        this agent's token (`acl.tokens.agent`, else `default`), so the servers enforce what
+        that token may do, as Consul's agent does; a refusal is logged and skipped."""
+        agent = self.agent
+        if not agent.config.acl.enabled:
+            await agent.write(command)
+            return
+        from agent.acl.enforce import runtime
+
+        tokens = runtime(agent).tokens
+        token = tokens.get("agent") or tokens.get("default") or ""
+        path = "/v1/catalog/register" if command["Type"] == "register" else "/v1/catalog/deregister"
+        body = {k: v for k, v in command.items() if k != "Type"}
+        status, text = await agent.api_call("PUT", path, body, token)
+        if status == 403:
+            log.warning("anti-entropy: sync blocked by ACLs (set acl.tokens.agent): %s", text)
+        elif status != 200:
+            raise RuntimeError(f"{path} answered {status}: {text}")
+
     async def sync_node(self) -> None:
-        await self.agent.write(self.node_registration())
+        await self._catalog_write(self.node_registration())
 
     def trigger_sync(self) -> None:
         if self._sync_wakeup is not None:
@@ -416,10 +436,10 @@ class LocalState:
         for sid in list(view.services):
             # "consul" is the servers' own service, kept by the leader (as in Consul).
             if sid not in self.services and sid != CONSUL_SERVICE:
-                await agent.write({"Type": "deregister", "Node": node, "ServiceID": sid})
+                await self._catalog_write({"Type": "deregister", "Node": node, "ServiceID": sid})
         for cid in list(view.checks):
             if cid not in self.checks and cid != SERF_CHECK:
-                await agent.write({"Type": "deregister", "Node": node, "CheckID": cid})
+                await self._catalog_write({"Type": "deregister", "Node": node, "CheckID": cid})
         for defn in list(self.services.values()):
             svc = defn.service
             checks = [
@@ -430,7 +450,7 @@ class LocalState:
             if self._in_sync(view, svc, checks):
                 continue
             log.info("synced service %r", defn.id)
-            await agent.write(
+            await self._catalog_write(
                 {
                     "Type": "register",
                     "Node": node,
@@ -444,7 +464,7 @@ class LocalState:
             self._catalog_check(c) for c in self.checks.values() if not c.definition.service_id
         ]
         if node_checks and not self._in_sync(view, None, node_checks):
-            await agent.write(
+            await self._catalog_write(
                 {
                     "Type": "register",
                     "Node": node,

@@ -10,6 +10,7 @@ persistence across a restart, and `gitkv apply` of a spec's `acl:` part.
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,7 +42,8 @@ CALLERS = ("none", "anon", "ro", "other", "mgmt")
 def agent_args(tmp: Path, *, initial_management: str | None, ip: str = "127.0.0.1") -> list[str]:
     acl: dict[str, Any] = {"enabled": True, "default_policy": "deny"}
     if initial_management:
-        acl["tokens"] = {"initial_management": initial_management}
+        # The agent's own token carries its anti-entropy writes (Consul's acl.tokens.agent).
+        acl["tokens"] = {"initial_management": initial_management, "agent": initial_management}
     tmp.mkdir(parents=True, exist_ok=True)
     config = tmp / "acl.json"
     config.write_text(json.dumps({"acl": acl}))
@@ -333,28 +335,28 @@ def test_token_and_role_lifecycle(acl_agent: Setup) -> None:
 
 
 def test_bootstrap_once_then_reset(tmp_path: Path) -> None:
-    with AgentProc(*agent_args(tmp_path, initial_management=None)).start() as agent:
-        with agent.client() as http:
-            first = http.put("/v1/acl/bootstrap")
-            assert first.status_code == 200, first.text
-            token = first.json()
-            assert token["ID"] == token["SecretID"]
-            assert token["Policies"] == [
-                {"ID": "00000000-0000-0000-0000-000000000001", "Name": "global-management"}
-            ]
-            second = http.put("/v1/acl/bootstrap")
-            assert second.status_code == 403
-            assert second.text.startswith(
-                "Permission denied: ACL bootstrap no longer allowed (reset index: "
-            )
-            reset = second.text.rsplit(" ", 1)[1].rstrip(")")
-            h = {"X-Consul-Token": token["SecretID"]}
-            assert http.put("/v1/kv/x", content=b"1", headers=h).json() is True
-            (tmp_path / "data" / "acl-bootstrap-reset").write_text(reset)
-            third = http.put("/v1/acl/bootstrap")
-            assert third.status_code == 200, third.text
-            assert not (tmp_path / "data" / "acl-bootstrap-reset").exists()
-            secret = third.json()["SecretID"]
+    agent = AgentProc(*agent_args(tmp_path, initial_management=None))
+    with agent.start(), agent.client() as http:
+        first = http.put("/v1/acl/bootstrap")
+        assert first.status_code == 200, first.text
+        token = first.json()
+        assert token["ID"] == token["SecretID"]
+        assert token["Policies"] == [
+            {"ID": "00000000-0000-0000-0000-000000000001", "Name": "global-management"}
+        ]
+        second = http.put("/v1/acl/bootstrap")
+        assert second.status_code == 403
+        assert second.text.startswith(
+            "Permission denied: ACL bootstrap no longer allowed (reset index: "
+        )
+        reset = second.text.rsplit(" ", 1)[1].rstrip(")")
+        h = {"X-Consul-Token": token["SecretID"]}
+        assert http.put("/v1/kv/x", content=b"1", headers=h).json() is True
+        (tmp_path / "data" / "acl-bootstrap-reset").write_text(reset)
+        third = http.put("/v1/acl/bootstrap")
+        assert third.status_code == 200, third.text
+        assert not (tmp_path / "data" / "acl-bootstrap-reset").exists()
+        secret = third.json()["SecretID"]
         log = agent.output()
     # ACL state is replicated state: it survives a restart (log replay / snapshot).
     again = AgentProc(*agent_args(tmp_path, initial_management=None)).start()
@@ -442,3 +444,26 @@ def test_expired_token_is_not_found(acl_agent: Setup) -> None:
     assert r.status_code == 200 and r.json()["ExpirationTime"]
     r = acl_agent.call("mgmt", "PUT", "/v1/acl/token", json={"ExpirationTTL": "soon"})
     assert r.status_code == 400
+
+
+def test_anti_entropy_uses_the_agent_token(tmp_path: Path) -> None:
+    """Without an agent token (default deny) the agent's own catalog sync is refused and says
+    so; once `PUT /v1/agent/token/agent` gives it one, the sync goes through."""
+    agent = AgentProc(*agent_args(tmp_path, initial_management=None))
+    with agent.start(), agent.client() as http:
+        boot = http.put("/v1/acl/bootstrap").json()
+        mgmt = {"X-Consul-Token": boot["SecretID"]}
+        http.put("/v1/agent/service/register", json={"Name": "quiet", "Port": 1}, headers=mgmt)
+        assert http.get("/v1/catalog/service/quiet", headers=mgmt).json() == []
+        assert "blocked by ACLs" in agent.output()
+        http.put("/v1/agent/token/agent", json={"Token": boot["SecretID"]}, headers=mgmt)
+        http.put("/v1/agent/service/register", json={"Name": "quiet", "Port": 1}, headers=mgmt)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if http.get("/v1/catalog/service/quiet", headers=mgmt).json():
+                break
+            time.sleep(0.2)
+        names = [
+            s["ServiceName"] for s in http.get("/v1/catalog/service/quiet", headers=mgmt).json()
+        ]
+        assert names == ["quiet"]
