@@ -371,15 +371,30 @@ class Agent:
         return self.cluster.members()
 
     async def join(self, address: str, wan: bool = False) -> None:
-        if wan:
-            raise HTTPError(500, "WAN joins are not supported by this agent yet")
         try:
-            await self.cluster.join([address])
+            if wan:
+                await self._wan_join(address)
+            else:
+                await self.cluster.join([address])
         except JoinFailed as exc:
             raise HTTPError(500, str(exc)) from None
 
+    async def _wan_join(self, address: str) -> None:
+        pool = self.cluster.wan
+        if pool is None:
+            why = "only servers join the WAN" if self.consensus is None else "no WAN pool"
+            raise HTTPError(500, f"Failed to join {address}: {why}")
+        await pool.join([address])
+
+    def wan_members(self) -> list[dict]:
+        """The WAN pool as /v1/agent/members?wan shows it; a client is in none (empty)."""
+        pool = self.cluster.wan
+        return pool.members() if pool is not None else []
+
     async def force_leave(self, node: str, prune: bool = False, wan: bool = False) -> None:
         gossip = self.cluster.gossip
+        if wan:
+            gossip = self.cluster.wan.gossip if self.cluster.wan is not None else None
         if gossip is None or not any(m.name == node for m in gossip.members()):
             raise HTTPError(500, f"agent: No node found with name '{node}'")
         gossip.force_leave(node, prune)

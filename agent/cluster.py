@@ -97,6 +97,7 @@ class ClusterManager:
         self._tasks: list[asyncio.Task] = []
         self.user_event_handler: Any = None
         self._stopping = False
+        self.wan: Any = None  # agent.wan.WanPool on servers with a serf WAN port
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -126,12 +127,31 @@ class ClusterManager:
         )
         if cfg.start_join:
             await self.join(list(cfg.start_join))
+        await self._start_wan()
         self._tasks.append(asyncio.create_task(self._membership_loop(), name="membership"))
         self.kick()
         if cfg.retry_join:
             self._tasks.append(asyncio.create_task(self._retry_join(), name="retry-join"))
 
+    async def _start_wan(self) -> None:
+        cfg = self.agent.config
+        if not cfg.server:
+            if cfg.start_join_wan or cfg.retry_join_wan:
+                log.warning(
+                    "agent: -join-wan/-retry-join-wan are ignored: only servers join the WAN"
+                )
+            return
+        if cfg.ports.serf_wan <= 0:
+            return
+        from agent.wan import WanPool  # wan builds on this module
+
+        pool = WanPool(self.agent)
+        if await pool.start():
+            self.wan = pool
+
     async def leave(self) -> None:
+        if self.wan is not None:
+            await self.wan.leave()
         if self.gossip is not None:
             await self.gossip.leave(timeout=5.0)
 
@@ -145,6 +165,8 @@ class ClusterManager:
                 await task
             except (asyncio.CancelledError, Exception):
                 pass
+        if self.wan is not None:
+            await self.wan.stop()
         if self.gossip is not None:
             await self.gossip.close()
 
@@ -213,6 +235,8 @@ class ClusterManager:
             consensus = self.agent.consensus
             if info is not None and consensus is not None and info.id:
                 consensus.names[info.id] = info.name
+            if info is not None and self.wan is not None:
+                self.wan.kick()  # a server to flood-join into the WAN pool
         self.kick()
 
     # ------------------------------------------------------------------ server duties

@@ -171,19 +171,28 @@ async def agent_host(req: Request, _: str) -> Response:
 async def agent_members(req: Request, _: str) -> Response:
     if req.has("wan") and req.get("segment"):
         raise HTTPError(400, "Cannot provide a segment with wan=true")
-    members = req.agent.members() or [member(req.agent)]
     if req.has("wan"):
-        # One datacenter: the WAN pool is its servers, named node.dc.
-        members = [
-            m
-            | {
-                "Name": f"{m['Name']}.{m['Tags'].get('dc', '')}",
-                "Port": int(m["Tags"].get("wan_join_port", 8302)),
-            }
-            for m in members
-            if m["Tags"].get("role") == "consul"
-        ]
+        return json_response(req, _filtered(req, _wan_members(req.agent)))
+    members = req.agent.members() or [member(req.agent)]
     return json_response(req, _filtered(req, members))
+
+
+def _wan_members(agent) -> list[dict]:
+    """Servers show their WAN pool; clients are in none. A server whose WAN pool could not
+    start shows what it would gossip there: its datacenter's servers, named node.dc."""
+    if not agent.config.server:
+        return []
+    if agent.cluster.wan is not None:
+        return agent.wan_members()
+    return [
+        m
+        | {
+            "Name": f"{m['Name']}.{m['Tags'].get('dc', '')}",
+            "Port": int(m["Tags"].get("wan_join_port", 8302)),
+        }
+        for m in agent.members() or [member(agent)]
+        if m["Tags"].get("role") == "consul"
+    ]
 
 
 async def agent_services(req: Request, _: str) -> Response:

@@ -238,7 +238,10 @@ class App:
         if req.raw_query:
             dc = req.get("dc")
             if dc and dc.lower() != self.agent.config.datacenter:
-                raise HTTPError(500, "No path to datacenter")
+                remote = datacenter_target(self.agent, req, dc.lower())
+                if remote is not None:
+                    return await forward(self.agent, req, remote.address, remote.cross_dc)
+                return await handler(req, rest)
         target = forward_target(self.agent, req)
         if target is not None:
             return await forward(self.agent, req, target)
@@ -270,4 +273,4 @@ async def _lifespan(receive: Callable, send: Callable) -> None:
 
 
 # At the bottom: forward.py builds on Request/Response defined above.
-from agent.http.forward import forward, forward_target  # noqa: E402
+from agent.http.forward import datacenter_target, forward, forward_target  # noqa: E402

@@ -528,7 +528,10 @@ async def deregister_handler(req: Request, _: str) -> Response:
 
 
 async def datacenters(req: Request, _: str) -> Response:
-    return json_response(req, [req.agent.datacenter])
+    # A client agent never gets here: it forwards to a server, whose WAN pool knows them all.
+    pool = req.agent.cluster.wan
+    names = pool.datacenters() if pool is not None else [req.agent.datacenter]
+    return json_response(req, names)
 
 
 async def nodes(req: Request, _: str) -> Response:

@@ -9,7 +9,7 @@ same way and blocking queries block on the server that owns the data.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import msgspec
 
@@ -56,6 +56,35 @@ def forward_target(agent: Agent, req: Request) -> str | None:
     return leader
 
 
+class RemoteTarget(NamedTuple):
+    """Where a `?dc=<other>` request goes: a server of that datacenter (`cross_dc`), or, from a
+    client agent, a server of ours that takes it there."""
+
+    address: str
+    cross_dc: bool
+
+
+def datacenter_target(agent: Agent, req: Request, dc: str) -> RemoteTarget | None:
+    """Route a request for datacenter `dc` (not ours); None to answer it here.
+
+    This agent's own endpoints answer here when the datacenter exists. A client agent knows
+    no other datacenter: its servers do, and refuse an unknown one themselves."""
+    pool = agent.cluster.wan
+    if req.path.startswith(LOCAL_PREFIXES) or not req.path.startswith("/v1/"):
+        if pool is not None and pool.knows(dc):
+            return None
+        raise HTTPError(500, "No path to datacenter")
+    if agent.consensus is None:
+        server = agent.pick_server()
+        if server is None:
+            raise HTTPError(500, "No known Consul servers")
+        return RemoteTarget(server, False)
+    server = pool.server_for(dc) if pool is not None else None
+    if server is None:
+        raise HTTPError(500, "No path to datacenter")
+    return RemoteTarget(server, True)
+
+
 def _read_only_txn_allowed_stale(req: Request) -> bool:
     return bool(req.raw_query) and req.has("stale")
 
@@ -66,10 +95,13 @@ def _timeout(req: Request) -> float:
     return 60.0
 
 
-async def forward(agent: Agent, req: Request, target: str) -> Response:
+async def forward(agent: Agent, req: Request, target: str, cross_dc: bool = False) -> Response:
+    """Send `req` to `target` and return its answer. `cross_dc`: the target is a server of
+    another datacenter, which answers as for its own; its hop count starts afresh there
+    (it may still need to reach its leader), as a loop across datacenters cannot happen."""
     from agent.rpc import RPCError
 
-    hops = int(req.headers.get(HOP_HEADER, b"0") or 0) + 1
+    hops = 1 if cross_dc else int(req.headers.get(HOP_HEADER, b"0") or 0) + 1
     headers = [[k, v] for k, v in req.headers.items() if k in PASSED_HEADERS]
     headers.append([HOP_HEADER, str(hops).encode()])
     args = {
@@ -79,7 +111,7 @@ async def forward(agent: Agent, req: Request, target: str) -> Response:
         "headers": headers,
         "body": await req.body() if req.method in WRITE_METHODS else b"",
     }
-    if hops == 1 and req.path == "/v1/session/create":
+    if hops == 1 and not cross_dc and req.path == "/v1/session/create":
         args["body"] = session_body_with_node(args["body"], agent.node_name)
     try:
         reply = await agent.rpc_pool.call(target, "http", args, timeout=_timeout(req))
