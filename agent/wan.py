@@ -138,8 +138,12 @@ def flood_targets(
     wan_members: Iterable[MemberLike],
     local_dc: str,
     self_name: str,
+    self_addr: str = "",
 ) -> list[str]:
-    """`ip:wan_port` of the LAN servers of our datacenter missing from the WAN pool."""
+    """`ip:wan_port` of the LAN servers of our datacenter missing from the WAN pool.
+
+    `self_addr` (our WAN `ip:port`) is never a target: servers sharing one IP (test clusters
+    on 127.0.0.1) advertise the same WAN port, which only one of them could bind."""
     present = {m.name for m in wan_members if int(m.status) != LEFT}
     targets = []
     for member in lan_members:
@@ -154,7 +158,9 @@ def flood_targets(
             continue
         if port <= 0:
             continue  # that server runs no WAN pool
-        targets.append(with_wan_port(member.addr, port))
+        target = with_wan_port(member.addr, port)
+        if target != self_addr:
+            targets.append(target)
     return sorted(targets)
 
 
@@ -289,7 +295,11 @@ class WanPool:
         if self.gossip is None or lan is None:
             return
         targets = flood_targets(
-            lan.members(), self.gossip.members(), self.agent.datacenter, self.agent.node_name
+            lan.members(),
+            self.gossip.members(),
+            self.agent.datacenter,
+            self.agent.node_name,
+            self.gossip.local_addr,
         )
         for target in targets:
             try:
