@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
 # Never forwarded: this agent's own view, its UI, and user events (gossip, held per agent).
 LOCAL_PREFIXES = ("/v1/agent/", "/ui", "/v1/internal/ui/metrics-proxy/", "/v1/event/")
+# Local, yet sent to the datacenter that `?dc=` names.
+REMOTE_EVENT = "/v1/event/fire/"
 # Answered by any server from its own Raft view.
 SERVER_LOCAL = ("/v1/status/",)
 PASSED_HEADERS = {b"x-consul-token", b"authorization", b"content-type", b"cache-control"}
@@ -67,10 +69,14 @@ class RemoteTarget(NamedTuple):
 def datacenter_target(agent: Agent, req: Request, dc: str) -> RemoteTarget | None:
     """Route a request for datacenter `dc` (not ours); None to answer it here.
 
-    This agent's own endpoints answer here when the datacenter exists. A client agent knows
-    no other datacenter: its servers do, and refuse an unknown one themselves."""
+    This agent's own endpoints answer here when the datacenter exists, except a user event,
+    which is fired by a server of that datacenter into its own LAN (as Consul does). A client
+    agent knows no other datacenter: its servers do, and refuse an unknown one themselves."""
     pool = agent.cluster.wan
-    if req.path.startswith(LOCAL_PREFIXES) or not req.path.startswith("/v1/"):
+    remote_event = req.path.startswith(REMOTE_EVENT)
+    if not remote_event and (
+        req.path.startswith(LOCAL_PREFIXES) or not req.path.startswith("/v1/")
+    ):
         if pool is not None and pool.knows(dc):
             return None
         raise HTTPError(500, "No path to datacenter")

@@ -2,7 +2,7 @@
 
 dc-a and dc-b are one server each (127.0.0.81 and 127.0.0.82, Consul's standard ports on
 their own addresses); dc-b joins dc-a's WAN pool with `-join-wan`. A client agent of dc-a
-(127.0.0.83) reaches dc-b through its server.
+(127.0.0.83) reaches dc-b through its server; last, dc-c (127.0.0.84) joins over HTTP.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import pytest
 
 from tests.e2e.seedcluster import FAST, Agent, eventually
 
-DC_A, DC_B = "dc-a", "dc-b"
-IP_A, IP_B, IP_CLIENT = "127.0.0.81", "127.0.0.82", "127.0.0.83"
+DC_A, DC_B, DC_C = "dc-a", "dc-b", "dc-c"
+IP_A, IP_B, IP_CLIENT, IP_C = "127.0.0.81", "127.0.0.82", "127.0.0.83", "127.0.0.84"
 
 
 def server_args(root: Path, name: str, ip: str, dc: str, *extra: str) -> list[str]:
@@ -180,3 +180,43 @@ def test_client_reads_other_datacenter(dcs: tuple[Agent, Agent, Agent]) -> None:
     got = httpx.get(f"{client.url}/v1/kv/fed/client", params={"dc": DC_B, "raw": ""}, timeout=10)
     assert got.status_code == 200 and got.content == b"in-b"
     assert httpx.get(f"{client.url}/v1/kv/fed/client", timeout=10).status_code == 404
+
+
+def test_user_event_fired_in_other_datacenter(dcs: tuple[Agent, Agent, Agent]) -> None:
+    a, b, client = dcs
+    _wait_federated(a, b)
+    fired = httpx.put(
+        f"{client.url}/v1/event/fire/fed-deploy", params={"dc": DC_B}, content=b"x", timeout=10
+    )
+    assert fired.status_code == 200, fired.text
+
+    def seen(agent: Agent) -> bool:
+        return any(e["Name"] == "fed-deploy" for e in _get(agent, "/v1/event/list").json())
+
+    eventually(lambda: seen(b), 20, "the event reaches dc-b")
+    assert not seen(a) and not seen(client)
+
+
+def test_join_wan_over_http(dcs: tuple[Agent, Agent, Agent]) -> None:
+    """Last in the module: a third datacenter joins through `PUT /v1/agent/join/<a>?wan=1`."""
+    a, b, client = dcs
+    root = Path(a.log_path).parent
+    c = Agent("srv-c", IP_C, server_args(root, "srv-c", IP_C, DC_C), root).start()
+    try:
+        eventually(c.leader, 20, "srv-c leader")
+        joined = httpx.put(f"{c.url}/v1/agent/join/{IP_A}", params={"wan": "1"}, timeout=30)
+        assert joined.status_code == 200, joined.text
+        for agent in (a, b, c):
+            eventually(
+                lambda ag=agent: (
+                    set(_get(ag, "/v1/catalog/datacenters").json()) == {DC_A, DC_B, DC_C}
+                ),
+                30,
+                f"{agent.name} sees three datacenters",
+            )
+        assert _get(c, "/v1/catalog/datacenters").json()[0] == DC_C
+        # A client is in no WAN pool: it cannot join one.
+        refused = httpx.put(f"{client.url}/v1/agent/join/{IP_A}", params={"wan": "1"}, timeout=30)
+        assert refused.status_code == 500
+    finally:
+        c.kill(signal.SIGKILL)

@@ -236,3 +236,10 @@ def test_agent_endpoints_answer_here_for_a_known_datacenter() -> None:
 def test_agent_endpoints_of_a_client_keep_refusing_other_datacenters() -> None:
     with pytest.raises(HTTPError, match="No path to datacenter"):
         datacenter_target(fake_agent(server=False), req("/v1/agent/members"), "dc-b")
+
+
+def test_a_user_event_is_fired_in_the_named_datacenter() -> None:
+    agent = fake_agent(server=True, pool=FakePool({"dc-b": "10.0.2.1:8300"}))
+    target = datacenter_target(agent, req("/v1/event/fire/deploy"), "dc-b")
+    assert target == RemoteTarget("10.0.2.1:8300", True)
+    assert datacenter_target(agent, req("/v1/event/list"), "dc-b") is None
