@@ -84,7 +84,9 @@ def _stats(agent) -> dict:
             "leader": str(bool(consensus and consensus.is_leader)).lower(),
             "leader_addr": agent.leader_address,
             "bootstrap": str(agent.config.bootstrap or agent.config.dev).lower(),
-            "known_datacenters": "1",
+            "known_datacenters": str(
+                len(agent.cluster.wan.datacenters()) if agent.cluster.wan is not None else 1
+            ),
         },
         "raft": {
             "applied_index": str(store.last_index),
