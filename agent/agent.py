@@ -319,13 +319,16 @@ class Agent:
         server.register("http", lambda args: serve_forwarded(self, self.app, args))
 
         async def snapshot(payload: Any) -> bool:
-            self.consensus.deliver(payload)
-            return True
+            return await self.consensus.receive_snapshot_done(payload)
+
+        async def snapshot_chunk(args: Any) -> bool:
+            return await self.consensus.receive_snapshot_chunk(args)
 
         async def raft_peers(_: Any) -> list[str]:
             return self.consensus.peers() if self.consensus.has_state() else []
 
         server.register("raft_snapshot", snapshot)
+        server.register("raft_snapshot_chunk", snapshot_chunk)
         server.register("raft_peers", raft_peers)
         bind = (
             self.config.bind_addr

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import os
 import struct
+import threading
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 _RECORD = struct.Struct("<IIQQ")  # payload length, crc32(index|term|payload), index, term
 _SNAP_MAGIC = b"GKVSNAP1"
@@ -64,6 +66,8 @@ class FileLog:
         self._fd: int | None = None
         self._segment_size = 0
         self.last_index = 0
+        # Appends (raft-io thread) and snapshot commits (snapshot thread) both move segments.
+        self._lock = threading.RLock()
 
     # ------------------------------------------------------------------ reading
 
@@ -137,6 +141,10 @@ class FileLog:
     def append_sync(self, records: bytes, last_index: int, first_index: int | None = None) -> None:
         """Write encoded records (`first_index`..`last_index`) and make them durable (runs on
         a worker thread). A new segment is named after the first index it holds."""
+        with self._lock:
+            self._append_locked(records, last_index, first_index)
+
+    def _append_locked(self, records: bytes, last_index: int, first_index: int | None) -> None:
         if self._fd is None:
             self._open_segment(first_index if first_index is not None else last_index)
         view = memoryview(records)
@@ -154,28 +162,30 @@ class FileLog:
     def needs_rotation(self) -> bool:
         return self._segment_size >= self.segment_bytes
 
-    def write_snapshot(self, index: int, body: bytes | list[bytes], keep: int = 2) -> None:
-        """Persist a snapshot at `index` and drop log segments it fully covers.
+    def snapshot_writer(self, index: int) -> SnapshotWriter:
+        """A snapshot at `index` written piece by piece; `commit()` puts it in place."""
+        return SnapshotWriter(self, index)
 
-        Entries after `index` may already be in the log (a Raft follower persists before it
-        applies): the current segment is closed and a new one started after the last
-        written index, and only segments whose every entry is at or below `index` go.
-        """
-        parts = [body] if isinstance(body, bytes | bytearray | memoryview) else body
-        crc = 0
-        for part in parts:
-            crc = zlib.crc32(part, crc)
-        header = _SNAP_HEADER.pack(_SNAP_MAGIC, crc, index)
-        final = self.snap_dir / f"{index:020d}.snap"
-        tmp = final.with_suffix(".tmp")
-        with open(tmp, "wb") as f:
-            f.write(header)
-            for part in parts:  # written piece by piece: no second copy of a large store
-                f.write(part)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, final)
-        _fsync_dir(self.snap_dir)
+    def write_snapshot(self, index: int, body: bytes | Iterable[bytes], keep: int = 2) -> None:
+        """Persist a snapshot at `index` (bytes, or pieces written as they come: a large store
+        is never held twice) and drop the log segments it fully covers."""
+        writer = self.snapshot_writer(index)
+        try:
+            for part in [body] if isinstance(body, bytes | bytearray | memoryview) else body:
+                writer.write(part)
+        except BaseException:
+            writer.abort()
+            raise
+        writer.commit(keep)
+
+    def _after_snapshot(self, index: int, keep: int) -> None:
+        """Entries after `index` may already be in the log (a Raft follower persists before it
+        applies): the current segment is closed and a new one started after the last written
+        index, and only segments whose every entry is at or below `index` go."""
+        with self._lock:
+            self._after_snapshot_locked(index, keep)
+
+    def _after_snapshot_locked(self, index: int, keep: int) -> None:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
@@ -195,8 +205,39 @@ class FileLog:
             path.unlink()
         _fsync_dir(self.log_dir)
 
+    def latest_snapshot_file(self) -> tuple[int, Path] | None:
+        """The newest snapshot whose checksum holds, checked by streaming (not loaded)."""
+        for path in sorted(self.snap_dir.glob("*.snap"), reverse=True):
+            with open(path, "rb") as f:
+                head = f.read(_SNAP_HEADER.size)
+                if len(head) < _SNAP_HEADER.size:
+                    continue
+                magic, crc, index = _SNAP_HEADER.unpack(head)
+                if magic != _SNAP_MAGIC:
+                    continue
+                running = 0
+                while block := f.read(8 << 20):
+                    running = zlib.crc32(block, running)
+            if running == crc:
+                return index, path
+        return None
+
+    @staticmethod
+    def open_snapshot_body(path: Path) -> BinaryIO:
+        """The snapshot's body as a stream (after the file header)."""
+        f = open(path, "rb")  # noqa: SIM115 - handed to the caller, who closes it
+        f.seek(_SNAP_HEADER.size)
+        return f
+
+    def snapshot_file(self, index: int) -> Path:
+        return self.snap_dir / f"{index:020d}.snap"
+
     def truncate_from(self, index: int) -> None:
         """Remove every record with index >= `index` (a Raft follower's conflicting suffix)."""
+        with self._lock:
+            self._truncate_locked(index)
+
+    def _truncate_locked(self, index: int) -> None:
         if index > self.last_index:
             return
         if self._fd is not None:
@@ -231,3 +272,38 @@ class FileLog:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+class SnapshotWriter:
+    """Writes a snapshot file as pieces arrive (from the store, or from the leader over RPC),
+    with the checksum computed on the way; nothing is visible until `commit()`."""
+
+    def __init__(self, log: FileLog, index: int) -> None:
+        self.log = log
+        self.index = index
+        self.final = log.snap_dir / f"{index:020d}.snap"
+        self.tmp = self.final.with_suffix(f".{os.getpid()}.{id(self)}.tmp")
+        self._f = open(self.tmp, "wb")  # noqa: SIM115 - closed by commit()/abort()
+        self._f.write(b"\0" * _SNAP_HEADER.size)
+        self._crc = 0
+        self.size = 0
+
+    def write(self, part: bytes) -> None:
+        self._f.write(part)
+        self._crc = zlib.crc32(part, self._crc)
+        self.size += len(part)
+
+    def commit(self, keep: int = 2) -> Path:
+        self._f.seek(0)
+        self._f.write(_SNAP_HEADER.pack(_SNAP_MAGIC, self._crc, self.index))
+        self._f.flush()
+        os.fsync(self._f.fileno())
+        self._f.close()
+        os.replace(self.tmp, self.final)
+        _fsync_dir(self.log.snap_dir)
+        self.log._after_snapshot(self.index, keep)
+        return self.final
+
+    def abort(self) -> None:
+        self._f.close()
+        self.tmp.unlink(missing_ok=True)

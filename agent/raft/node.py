@@ -21,14 +21,17 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import io
 import logging
 import os
 import random
 import struct
+import threading
 import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import msgspec
 
@@ -77,11 +80,17 @@ def snapshot_body(term: int, conf: ConfState, state: bytes) -> list[bytes]:
     return [_META_LEN.pack(len(meta)), meta, state]
 
 
-def parse_snapshot_body(body: bytes) -> tuple[int, ConfState, memoryview]:
-    view = memoryview(body)
-    (length,) = _META_LEN.unpack_from(view)
-    meta = _decode(view[_META_LEN.size : _META_LEN.size + length])
-    return meta["term"], conf_from_wire(meta["conf"]), view[_META_LEN.size + length :]
+def read_snapshot_meta(stream: BinaryIO) -> tuple[int, ConfState]:
+    """Read the meta frame of a snapshot body; the stream is left at the store's frames."""
+    head = stream.read(_META_LEN.size)
+    if len(head) != _META_LEN.size:
+        raise ValueError("snapshot is truncated")
+    (length,) = _META_LEN.unpack(head)
+    meta = _decode(stream.read(length))
+    return meta["term"], conf_from_wire(meta["conf"])
+
+
+SNAPSHOT_CHUNK_BYTES = 4 << 20  # InstallSnapshot travels in RPC calls of this size
 
 
 class DiskSnapshotStorage(MemoryStorage):
@@ -95,14 +104,8 @@ class DiskSnapshotStorage(MemoryStorage):
         super().__init__()
         self._log_store = log_store
 
-    def snapshot(self) -> Snapshot:
-        snap = super().snapshot()
-        if snap.is_empty() or snap.data or self._log_store is None:
-            return snap
-        found = self._log_store.latest_snapshot()
-        if found is None or found[0] != snap.meta.index:
-            return snap
-        return Snapshot(snap.meta, found[1])
+    # snapshot() returns the meta with empty data when the bytes live on disk: the driver
+    # streams the file to a follower in chunks (RaftNode._send_snapshot).
 
     def drop_snapshot_data(self) -> None:
         snap = super().snapshot()
@@ -164,6 +167,16 @@ class RaftNode:
         self._snapshot_index = 0
         self._stopping = False
         self._bytes_since_snapshot = 0
+        self._state_lock = threading.Lock()
+        self._incoming: dict[tuple[int, int], Any] = {}  # (index, term) -> writer / buffer
+        self._last_snapshot_size = 0
+        self._snapshot_task: asyncio.Task | None = None
+        # Snapshots have their own thread: a long write must not hold up log fsyncs.
+        self._snap_executor = concurrent.futures.ThreadPoolExecutor(
+            1, thread_name_prefix="raft-snapshot"
+        )
+        # Servers snapshot at slightly different sizes so they do not all pause together.
+        self._jitter = 1.0 + (self._rng.random() - 0.5) * 0.4
         self._campaign = False
         self.on_leadership: Any = None  # called when this server becomes the leader
         self.last_contact = time.monotonic()
@@ -180,12 +193,12 @@ class RaftNode:
         store = self.fsm.store
         hard = HardState()
         if self.log is not None:
-            found = self.log.latest_snapshot()
+            found = self.log.latest_snapshot_file()
             if found is not None:
-                index, body = found
-                term, conf, state = parse_snapshot_body(body)
-                store.restore(state)
-                del body, state
+                index, path = found
+                with self.log.open_snapshot_body(path) as body:
+                    term, conf = read_snapshot_meta(body)
+                    store.restore_from(body)
                 self.storage.apply_snapshot(Snapshot(SnapshotMeta(index, term, conf), b""))
                 self._conf = conf
                 self._snapshot_index = index
@@ -238,21 +251,24 @@ class RaftNode:
         self._kick()
 
     def _write_state(self, term: int, vote: str, conf: ConfState) -> None:
-        self._persisted_term_vote = (term, vote)
-        if self._state_path is None:
-            return
-        self._state_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._state_path.with_suffix(".tmp")
-        with open(tmp, "wb") as f:
-            f.write(_encode([term, vote, conf_to_wire(conf)]))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self._state_path)
-        fd = os.open(self._state_path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        # Called from the loop (membership changes) and from the raft-io thread (votes):
+        # one writer at a time, or two renames race over the same temp file.
+        with self._state_lock:
+            self._persisted_term_vote = (term, vote)
+            if self._state_path is None:
+                return
+            self._state_path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self._state_path.with_suffix(".tmp")
+            with open(tmp, "wb") as f:
+                f.write(_encode([term, vote, conf_to_wire(conf)]))
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self._state_path)
+            fd = os.open(self._state_path.parent, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
     # ------------------------------------------------------------------ status
 
@@ -351,6 +367,12 @@ class RaftNode:
             except (asyncio.CancelledError, Exception):
                 pass
         self._fail_all(NotLeader("server is shutting down"))
+        if self._snapshot_task is not None and not self._snapshot_task.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(self._snapshot_task), 30)
+            except (TimeoutError, Exception):
+                log.warning("raft: shutting down during a snapshot; the previous one stays")
+        self._snap_executor.shutdown(wait=True)
         if self.log is not None:
             self.log.close()
         self._executor.shutdown(wait=True)
@@ -465,15 +487,18 @@ class RaftNode:
             except Exception as exc:
                 log.debug("raft: step of %s from %s refused: %s", msg.type.name, msg.frm, exc)
         proposals, self._proposals = self._proposals, []
-        for data, fut in proposals:
-            if fut.done():
-                continue
+        proposals = [(data, fut) for data, fut in proposals if not fut.done()]
+        if proposals:
+            # One call for the whole batch: one append message per follower, not one per write.
             try:
-                index = core.propose(data)
+                last = core.propose_many([data for data, _ in proposals])
             except (CoreNotLeader, ProposalDropped) as exc:
-                fut.set_exception(NotLeader(f"No cluster leader ({exc})"))
-                continue
-            self._waiting[index] = (self.term, fut)
+                for _, fut in proposals:
+                    fut.set_exception(NotLeader(f"No cluster leader ({exc})"))
+            else:
+                first = last - len(proposals) + 1
+                for offset, (_, fut) in enumerate(proposals):
+                    self._waiting[first + offset] = (self.term, fut)
         changes, self._conf_changes = self._conf_changes, []
         for cc, fut in changes:
             try:
@@ -528,7 +553,7 @@ class RaftNode:
                             "consul.raft.commitTime", (time.perf_counter() - began) * 1000
                         )
                     self._step_inputs()
-                await self._maybe_snapshot(loop)
+                self._maybe_snapshot()
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -566,19 +591,57 @@ class RaftNode:
         self.log.append_sync(data, last, first)
 
     def _install_snapshot(self, snap: Snapshot) -> None:
-        _, _, state = parse_snapshot_body(snap.data)
-        if self.log is not None:
-            self.log.write_snapshot(snap.meta.index, snap.data)
-        self.storage.apply_snapshot(snap)
-        self.storage.drop_snapshot_data()
-        self._conf = snap.meta.conf
+        """Take the leader's snapshot: it arrived in chunks before the message that names it
+        (see `receive_snapshot_chunk`); put it in place and load the store from it."""
+        meta = snap.meta
+        incoming = self._incoming.pop((meta.index, meta.term), None)
+        store = self.fsm.store
+        if incoming is not None and self.log is not None:
+            incoming.commit()
+            with self.log.open_snapshot_body(self.log.snapshot_file(meta.index)) as body:
+                read_snapshot_meta(body)
+                store.restore_from(body)
+        else:
+            data = incoming.getvalue() if isinstance(incoming, io.BytesIO) else snap.data
+            if self.log is not None:
+                self.log.write_snapshot(meta.index, data)
+            body = io.BytesIO(data)
+            read_snapshot_meta(body)
+            store.restore_from(body)
+            if self.log is None:
+                snap = Snapshot(meta, bytes(data))
+        for other in self._incoming.values():  # stale transfers
+            if not isinstance(other, io.BytesIO):
+                other.abort()
+        self._incoming.clear()
+        self.storage.apply_snapshot(snap if self.log is None else Snapshot(meta, b""))
+        self._conf = meta.conf
         self.storage.set_conf_state(self._conf)
         self._write_state(self.term, self._persisted_term_vote[1], self._conf)
-        self.fsm.store.restore(state)
-        self.fsm.store.last_index = snap.meta.index
-        self.applied = snap.meta.index
-        self._snapshot_index = snap.meta.index
-        log.info("raft: installed snapshot at index %d from the leader", snap.meta.index)
+        store.last_index = meta.index
+        self.applied = meta.index
+        self._snapshot_index = meta.index
+        log.info("raft: installed snapshot at index %d from the leader", meta.index)
+
+    # -- InstallSnapshot transfer (follower side) ----------------------------------------
+
+    async def receive_snapshot_chunk(self, args: dict) -> bool:
+        """RPC: one chunk of the leader's snapshot, written straight to a temp file."""
+        key = (int(args["index"]), int(args["term"]))
+        writer = self._incoming.get(key)
+        if args["offset"] == 0 or writer is None:
+            if writer is not None and not isinstance(writer, io.BytesIO):
+                writer.abort()
+            writer = self.log.snapshot_writer(key[0]) if self.log is not None else io.BytesIO()
+            self._incoming[key] = writer
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, writer.write, bytes(args["data"]))
+        return True
+
+    async def receive_snapshot_done(self, payload: Any) -> bool:
+        """RPC: the InstallSnapshot message itself, after its chunks."""
+        self.deliver(payload)
+        return True
 
     def _send(self, messages: tuple[Message, ...]) -> None:
         for msg in messages:
@@ -599,12 +662,34 @@ class RaftNode:
         return report
 
     async def _send_snapshot(self, address: str, msg: Message) -> None:
+        """InstallSnapshot in chunks (a store snapshot can be a gigabyte): the body goes in
+        `raft_snapshot_chunk` calls read off the loop, then the message itself."""
+        meta = msg.snapshot.meta if msg.snapshot is not None else None
+        ok = False
         try:
-            await self.pool.call(address, "raft_snapshot", to_wire(msg), timeout=120)
+            if meta is None:
+                raise ValueError("no snapshot in the message")
+            loop = asyncio.get_running_loop()
+            if self.log is not None:
+                source: BinaryIO = self.log.open_snapshot_body(self.log.snapshot_file(meta.index))
+            else:
+                source = io.BytesIO(self.storage.snapshot().data)
+            with source:
+                offset = 0
+                while True:
+                    chunk = await loop.run_in_executor(None, source.read, SNAPSHOT_CHUNK_BYTES)
+                    if not chunk and offset:
+                        break
+                    args = {"index": meta.index, "term": meta.term, "offset": offset, "data": chunk}
+                    await self.pool.call(address, "raft_snapshot_chunk", args, timeout=60)
+                    offset += len(chunk)
+                    if not chunk:
+                        break
+            bare = replace(msg, snapshot=Snapshot(meta, b""))
+            await self.pool.call(address, "raft_snapshot", to_wire(bare), timeout=60)
             ok = True
         except Exception as exc:
             log.warning("raft: sending snapshot to %s failed: %s", address, exc)
-            ok = False
         if self.core is not None:
             self.core.report_snapshot(msg.to, ok)
             self._kick()
@@ -673,25 +758,67 @@ class RaftNode:
                     still.append((index, fut))
             self._applied_waiters = still
 
-    async def _maybe_snapshot(self, loop: asyncio.AbstractEventLoop) -> None:
+    def _maybe_snapshot(self) -> None:
+        """Start a snapshot in the background when one is due. The store is captured here,
+        on the loop (an instant of it); encoding and writing happen on their own thread, so
+        Raft keeps answering heartbeats while a large store is written."""
+        if self._snapshot_task is not None and not self._snapshot_task.done():
+            return
+        # By entries, or by log bytes once the log outgrows the last snapshot (never below
+        # SNAPSHOT_BYTES): a big store is not re-snapshotted for every 64 MiB written.
+        byte_limit = max(SNAPSHOT_BYTES, self._last_snapshot_size) * self._jitter
         due = (
             self.applied - self._snapshot_index >= self.snapshot_every
-            or self._bytes_since_snapshot >= SNAPSHOT_BYTES
+            or self._bytes_since_snapshot >= byte_limit
         )
         if not due or self.applied <= self._snapshot_index:
             return
         index = self.applied
         term = self.storage.term(index)
-        parts = snapshot_body(term, self._conf, self.fsm.store.snapshot())
-        size = sum(len(p) for p in parts)
-        in_memory = b"".join(parts) if self.log is None else b""
-        self.storage.create_snapshot(index, self._conf, in_memory)
-        if self.log is not None:
-            await loop.run_in_executor(self._executor, self.log.write_snapshot, index, parts)
-        del parts
-        self._compact(index)
-        self._snapshot_index = index
+        conf = self._conf
+        captured = self.fsm.store.capture()
         self._bytes_since_snapshot = 0
+        self._snapshot_task = asyncio.create_task(
+            self._write_snapshot(index, term, conf, captured), name="raft-snapshot"
+        )
+
+    async def _write_snapshot(self, index: int, term: int, conf: ConfState, captured: Any) -> None:
+        loop = asyncio.get_running_loop()
+        meta = snapshot_body(term, conf, b"")[:2]
+
+        def pieces():
+            yield from meta
+            yield from captured.chunks()
+
+        try:
+            if self.log is not None:
+                writer = self.log.snapshot_writer(index)
+
+                def write_all() -> int:
+                    try:
+                        for piece in pieces():
+                            writer.write(piece)
+                    except BaseException:
+                        writer.abort()
+                        raise
+                    writer.commit()
+                    return writer.size
+
+                size = await loop.run_in_executor(self._snap_executor, write_all)
+                in_memory = b""
+            else:
+                in_memory = await loop.run_in_executor(
+                    self._snap_executor, lambda: b"".join(pieces())
+                )
+                size = len(in_memory)
+        except Exception:
+            log.exception("raft: snapshot at index %d failed", index)
+            return
+        if index > self.storage.snapshot().meta.index and index <= self.storage.last_index():
+            self.storage.create_snapshot(index, conf, in_memory)
+            self._compact(index)
+        self._snapshot_index = max(self._snapshot_index, index)
+        self._last_snapshot_size = size
         log.info("raft: snapshot at index %d (%d bytes)", index, size)
 
     def _compact(self, index: int) -> None:

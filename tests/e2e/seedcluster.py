@@ -126,19 +126,22 @@ class SeedCluster:
 
     def start(self) -> SeedCluster:
         for index, (name, ip) in enumerate(SERVERS.items()):
-            self.agents[name] = Agent(
-                name, ip, self.server_args(name, ip, index > 0), self.root
-            ).start()
+            # Registered before start: close() must reach an agent whose start failed.
+            agent = Agent(name, ip, self.server_args(name, ip, index > 0), self.root)
+            self.agents[name] = agent
+            agent.start()
         if self.with_client:
             name, ip = CLIENT
-            self.agents[name] = Agent(name, ip, self.client_args(name, ip), self.root).start()
+            agent = Agent(name, ip, self.client_args(name, ip), self.root)
+            self.agents[name] = agent
+            agent.start()
         self.wait_leader()
         return self
 
     def restart(self, name: str) -> Agent:
         old = self.agents[name]
         agent = Agent(name, old.ip, old.args, self.root)
-        self.agents[name] = agent
+        self.agents[name] = agent  # before start, for close()
         return agent.start()
 
     def wait_leader(self, timeout: float = 30.0, not_on: str | None = None) -> str:
