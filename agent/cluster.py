@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("agent.cluster")
 
 RECONCILE_INTERVAL = 5.0
+COORDINATE_FIRST_DELAY = 2.0
+COORDINATE_INTERVAL = 15.0
 DEFAULT_SERF_PORT = 8301
 
 
@@ -129,6 +131,8 @@ class ClusterManager:
             await self.join(list(cfg.start_join))
         await self._start_wan()
         self._tasks.append(asyncio.create_task(self._membership_loop(), name="membership"))
+        if not self.agent.config.disable_coordinates:
+            self._tasks.append(asyncio.create_task(self._coordinate_loop(), name="coordinates"))
         self.kick()
         if cfg.retry_join:
             self._tasks.append(asyncio.create_task(self._retry_join(), name="retry-join"))
@@ -238,6 +242,30 @@ class ClusterManager:
             if info is not None and self.wan is not None:
                 self.wan.kick()  # a server to flood-join into the WAN pool
         self.kick()
+
+    async def _coordinate_loop(self) -> None:
+        """Report this agent's Vivaldi coordinate to the catalog now and then (Consul's agents
+        do it every 15 s or more), for /v1/coordinate and `?near` sorting."""
+        await asyncio.sleep(COORDINATE_FIRST_DELAY)
+        while not self._stopping:
+            gossip = self.gossip
+            if gossip is not None:
+                coord = gossip.coordinate()
+                update = {
+                    "Node": self.agent.node_name,
+                    "Segment": "",
+                    "Coord": {
+                        "Vec": list(coord.vec),
+                        "Error": coord.error,
+                        "Adjustment": coord.adjustment,
+                        "Height": coord.height,
+                    },
+                }
+                try:
+                    await self.agent.write({"Type": "coordinate", "Updates": [update]})
+                except Exception as exc:  # no leader yet, or shutting down: next round
+                    log.debug("agent: coordinate update failed: %s", exc)
+            await asyncio.sleep(COORDINATE_INTERVAL)
 
     # ------------------------------------------------------------------ server duties
 

@@ -580,11 +580,12 @@ async def service_nodes(req: Request, name: str) -> Response:
         raise HTTPError(400, "Missing service name")
     store = req.agent.store
     meta, flt, tags = node_meta_filters(req), compile_request_filter(req), tag_filters(req)
+    peered = bool(req.raw_query and req.get("peer"))  # no peers: nothing imported from one
 
     def query() -> tuple[int, list[dict]]:
         items = [
             render.service_node(n, s)
-            for n, s in store.service_instances(name)
+            for n, s in ([] if peered else store.service_instances(name))
             if (not tags or has_tags(s.Tags, tags)) and meta_matches(n.Meta, meta)
         ]
         return store.service_name_index(name), select(flt, items)

@@ -89,10 +89,12 @@ async def service_instances(req: Request, name: str) -> Response:
     store = req.agent.store
     meta, flt, tags = node_meta_filters(req), compile_request_filter(req), tag_filters(req)
     passing = _bool_param(req, "passing")
+    # Cluster peering: nothing is imported from any peer, so a named peer has no instances.
+    peered = bool(req.raw_query and req.get("peer"))
 
     def query() -> tuple[int, list[dict]]:
         items = []
-        for n, s in store.service_instances(name):
+        for n, s in [] if peered else store.service_instances(name):
             if (tags and not has_tags(s.Tags, tags)) or not meta_matches(n.Meta, meta):
                 continue
             checks = render.instance_checks(store.node_checks(n.Node), s.ID)

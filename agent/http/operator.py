@@ -39,7 +39,8 @@ async def raft_configuration(req: Request, _: str) -> Response:
     if agent.consensus is None:
         raise HTTPError(500, "No known Consul servers")
     query_options(req)
-    return json_response(req, {"Servers": _servers(agent), "Index": agent.store.last_index})
+    index = getattr(agent.consensus, "conf_index", 0)
+    return json_response(req, {"Servers": _servers(agent), "Index": index})
 
 
 async def raft_peer(req: Request, _: str) -> Response:

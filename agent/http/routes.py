@@ -25,6 +25,7 @@ AREAS = (
     "agent.http.health",
     "agent.http.agent_ep",
     "agent.http.operator",
+    "agent.http.coordinate",
     "agent.http.keyring",  # after operator: owns /v1/operator/keyring
     "agent.http.ui",
     "agent.http.session",
@@ -95,10 +96,6 @@ def _acl_routes(router: Router) -> None:
 
 def _later_routes(router: Router) -> None:
     """Features of later issues: verb rules now, honest answers until they land."""
-    router.add("/v1/coordinate/datacenters", {"GET": _empty_list()})
-    router.add("/v1/coordinate/nodes", {"GET": _empty_list()})
-    router.add("/v1/coordinate/node/", {"GET": _refuse(404, "")}, prefix=True)
-    router.add("/v1/coordinate/update", {"PUT": _refuse(500, "Coordinate updates are disabled")})
     router.add(
         "/v1/query",
         {

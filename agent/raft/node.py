@@ -170,6 +170,7 @@ class RaftNode:
         self._state_lock = threading.Lock()
         self._incoming: dict[tuple[int, int], Any] = {}  # (index, term) -> writer / buffer
         self._last_snapshot_size = 0
+        self.conf_index = 0  # log index of the configuration in force (0: the bootstrap one)
         self._snapshot_task: asyncio.Task | None = None
         # Snapshots have their own thread: a long write must not hold up log fsyncs.
         self._snap_executor = concurrent.futures.ThreadPoolExecutor(
@@ -729,6 +730,7 @@ class RaftNode:
                 cc = ConfChange.decode(entry.data)
                 assert self.core is not None
                 self._conf = self.core.apply_conf_change(cc)
+                self.conf_index = entry.index
                 self.storage.set_conf_state(self._conf)
                 self._write_state(self.term, self._persisted_term_vote[1], self._conf)
                 log.info("raft: membership now %s", ", ".join(self.peers()))

@@ -51,6 +51,7 @@ class FSM:
             "deregister": self._apply_deregister,
             "noop": lambda index, cmd: None,
             "restore": self._apply_restore,
+            "coordinate": lambda index, cmd: self.store.set_coordinates(index, cmd["Updates"]),
             SESSION_COMMAND: self._apply_session,  # agent/state/sessions.py
         }
         for kind in ACL_COMMANDS:  # agent/state/acl.py

@@ -24,7 +24,16 @@ from agent.state.sessions import SessionTable, invalidate_check, invalidate_node
 from agent.state.structs import HealthCheck, KVEntry, Node, Service, Session
 from agent.state.watch import WatchRegistry
 
-TABLES = ("kvs", "tombstones", "nodes", "services", "checks", "sessions", *ACL_TABLES)
+TABLES = (
+    "kvs",
+    "tombstones",
+    "nodes",
+    "services",
+    "checks",
+    "sessions",
+    "coordinates",
+    *ACL_TABLES,
+)
 
 
 def without_indexes(record: msgspec.Struct) -> msgspec.Struct:
@@ -40,6 +49,8 @@ class Store:
         self.checks: dict[str, dict[str, HealthCheck]] = {}
         self.indexes: dict[str, int] = dict.fromkeys(TABLES, 0)
         self.service_index: dict[str, int] = {}
+        # node -> {"Node", "Segment", "Coord"}: Vivaldi coordinates the agents report
+        self.coordinates: dict[str, dict] = {}
         self.sessions = SessionTable()  # agent/state/sessions.py
         self.acl = ACLTables()  # tokens, policies, roles (agent/state/acl.py)
         self.last_index = 0
@@ -223,6 +234,19 @@ class Store:
         self._bump_service(svc.Service, index)
         return True
 
+    def set_coordinates(self, index: int, updates: list[dict]) -> None:
+        changed = False
+        for update in updates:
+            if update.get("Node") in self.nodes:  # as Consul: only for registered nodes
+                self.coordinates[update["Node"]] = {
+                    "Node": update["Node"],
+                    "Segment": update.get("Segment", ""),
+                    "Coord": update.get("Coord"),
+                }
+                changed = True
+        if changed:
+            self._bump("coordinates", index)
+
     def delete_node(self, index: int, node: str) -> bool:
         if node not in self.nodes:
             return False
@@ -233,6 +257,8 @@ class Store:
         invalidate_node(self, index, node)
         del self.nodes[node]
         self._bump("nodes", index)
+        if self.coordinates.pop(node, None) is not None:
+            self._bump("coordinates", index)
         return True
 
     # ---------------------------------------------------------------- catalog reads
@@ -283,6 +309,7 @@ class Store:
             "checks": [c for per in self.checks.values() for c in per.values()],
             "sessions": self.sessions.dump(),
             "acl": self.acl.dump(),
+            "coordinates": list(self.coordinates.values()),
         }
         return CapturedState(msgspec.msgpack.encode(header), list(self.kv.values()))
 
@@ -314,6 +341,7 @@ class Store:
         self.service_index = raw.service_index
         self.sessions = SessionTable.load(raw.sessions, self.kv, self.sessions.lock_delay)
         self.acl = ACLTables.load(raw.acl)
+        self.coordinates = {c["Node"]: c for c in raw.coordinates}
         self.last_index = raw.last_index
         self.watches.fire_all()
 
@@ -367,3 +395,4 @@ class _Snapshot(msgspec.Struct):
     checks: list[HealthCheck]
     sessions: list[Session] = []
     acl: dict = {}
+    coordinates: list[dict] = []

@@ -1,0 +1,101 @@
+"""`/v1/coordinate/*`: the Vivaldi network coordinates agents report (from gossip probes)."""
+
+from __future__ import annotations
+
+from agent.http.app import HTTPError, Request, Response, Router, json_response
+from agent.http.blocking import blocking_query, query_options, read_headers
+from agent.http.decode import normalize
+
+_ORIGIN = {"Vec": [0.0] * 8, "Error": 1.5, "Adjustment": 0.0, "Height": 1e-05}
+
+
+def _sorted(store) -> list[dict]:
+    return [store.coordinates[n] for n in sorted(store.coordinates)]
+
+
+async def datacenters(req: Request, _: str) -> Response:
+    """Servers' coordinates per datacenter (the WAN area); this agent knows its own DC."""
+    agent = req.agent
+    store = agent.store
+    servers = sorted(n for n, svcs in store.services.items() if "consul" in svcs)
+    coords = [
+        {
+            "Node": f"{name}.{agent.datacenter}",
+            "Coord": (store.coordinates.get(name) or {}).get("Coord") or _ORIGIN,
+        }
+        for name in servers
+    ]
+    return json_response(
+        req, [{"Datacenter": agent.datacenter, "AreaID": "wan", "Coordinates": coords}]
+    )
+
+
+async def nodes(req: Request, _: str) -> Response:
+    store = req.agent.store
+    opts = query_options(req)
+    index, result, _ = await blocking_query(
+        req,
+        (("table", "coordinates"),),
+        lambda: (store.table_index("coordinates"), _sorted(store)),
+        opts,
+    )
+    segment = req.get("segment") if req.raw_query else None
+    if segment is not None:
+        result = [c for c in result if c["Segment"] == segment]
+    return json_response(req, result, read_headers(req, index, opts.consistency))
+
+
+async def node(req: Request, name: str) -> Response:
+    store = req.agent.store
+    opts = query_options(req)
+    index, entry, _ = await blocking_query(
+        req,
+        (("table", "coordinates"),),
+        lambda: (store.table_index("coordinates"), store.coordinates.get(name)),
+        opts,
+    )
+    headers = read_headers(req, index, opts.consistency)
+    if entry is None:
+        return Response(b"", 404, headers=headers)
+    return json_response(req, [entry], headers)
+
+
+def validate_coord(coord: object) -> dict:
+    if not isinstance(coord, dict):
+        raise HTTPError(400, "Request decode failed: missing or invalid Coord")
+    vec = coord.get("Vec")
+    if not isinstance(vec, list) or not all(isinstance(v, int | float) for v in vec):
+        raise HTTPError(400, "Request decode failed: Coord.Vec must be a list of numbers")
+    out = {"Vec": [float(v) for v in vec]}
+    for field in ("Error", "Adjustment", "Height"):
+        value = coord.get(field, 0.0)
+        if not isinstance(value, int | float):
+            raise HTTPError(400, f"Request decode failed: Coord.{field} must be a number")
+        out[field] = float(value)
+    return out
+
+
+async def update(req: Request, _: str) -> Response:
+    body = normalize(await req.json() or {})
+    if not isinstance(body, dict):
+        raise HTTPError(400, "Request decode failed: body must be a JSON object")
+    name = body.get("Node")
+    if not name:
+        raise HTTPError(400, "Missing node name")
+    coord = validate_coord(body.get("Coord"))
+    if name not in req.agent.store.nodes and req.agent.consensus is not None:
+        raise HTTPError(500, f'No node found with name "{name}"')
+    await req.agent.write(
+        {
+            "Type": "coordinate",
+            "Updates": [{"Node": name, "Segment": body.get("Segment", "") or "", "Coord": coord}],
+        }
+    )
+    return Response(b"", 200)
+
+
+def register(router: Router) -> None:
+    router.add("/v1/coordinate/datacenters", {"GET": datacenters})
+    router.add("/v1/coordinate/nodes", {"GET": nodes})
+    router.add("/v1/coordinate/node/", {"GET": node}, prefix=True)
+    router.add("/v1/coordinate/update", {"PUT": update})
