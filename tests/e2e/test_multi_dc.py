@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.seedcluster import FAST, Agent, eventually
+from tests.e2e.seedcluster import FAST, SERVERS, Agent, SeedCluster, eventually
 
 DC_A, DC_B, DC_C = "dc-a", "dc-b", "dc-c"
 IP_A, IP_B, IP_CLIENT, IP_C = "127.0.0.81", "127.0.0.82", "127.0.0.83", "127.0.0.84"
@@ -198,7 +198,7 @@ def test_user_event_fired_in_other_datacenter(dcs: tuple[Agent, Agent, Agent]) -
 
 
 def test_join_wan_over_http(dcs: tuple[Agent, Agent, Agent]) -> None:
-    """Last in the module: a third datacenter joins through `PUT /v1/agent/join/<a>?wan=1`."""
+    """Last of the tests on `dcs`: a third datacenter joins through `PUT /v1/agent/join/<a>?wan=1`."""
     a, b, client = dcs
     root = Path(a.log_path).parent
     c = Agent("srv-c", IP_C, server_args(root, "srv-c", IP_C, DC_C), root).start()
@@ -220,3 +220,24 @@ def test_join_wan_over_http(dcs: tuple[Agent, Agent, Agent]) -> None:
         assert refused.status_code == 500
     finally:
         c.kill(signal.SIGKILL)
+
+
+def test_servers_of_one_datacenter_flood_join_the_wan() -> None:
+    """No -join-wan at all: the seed's three servers find each other on the LAN, and each
+    WAN-joins the others (Consul's flood join), so the WAN pool has all three."""
+    with SeedCluster(client=False) as cluster:
+        expected = {f"{name}.shenzhen" for name in SERVERS}
+        for agent in cluster.agents.values():
+            eventually(
+                lambda ag=agent: (
+                    {
+                        m["Name"]
+                        for m in _get(ag, "/v1/agent/members", wan="1").json()
+                        if m["Status"] == 1
+                    }
+                    == expected
+                ),
+                30,
+                f"{agent.name}'s WAN pool",
+            )
+        assert _get(cluster.agents["node1"], "/v1/catalog/datacenters").json() == ["shenzhen"]
