@@ -98,6 +98,9 @@ class DriftWatcher:
 
     def _run(self, target: Target, stop: threading.Event) -> None:
         index, backoff = 0, 1.0
+        # The first answer also counts as a change: an edit made between the engine's last
+        # check and this thread's first read would otherwise sit below the index it waits on.
+        first = True
         with ConsulClient(self._settings) as client:
             while not stop.is_set():
                 params = dict(target.params)
@@ -113,5 +116,6 @@ class DriftWatcher:
                     continue
                 backoff = 1.0
                 index, changed = next_index(index, resp.headers.get("X-Consul-Index"))
+                changed, first = changed or first, False
                 if changed and not stop.is_set():
                     self._on_change(target.label)

@@ -136,7 +136,18 @@ class SeedCluster:
             self.agents[name] = agent
             agent.start()
         self.wait_leader()
+        # A leader that can commit: the first write after an election can still meet a
+        # re-election on a busy machine; tests start once a write has gone through.
+        eventually(self._write_ok, 30, "a committed write")
         return self
+
+    def _write_ok(self) -> bool:
+        for agent in self.agents.values():
+            if agent.alive:
+                answer = httpx.put(f"{agent.url}/v1/kv/_seedcluster/ready", content=b"1", timeout=5)
+                if answer.status_code not in (200, 403):  # 403: an ACL-enabled cluster
+                    return False
+        return True
 
     def restart(self, name: str) -> Agent:
         old = self.agents[name]
