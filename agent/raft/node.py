@@ -70,6 +70,7 @@ _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder().decode
 READ_TIMEOUT = 5.0
 SNAPSHOT_BYTES = 64 << 20  # snapshot after this much log data even if few entries
+SNAPSHOT_BYTES_MAX = 192 << 20
 TRAILING_BYTES = 16 << 20  # keep at most this much applied log in memory after a snapshot
 _META_LEN = struct.Struct(">I")
 
@@ -553,6 +554,8 @@ class RaftNode:
                         self.metrics.sample(
                             "consul.raft.commitTime", (time.perf_counter() - began) * 1000
                         )
+                    # Checked per Ready: under steady load the loop never runs dry.
+                    self._maybe_snapshot()
                     self._step_inputs()
                 self._maybe_snapshot()
             except asyncio.CancelledError:
@@ -766,9 +769,14 @@ class RaftNode:
         Raft keeps answering heartbeats while a large store is written."""
         if self._snapshot_task is not None and not self._snapshot_task.done():
             return
-        # By entries, or by log bytes once the log outgrows the last snapshot (never below
-        # SNAPSHOT_BYTES): a big store is not re-snapshotted for every 64 MiB written.
-        byte_limit = max(SNAPSHOT_BYTES, self._last_snapshot_size) * self._jitter
+        # By entries, or by log bytes: a quarter of the last snapshot, kept between
+        # SNAPSHOT_BYTES and SNAPSHOT_BYTES_MAX. Small enough that the applied log held in
+        # memory stays a fraction of the store; large enough that a big store is not
+        # re-encoded for every few megabytes written.
+        byte_limit = (
+            min(max(SNAPSHOT_BYTES, self._last_snapshot_size // 4), SNAPSHOT_BYTES_MAX)
+            * self._jitter
+        )
         due = (
             self.applied - self._snapshot_index >= self.snapshot_every
             or self._bytes_since_snapshot >= byte_limit
