@@ -82,12 +82,55 @@ _AUTOPILOT = {
 }
 
 
+_AUTOPILOT_FIELDS = {
+    "CleanupDeadServers": bool,
+    "LastContactThreshold": str,
+    "MaxTrailingLogs": int,
+    "MinQuorum": int,
+    "ServerStabilizationTime": str,
+    "RedundancyZoneTag": str,
+    "DisableUpgradeMigration": bool,
+    "UpgradeVersionTag": str,
+}
+
+
 async def autopilot_configuration(req: Request, _: str) -> Response:
-    return json_response(req, _AUTOPILOT)
+    stored = req.agent.store.autopilot
+    return json_response(req, _AUTOPILOT | stored if stored else _AUTOPILOT)
 
 
 async def autopilot_set(req: Request, _: str) -> Response:
-    raise HTTPError(500, "changing the autopilot configuration is not supported by this agent yet")
+    """Store the autopilot settings (replicated); `?cas=<ModifyIndex>` answers false on a
+    mismatch, as Consul does. The settings are kept and reported, not yet acted on."""
+    body = normalize_autopilot(await req.json())
+    cas = None
+    if req.raw_query and req.has("cas"):
+        raw = req.get("cas") or ""
+        if not raw.isdigit():
+            raise HTTPError(400, f"Error parsing cas value: {raw!r}")
+        cas = int(raw)
+    result = await req.agent.write({"Type": "autopilot", "Config": body, "CAS": cas})
+    return json_response(req, bool(result))
+
+
+def normalize_autopilot(raw: object) -> dict:
+    if not isinstance(raw, dict):
+        raise HTTPError(400, "Error parsing autopilot config: body must be a JSON object")
+    by_lower = {k.lower(): k for k in _AUTOPILOT_FIELDS}
+    out = {}
+    for key, value in raw.items():
+        name = by_lower.get(key.lower())
+        if name is None:
+            continue  # CreateIndex/ModifyIndex and unknown fields are ignored
+        kind = _AUTOPILOT_FIELDS[name]
+        if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+            raise HTTPError(400, f"Error parsing autopilot config: {name} must be a number")
+        if kind is bool and not isinstance(value, bool):
+            raise HTTPError(400, f"Error parsing autopilot config: {name} must be a boolean")
+        if kind is str and not isinstance(value, str):
+            raise HTTPError(400, f"Error parsing autopilot config: {name} must be a string")
+        out[name] = value
+    return out
 
 
 async def autopilot_health(req: Request, _: str) -> Response:

@@ -52,6 +52,7 @@ class FSM:
             "noop": lambda index, cmd: None,
             "restore": self._apply_restore,
             "coordinate": lambda index, cmd: self.store.set_coordinates(index, cmd["Updates"]),
+            "autopilot": self._apply_autopilot,
             SESSION_COMMAND: self._apply_session,  # agent/state/sessions.py
         }
         for kind in ACL_COMMANDS:  # agent/state/acl.py
@@ -75,6 +76,17 @@ class FSM:
             return apply_session(self.store, index, cmd)
         except SessionRefused as exc:
             return CommandRefused(str(exc))
+
+    def _apply_autopilot(self, index: int, cmd: dict) -> bool:
+        current = self.store.autopilot
+        cas = cmd.get("CAS")
+        if cas is not None and cas != current.get("ModifyIndex", 0):
+            return False
+        self.store.autopilot = dict(cmd["Config"]) | {
+            "CreateIndex": current.get("CreateIndex", index),
+            "ModifyIndex": index,
+        }
+        return True
 
     def _apply_restore(self, index: int, cmd: dict) -> bool:
         """Replace the whole state with a saved snapshot (PUT /v1/snapshot)."""

@@ -51,6 +51,8 @@ class Store:
         self.service_index: dict[str, int] = {}
         # node -> {"Node", "Segment", "Coord"}: Vivaldi coordinates the agents report
         self.coordinates: dict[str, dict] = {}
+        # the operator's autopilot settings, with CreateIndex/ModifyIndex once set
+        self.autopilot: dict = {}
         self.sessions = SessionTable()  # agent/state/sessions.py
         self.acl = ACLTables()  # tokens, policies, roles (agent/state/acl.py)
         self.last_index = 0
@@ -310,6 +312,7 @@ class Store:
             "sessions": self.sessions.dump(),
             "acl": self.acl.dump(),
             "coordinates": list(self.coordinates.values()),
+            "autopilot": self.autopilot,
         }
         return CapturedState(msgspec.msgpack.encode(header), list(self.kv.values()))
 
@@ -342,6 +345,7 @@ class Store:
         self.sessions = SessionTable.load(raw.sessions, self.kv, self.sessions.lock_delay)
         self.acl = ACLTables.load(raw.acl)
         self.coordinates = {c["Node"]: c for c in raw.coordinates}
+        self.autopilot = dict(raw.autopilot)
         self.last_index = raw.last_index
         self.watches.fire_all()
 
@@ -396,3 +400,4 @@ class _Snapshot(msgspec.Struct):
     sessions: list[Session] = []
     acl: dict = {}
     coordinates: list[dict] = []
+    autopilot: dict = {}

@@ -260,3 +260,20 @@ def test_services_and_checks_survive_restart(tmp_path: Path) -> None:
         checks = http.get("/v1/agent/checks").json()
         assert {"service:keep", "node-ttl"} <= set(checks)
         assert checks["node-ttl"]["Status"] == "passing"
+
+
+def test_autopilot_configuration_set_with_cas(http: httpx.Client) -> None:
+    before = http.get("/v1/operator/autopilot/configuration").json()
+    assert before["CleanupDeadServers"] is True and before["ModifyIndex"] == 0
+    stale = http.put("/v1/operator/autopilot/configuration", params={"cas": "99"},
+                     json={"CleanupDeadServers": False})  # fmt: skip
+    assert stale.json() is False
+    assert http.put("/v1/operator/autopilot/configuration",
+                    json={"CleanupDeadServers": False, "MaxTrailingLogs": 300}).json() is True  # fmt: skip
+    after = http.get("/v1/operator/autopilot/configuration").json()
+    assert (after["CleanupDeadServers"], after["MaxTrailingLogs"]) == (False, 300)
+    cas = str(after["ModifyIndex"])
+    assert http.put("/v1/operator/autopilot/configuration", params={"cas": cas},
+                    json={"MinQuorum": 3}).json() is True  # fmt: skip
+    bad = http.put("/v1/operator/autopilot/configuration", json={"MinQuorum": "three"})
+    assert bad.status_code == 400
