@@ -94,6 +94,10 @@ def read_snapshot_meta(stream: BinaryIO) -> tuple[int, ConfState]:
 SNAPSHOT_CHUNK_BYTES = 4 << 20  # InstallSnapshot travels in RPC calls of this size
 
 
+def _written(writer: Any) -> int:
+    return writer.tell() if isinstance(writer, io.BytesIO) else writer.size
+
+
 class DiskSnapshotStorage(MemoryStorage):
     """MemoryStorage whose snapshot bytes stay on disk until a follower needs them.
 
@@ -632,12 +636,19 @@ class RaftNode:
     async def receive_snapshot_chunk(self, args: dict) -> bool:
         """RPC: one chunk of the leader's snapshot, written straight to a temp file."""
         key = (int(args["index"]), int(args["term"]))
+        offset = int(args["offset"])
         writer = self._incoming.get(key)
-        if args["offset"] == 0 or writer is None:
+        if offset == 0:
             if writer is not None and not isinstance(writer, io.BytesIO):
                 writer.abort()
             writer = self.log.snapshot_writer(key[0]) if self.log is not None else io.BytesIO()
             self._incoming[key] = writer
+        elif writer is None or _written(writer) != offset:
+            # A gap (this server restarted mid-transfer): refuse, the leader starts over.
+            stale = self._incoming.pop(key, None)
+            if stale is not None and not isinstance(stale, io.BytesIO):
+                stale.abort()
+            raise ValueError(f"snapshot chunk at offset {offset} does not follow what was received")
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._executor, writer.write, bytes(args["data"]))
         return True
