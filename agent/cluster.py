@@ -45,6 +45,31 @@ class JoinFailed(Exception):
     pass
 
 
+async def retry_join(
+    agent: Agent,
+    join: Any,
+    addresses: list[str],
+    retry_max: int,
+    interval: float,
+    pool: str,
+) -> None:
+    """`-retry-join` for either gossip pool: try every `interval` until one join works; after
+    `retry_max` failed attempts (0 = forever) the agent exits, as Consul's does."""
+    attempts = 0
+    while True:
+        attempts += 1
+        try:
+            await join(addresses)
+            return
+        except JoinFailed as exc:
+            log.warning("agent: retry join %s failed (attempt %d): %s", pool, attempts, exc)
+        if retry_max and attempts >= retry_max:
+            log.error("agent: max join %s retry exhausted, exiting", pool)
+            agent.request_stop(exit_code=1)
+            return
+        await asyncio.sleep(interval or 30.0)
+
+
 def with_port(address: str, default: int = DEFAULT_SERF_PORT) -> str:
     """`ip`, `ip:port`, `[v6]:port` or a hostname -> `host:port`."""
     if address.startswith("["):
@@ -189,19 +214,9 @@ class ClusterManager:
 
     async def _retry_join(self) -> None:
         cfg = self.agent.config
-        attempts = 0
-        while True:
-            attempts += 1
-            try:
-                await self.join(list(cfg.retry_join))
-                return
-            except JoinFailed as exc:
-                log.warning("agent: retry join failed (attempt %d): %s", attempts, exc)
-            if cfg.retry_max and attempts >= cfg.retry_max:
-                log.error("agent: max join retry exhausted, exiting")
-                self.agent.request_stop(exit_code=1)
-                return
-            await asyncio.sleep(cfg.retry_interval or 30.0)
+        await retry_join(
+            self.agent, self.join, list(cfg.retry_join), cfg.retry_max, cfg.retry_interval, "LAN"
+        )
 
     # ------------------------------------------------------------------ views
 

@@ -73,6 +73,7 @@ class LocalState:
         self._reap_task: asyncio.Task | None = None
         self._started = False
         self._sync_lock = asyncio.Lock()
+        self._changed = asyncio.Event()
         self.node_reason: str | None = None
         root = agent.data_dir
         self._svc_dir = root / "services" if root else None
@@ -413,6 +414,13 @@ class LocalState:
     def trigger_sync(self) -> None:
         if self._sync_wakeup is not None:
             self._sync_wakeup.set()
+        # Every local change passes here: wake hash-blocking readers of /v1/agent/service/<id>.
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    async def wait_change(self, timeout: float) -> bool:
+        """Wait (at most `timeout`) for the next change to local services or checks."""
+        return await wait_event(self._changed, timeout)
 
     async def flush(self) -> None:
         """Sync now, so an API registration is in the catalog when its request returns."""

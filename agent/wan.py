@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from agent.aio import wait_event
-from agent.cluster import JoinFailed, serf_tags
+from agent.cluster import JoinFailed, retry_join, serf_tags
 from agent.gossip.config import wan_config
 from agent.gossip.coordinate import Coordinate
 from agent.gossip.driver import GossipDriver
@@ -265,19 +265,14 @@ class WanPool:
 
     async def _retry_join(self) -> None:
         cfg = self.agent.config
-        attempts = 0
-        while True:
-            attempts += 1
-            try:
-                await self.join(list(cfg.retry_join_wan))
-                return
-            except WanJoinFailed as exc:
-                log.warning("agent: retry join WAN failed (attempt %d): %s", attempts, exc)
-            if cfg.retry_max_wan and attempts >= cfg.retry_max_wan:
-                log.error("agent: max join WAN retry exhausted, exiting")
-                self.agent.request_stop(exit_code=1)
-                return
-            await asyncio.sleep(cfg.retry_interval_wan or 30.0)
+        await retry_join(
+            self.agent,
+            self.join,
+            list(cfg.retry_join_wan),
+            cfg.retry_max_wan,
+            cfg.retry_interval_wan,
+            "WAN",
+        )
 
     async def _flood_loop(self) -> None:
         while not self._stopping:

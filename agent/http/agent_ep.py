@@ -218,8 +218,9 @@ async def agent_service(req: Request, service_id: str) -> Response:
 
         opts = query_options(req)
         deadline = time.monotonic() + opts.wait
-        while time.monotonic() < deadline:
-            await asyncio.sleep(0.1)
+        while (remaining := deadline - time.monotonic()) > 0:
+            if not await local.wait_change(remaining):
+                break
             defn = local.services.get(service_id)
             if defn is None:
                 raise HTTPError(404, f"unknown service ID: {service_id}")
