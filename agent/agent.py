@@ -26,6 +26,7 @@ from agent.metrics import Metrics
 from agent.raft.node import NotLeader, RaftNode
 from agent.rpc import RPCError, RPCPool, RPCServer
 from agent.sessions_reaper import SessionReaper
+from agent.state import commands
 from agent.state.fsm import FSM, CommandRefused, TxnResult
 from agent.state.sessions import lock_delay_refusal
 from agent.state.store import Store
@@ -172,6 +173,12 @@ class Agent:
 
     async def write(self, command: dict) -> Any:
         """Propose a command through consensus; refusals become HTTP errors."""
+        # The HTTP layer decodes bodies into these shapes already; this is the last gate
+        # before the log, for a command no handler should have built.
+        why = commands.problem(command)
+        if why is not None:
+            log.warning("refused to propose a malformed command: %s", why)
+            raise HTTPError(400, why)
         refusal = lock_delay_refusal(self.store, command)  # answered before the log, as Consul
         if refusal is not None:
             return refusal
@@ -184,6 +191,8 @@ class Agent:
                 result = await self._forward_write(command)
         except NotLeader as exc:
             raise HTTPError(500, str(exc)) from None
+        except OverflowError as exc:  # an integer msgpack cannot carry (beyond 64 bits)
+            raise HTTPError(400, f"Request decode failed: {exc}") from None
         name = _APPLY_METRICS.get(command.get("Type", ""))
         if name:
             self.metrics.sample(name, (time.perf_counter() - started) * 1000.0)
@@ -244,6 +253,9 @@ class Agent:
 
     async def _rpc_apply(self, command: dict) -> Any:
         """RPC handler: apply a forwarded write (forwarding once more if we are not leader)."""
+        why = commands.problem(command)
+        if why is not None:  # the sender's checks are not ours to trust
+            raise RPCError(why, 400)
         if self.consensus is not None and self.consensus.is_leader:
             try:
                 return encode_result(await self.consensus.apply(command))

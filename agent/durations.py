@@ -14,6 +14,7 @@ _UNITS = {
     "m": 60.0,
     "h": 3600.0,
 }
+_MAX_NS = 2**63 - 1
 _PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
 
 
@@ -39,6 +40,8 @@ def parse_duration(text: str) -> float:
             raise DurationError(f'time: invalid duration "{text}"')
         total += float(match.group(1)) * _UNITS[match.group(2)]
         pos = match.end()
+    if total * 1e9 > _MAX_NS:  # Go's Duration is an int64 of nanoseconds (about 292 years)
+        raise DurationError(f'time: invalid duration "{text}"')
     return sign * total
 
 

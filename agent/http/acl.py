@@ -19,8 +19,11 @@ from typing import Any
 from agent.acl import enforce
 from agent.acl.enforce import identity, new_token, now_rfc3339, require, runtime
 from agent.acl.rules import RuleError, parse_rules
+from agent.http import gojson
 from agent.http.app import HTTPError, Request, Response, Router, json_response
 from agent.http.blocking import blocking_query, read_headers
+from agent.http.bodies import ACL_POLICY, ACL_ROLE, ACL_TOKEN, AGENT_TOKEN
+from agent.http.gojson import Struct
 from agent.state.acl import (
     ANONYMOUS_ACCESSOR,
     MANAGEMENT_POLICY_ID,
@@ -72,12 +75,20 @@ def _canon(value: Any) -> Any:
     return value
 
 
-async def _body(req: Request) -> dict:
+# Consul's words for a body that does not decode, by what it decodes into.
+_DECODE_PREFIX = {
+    ACL_TOKEN: "Token decoding failed: ",
+    ACL_POLICY: "Policy decoding failed: ",
+    ACL_ROLE: "Role decoding failed: ",
+}
+
+
+async def _body(req: Request, spec: Struct) -> dict:
+    """The body with Consul's field names, once every field has the kind `spec` wants."""
     raw = await req.json()
     if raw is None:
         return {}
-    if not isinstance(raw, dict):
-        raise HTTPError(400, "Request decode failed: expected a JSON object")
+    gojson.conform(raw, spec, _DECODE_PREFIX.get(spec, "Request decode failed: "))
     return _canon(raw)
 
 
@@ -281,7 +292,7 @@ async def bootstrap(req: Request, _: str) -> Response:
 async def token_create(req: Request, _: str) -> Response:
     await _ready(req)
     require(req, "acl", None, "write")
-    body = await _body(req)
+    body = await _body(req, ACL_TOKEN)
     acl = _acl(req)
     accessor = str(body.get("AccessorID") or "")
     secret = str(body.get("SecretID") or "")
@@ -352,7 +363,7 @@ async def token_item(req: Request, rest: str) -> Response:
             await req.agent.write({"Type": "acl-token-delete", "AccessorID": accessor})
         return json_response(req, True)
     # PUT: full replace, keeping the secret and creation time.
-    body = await _body(req)
+    body = await _body(req, ACL_TOKEN)
     old = acl.tokens.get(accessor)
     if old is None:
         raise HTTPError(400, f"Cannot find token {accessor!r}")
@@ -382,7 +393,7 @@ async def _token_clone(req: Request, accessor: str) -> Response:
     old = _token_or_404(req, accessor)
     if accessor == ANONYMOUS_ACCESSOR:
         raise HTTPError(400, "Cannot clone the anonymous token")
-    body = await _body(req)
+    body = await _body(req, ACL_TOKEN)
     token = {
         **{k: old.get(k) for k in TOKEN_HASH_FIELDS},
         "AccessorID": str(uuid.uuid4()),
@@ -475,7 +486,7 @@ def _validate_policy(req: Request, body: dict, ident: str) -> dict:
 async def policy_create(req: Request, _: str) -> Response:
     await _ready(req)
     require(req, "acl", None, "write")
-    body = await _body(req)
+    body = await _body(req, ACL_POLICY)
     if body.get("ID"):
         raise HTTPError(400, "Cannot specify an ID when creating a policy")
     policy = _validate_policy(req, body, str(uuid.uuid4()))
@@ -509,7 +520,7 @@ async def policy_item(req: Request, ident: str) -> Response:
         return json_response(req, True)
     if ident not in _acl(req).policies:
         raise HTTPError(400, f"cannot find policy {ident}")
-    body = await _body(req)
+    body = await _body(req, ACL_POLICY)
     if body.get("ID") and body["ID"] != ident:
         raise HTTPError(400, "Policy ID in URL and payload do not match")
     policy = _validate_policy(req, body, ident)
@@ -575,7 +586,7 @@ def _validate_role(req: Request, body: dict, ident: str) -> dict:
 async def role_create(req: Request, _: str) -> Response:
     await _ready(req)
     require(req, "acl", None, "write")
-    body = await _body(req)
+    body = await _body(req, ACL_ROLE)
     if body.get("ID"):
         raise HTTPError(400, "Cannot specify an ID when creating a role")
     role = _validate_role(req, body, str(uuid.uuid4()))
@@ -606,7 +617,7 @@ async def role_item(req: Request, ident: str) -> Response:
         return json_response(req, True)
     if ident not in acl.roles:
         raise HTTPError(400, f"cannot find role {ident}")
-    body = await _body(req)
+    body = await _body(req, ACL_ROLE)
     if body.get("ID") and body["ID"] != ident:
         raise HTTPError(400, "Role ID in URL and payload do not match")
     role = _validate_role(req, body, ident)
@@ -670,10 +681,8 @@ async def agent_token(req: Request, kind: str) -> Response:
     slot = enforce.TOKEN_KIND_ALIASES.get(kind, kind)
     if slot not in enforce.TOKEN_KINDS:
         raise HTTPError(404, f'Token "{kind}" is unknown')
-    body = await _body(req)
-    secret = body.get("Token")
-    if not isinstance(secret, str):
-        raise HTTPError(400, "Request decode failed: Token must be a string")
+    body = await _body(req, AGENT_TOKEN)
+    secret = body.get("Token") or ""
     runtime(req.agent).set_token(slot, secret)
     return Response(b"")
 

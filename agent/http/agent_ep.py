@@ -16,7 +16,8 @@ from agent.checks import CheckError
 from agent.cluster import serf_tags
 from agent.filter import FilterError, compile_filter
 from agent.http.app import HTTPError, Request, Response, Router, json_response, text_response
-from agent.http.decode import normalize
+from agent.http.bodies import CHECK_DEFINITION, CHECK_UPDATE, SERVICE_DEFINITION
+from agent.http.gojson import conform
 from agent.services import ServiceError, content_hash
 
 _EMPTY = b""
@@ -241,6 +242,7 @@ async def agent_checks(req: Request, _: str) -> Response:
 async def service_register(req: Request, _: str) -> Response:
     agent = req.agent
     body = await req.json()
+    conform(body, SERVICE_DEFINITION)  # kinds and ranges; services.py checks the meaning
     replace = req.has("replace-existing-checks") and req.get("replace-existing-checks") in (
         "",
         "true",
@@ -301,6 +303,7 @@ async def node_maintenance(req: Request, _: str) -> Response:
 
 async def check_register(req: Request, _: str) -> Response:
     body = await req.json()
+    conform(body, CHECK_DEFINITION)
     local = req.agent.local
     try:
         local.add_check(body)
@@ -349,9 +352,7 @@ async def _ttl_update(req: Request, check_id: str, status: str, output: str) -> 
 
 
 async def check_update(req: Request, check_id: str) -> Response:
-    body = normalize(await req.json() or {})
-    if not isinstance(body, dict):
-        raise HTTPError(400, "Request decode failed: body must be a JSON object")
+    body = conform(await req.json(), CHECK_UPDATE) or {}
     status = body.get("Status", "")
     if status not in ("passing", "warning", "critical"):
         raise HTTPError(400, f"Invalid check status: '{status}'")

@@ -15,6 +15,9 @@ from urllib.parse import parse_qs, unquote
 
 import msgspec
 
+from agent.http.errors import BodyTooLarge, HTTPError
+from agent.http.gojson import parse
+
 if TYPE_CHECKING:
     from agent.agent import Agent
 
@@ -23,20 +26,6 @@ log = logging.getLogger("agent.http")
 _json_encode = msgspec.json.Encoder().encode
 TEXT = b"text/plain; charset=utf-8"
 JSON = b"application/json"
-
-
-class HTTPError(Exception):
-    """A refusal rendered as Consul does: a status and a plain-text body."""
-
-    def __init__(self, status: int, message: str, headers: list[tuple[bytes, bytes]] | None = None):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.headers = headers or []
-
-
-class BodyTooLarge(HTTPError):
-    pass
 
 
 class Request:
@@ -87,13 +76,8 @@ class Request:
         return b"".join(chunks)
 
     async def json(self, limit: int | None = None) -> Any:
-        raw = await self.body(limit)
-        if not raw.strip():
-            return None
-        try:
-            return msgspec.json.decode(raw)
-        except msgspec.DecodeError as exc:
-            raise HTTPError(400, f"Request decode failed: {exc}") from None
+        """The body's JSON value (None when blank); malformed or too deep JSON is a 400."""
+        return parse(await self.body(limit))
 
 
 class Response:

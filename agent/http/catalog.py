@@ -15,14 +15,13 @@ import re
 from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
-import msgspec
-
 from agent.checks import format_duration, parse_duration
 from agent.filter import Filter, FilterError, compile_filter
-from agent.http import render
+from agent.http import gojson, render
 from agent.http.app import HTTPError, Request, Response, Router, json_response
 from agent.http.blocking import QueryOptions, blocking_query, query_options, read_headers
-from agent.http.decode import normalize
+from agent.http.bodies import DEREGISTER, HEADER, REGISTER
+from agent.http.gojson import STRINGS, Struct
 from agent.state.structs import Node, Service
 
 # ---------------------------------------------------------------------------- read helpers
@@ -111,84 +110,6 @@ def sorted_services(services: dict[str, Service]) -> list[Service]:
 
 # ---------------------------------------------------------------------------- body decoding
 
-
-class _Struct:
-    """The Go struct a JSON object decodes into: its type name and typed fields."""
-
-    def __init__(self, go_type: str, fields: dict[str, Any]) -> None:
-        self.go_type = go_type
-        self.name = go_type.rpartition(".")[2]
-        self.fields = fields
-
-
-class _List:
-    def __init__(self, go_type: str, item: Any) -> None:
-        self.go_type, self.item = go_type, item
-
-
-class _Map:
-    def __init__(self, go_type: str, value: Any) -> None:
-        self.go_type, self.value = go_type, value
-
-
-_STRINGS = _List("[]string", "string")
-_STRING_MAP = _Map("map[string]string", "string")
-_WEIGHTS = _Struct("structs.Weights", {"Passing": "int", "Warning": "int"})
-_SERVICE_ADDRESS = _Struct("structs.ServiceAddress", {"Address": "string", "Port": "int"})
-_NODE_SERVICE = _Struct(
-    "structs.NodeService",
-    {
-        "Kind": "structs.ServiceKind",
-        "ID": "string",
-        "Service": "string",
-        "Tags": _STRINGS,
-        "Address": "string",
-        "TaggedAddresses": _Map("map[string]structs.ServiceAddress", _SERVICE_ADDRESS),
-        "Meta": _STRING_MAP,
-        "Port": "int",
-        "Weights": _WEIGHTS,
-        "EnableTagOverride": "bool",
-    },
-)
-_HEALTH_CHECK = _Struct(
-    "structs.HealthCheck",
-    {
-        "Node": "string",
-        "CheckID": "types.CheckID",
-        "Name": "string",
-        "Status": "string",
-        "Notes": "string",
-        "Output": "string",
-        "ServiceID": "string",
-        "ServiceName": "string",
-        "ServiceTags": _STRINGS,
-        "Type": "string",
-        "Interval": "string",
-        "Timeout": "string",
-        "ExposedPort": "int",
-        "Definition": _Struct("structs.HealthCheckDefinition", {}),
-    },
-)
-_REGISTER = _Struct(
-    "structs.RegisterRequest",
-    {
-        "ID": "types.NodeID",
-        "Node": "string",
-        "Address": "string",
-        "Datacenter": "string",
-        "TaggedAddresses": _STRING_MAP,
-        "NodeMeta": _STRING_MAP,
-        "Service": _NODE_SERVICE,
-        "Check": _HEALTH_CHECK,
-        "Checks": _List("structs.HealthChecks", _HEALTH_CHECK),
-        "SkipNodeUpdate": "bool",
-    },
-)
-_DEREGISTER = _Struct(
-    "structs.DeregisterRequest",
-    {"Node": "string", "Datacenter": "string", "ServiceID": "string", "CheckID": "types.CheckID"},
-)
-
 # HealthCheckDefinition fields: name -> kind ("string", "bool", "duration", "strings", "header")
 _DEFINITION_FIELDS = {
     "HTTP": "string",
@@ -222,85 +143,14 @@ _DEFINITION_BY_LOWER["args"] = "ScriptArgs"
 _DEFINITION_BY_LOWER["h2ping_use_tls"] = "H2PingUseTLS"
 
 
-def _json_kind(value: Any, into_int: bool = False) -> str:
-    """How Go's decoder names the JSON value it could not store (numbers with their literal
-    only when the target was an integer)."""
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int | float):
-        return f"number {msgspec.json.encode(value).decode()}" if into_int else "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
-
-
-def _decode_failed(value: Any, struct: str, path: str, go_type: str) -> HTTPError:
-    return HTTPError(
-        400,
-        f"Request decode failed: json: cannot unmarshal {_json_kind(value, go_type == 'int')} into Go struct "
-        f"field {struct}.{path} of type {go_type}",
-    )
-
-
-def _check_value(value: Any, spec: Any, struct: str, path: str) -> None:
-    """Raise Go's unmarshal error when `value` cannot decode into `spec`; null always can."""
-    if value is None:
-        return
-    if isinstance(spec, _Struct):
-        if not isinstance(value, dict):
-            raise _decode_failed(value, struct, path, spec.go_type)
-        for name, field_spec in spec.fields.items():
-            if name in value:
-                _check_value(value[name], field_spec, spec.name, f"{path}.{name}")
-        return
-    if isinstance(spec, _List):
-        if not isinstance(value, list):
-            raise _decode_failed(value, struct, path, spec.go_type)
-        for item in value:
-            _check_value(item, spec.item, struct, path)
-        return
-    if isinstance(spec, _Map):
-        if not isinstance(value, dict):
-            raise _decode_failed(value, struct, path, spec.go_type)
-        for item in value.values():
-            _check_value(item, spec.value, struct, path)
-        return
-    if spec == "int":
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif spec == "bool":
-        ok = isinstance(value, bool)
-    else:  # every other scalar is a Go string type
-        ok = isinstance(value, str)
-    if not ok:
-        raise _decode_failed(value, struct, path, spec)
-
-
-def _check_body(body: Any, spec: _Struct) -> dict:
+async def _read_body(req: Request, spec: Struct) -> dict:
+    body = gojson.parse(await req.body())
     if body is None:
-        return {}
-    if not isinstance(body, dict):
-        raise HTTPError(
-            400,
-            f"Request decode failed: json: cannot unmarshal {_json_kind(body)} "
-            f"into Go value of type {spec.go_type}",
-        )
-    for name, field_spec in spec.fields.items():
-        if name in body:
-            _check_value(body[name], field_spec, spec.name, name)
-    return body
-
-
-async def _read_body(req: Request, spec: _Struct) -> dict:
-    raw = await req.body()
-    if not raw.strip():
         raise HTTPError(400, "Request decode failed: EOF")
-    try:
-        body = msgspec.json.decode(raw)
-    except msgspec.DecodeError as exc:
-        raise HTTPError(400, f"Request decode failed: {exc}") from None
-    return _check_body(normalize(body), spec)
+    return gojson.conform(body, spec)
+
+
+_DEFINITION_KINDS = {"header": HEADER, "strings": STRINGS}
 
 
 def _definition(raw: Any) -> dict:
@@ -313,27 +163,20 @@ def _definition(raw: Any) -> dict:
         if name is None or value is None:
             continue
         kind = _DEFINITION_FIELDS[name]
+        where = {"struct": "HealthCheckDefinition", "path": name}
         if kind == "duration":
+            gojson.conform(value, gojson.DURATION, **where)
             if isinstance(value, str):
                 try:
                     ns = parse_duration(value)
                 except ValueError as exc:
                     raise HTTPError(400, f"Request decode failed: {exc}") from None
-            elif isinstance(value, int | float) and not isinstance(value, bool):
-                ns = int(value)
             else:
-                raise _decode_failed(value, "HealthCheckDefinition", name, "time.Duration")
+                ns = value
             if ns:
                 out[name] = format_duration(ns)
             continue
-        if kind == "header":
-            _check_value(
-                value, _Map("map[string][]string", _STRINGS), "HealthCheckDefinition", name
-            )
-        elif kind == "strings":
-            _check_value(value, _STRINGS, "HealthCheckDefinition", name)
-        else:
-            _check_value(value, kind, "HealthCheckDefinition", name)
+        value = gojson.conform(value, _DEFINITION_KINDS.get(kind, kind), **where)
         if value not in ("", False, 0, [], {}):
             out[name] = value
     return out
@@ -500,7 +343,7 @@ def _check_datacenter(req: Request, body: dict) -> None:
 
 
 async def register_handler(req: Request, _: str) -> Response:
-    body = await _read_body(req, _REGISTER)
+    body = await _read_body(req, REGISTER)
     _check_datacenter(req, body)
     node = body.get("Node") or ""
     known = req.agent.store.services.get(node, {}).keys()
@@ -510,7 +353,7 @@ async def register_handler(req: Request, _: str) -> Response:
 
 
 async def deregister_handler(req: Request, _: str) -> Response:
-    body = await _read_body(req, _DEREGISTER)
+    body = await _read_body(req, DEREGISTER)
     _check_datacenter(req, body)
     node = body.get("Node") or ""
     if not node:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from agent.http.app import HTTPError, Request, Response, Router, json_response
 from agent.http.blocking import blocking_query, query_options, read_headers
-from agent.http.decode import normalize
+from agent.http.bodies import COORDINATE_UPDATE
+from agent.http.gojson import conform
 
 _ORIGIN = {"Vec": [0.0] * 8, "Error": 1.5, "Adjustment": 0.0, "Height": 1e-05}
 
@@ -76,9 +77,7 @@ def validate_coord(coord: object) -> dict:
 
 
 async def update(req: Request, _: str) -> Response:
-    body = normalize(await req.json() or {})
-    if not isinstance(body, dict):
-        raise HTTPError(400, "Request decode failed: body must be a JSON object")
+    body = conform(await req.json(), COORDINATE_UPDATE) or {}
     name = body.get("Node")
     if not name:
         raise HTTPError(400, "Missing node name")

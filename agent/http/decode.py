@@ -7,11 +7,7 @@ to case and also accepts snake_case aliases for many fields. Maps of user data (
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Any
-
-from agent.http.app import HTTPError
 
 CANONICAL = [
     "ID",
@@ -155,31 +151,3 @@ def normalize(value: Any) -> Any:
         else:
             out[name] = normalize(item)
     return out
-
-
-def b64decode(value: Any, what: str = "Value") -> bytes:
-    """Decode a JSON []byte field the way Go does (std base64, padding required)."""
-    if value is None:
-        return b""
-    if not isinstance(value, str):
-        raise HTTPError(
-            400,
-            f"Failed to parse body: json: cannot unmarshal {type(value).__name__} into Go value of type []uint8",
-        )
-    try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        bad = _first_bad_base64(value)
-        raise HTTPError(
-            400, f"Failed to parse body: illegal base64 data at input byte {bad}"
-        ) from None
-
-
-def _first_bad_base64(text: str) -> int:
-    alphabet = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
-    for i, ch in enumerate(text):
-        if ch == "=":
-            return i if len(text) % 4 else max(i, 0)
-        if ch not in alphabet:
-            return i
-    return len(text)

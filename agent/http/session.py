@@ -18,6 +18,8 @@ from agent.durations import DurationError, format_duration, parse_duration
 from agent.filter import FilterError, compile_filter
 from agent.http.app import HTTPError, Request, Response, Router, json_response
 from agent.http.blocking import blocking_query, query_options, read_headers
+from agent.http.bodies import SESSION
+from agent.http.gojson import conform
 from agent.state.sessions import NANOSECOND, SessionTable
 from agent.state.structs import Session
 
@@ -40,43 +42,22 @@ def _decode_failed(why: str) -> HTTPError:
     return HTTPError(400, f"Request decode failed: {why}")
 
 
-def _string(fields: dict, name: str, default: str = "") -> str:
-    value = fields.get(name.lower(), default)
-    if value is None:
-        return default
-    if not isinstance(value, str):
-        raise _decode_failed(
-            f"json: cannot unmarshal {type(value).__name__} into Go struct field "
-            f"Session.{name} of type string"
-        )
-    return value
-
-
-def _string_list(fields: dict, name: str) -> list[str] | None:
-    value = fields.get(name.lower())
-    if value is None:
-        return None
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise _decode_failed(f"json: cannot unmarshal Session.{name}: want a list of strings")
-    return list(value)
-
-
 def lock_delay_ns(value: Any) -> int:
     """LockDelay as Consul reads it: a duration string or a number of nanoseconds, with
     small values (under 1000) taken as seconds."""
     if value is None:
         return DEFAULT_LOCK_DELAY_NS
-    if isinstance(value, bool):
-        raise _decode_failed("json: cannot unmarshal bool into Session.LockDelay")
     if isinstance(value, str):
         try:
             ns = round(parse_duration(value) * NANOSECOND)
         except DurationError as exc:
             raise _decode_failed(str(exc)) from None
-    elif isinstance(value, int | float):
-        ns = int(value)
     else:
-        raise _decode_failed("json: cannot unmarshal Session.LockDelay")
+        ns = int(value)
+        if not -(2**63) <= ns < 2**63:
+            raise _decode_failed(
+                f"json: cannot unmarshal number {value} into Go struct field Session.LockDelay of type time.Duration"
+            )
     if ns < LOCK_DELAY_SECONDS_BELOW:
         ns *= NANOSECOND
     return ns
@@ -84,47 +65,31 @@ def lock_delay_ns(value: Any) -> int:
 
 def _node_checks(fields: dict) -> list[str]:
     """serfHealth unless the body names node checks itself (an explicit [] removes it)."""
-    legacy = _string_list(fields, "Checks")
-    node_checks = _string_list(fields, "NodeChecks")
-    if "checks" not in fields and "nodechecks" not in fields:
+    if "Checks" not in fields and "NodeChecks" not in fields:
         return [SERF_CHECK]
     merged: list[str] = []
-    for check_id in (node_checks or []) + (legacy or []):
+    for check_id in (fields.get("NodeChecks") or []) + (fields.get("Checks") or []):
         if check_id not in merged:
             merged.append(check_id)
     return merged
 
 
 def _service_checks(fields: dict) -> list[dict] | None:
-    value = fields.get("servicechecks")
+    value = fields.get("ServiceChecks")
     if value is None:
         return None
-    if not isinstance(value, list):
-        raise _decode_failed("json: cannot unmarshal Session.ServiceChecks: want a list")
-    out = []
-    for item in value:
-        if not isinstance(item, dict):
-            raise _decode_failed("json: cannot unmarshal Session.ServiceChecks: want objects")
-        lowered = {k.lower(): v for k, v in item.items()}
-        out.append(
-            {"ID": str(lowered.get("id") or ""), "Namespace": str(lowered.get("namespace") or "")}
-        )
-    return out
+    return [{"ID": item.get("ID", ""), "Namespace": item.get("Namespace", "")} for item in value]
 
 
 def session_from_body(body: Any, default_node: str, ttl_min: float) -> dict:
     """The create command's session (without ID) from a request body; Consul's refusals."""
-    if body is None:
-        body = {}
-    if not isinstance(body, dict):
-        raise _decode_failed("json: cannot unmarshal into Go value of type structs.Session")
-    fields = {k.lower(): v for k, v in body.items()}
+    fields = conform(body, SESSION) or {}
     session = {
-        "Name": _string(fields, "Name"),
-        "Node": _string(fields, "Node") or default_node,
-        "LockDelay": lock_delay_ns(fields.get("lockdelay")),
-        "Behavior": _string(fields, "Behavior") or "release",
-        "TTL": _string(fields, "TTL"),
+        "Name": fields.get("Name", ""),
+        "Node": fields.get("Node") or default_node,
+        "LockDelay": lock_delay_ns(fields.get("LockDelay")),
+        "Behavior": fields.get("Behavior") or "release",
+        "TTL": fields.get("TTL", ""),
         "NodeChecks": _node_checks(fields),
         "ServiceChecks": _service_checks(fields),
     }

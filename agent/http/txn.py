@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import msgspec
-
 from agent.http.app import HTTPError, Request, Response, Router, json_response
 from agent.http.blocking import query_options, read_headers
-from agent.http.decode import b64decode, normalize
+from agent.http.bodies import TXN_OPS
+from agent.http.gojson import b64decode, conform, parse
 from agent.state.fsm import TxnResult
 
 MAX_OPS = 64
@@ -14,43 +13,48 @@ _READ_VERBS = {"get", "get-tree", "check-index", "check-session", "check-not-exi
 _KV_VERBS = _READ_VERBS | {"set", "cas", "lock", "unlock", "delete", "delete-tree", "delete-cas"}
 
 
+_PREFIX = "Failed to parse body: "
+
+
 def _parse_ops(raw: object, max_value: int) -> list[dict]:
-    if not isinstance(raw, list):
-        raise HTTPError(
-            400,
-            "Failed to parse body: json: cannot unmarshal object into Go value of type api.TxnOps",
-        )
-    if len(raw) > MAX_OPS:
+    """The FSM's txn ops for a decoded body: every field of the right Go type, every verb
+    known, every value within limits, or a refusal before anything is proposed."""
+    if isinstance(raw, list) and len(raw) > MAX_OPS:
         raise HTTPError(413, f"Transaction contains too many operations ({len(raw)} > {MAX_OPS})")
     ops: list[dict] = []
-    for i, item in enumerate(normalize(raw)):
-        if not isinstance(item, dict):
-            raise HTTPError(400, f"Failed to parse body: operation {i} is not an object")
-        kinds = [k for k in ("KV", "Node", "Service", "Check") if item.get(k) is not None]
+    for i, item in enumerate(conform(raw, TXN_OPS, _PREFIX) or []):
+        kinds = [k for k in ("KV", "Node", "Service", "Check") if k in item]
         if len(kinds) != 1:
             raise HTTPError(
                 400,
-                f"Failed to parse body: operation {i} must have exactly one of KV, Node, Service or Check",
+                f"{_PREFIX}operation {i} must have exactly one of KV, Node, Service or Check",
             )
         kind = kinds[0]
-        body = dict(item[kind])
+        body = item[kind]
         if kind == "KV":
             verb = body.get("Verb", "")
             if verb not in _KV_VERBS:
-                raise HTTPError(400, f'Failed to parse body: unknown KV verb "{verb}"')
-            value = b64decode(body.get("Value"))
-            if len(value) > max_value:
-                raise HTTPError(
-                    413,
-                    f'Value for key "{body.get("Key", "")}" is too large ({len(value)} > {max_value} bytes)',
-                )
-            body["Value"] = value
-            body["Flags"] = int(body.get("Flags") or 0)
-            body["Index"] = int(body.get("Index") or 0)
-            body["Session"] = body.get("Session") or ""
-            body["Key"] = body.get("Key") or ""
+                raise HTTPError(400, f'{_PREFIX}unknown KV verb "{verb}"')
+            body = _kv_op(body, max_value)
         ops.append({kind: body})
     return ops
+
+
+def _kv_op(body: dict, max_value: int) -> dict:
+    value = b64decode(body.get("Value"), _PREFIX)
+    if len(value) > max_value:
+        raise HTTPError(
+            413,
+            f'Value for key "{body.get("Key", "")}" is too large ({len(value)} > {max_value} bytes)',
+        )
+    return {
+        "Verb": body["Verb"],
+        "Key": body.get("Key", ""),
+        "Value": value,
+        "Flags": body.get("Flags", 0),
+        "Index": body.get("Index", 0),
+        "Session": body.get("Session", ""),
+    }
 
 
 def _is_read_only(ops: list[dict]) -> bool:
@@ -70,11 +74,7 @@ async def txn(req: Request, _: str) -> Response:
     declared = req.header(b"content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise HTTPError(413, f"Request body({declared} bytes) too large, max size: {limit} bytes.")
-    raw = await req.body(limit)
-    try:
-        decoded = msgspec.json.decode(raw) if raw.strip() else []
-    except msgspec.DecodeError as exc:
-        raise HTTPError(400, f"Failed to parse body: {exc}") from None
+    decoded = parse(await req.body(limit), _PREFIX, empty=[])
     ops = _parse_ops(decoded, config.kv_max_value_size)
     headers: list = []
     if _is_read_only(ops):

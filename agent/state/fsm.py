@@ -12,8 +12,10 @@ time-dependent arrives inside the command. A command is a plain dict (msgpack on
     {"Type": "noop"}
     {"Type": "restore", "State": <store snapshot bytes>}
 
-Refusals that depend on state (a stale CAS index, a check naming an unknown service) are
-results, never exceptions: a command that is in the log has been applied, successfully or not.
+Every command is checked against its schema (`agent/state/commands.py`) before it touches the
+store. Refusals, of a command's shape or of the state it meets (a stale CAS index, a check
+naming an unknown service), are results, never exceptions: a command that is in the log has
+been applied, successfully or not, the same way on every server and on every replay.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 
 import msgspec
 
+from agent.state import commands
 from agent.state.acl import ACL_COMMANDS, apply_acl
 from agent.state.sessions import SESSION_COMMAND, SessionRefused, apply_session
 from agent.state.store import Store
@@ -59,12 +62,12 @@ class FSM:
             self._handlers[kind] = self._apply_acl
 
     def apply(self, index: int, command: dict) -> Any:
-        handler = self._handlers.get(command.get("Type", ""))
-        result = (
-            handler(index, command)
-            if handler
-            else CommandRefused(f"unknown command type {command.get('Type')!r}")
-        )
+        why = commands.problem(command)
+        if why is None:
+            result = self._handlers[command["Type"]](index, command)
+        else:
+            # A shape no handler can apply: refused before anything is read or written.
+            result = CommandRefused(why, 400)
         self.store.last_index = index
         return result
 
@@ -508,6 +511,8 @@ def _service_precondition(store: Store, overlay: _Overlay, op: dict) -> str | No
         return None if overlay.service_exists(node, sid) else f'service "{sid}" doesn\'t exist'
     if verb in ("set", "cas") and not overlay.node_exists(node):
         return f'node "{node}" doesn\'t exist'
+    if verb in ("set", "cas") and not raw.get("Service"):
+        return "Must provide service name (Service.Service) when service ID is provided"
     if verb in ("cas", "delete-cas"):
         wanted = raw.get("ModifyIndex", 0)
         current = store.services.get(node, {}).get(sid)

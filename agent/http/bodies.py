@@ -1,0 +1,375 @@
+"""The Go types Consul decodes each write body into, as `agent.http.gojson` describes them.
+
+One table per body, named for Consul's own struct, so a decode error reads exactly as Consul's
+(`... into Go struct field KVTxnOp.KV.Flags of type uint64`). Only the kind and range of each
+field is checked here; what a field means (a known verb, a valid duration text, a name within
+limits) is the handler's to check after.
+"""
+
+from __future__ import annotations
+
+from agent.http.gojson import ANY, DURATION, STRING_MAP, STRINGS, Either, List, Map, Struct
+
+HEADER = Map("map[string][]string", STRINGS)
+
+# ---------------------------------------------------------------------- catalog (structs.*)
+
+WEIGHTS = Struct("structs.Weights", {"Passing": "int", "Warning": "int"})
+SERVICE_ADDRESS = Struct("structs.ServiceAddress", {"Address": "string", "Port": "int"})
+TAGGED_SERVICE_ADDRESSES = Map("map[string]structs.ServiceAddress", SERVICE_ADDRESS)
+NODE_SERVICE = Struct(
+    "structs.NodeService",
+    {
+        "Kind": "structs.ServiceKind",
+        "ID": "string",
+        "Service": "string",
+        "Tags": STRINGS,
+        "Address": "string",
+        "TaggedAddresses": TAGGED_SERVICE_ADDRESSES,
+        "Meta": STRING_MAP,
+        "Port": "int",
+        "SocketPath": "string",
+        "Weights": WEIGHTS,
+        "EnableTagOverride": "bool",
+        "Proxy": ANY,
+        "Connect": ANY,
+        "Namespace": "string",
+        "Partition": "string",
+        "PeerName": "string",
+        "Locality": ANY,
+    },
+)
+# The HealthCheckDefinition fields are decoded field by field in catalog.py (durations as
+# text or nanoseconds, unknown fields dropped); here only its kind is checked.
+HEALTH_CHECK = Struct(
+    "structs.HealthCheck",
+    {
+        "Node": "string",
+        "CheckID": "types.CheckID",
+        "Name": "string",
+        "Status": "string",
+        "Notes": "string",
+        "Output": "string",
+        "ServiceID": "string",
+        "ServiceName": "string",
+        "ServiceTags": STRINGS,
+        "Type": "string",
+        "Interval": "string",
+        "Timeout": "string",
+        "ExposedPort": "int",
+        "Definition": Map("structs.HealthCheckDefinition", ANY),
+        "Namespace": "string",
+        "Partition": "string",
+        "PeerName": "string",
+    },
+)
+REGISTER = Struct(
+    "structs.RegisterRequest",
+    {
+        "ID": "types.NodeID",
+        "Node": "string",
+        "Address": "string",
+        "Datacenter": "string",
+        "TaggedAddresses": STRING_MAP,
+        "NodeMeta": STRING_MAP,
+        "Service": NODE_SERVICE,
+        "Check": HEALTH_CHECK,
+        "Checks": List("structs.HealthChecks", HEALTH_CHECK),
+        "SkipNodeUpdate": "bool",
+        "Token": "string",
+        "Locality": ANY,
+    },
+)
+DEREGISTER = Struct(
+    "structs.DeregisterRequest",
+    {"Node": "string", "Datacenter": "string", "ServiceID": "string", "CheckID": "types.CheckID"},
+)
+
+# ---------------------------------------------------------------------- txn (api.*)
+
+_API_NODE = Struct(
+    "api.Node",
+    {
+        "ID": "string",
+        "Node": "string",
+        "Address": "string",
+        "Datacenter": "string",
+        "TaggedAddresses": STRING_MAP,
+        "Meta": STRING_MAP,
+        "CreateIndex": "uint64",
+        "ModifyIndex": "uint64",
+        "Partition": "string",
+        "PeerName": "string",
+        "Locality": ANY,
+    },
+)
+_API_SERVICE = Struct(
+    "api.AgentService",
+    {
+        "Kind": "api.ServiceKind",
+        "ID": "string",
+        "Service": "string",
+        "Tags": STRINGS,
+        "Meta": STRING_MAP,
+        "Port": "int",
+        "Address": "string",
+        "SocketPath": "string",
+        "TaggedAddresses": Map(
+            "map[string]api.ServiceAddress",
+            Struct("api.ServiceAddress", {"Address": "string", "Port": "int"}),
+        ),
+        "Weights": Struct("api.AgentWeights", {"Passing": "int", "Warning": "int"}),
+        "EnableTagOverride": "bool",
+        "CreateIndex": "uint64",
+        "ModifyIndex": "uint64",
+        "ContentHash": "string",
+        "Proxy": ANY,
+        "Connect": ANY,
+        "PeerName": "string",
+        "Namespace": "string",
+        "Partition": "string",
+        "Datacenter": "string",
+        "Locality": ANY,
+    },
+)
+_API_CHECK_DEFINITION = Struct(
+    "api.HealthCheckDefinition",
+    {
+        "HTTP": "string",
+        "Header": HEADER,
+        "Method": "string",
+        "Body": "string",
+        "TLSServerName": "string",
+        "TLSSkipVerify": "bool",
+        "TCP": "string",
+        "TCPUseTLS": "bool",
+        "UDP": "string",
+        "GRPC": "string",
+        "OSService": "string",
+        "GRPCUseTLS": "bool",
+        "IntervalDuration": "time.Duration",
+        "TimeoutDuration": "time.Duration",
+        "DeregisterCriticalServiceAfterDuration": "time.Duration",
+        "Interval": DURATION,
+        "Timeout": DURATION,
+        "DeregisterCriticalServiceAfter": DURATION,
+    },
+)
+_API_CHECK = Struct(
+    "api.HealthCheck",
+    {
+        "Node": "string",
+        "CheckID": "string",
+        "Name": "string",
+        "Status": "string",
+        "Notes": "string",
+        "Output": "string",
+        "ServiceID": "string",
+        "ServiceName": "string",
+        "ServiceTags": STRINGS,
+        "Type": "string",
+        "Namespace": "string",
+        "Partition": "string",
+        "ExposedPort": "int",
+        "PeerName": "string",
+        "Definition": _API_CHECK_DEFINITION,
+        "CreateIndex": "uint64",
+        "ModifyIndex": "uint64",
+    },
+)
+TXN_OPS = List(
+    "api.TxnOps",
+    Struct(
+        "api.TxnOp",
+        {
+            "KV": Struct(
+                "api.KVTxnOp",
+                {
+                    "Verb": "api.KVOp",
+                    "Key": "string",
+                    "Value": "[]uint8",
+                    "Flags": "uint64",
+                    "Index": "uint64",
+                    "Session": "string",
+                    "Namespace": "string",
+                    "Partition": "string",
+                },
+            ),
+            "Node": Struct("api.NodeTxnOp", {"Verb": "api.NodeOp", "Node": _API_NODE}),
+            "Service": Struct(
+                "api.ServiceTxnOp",
+                {"Verb": "api.ServiceOp", "Node": "string", "Service": _API_SERVICE},
+            ),
+            "Check": Struct("api.CheckTxnOp", {"Verb": "api.CheckOp", "Check": _API_CHECK}),
+        },
+    ),
+)
+
+# ---------------------------------------------------------------------- sessions
+
+SESSION = Struct(
+    "structs.Session",
+    {
+        "ID": "string",
+        "Name": "string",
+        "Node": "string",
+        # Consul reads the body into a generic map first, so a LockDelay number may be 1.5
+        "LockDelay": Either("time.Duration", ("string", "float64")),
+        "Behavior": "structs.SessionBehavior",
+        "TTL": "string",
+        "NodeChecks": STRINGS,
+        "ServiceChecks": List(
+            "[]structs.ServiceCheck",
+            Struct("structs.ServiceCheck", {"ID": "string", "Namespace": "string"}),
+        ),
+        "Checks": List("[]types.CheckID", "types.CheckID"),
+        "Namespace": "string",
+        "Partition": "string",
+    },
+)
+
+# ---------------------------------------------------------------------- agent
+
+CHECK_TYPE_FIELDS = {
+    "CheckID": "types.CheckID",
+    "ID": "types.CheckID",
+    "Name": "string",
+    "Status": "string",
+    "Notes": "string",
+    "ScriptArgs": STRINGS,
+    "Args": STRINGS,
+    "HTTP": "string",
+    "Header": HEADER,
+    "Method": "string",
+    "Body": "string",
+    "DisableRedirects": "bool",
+    "TCP": "string",
+    "TCPUseTLS": "bool",
+    "UDP": "string",
+    "Interval": DURATION,
+    "AliasNode": "string",
+    "AliasService": "string",
+    "DockerContainerID": "string",
+    "Shell": "string",
+    "GRPC": "string",
+    "GRPCUseTLS": "bool",
+    "H2PING": "string",
+    "H2PingUseTLS": "bool",
+    "OSService": "string",
+    "TLSServerName": "string",
+    "TLSSkipVerify": "bool",
+    "Timeout": DURATION,
+    "TTL": DURATION,
+    "SuccessBeforePassing": "int",
+    "FailuresBeforeWarning": "int",
+    "FailuresBeforeCritical": "int",
+    "DeregisterCriticalServiceAfter": DURATION,
+    "OutputMaxSize": "int",
+    "ServiceID": "string",
+}
+CHECK_TYPE = Struct("structs.CheckType", CHECK_TYPE_FIELDS)
+CHECK_DEFINITION = Struct("structs.CheckDefinition", CHECK_TYPE_FIELDS)
+SERVICE_DEFINITION = Struct(
+    "structs.ServiceDefinition",
+    {
+        "Kind": "structs.ServiceKind",
+        "ID": "string",
+        "Name": "string",
+        "Tags": STRINGS,
+        "Address": "string",
+        "TaggedAddresses": TAGGED_SERVICE_ADDRESSES,
+        "Meta": STRING_MAP,
+        "Port": "int",
+        "SocketPath": "string",
+        "Check": CHECK_TYPE,
+        "Checks": List("structs.CheckTypes", CHECK_TYPE),
+        "Weights": WEIGHTS,
+        "Token": "string",
+        "EnableTagOverride": "bool",
+        "Proxy": ANY,
+        "Connect": ANY,
+        "Namespace": "string",
+        "Partition": "string",
+        "Locality": ANY,
+    },
+)
+CHECK_UPDATE = Struct("agent.checkUpdate", {"Status": "string", "Output": "string"})
+
+# ---------------------------------------------------------------------- ACL
+
+_LINKS = List("[]structs.ACLLink", Struct("structs.ACLLink", {"ID": "string", "Name": "string"}))
+_SERVICE_IDENTITIES = List(
+    "[]*structs.ACLServiceIdentity",
+    Struct("structs.ACLServiceIdentity", {"ServiceName": "string", "Datacenters": STRINGS}),
+)
+_NODE_IDENTITIES = List(
+    "[]*structs.ACLNodeIdentity",
+    Struct("structs.ACLNodeIdentity", {"NodeName": "string", "Datacenter": "string"}),
+)
+ACL_TOKEN = Struct(
+    "structs.ACLToken",
+    {
+        "AccessorID": "string",
+        "SecretID": "string",
+        "Description": "string",
+        "Policies": _LINKS,
+        "Roles": _LINKS,
+        "ServiceIdentities": _SERVICE_IDENTITIES,
+        "NodeIdentities": _NODE_IDENTITIES,
+        "TemplatedPolicies": ANY,
+        "Local": "bool",
+        "AuthMethod": "string",
+        "ExpirationTime": "time.Time",
+        "ExpirationTTL": DURATION,
+        "Namespace": "string",
+        "Partition": "string",
+    },
+)
+ACL_POLICY = Struct(
+    "structs.ACLPolicy",
+    {
+        "ID": "string",
+        "Name": "string",
+        "Description": "string",
+        "Rules": "string",
+        "Datacenters": STRINGS,
+        "Namespace": "string",
+        "Partition": "string",
+    },
+)
+ACL_ROLE = Struct(
+    "structs.ACLRole",
+    {
+        "ID": "string",
+        "Name": "string",
+        "Description": "string",
+        "Policies": _LINKS,
+        "ServiceIdentities": _SERVICE_IDENTITIES,
+        "NodeIdentities": _NODE_IDENTITIES,
+        "TemplatedPolicies": ANY,
+        "Namespace": "string",
+        "Partition": "string",
+    },
+)
+
+# ---------------------------------------------------------------------- coordinates
+
+COORDINATE_UPDATE = Struct(
+    "structs.CoordinateUpdateRequest",
+    {
+        "Datacenter": "string",
+        "Node": "string",
+        "Segment": "string",
+        "Coord": Struct(
+            "coordinate.Coordinate",
+            {
+                "Vec": List("[]float64", "float64"),
+                "Error": "float64",
+                "Adjustment": "float64",
+                "Height": "float64",
+            },
+        ),
+        "Partition": "string",
+    },
+)
+AGENT_TOKEN = Struct("api.AgentToken", {"Token": "string"})
