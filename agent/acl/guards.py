@@ -86,7 +86,7 @@ async def _json_body(req: Request) -> Any:
     raw = await _replay_body(req)
     try:
         return msgspec.json.decode(raw) if raw.strip() else None
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return None  # the handler reports the decode error
 
 

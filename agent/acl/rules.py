@@ -108,9 +108,14 @@ def _unquote(tok: _Tok) -> str:
 class _Parser:
     """Recursive descent over: body := (ident ( '=' value | string* '{' body '}' ))*."""
 
+    # Rules nest three levels at most; a bound keeps `a { a { a { ...` from exhausting the
+    # interpreter's stack (which would surface as a 500, not a refusal).
+    MAX_NESTING = 32
+
     def __init__(self, text: str) -> None:
         self.toks = _tokens(text)
         self.i = 0
+        self.nesting = 0
 
     def peek(self) -> _Tok:
         return self.toks[self.i]
@@ -128,6 +133,16 @@ class _Parser:
 
     def body(self, closing: bool) -> list[tuple[_Tok, list[str], Any]]:
         """Items as (key token, labels, value); a block's value is its own item list."""
+        self.nesting += 1
+        try:
+            return self._items(closing)
+        finally:
+            self.nesting -= 1
+
+    def _items(self, closing: bool) -> list[tuple[_Tok, list[str], Any]]:
+        if self.nesting > self.MAX_NESTING:
+            tok = self.peek()
+            raise RuleError(f"blocks nested deeper than {self.MAX_NESTING}", tok.line, tok.col)
         items: list[tuple[_Tok, list[str], Any]] = []
         while True:
             tok = self.peek()
@@ -286,5 +301,7 @@ def parse_rules(text: str) -> ParsedRules:
             doc = json.loads(text)
         except json.JSONDecodeError as exc:
             raise RuleError(exc.msg, exc.lineno, exc.colno) from None
+        except RecursionError:
+            raise RuleError("JSON rules nested too deeply") from None
         return _from_json(doc)
     return _from_hcl(_Parser(text).body(closing=False))

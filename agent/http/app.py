@@ -26,6 +26,9 @@ log = logging.getLogger("agent.http")
 _json_encode = msgspec.json.Encoder().encode
 TEXT = b"text/plain; charset=utf-8"
 JSON = b"application/json"
+# No registration, session or ACL body comes near this; without a bound, one request could
+# make the agent buffer whatever a client sends.
+JSON_BODY_LIMIT = 4 * 1024 * 1024
 
 
 class Request:
@@ -75,8 +78,9 @@ class Request:
                 break
         return b"".join(chunks)
 
-    async def json(self, limit: int | None = None) -> Any:
-        """The body's JSON value (None when blank); malformed or too deep JSON is a 400."""
+    async def json(self, limit: int | None = JSON_BODY_LIMIT) -> Any:
+        """The body's JSON value (None when blank); malformed or too deep JSON is a 400, a
+        body beyond `limit` a 413."""
         return parse(await self.body(limit))
 
 

@@ -19,7 +19,7 @@ from agent.events import (
     new_event,
 )
 from agent.filter import FilterError, compile_filter
-from agent.http.app import HTTPError, Request, Response, Router, json_response
+from agent.http.app import JSON_BODY_LIMIT, HTTPError, Request, Response, Router, json_response
 from agent.http.blocking import query_options, read_headers
 
 __all__ = ["attach", "register"]
@@ -31,7 +31,9 @@ async def event_fire(req: Request, name: str) -> Response:
     node = req.get("node") or ""
     service = req.get("service") or ""
     tag = req.get("tag") or ""
-    payload = await req.body()
+    # Consul's limit on a whole event is far smaller (new_event checks it); this bound only
+    # keeps an oversize body from being buffered at all.
+    payload = await req.body(JSON_BODY_LIMIT)
     try:
         event = fire(req.agent, new_event(name, payload, node, service, tag))
     except EventError as exc:  # Consul answers its validation errors with 500 too

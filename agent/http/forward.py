@@ -136,7 +136,7 @@ def session_body_with_node(body: bytes, node: str) -> bytes:
     its RPC, the first forwarding agent names itself when the body does not name a node."""
     try:
         fields = msgspec.json.decode(body) if body.strip() else {}
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return body  # the server refuses it with Consul's decode error
     if not isinstance(fields, dict):
         return body

@@ -73,3 +73,9 @@ def test_errors_carry_positions(text: str, line: int, col: int, fragment: str) -
 def test_empty_rules_grant_nothing() -> None:
     rules = parse_rules("  \n")
     assert rules.named == {} and rules.single == {}
+
+
+def test_deeply_nested_rules_are_refused_not_recursed() -> None:
+    for text in ['key "a" {' * 5000, '{"key":' * 5000]:
+        with pytest.raises(RuleError):
+            parse_rules(text)
