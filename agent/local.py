@@ -10,6 +10,7 @@ consensus, like every other write.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import os
@@ -22,6 +23,7 @@ from urllib.parse import quote
 from agent.aio import wait_event
 from agent.check_runners import HTTPClients, make_runner
 from agent.checks import CheckDefinition, CheckError, parse_check_registration
+from agent.limits import check_limits_error, service_limits_error
 from agent.services import ServiceDefinition, ServiceError, parse_service
 from agent.state.fsm import check_from, service_from
 from agent.state.store import without_indexes
@@ -57,9 +59,49 @@ class LocalCheck:
     extra: dict = field(default_factory=dict)  # fixed fields of built-in checks (maintenance)
 
 
-def _safe_name(ident: str) -> str:
-    # IDs may contain '/' or ':'; a hex name keeps files flat and unambiguous.
-    return ident.encode().hex()
+def _file_name(ident: str) -> str:
+    """The file that holds `ident`'s definition: a digest, so any ID Consul accepts (a 70 KB
+    service name, '/', ':') makes a flat name of fixed length. Loading reads the ID from the
+    content, never from the name."""
+    return hashlib.sha256(ident.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _legacy_name(ident: str) -> str:
+    # Data dirs written before the digest names hold the ID's UTF-8 bytes in hex.
+    return ident.encode("utf-8", "surrogatepass").hex()
+
+
+def _fsync_dir(directory: Path) -> None:
+    # The rename is durable only once the directory entry itself reaches the disk.
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_atomically(path: Path, payload: dict) -> None:
+    """Write `payload` as JSON to `path` so a crash leaves the old file or the new one."""
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w") as f:
+        json.dump(payload, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _guard_limits(defn: ServiceDefinition) -> None:
+    """The last check before an API registration is kept (the HTTP layer refuses earlier): an
+    ID, name or Meta beyond the limits never reaches memory, the data dir or the catalog.
+    Definitions read back from the data dir were accepted once and are not judged again: a
+    tighter rule must not silently drop a registration on restart."""
+    svc = defn.service
+    why = service_limits_error(defn.id, defn.name, svc.get("Meta"), svc.get("Kind") or "")
+    for check in defn.checks:
+        why = why or check_limits_error(check.check_id, check.name)
+    if why is not None:
+        raise ServiceError(why, 400)
 
 
 class LocalState:
@@ -85,17 +127,11 @@ class LocalState:
         if directory is None:
             return
         directory.mkdir(parents=True, exist_ok=True)
-        path = directory / _safe_name(ident)
-        tmp = path.with_suffix(".tmp")
-        with open(tmp, "w") as f:
-            json.dump(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        _write_atomically(directory / _file_name(ident), payload)
 
     def _unlink(self, directory: Path | None, ident: str) -> None:
         if directory is not None:
-            (directory / _safe_name(ident)).unlink(missing_ok=True)
+            (directory / _file_name(ident)).unlink(missing_ok=True)
 
     def load(self) -> None:
         """Config-file definitions first, then what was registered through the API before."""
@@ -110,9 +146,21 @@ class LocalState:
                 if path.suffix == ".tmp":
                     continue
                 try:
-                    loader(json.loads(path.read_text()))
-                except (ValueError, ServiceError, CheckError) as exc:
+                    ident = loader(json.loads(path.read_text()))
+                except (ValueError, KeyError, TypeError, ServiceError, CheckError) as exc:
                     log.error("ignoring persisted definition %s: %s", path, exc)
+                    continue
+                self._migrate(path, ident)
+
+    def _migrate(self, path: Path, ident: str) -> None:
+        """Move a file written under the old hex naming to its digest name, so that removing
+        the definition later removes it for good (and a restart cannot bring it back)."""
+        target = path.with_name(_file_name(ident))
+        if path.name == target.name or path.name != _legacy_name(ident):
+            return
+        os.replace(path, target)
+        _fsync_dir(path.parent)
+        log.info("persisted definition %r renamed to its digest name", ident)
 
     def _load_config_definitions(self, cfg: Any) -> None:
         allow_local = cfg.enable_script_checks or cfg.enable_local_script_checks
@@ -140,19 +188,21 @@ class LocalState:
         for cid in old_checks - self.config_check_ids:
             self.remove_check(cid)
 
-    def _load_service(self, data: dict) -> None:
-        self.add_service(data["Registration"], persist=False, scripts=True)
+    def _load_service(self, data: dict) -> str:
+        defn = self.add_service(data["Registration"], persist=False, scripts=True)
         for cid, state in data.get("CheckState", {}).items():
             if cid in self.checks:
                 self.checks[cid].status = state["Status"]
                 self.checks[cid].output = state.get("Output", "")
+        return defn.id
 
-    def _load_check(self, data: dict) -> None:
-        self.add_check(data["Registration"], persist=False, scripts=True)
-        cid = data.get("CheckID")
-        if cid in self.checks and data.get("Status"):
-            self.checks[cid].status = data["Status"]
-            self.checks[cid].output = data.get("Output", "")
+    def _load_check(self, data: dict) -> str:
+        check = self.add_check(data["Registration"], persist=False, scripts=True)
+        cid = check.definition.check_id
+        if data.get("Status"):
+            check.status = data["Status"]
+            check.output = data.get("Output", "")
+        return cid
 
     def _persist_service(self, defn: ServiceDefinition) -> None:
         self._write(self._svc_dir, defn.id, {"Registration": defn.raw})
@@ -183,6 +233,8 @@ class LocalState:
         cfg = self.agent.config
         allow = cfg.enable_script_checks if scripts is None else scripts
         defn = parse_service(body, self.agent.datacenter, enable_script_checks=allow, remote=remote)
+        if persist:
+            _guard_limits(defn)
         old = self.services.get(defn.id)
         self.services[defn.id] = defn
         keep = {c.check_id for c in defn.checks}
@@ -219,6 +271,9 @@ class LocalState:
         cfg = self.agent.config
         allow = cfg.enable_script_checks if scripts is None else scripts
         defn = parse_check_registration(body, enable_script_checks=allow, remote=remote)
+        why = check_limits_error(defn.check_id, defn.name) if persist else None
+        if why is not None:
+            raise ServiceError(why, 400)
         if defn.service_id and defn.service_id not in self.services:
             raise ServiceError(f'ServiceID "{defn.service_id}" does not exist', 400)
         check = self._install_check(defn, self.checks.get(defn.check_id))
@@ -288,7 +343,7 @@ class LocalState:
     def _registration_of(self, check_id: str) -> dict:
         if self._check_dir is None:
             return {}
-        path = self._check_dir / _safe_name(check_id)
+        path = self._check_dir / _file_name(check_id)
         try:
             return json.loads(path.read_text()).get("Registration", {})
         except (OSError, ValueError):

@@ -1,4 +1,4 @@
-"""HTTP listeners: uvicorn (httptools) on sockets we bind ourselves.
+"""HTTP listeners: uvicorn (httptools, answering half-closed clients) on sockets we bind.
 
 Binding first lets a taken port fail the agent at start with the address in the message,
 instead of a traceback from inside the server; and uvicorn runs without its own signal
@@ -12,6 +12,7 @@ import socket
 from typing import TYPE_CHECKING
 
 import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from agent.http.routes import build_router
 from agent.tls import TLSConfigError, https_context
@@ -40,13 +41,41 @@ def bind_tcp(host: str, port: int) -> socket.socket:
     return sock
 
 
+class HalfCloseProtocol(HttpToolsProtocol):
+    """httptools, except that a client which half-closes after a complete request still gets
+    its answer.
+
+    asyncio closes a transport when `eof_received` returns a false value, and uvicorn's returns
+    None: the request runs (a PUT is applied) but its answer goes nowhere. A client that sends
+    its request and then shuts down its write side (`shutdown(SHUT_WR)`, `curl` fed from a
+    pipe, some load balancers) expects the answer, as Go's server sends it. So while a request
+    is complete and its answer pending, the write side stays open; the connection closes once
+    every answer is sent. A half-close in the middle of a body, or on an idle connection, still
+    closes at once: no answer can follow. (TLS transports close on EOF whatever this returns.)
+    """
+
+    _peer_done = False
+
+    def eof_received(self) -> bool | None:
+        cycle = self.cycle
+        if cycle is None or cycle.response_complete or cycle.more_body:
+            return None
+        self._peer_done = True
+        return True
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self._peer_done and not self.pipeline and self.cycle.response_complete:
+            self.transport.close()
+
+
 class HTTPServer:
     def __init__(
         self, app, sockets: list[socket.socket], ssl: ssl.SSLContext | None = None
     ) -> None:
         config = uvicorn.Config(
             app,
-            http="httptools",
+            http=HalfCloseProtocol,
             lifespan="off",
             access_log=False,
             log_config=None,
@@ -84,6 +113,7 @@ class HTTPServer:
 
 async def start_http(agent: Agent) -> list[HTTPServer]:
     from agent.http.app import App
+    from agent.http.edge import CleanPathsAndBodies
 
     try:
         context = https_context(agent.config)
@@ -104,12 +134,13 @@ async def start_http(agent: Agent) -> list[HTTPServer]:
     if not sockets and not tls_sockets:
         return []
     app = App(agent, build_router(agent))
-    agent.app = app
+    agent.app = app  # in-process calls skip the edge: their paths and bodies are our own
+    edge = CleanPathsAndBodies(app)
     servers = []
     if sockets:
-        servers.append(HTTPServer(app, sockets))
+        servers.append(HTTPServer(edge, sockets))
     if tls_sockets:
-        servers.append(HTTPServer(app, tls_sockets, ssl=context))
+        servers.append(HTTPServer(edge, tls_sockets, ssl=context))
     for server in servers:
         await server.start()
     return servers
