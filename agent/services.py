@@ -15,10 +15,7 @@ import msgspec
 
 from agent.checks import CheckDefinition, CheckError, parse_service_checks
 from agent.http.decode import normalize
-
-META_MAX_PAIRS = 64
-META_KEY_MAX = 128
-META_VALUE_MAX = 512
+from agent.limits import identifier_error, service_meta_error
 
 
 class ServiceError(Exception):
@@ -37,32 +34,15 @@ class ServiceDefinition:
     raw: dict[str, Any]  # the normalized registration, kept for persistence
 
 
-def validate_meta(meta: Any, what: str = "Meta") -> dict[str, str]:
+def validate_meta(meta: Any, kind: str = "") -> dict[str, str]:
+    """The registration's Meta, within Consul's rules (agent/limits.py)."""
     if meta is None:
         return {}
-    if not isinstance(meta, dict):
-        raise ServiceError(f"Request decode failed: {what} must be a map of strings")
-    if len(meta) > META_MAX_PAIRS:
-        raise ServiceError(
-            f"Invalid Service Meta: Node metadata cannot contain more than {META_MAX_PAIRS} key/value pairs"
-        )
-    for key, value in meta.items():
-        if not key:
-            raise ServiceError("Invalid Service Meta: Key cannot be blank")
-        if len(key) > META_KEY_MAX:
-            raise ServiceError(
-                f"Invalid Service Meta: Key is too long (limit: {META_KEY_MAX} characters)"
-            )
-        if key.startswith("consul-"):
-            raise ServiceError(
-                'Invalid Service Meta: Key prefix "consul-" is reserved for internal use'
-            )
-        if not isinstance(value, str):
-            raise ServiceError(f"Request decode failed: {what} values must be strings")
-        if len(value) > META_VALUE_MAX:
-            raise ServiceError(
-                f"Invalid Service Meta: Value is too long (limit: {META_VALUE_MAX} characters)"
-            )
+    if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
+        raise ServiceError("Request decode failed: Meta must be a map of strings")
+    why = service_meta_error(kind, meta)
+    if why is not None:
+        raise ServiceError(f"Invalid Service Meta: {why}")
     return dict(meta)
 
 
@@ -87,6 +67,9 @@ def parse_service(
     if not name or not isinstance(name, str):
         raise ServiceError("Missing service name")
     service_id = raw.get("ID") or name
+    too_long = identifier_error("Service ID", service_id) or identifier_error("Service name", name)
+    if too_long is not None:
+        raise ServiceError(too_long)
     address = raw.get("Address") or ""
     if address:
         _check_address(address)
@@ -112,7 +95,7 @@ def parse_service(
         "ID": service_id,
         "Service": name,
         "Tags": list(tags),
-        "Meta": validate_meta(raw.get("Meta")),
+        "Meta": validate_meta(raw.get("Meta"), raw.get("Kind") or ""),
         "Port": port,
         "Address": address,
         "Weights": {"Passing": passing, "Warning": weights.get("Warning", 1)},

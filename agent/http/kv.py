@@ -6,6 +6,7 @@ from urllib.parse import urlencode
 
 from agent.http.app import HTTPError, Request, Response, Router, json_response
 from agent.http.blocking import blocking_query, query_options, read_headers
+from agent.limits import kv_key_error
 from agent.state.structs import KVEntry
 
 _NOT_FOUND = b""
@@ -90,6 +91,8 @@ async def kv_put(req: Request, key: str) -> Response:
     agent = req.agent
     if not key:
         raise HTTPError(400, "Missing key name")
+    if (too_long := kv_key_error(key)) is not None:
+        raise HTTPError(400, too_long)
     cmd: dict = {"Type": "kv", "Verb": "set", "Key": key, "Flags": 0}
     if req.raw_query:
         modes = [m for m in ("cas", "acquire", "release") if req.has(m)]

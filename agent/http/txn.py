@@ -6,6 +6,7 @@ from agent.http.app import HTTPError, Request, Response, Router, json_response
 from agent.http.blocking import query_options, read_headers
 from agent.http.bodies import TXN_OPS
 from agent.http.gojson import b64decode, conform, parse
+from agent.limits import kv_key_error
 from agent.state.fsm import TxnResult
 
 MAX_OPS = 64
@@ -41,6 +42,8 @@ def _parse_ops(raw: object, max_value: int) -> list[dict]:
 
 
 def _kv_op(body: dict, max_value: int) -> dict:
+    if (too_long := kv_key_error(body.get("Key", ""))) is not None:
+        raise HTTPError(400, too_long)
     value = b64decode(body.get("Value"), _PREFIX)
     if len(value) > max_value:
         raise HTTPError(
