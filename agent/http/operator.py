@@ -1,17 +1,23 @@
 """`/v1/operator/*` (raft configuration, autopilot) and `/v1/snapshot`; the keyring is in
-agent.http.keyring."""
+agent.http.keyring.
+
+Every write here is checked before it is proposed: an autopilot body is decoded into its typed
+fields (agent/http/autopilot.py), a leadership transfer names a server of the configuration,
+and a snapshot archive is verified and fully decoded (agent/state/archive.py) before the
+restore command reaches the log.
+"""
 
 from __future__ import annotations
 
-import gzip
-import io
-import tarfile
+import asyncio
 import time
 
 from agent.http.app import HTTPError, Request, Response, Router, json_response
+from agent.http.autopilot import DEFAULTS as _AUTOPILOT
+from agent.http.autopilot import decode_autopilot
 from agent.http.blocking import query_options, read_headers
-
-SNAPSHOT_MEMBER = "state.bin"
+from agent.raft.errors import NotLeader
+from agent.state.archive import ArchiveInvalid, Server, new_meta, read_verified, write_archive
 
 
 def _servers(agent) -> list[dict]:
@@ -61,37 +67,26 @@ async def raft_peer(req: Request, _: str) -> Response:
 
 
 async def transfer_leader(req: Request, _: str) -> Response:
-    transfer = getattr(req.agent.consensus, "transfer_leadership", None)
+    """`?id=` is checked against the configuration first: the Raft core ignores a transfer to
+    a server it does not know, and the caller would only hear of it when the wait times out."""
+    consensus = req.agent.consensus
+    transfer = getattr(consensus, "transfer_leadership", None)
     if transfer is None:
         raise HTTPError(500, "cannot find peer to transfer leadership to")
-    await transfer(req.get("id"))
+    target = req.get("id") or None
+    if target is not None:
+        server = next((s for s in _servers(req.agent) if s["ID"] == target), None)
+        if target == getattr(consensus, "id", None):
+            raise HTTPError(500, "cannot transfer leadership to itself")
+        if server is None:
+            raise HTTPError(500, f"Could not find address for server id {target}")
+        if not server["Voter"]:
+            raise HTTPError(500, f"cannot transfer leadership to {target}: it is not a voter")
+    try:
+        await transfer(target)
+    except NotLeader as exc:
+        raise HTTPError(500, str(exc)) from None
     return json_response(req, {"Success": True})
-
-
-_AUTOPILOT = {
-    "CleanupDeadServers": True,
-    "LastContactThreshold": "200ms",
-    "MaxTrailingLogs": 250,
-    "MinQuorum": 0,
-    "ServerStabilizationTime": "10s",
-    "RedundancyZoneTag": "",
-    "DisableUpgradeMigration": False,
-    "UpgradeVersionTag": "",
-    "CreateIndex": 0,
-    "ModifyIndex": 0,
-}
-
-
-_AUTOPILOT_FIELDS = {
-    "CleanupDeadServers": bool,
-    "LastContactThreshold": str,
-    "MaxTrailingLogs": int,
-    "MinQuorum": int,
-    "ServerStabilizationTime": str,
-    "RedundancyZoneTag": str,
-    "DisableUpgradeMigration": bool,
-    "UpgradeVersionTag": str,
-}
 
 
 async def autopilot_configuration(req: Request, _: str) -> Response:
@@ -102,35 +97,15 @@ async def autopilot_configuration(req: Request, _: str) -> Response:
 async def autopilot_set(req: Request, _: str) -> Response:
     """Store the autopilot settings (replicated); `?cas=<ModifyIndex>` answers false on a
     mismatch, as Consul does. The settings are kept and reported, not yet acted on."""
-    body = normalize_autopilot(await req.json())
     cas = None
     if req.raw_query and req.has("cas"):
         raw = req.get("cas") or ""
-        if not raw.isdigit():
+        if not (raw.isascii() and raw.isdigit()) or int(raw) >= 2**64:  # a Go uint64
             raise HTTPError(400, f"Error parsing cas value: {raw!r}")
         cas = int(raw)
+    body = decode_autopilot(await req.body())
     result = await req.agent.write({"Type": "autopilot", "Config": body, "CAS": cas})
     return json_response(req, bool(result))
-
-
-def normalize_autopilot(raw: object) -> dict:
-    if not isinstance(raw, dict):
-        raise HTTPError(400, "Error parsing autopilot config: body must be a JSON object")
-    by_lower = {k.lower(): k for k in _AUTOPILOT_FIELDS}
-    out = {}
-    for key, value in raw.items():
-        name = by_lower.get(key.lower())
-        if name is None:
-            continue  # CreateIndex/ModifyIndex and unknown fields are ignored
-        kind = _AUTOPILOT_FIELDS[name]
-        if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
-            raise HTTPError(400, f"Error parsing autopilot config: {name} must be a number")
-        if kind is bool and not isinstance(value, bool):
-            raise HTTPError(400, f"Error parsing autopilot config: {name} must be a boolean")
-        if kind is str and not isinstance(value, str):
-            raise HTTPError(400, f"Error parsing autopilot config: {name} must be a string")
-        out[name] = value
-    return out
 
 
 async def autopilot_health(req: Request, _: str) -> Response:
@@ -169,40 +144,37 @@ def _rfc3339(ts: float) -> str:
 
 
 async def snapshot_save(req: Request, _: str) -> Response:
-    """The whole state as a gzipped tar (Consul's archive is also a .tgz; clients round-trip
-    the bytes)."""
+    """The whole state as Consul's archive (agent/state/archive.py). The store is captured on
+    the loop, at one index; encoding and compressing it happen on a thread."""
     agent = req.agent
-    if agent.consensus is None:
+    consensus = agent.consensus
+    if consensus is None:
         raise HTTPError(500, "No known Consul servers")
     opts = query_options(req)
-    body = agent.store.snapshot()
-    buf = io.BytesIO()
-    with (
-        gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) as gz,
-        tarfile.open(fileobj=gz, mode="w") as tar,
-    ):
-        info = tarfile.TarInfo(SNAPSHOT_MEMBER)
-        info.size = len(body)
-        tar.addfile(info, io.BytesIO(body))
-    headers = read_headers(req, agent.store.last_index, opts.consistency)
-    return Response(buf.getvalue(), 200, b"application/x-gzip", headers)
+    captured = agent.store.capture()
+    index = agent.store.last_index
+    term = getattr(consensus, "term", 0)
+    servers = [Server(0 if s["Voter"] else 1, s["ID"], s["Address"]) for s in _servers(agent)]
+    conf_index = getattr(consensus, "conf_index", 0)
+
+    def archive() -> bytes:
+        state = b"".join(captured.chunks())
+        return write_archive(new_meta(index, term, len(state), servers, conf_index), state)
+
+    body = await asyncio.to_thread(archive)
+    headers = read_headers(req, index, opts.consistency)
+    return Response(body, 200, b"application/x-gzip", headers)
 
 
 async def snapshot_restore(req: Request, _: str) -> Response:
-    agent = req.agent
+    """Replace the state with an archive's, once it is known to be whole: checksums, metadata
+    and every record are checked here, so a bad archive never reaches the Raft log."""
     raw = await req.body()
     try:
-        with (
-            gzip.GzipFile(fileobj=io.BytesIO(raw)) as gz,
-            tarfile.open(fileobj=gz, mode="r") as tar,
-        ):
-            member = tar.extractfile(SNAPSHOT_MEMBER)
-            if member is None:
-                raise KeyError(SNAPSHOT_MEMBER)
-            state = member.read()
-    except (OSError, EOFError, tarfile.TarError, KeyError) as exc:
-        raise HTTPError(500, f"failed to read snapshot: {exc}") from None
-    await agent.write({"Type": "restore", "State": state})
+        _, state = await asyncio.to_thread(read_verified, raw)
+    except ArchiveInvalid as exc:
+        raise HTTPError(400, str(exc)) from None
+    await req.agent.write({"Type": "restore", "State": state})
     return Response(b"", 200)
 
 

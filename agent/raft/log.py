@@ -10,10 +10,17 @@ acknowledged record is on disk; a torn record can only sit at the tail of the la
 past the last sync, and is cut off on open. A snapshot is written to a temp file, synced, and
 renamed into place; then segments holding only entries it covers are deleted. Recovery is the
 newest valid snapshot plus the records after it.
+
+Damage is never half-applied. A record whose checksum fails at the tail of the last segment is
+the torn end of a write that was never acknowledged: it and everything after it are cut, with a
+WARNING naming the file, the last good index and the bytes dropped. Damage anywhere else is
+`LogCorrupt`. A snapshot whose checksum fails, or whose header disagrees with its file name,
+is skipped with a WARNING and the previous one is used.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import struct
 import threading
@@ -26,6 +33,8 @@ from typing import BinaryIO
 _RECORD = struct.Struct("<IIQQ")  # payload length, crc32(index|term|payload), index, term
 _SNAP_MAGIC = b"GKVSNAP1"
 _SNAP_HEADER = struct.Struct("<8sIQ")  # magic, crc32(body), last index
+
+log = logging.getLogger("agent.raft")
 
 
 class LogCorrupt(Exception):
@@ -79,11 +88,14 @@ class FileLog:
         for path in sorted(self.snap_dir.glob("*.snap"), reverse=True):
             data = path.read_bytes()
             if len(data) < _SNAP_HEADER.size:
+                _skip_snapshot(path, "shorter than its header")
                 continue
             magic, crc, index = _SNAP_HEADER.unpack_from(data)
             body = memoryview(data)[_SNAP_HEADER.size :]
-            if magic == _SNAP_MAGIC and zlib.crc32(body) == crc:
+            why = _snapshot_problem(path, magic, index, crc, zlib.crc32(body))
+            if why is None:
                 return index, bytes(body)
+            _skip_snapshot(path, why)
         return None
 
     def replay(self, after_index: int) -> Iterator[Record]:
@@ -99,12 +111,28 @@ class FileLog:
                 if record is None:
                     if not last_segment:
                         raise LogCorrupt(f"{path}: damaged record at byte {offset}")
+                    # A write that never returned from fdatasync: nothing here was acknowledged.
+                    log.warning(
+                        "raft: %s: torn or damaged record at byte %d after index %d; "
+                        "cutting %d bytes off the log tail",
+                        path,
+                        offset,
+                        expected - 1 if expected is not None else int(path.stem) - 1,
+                        len(data) - offset,
+                    )
                     with open(path, "r+b") as f:
                         f.truncate(offset)
                         os.fsync(f.fileno())
                     break
                 if expected is not None and record.index != expected:
                     raise LogCorrupt(f"{path}: index {record.index} follows {expected - 1}")
+                if expected is None and record.index > after_index + 1:
+                    # The entries right after the snapshot are gone: replaying the rest on top
+                    # of it would build a state no server ever had.
+                    raise LogCorrupt(
+                        f"{path}: the log starts at index {record.index}, "
+                        f"but the snapshot it follows ends at {after_index}"
+                    )
                 expected = record.index + 1
                 offset += size
                 self.last_index = record.index
@@ -194,15 +222,20 @@ class FileLog:
         self._fd = os.open(new_segment, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self._segment_size = 0
         _fsync_dir(self.log_dir)
+        snapshots = sorted(self.snap_dir.glob("*.snap"), reverse=True)
+        for path in snapshots[keep:]:
+            path.unlink()
+        # The log is kept back to the oldest snapshot that stays (from the start while there
+        # is no older one): if the newest turns out damaged, recovery falls back to the older
+        # snapshot and still finds every entry after it.
+        floor = int(snapshots[keep - 1].stem) if len(snapshots) >= keep else 0
         segments = self._segments()
         for path, following in zip(segments, segments[1:] + [None], strict=True):
             if path == new_segment or following is None:
                 continue
-            if int(following.stem) - 1 <= index:
+            if int(following.stem) - 1 <= min(floor, index):
                 path.unlink()
         self.last_index = max(self.last_index, index)
-        for path in sorted(self.snap_dir.glob("*.snap"), reverse=True)[keep:]:
-            path.unlink()
         _fsync_dir(self.log_dir)
 
     def latest_snapshot_file(self) -> tuple[int, Path] | None:
@@ -211,15 +244,16 @@ class FileLog:
             with open(path, "rb") as f:
                 head = f.read(_SNAP_HEADER.size)
                 if len(head) < _SNAP_HEADER.size:
+                    _skip_snapshot(path, "shorter than its header")
                     continue
                 magic, crc, index = _SNAP_HEADER.unpack(head)
-                if magic != _SNAP_MAGIC:
-                    continue
                 running = 0
-                while block := f.read(8 << 20):
+                while magic == _SNAP_MAGIC and (block := f.read(8 << 20)):
                     running = zlib.crc32(block, running)
-            if running == crc:
+            why = _snapshot_problem(path, magic, index, crc, running)
+            if why is None:
                 return index, path
+            _skip_snapshot(path, why)
         return None
 
     @staticmethod
@@ -272,6 +306,22 @@ class FileLog:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+def _snapshot_problem(path: Path, magic: bytes, index: int, crc: int, actual: int) -> str | None:
+    """Why a snapshot file cannot be used, or None. The checksum covers the body only, so the
+    index in the header is held against the file name it was written under."""
+    if magic != _SNAP_MAGIC:
+        return "not a snapshot file (bad magic)"
+    if crc != actual:
+        return f"checksum mismatch (header {crc:#010x}, body {actual:#010x})"
+    if path.stem.isdigit() and int(path.stem) != index:
+        return f"header index {index} does not match the file name"
+    return None
+
+
+def _skip_snapshot(path: Path, why: str) -> None:
+    log.warning("raft: snapshot %s is damaged (%s); falling back to an older one", path, why)
 
 
 class SnapshotWriter:

@@ -12,7 +12,6 @@ emptied prefix still sees its index move forward.
 from __future__ import annotations
 
 import io
-import struct
 from collections.abc import Iterator
 from typing import BinaryIO
 
@@ -21,7 +20,9 @@ from sortedcontainers import SortedDict
 
 from agent.state.acl import ACL_TABLES, ACLTables
 from agent.state.sessions import SessionTable, invalidate_check, invalidate_node
-from agent.state.structs import HealthCheck, KVEntry, Node, Service, Session
+from agent.state.snapshot import CapturedState, decode_state
+from agent.state.snapshot import SnapshotInvalid as SnapshotInvalid  # raised by restore()
+from agent.state.structs import HealthCheck, KVEntry, Node, Service
 from agent.state.watch import WatchRegistry
 
 TABLES = (
@@ -323,81 +324,23 @@ class Store:
         self.restore_from(io.BytesIO(data))
 
     def restore_from(self, stream: BinaryIO) -> None:
-        """Replace the state from a snapshot stream (see `CapturedState.chunks`)."""
-        header = msgspec.msgpack.decode(_read_frame(stream), type=_Snapshot)
-        kv: SortedDict[str, KVEntry] = SortedDict()
-        while True:
-            frame = _read_frame(stream, allow_end=True)
-            if frame is None:
-                break
-            for entry in _KV_DECODER.decode(frame):
-                kv[entry.Key] = entry
-        self.kv = kv
-        raw = header
-        self.tombstones = SortedDict((k, i) for k, i in raw.tombstones)
-        self.nodes = {n.Node: n for n in raw.nodes}
-        self.services = {n: {s.ID: s for s in svcs} for n, svcs in raw.services}
-        self.checks = {}
-        for c in raw.checks:
-            self.checks.setdefault(c.Node, {})[c.CheckID] = c
-        self.indexes = dict.fromkeys(TABLES, 0) | raw.indexes
-        self.service_index = raw.service_index
-        self.sessions = SessionTable.load(raw.sessions, self.kv, self.sessions.lock_delay)
-        self.acl = ACLTables.load(raw.acl)
-        self.coordinates = {c["Node"]: c for c in raw.coordinates}
-        self.autopilot = dict(raw.autopilot)
-        self.last_index = raw.last_index
+        """Replace the state from a snapshot stream (see `CapturedState.chunks`), atomically:
+        the whole stream is decoded into fresh tables first, and they are swapped in only once
+        every record has passed. On `SnapshotInvalid` the store is exactly as it was."""
+        state = decode_state(stream)
+        sessions = SessionTable.load(state.sessions, state.kv, self.sessions.lock_delay)
+        acl = ACLTables.load(state.acl)
+        # Nothing below can fail: the swap is all or nothing.
+        self.kv = state.kv
+        self.tombstones = state.tombstones
+        self.nodes = state.nodes
+        self.services = state.services
+        self.checks = state.checks
+        self.indexes = dict.fromkeys(TABLES, 0) | state.indexes
+        self.service_index = state.service_index
+        self.sessions = sessions
+        self.acl = acl
+        self.coordinates = state.coordinates
+        self.autopilot = dict(state.autopilot)
+        self.last_index = state.last_index
         self.watches.fire_all()
-
-
-SNAPSHOT_CHUNK = 16384  # KV entries per frame: bounds the extra memory of a snapshot
-_FRAME = struct.Struct(">I")
-_KV_ENCODER = msgspec.msgpack.Encoder()
-_KV_DECODER = msgspec.msgpack.Decoder(list[KVEntry])
-
-
-class SnapshotFormatError(ValueError):
-    pass
-
-
-def _read_frame(stream: BinaryIO, allow_end: bool = False) -> bytes | None:
-    head = stream.read(_FRAME.size)
-    if not head and allow_end:
-        return None
-    if len(head) != _FRAME.size:
-        raise SnapshotFormatError("snapshot is truncated")
-    (length,) = _FRAME.unpack(head)
-    body = stream.read(length)
-    if len(body) != length:
-        raise SnapshotFormatError("snapshot is truncated")
-    return body
-
-
-class CapturedState:
-    """A store snapshot waiting to be encoded: length-prefixed frames, the header first, then
-    the KV table in slices, so neither writer nor reader ever holds it all twice."""
-
-    def __init__(self, header: bytes, kv: list[KVEntry]) -> None:
-        self.header = header
-        self.kv = kv
-
-    def chunks(self) -> Iterator[bytes]:
-        yield _FRAME.pack(len(self.header)) + self.header
-        kv = self.kv
-        for start in range(0, len(kv), SNAPSHOT_CHUNK):
-            body = _KV_ENCODER.encode(kv[start : start + SNAPSHOT_CHUNK])
-            yield _FRAME.pack(len(body)) + body
-
-
-class _Snapshot(msgspec.Struct):
-    last_index: int
-    indexes: dict[str, int]
-    service_index: dict[str, int]
-    tombstones: list[tuple[str, int]]
-    nodes: list[Node]
-    services: list[tuple[str, list[Service]]]
-    checks: list[HealthCheck]
-    sessions: list[Session] = []
-    acl: dict = {}
-    coordinates: list[dict] = []
-    autopilot: dict = {}

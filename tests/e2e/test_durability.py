@@ -128,5 +128,5 @@ def test_snapshot_endpoint_save_wipe_restore(dev_agent: AgentProc) -> None:
         assert http.put("/v1/snapshot", content=saved.content).status_code == 200
         assert http.get("/v1/kv/s/", params={"recurse": ""}).json() == before
         bad = http.put("/v1/snapshot", content=b"not a snapshot")
-        assert bad.status_code == 500
+        assert bad.status_code == 400
         assert http.get("/v1/kv/s/", params={"recurse": ""}).json() == before

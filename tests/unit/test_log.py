@@ -59,11 +59,22 @@ def test_snapshot_compacts_covered_segments(tmp_path: Path) -> None:
     write(log, 1, 10)
     log.write_snapshot(10, b"state-at-10")
     write(log, 11, 12)
+    # The log is kept back to the previous snapshot (here: none, so all of it), so a damaged
+    # newest snapshot can still be recovered from; the next snapshot drops what the first covers.
+    assert [p.name for p in sorted((tmp_path / "log").glob("*.seg"))] == [
+        f"{1:020d}.seg",
+        f"{11:020d}.seg",
+    ]
+    log.write_snapshot(12, b"state-at-12")
+    write(log, 13, 14)
     log.close()
     again = FileLog(tmp_path)
-    assert again.latest_snapshot() == (10, b"state-at-10")
-    assert [r.index for r in again.replay(10)] == [11, 12]
-    assert [p.name for p in sorted((tmp_path / "log").glob("*.seg"))] == [f"{11:020d}.seg"]
+    assert again.latest_snapshot() == (12, b"state-at-12")
+    assert [r.index for r in again.replay(12)] == [13, 14]
+    assert [p.name for p in sorted((tmp_path / "log").glob("*.seg"))] == [
+        f"{11:020d}.seg",
+        f"{13:020d}.seg",
+    ]
 
 
 def test_damaged_snapshot_falls_back_to_older_one(tmp_path: Path) -> None:
