@@ -224,6 +224,7 @@ class TokenRecord(_Part):
     Policies: list[Link] | None = None
     Roles: list[Link] | None = None
     Local: bool | None = None
+    ExpirationTime: str | None = None
 
 
 class PolicyRecord(_Part):

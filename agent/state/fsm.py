@@ -28,6 +28,7 @@ import msgspec
 from agent.state import commands
 from agent.state.acl import ACL_COMMANDS, apply_acl
 from agent.state.sessions import SESSION_COMMAND, SessionRefused, apply_session
+from agent.state.snapshot import SnapshotInvalid
 from agent.state.store import Store
 from agent.state.structs import HealthCheck, KVEntry, Node, Service, Weights
 
@@ -91,9 +92,13 @@ class FSM:
         }
         return True
 
-    def _apply_restore(self, index: int, cmd: dict) -> bool:
-        """Replace the whole state with a saved snapshot (PUT /v1/snapshot)."""
-        self.store.restore(cmd["State"])
+    def _apply_restore(self, index: int, cmd: dict) -> Any:
+        """Replace the whole state with a saved snapshot (PUT /v1/snapshot). The HTTP layer
+        verified the archive; a state that still fails to decode leaves the store as it was."""
+        try:
+            self.store.restore(cmd["State"])
+        except SnapshotInvalid as exc:
+            return CommandRefused(f"failed to decode snapshot state: {exc}", 400)
         return True
 
     # ------------------------------------------------------------------ KV

@@ -80,3 +80,11 @@ def test_good_commands_pass():
     assert commands.problem({"Type": "noop"}) is None
     txn = {"Type": "txn", "Ops": [{"Node": {"Verb": "get", "Node": {"Node": "n1"}}}]}
     assert commands.problem(txn) is None
+
+
+def test_a_restore_whose_state_does_not_decode_leaves_the_store_as_it_was():
+    fsm = fsm_with_keys()
+    before = state_of(fsm)
+    result = fsm.apply(10, {"Type": "restore", "State": b"\x93not a snapshot"})
+    assert isinstance(result, CommandRefused) and result.status == 400
+    assert state_of(fsm) == before
