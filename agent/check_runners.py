@@ -35,7 +35,8 @@ from typing import Protocol
 
 import httpx
 
-from agent.checks import DEFAULT_OUTPUT_MAX_SIZE, CheckDefinition, format_duration
+from agent.checks import DEFAULT_OUTPUT_MAX_SIZE, CheckDefinition
+from agent.durations import format_nanoseconds
 
 __all__ = [
     "CheckRunner",
@@ -511,7 +512,7 @@ async def probe_script(
 
 
 def _timeout_text(definition: CheckDefinition) -> str:
-    return format_duration(round(definition.timeout_seconds * 1_000_000_000))
+    return format_nanoseconds(round(definition.timeout_seconds * 1_000_000_000))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -28,6 +28,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from agent.durations import NS_PER_SECOND, format_nanoseconds, parse_nanoseconds
+
 __all__ = [
     "CHECK_STATUSES",
     "DEFAULT_OUTPUT_MAX_SIZE",
@@ -45,9 +47,7 @@ __all__ = [
     "ScriptChecksDisabled",
     "decode_check",
     "effective_reap_after",
-    "format_duration",
     "parse_check_registration",
-    "parse_duration",
     "parse_service_checks",
     "reap_due",
     "require_scripts_allowed",
@@ -55,7 +55,6 @@ __all__ = [
 
 CHECK_STATUSES = ("passing", "warning", "critical")
 
-NS_PER_SECOND = 1_000_000_000
 # Consul refuses to run interval checks more often than this (fork-bomb protection).
 MIN_INTERVAL = 1.0
 # Default per-run timeouts: HTTP/TCP/UDP/gRPC/H2PING use 10 s, scripts 30 s (agent/checks).
@@ -122,109 +121,6 @@ class InvalidCheck(CheckError):
 class ScriptChecksDisabled(CheckError):
     # Consul raises this from AddCheck, which the HTTP layer turns into a 500.
     status = 500
-
-
-# ---------------------------------------------------------------------------------------------
-# Go durations
-
-_UNITS_NS = {
-    "ns": 1,
-    "us": 1_000,
-    "µs": 1_000,  # U+00B5 micro sign
-    "μs": 1_000,  # U+03BC greek mu
-    "ms": 1_000_000,
-    "s": NS_PER_SECOND,
-    "m": 60 * NS_PER_SECOND,
-    "h": 3600 * NS_PER_SECOND,
-}
-_DIGITS = "0123456789"
-_MAX_DURATION = (1 << 63) - 1
-
-
-def _go_quote(text: str) -> str:
-    return json.dumps(text, ensure_ascii=False)
-
-
-def parse_duration(text: str) -> int:
-    """Parse a Go duration string (``"1m30s"``, ``"100ms"``, ``"-1.5h"``) into nanoseconds.
-
-    Raises ``ValueError`` with Go's ``time.ParseDuration`` message.
-    """
-    original = text
-    invalid = ValueError(f"time: invalid duration {_go_quote(original)}")
-    negative = False
-    if text and text[0] in "+-":
-        negative = text[0] == "-"
-        text = text[1:]
-    if text == "0":
-        return 0
-    if not text:
-        raise invalid
-    total = 0
-    while text:
-        if text[0] != "." and text[0] not in _DIGITS:
-            raise invalid
-        i = 0
-        while i < len(text) and text[i] in _DIGITS:
-            i += 1
-        whole_digits, text = text[:i], text[i:]
-        frac_digits = ""
-        if text.startswith("."):
-            text = text[1:]
-            i = 0
-            while i < len(text) and text[i] in _DIGITS:
-                i += 1
-            frac_digits, text = text[:i], text[i:]
-        if not whole_digits and not frac_digits:
-            raise invalid  # e.g. ".s"
-        i = 0
-        while i < len(text) and text[i] != "." and text[i] not in _DIGITS:
-            i += 1
-        unit, text = text[:i], text[i:]
-        if not unit:
-            raise ValueError(f"time: missing unit in duration {_go_quote(original)}")
-        if unit not in _UNITS_NS:
-            raise ValueError(
-                f"time: unknown unit {_go_quote(unit)} in duration {_go_quote(original)}"
-            )
-        scale = _UNITS_NS[unit]
-        value = int(whole_digits or "0") * scale
-        if frac_digits:
-            value += int(frac_digits) * scale // 10 ** len(frac_digits)
-        total += value
-        if total > _MAX_DURATION:
-            raise invalid
-    return -total if negative else total
-
-
-def _format_fraction(value: int, unit: int) -> str:
-    whole, frac = divmod(value, unit)
-    if not frac:
-        return str(whole)
-    width = len(str(unit)) - 1
-    return f"{whole}.{str(frac).rjust(width, '0').rstrip('0')}"
-
-
-def format_duration(ns: int) -> str:
-    """Render nanoseconds the way Go's ``time.Duration.String`` does (``"1m30s"``, ``"0s"``)."""
-    if ns == 0:
-        return "0s"
-    sign = "-" if ns < 0 else ""
-    magnitude = abs(ns)
-    if magnitude < 1_000:
-        return f"{sign}{magnitude}ns"
-    if magnitude < 1_000_000:
-        return f"{sign}{_format_fraction(magnitude, 1_000)}µs"
-    if magnitude < NS_PER_SECOND:
-        return f"{sign}{_format_fraction(magnitude, 1_000_000)}ms"
-    hours, rest = divmod(magnitude, 3600 * NS_PER_SECOND)
-    minutes, rest = divmod(rest, 60 * NS_PER_SECOND)
-    seconds = _format_fraction(rest, NS_PER_SECOND) + "s"
-    if hours:
-        return f"{sign}{hours}h{minutes}m{seconds}"
-    if minutes:
-        return f"{sign}{minutes}m{seconds}"
-    return f"{sign}{seconds}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -385,12 +281,12 @@ class CheckDefinition:
         put("OSService", self.os_service)
         put("H2PingUseTLS", self.h2ping_use_tls)
         if self.interval_ns:
-            out["Interval"] = format_duration(self.interval_ns)
+            out["Interval"] = format_nanoseconds(self.interval_ns)
         put("OutputMaxSize", self.output_max_size)
         if self.timeout_ns:
-            out["Timeout"] = format_duration(self.timeout_ns)
+            out["Timeout"] = format_nanoseconds(self.timeout_ns)
         if self.deregister_critical_service_after_ns:
-            out["DeregisterCriticalServiceAfter"] = format_duration(
+            out["DeregisterCriticalServiceAfter"] = format_nanoseconds(
                 self.deregister_critical_service_after_ns
             )
         put("ScriptArgs", list(self.args))
@@ -420,7 +316,7 @@ class CheckDefinition:
         def duration_text(ns: int) -> str:
             if ns == 0 and self.from_service:
                 return ""
-            return format_duration(ns)
+            return format_nanoseconds(ns)
 
         return {
             "Node": node,
@@ -540,11 +436,16 @@ def _type_error(value: Any, struct: str, field: str, go_type: str) -> CheckDecod
     )
 
 
+def _go_quote(text: str) -> str:
+    """A Go %q-style quoting for field names in decode errors (JSON's escapes are the same)."""
+    return json.dumps(text, ensure_ascii=False)
+
+
 def _decode_duration(value: Any) -> int | None:
     """Go's rule: strings parse as durations, numbers are nanoseconds, anything else is ignored."""
     if isinstance(value, str):
         try:
-            return parse_duration(value)
+            return parse_nanoseconds(value)
         except ValueError as err:
             raise CheckDecodeError(str(err)) from None
     if isinstance(value, int | float) and not isinstance(value, bool):

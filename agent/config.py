@@ -35,6 +35,7 @@ from typing import Any
 
 from agent import config_keys as keys
 from agent.config_keys import ListOf, MapOf
+from agent.durations import format_duration, parse_duration
 
 __all__ = [
     "ACLConfig",
@@ -47,7 +48,6 @@ __all__ = [
     "TLSConfig",
     "TLSSettings",
     "load_config",
-    "parse_duration",
     "parse_hcl",
 ]
 
@@ -301,8 +301,8 @@ class AgentConfig:
             "RaftProtocol": self.raft_protocol,
             "RaftMultiplier": self.raft_multiplier,
             "RejoinAfterLeave": self.rejoin_after_leave,
-            "RetryJoinIntervalLAN": _go_duration(self.retry_interval),
-            "RetryJoinIntervalWAN": _go_duration(self.retry_interval_wan),
+            "RetryJoinIntervalLAN": format_duration(self.retry_interval),
+            "RetryJoinIntervalWAN": format_duration(self.retry_interval_wan),
             "RetryJoinLAN": list(self.retry_join),
             "RetryJoinMaxAttemptsLAN": self.retry_max,
             "RetryJoinWAN": list(self.retry_join_wan),
@@ -324,58 +324,6 @@ def _listen(
     if port < 0:
         return []
     return [(host, port) for host in (override if override is not None else client)]
-
-
-def _go_duration(seconds: float) -> str:
-    """Render seconds the way Go's time.Duration prints common values."""
-    if seconds == int(seconds):
-        whole = int(seconds)
-        hours, rest = divmod(whole, 3600)
-        minutes, secs = divmod(rest, 60)
-        if hours:
-            return f"{hours}h{minutes}m{secs}s"
-        if minutes:
-            return f"{minutes}m{secs}s"
-        return f"{secs}s"
-    return f"{seconds:g}s"
-
-
-# --------------------------------------------------------------------------
-# Go duration syntax ("300ms", "1m30s", "-1.5h", "0")
-
-_DURATION_UNITS = {
-    "ns": 1e-9,
-    "us": 1e-6,
-    "µs": 1e-6,
-    "μs": 1e-6,
-    "ms": 1e-3,
-    "s": 1.0,
-    "m": 60.0,
-    "h": 3600.0,
-}
-_DURATION_PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)?")
-
-
-def parse_duration(text: str) -> float:
-    """Parse a Go duration string into seconds; ValueError if malformed."""
-    body = text[1:] if text[:1] in "+-" else text
-    sign = -1.0 if text[:1] == "-" else 1.0
-    if body == "0":
-        return 0.0
-    if not body:
-        raise ValueError(f'invalid duration "{text}"')
-    total, pos = 0.0, 0
-    while pos < len(body):
-        match = _DURATION_PART.match(body, pos)
-        if match is None:
-            raise ValueError(f'invalid duration "{text}"')
-        if match[2] is None:
-            if match.end() < len(body):
-                raise ValueError(f'unknown unit in duration "{text}"')
-            raise ValueError(f'missing unit in duration "{text}"')
-        total += float(match[1]) * _DURATION_UNITS[match[2]]
-        pos = match.end()
-    return sign * total
 
 
 # --------------------------------------------------------------------------

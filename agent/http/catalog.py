@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
-from agent.checks import format_duration, parse_duration
+from agent.durations import format_nanoseconds, parse_nanoseconds
 from agent.filter import Filter, FilterError, compile_filter
 from agent.http import gojson, render
 from agent.http.app import HTTPError, Request, Response, Router, json_response
@@ -168,13 +168,13 @@ def _definition(raw: Any) -> dict:
             gojson.conform(value, gojson.DURATION, **where)
             if isinstance(value, str):
                 try:
-                    ns = parse_duration(value)
+                    ns = parse_nanoseconds(value)
                 except ValueError as exc:
                     raise HTTPError(400, f"Request decode failed: {exc}") from None
             else:
                 ns = value
             if ns:
-                out[name] = format_duration(ns)
+                out[name] = format_nanoseconds(ns)
             continue
         value = gojson.conform(value, _DEFINITION_KINDS.get(kind, kind), **where)
         if value not in ("", False, 0, [], {}):

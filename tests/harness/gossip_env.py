@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from agent.durations import parse_duration
 from agent.gossip.errors import GossipError
 from agent.gossip.events import (
     GossipEvent,
@@ -57,13 +58,6 @@ def fmt_event(ev: GossipEvent) -> str:
     m = ev.member
     tags = " ".join(f"{k}={v}" for k, v in sorted(m.tags.items()))
     return f"{kind} {m.name} {tags}".rstrip() if kind == "update" else f"{kind} {m.name}"
-
-
-def parse_duration(text: str) -> float:
-    for suffix, scale in (("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0)):
-        if text.endswith(suffix):
-            return float(text[: -len(suffix)]) * scale
-    return float(text)
 
 
 class GossipEnv:

@@ -10,9 +10,7 @@ from agent.checks import (
     CheckDefinition,
     CheckError,
     effective_reap_after,
-    format_duration,
     parse_check_registration,
-    parse_duration,
     parse_service_checks,
     reap_due,
 )
@@ -29,67 +27,6 @@ SCRIPTS_REMOTE = (
 INTERVAL_REQUIRED = (
     "Invalid check: Interval must be > 0 for Script, HTTP, H2PING, TCP, UDP or OSService checks"
 )
-
-# ---------------------------------------------------------------------------------------------
-# Go durations
-
-
-@pytest.mark.parametrize(
-    ("text", "ns"),
-    [
-        ("0", 0),
-        ("10s", 10 * S),
-        ("1m30s", 90 * S),
-        ("100ms", 100_000_000),
-        ("1.5h", 5400 * S),
-        (".5s", S // 2),
-        ("-2s", -2 * S),
-        ("+3m", 180 * S),
-        ("1h2m3.5s", 3723 * S + S // 2),
-        ("10us", 10_000),
-        ("10µs", 10_000),
-        ("7ns", 7),
-    ],
-)
-def test_parse_duration(text: str, ns: int) -> None:
-    assert parse_duration(text) == ns
-
-
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        ("", 'time: invalid duration ""'),
-        ("abc", 'time: invalid duration "abc"'),
-        ("10", 'time: missing unit in duration "10"'),
-        ("10x", 'time: unknown unit "x" in duration "10x"'),
-        ("1.s.", 'time: invalid duration "1.s."'),
-        ("-", 'time: invalid duration "-"'),
-    ],
-)
-def test_parse_duration_errors(text: str, message: str) -> None:
-    with pytest.raises(ValueError) as caught:
-        parse_duration(text)
-    assert str(caught.value) == message
-
-
-@pytest.mark.parametrize(
-    ("ns", "text"),
-    [
-        (0, "0s"),
-        (10 * S, "10s"),
-        (90 * S, "1m30s"),
-        (3600 * S, "1h0m0s"),
-        (S + S // 2, "1.5s"),
-        (100_000_000, "100ms"),
-        (1_500, "1.5µs"),
-        (42, "42ns"),
-        (-2 * S, "-2s"),
-        (3723 * S + S // 2, "1h2m3.5s"),
-    ],
-)
-def test_format_duration(ns: int, text: str) -> None:
-    assert format_duration(ns) == text
-
 
 # ---------------------------------------------------------------------------------------------
 # PUT /v1/agent/check/register
