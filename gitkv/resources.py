@@ -18,10 +18,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+
+from agent.durations import DurationError, format_nanoseconds, parse_nanoseconds
 
 __all__ = [
     "AclPolicy",
@@ -52,55 +53,26 @@ def frozen_map(items: Mapping[str, str] | None) -> Meta:
     return tuple(sorted((str(k), str(v)) for k, v in (items or {}).items()))
 
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
-_UNIT_NS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 10**9, "m": 60 * 10**9}
-_UNIT_NS["h"] = 3600 * 10**9
-
-
 def canonical_duration(text: str | int | float | None) -> str:
-    """A duration in the form Consul prints it (Go's `time.Duration.String()` for whole units).
+    """A duration in the form Consul prints it (Go's `time.Duration.String()`).
 
     `"90s"`, `"1m30s"` and `90_000_000_000` (nanoseconds, as the API allows) all give
     `"1m30s"`; empty/None/0 give `""` so "unset" compares equal however it was spelt.
 
-    :raises ValueError: for text that is not a duration.
+    :raises ValueError: for text that is not a duration, or a negative one.
     """
     if text is None or text == "" or text == 0:
         return ""
     if isinstance(text, int | float):
         total = int(text)
     else:
-        raw = text.strip()
-        if raw == "0":
-            return ""
-        pos, total = 0, 0.0
-        for m in _DURATION_PART.finditer(raw):
-            if m.start() != pos:
-                break
-            total += float(m.group(1)) * _UNIT_NS[m.group(2)]
-            pos = m.end()
-        if pos != len(raw) or pos == 0:
+        try:
+            total = parse_nanoseconds(text.strip())
+        except DurationError:
+            total = -1
+        if total < 0:
             raise ValueError(f"invalid duration {text!r} (expected e.g. 10s, 1m30s, 500ms)")
-        total = int(total)
-    if total == 0:
-        return ""
-    return _format_ns(total)
-
-
-def _format_ns(ns: int) -> str:
-    if ns % 10**9:
-        # Sub-second durations: keep it simple and exact rather than Go's float formatting.
-        if ns < 10**9 and ns % 1_000_000 == 0:
-            return f"{ns // 1_000_000}ms"
-        return f"{ns}ns"
-    secs = ns // 10**9
-    hours, rest = divmod(secs, 3600)
-    minutes, seconds = divmod(rest, 60)
-    if hours:
-        return f"{hours}h{minutes}m{seconds}s"
-    if minutes:
-        return f"{minutes}m{seconds}s"
-    return f"{seconds}s"
+    return format_nanoseconds(total) if total else ""
 
 
 class SecretUnavailable(Exception):
