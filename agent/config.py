@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent import config_keys as keys
+from agent import hcl
 from agent.config_keys import ListOf, MapOf
 from agent.durations import format_duration, parse_duration
 
@@ -48,7 +49,6 @@ __all__ = [
     "TLSConfig",
     "TLSSettings",
     "load_config",
-    "parse_hcl",
 ]
 
 
@@ -327,219 +327,6 @@ def _listen(
 
 
 # --------------------------------------------------------------------------
-# HCL (version 1, the dialect Consul reads: commas between items allowed,
-# blocks decode to objects, a repeated key collects its values in a list)
-
-
-class _HCLError(Exception):
-    def __init__(self, message: str, line: int) -> None:
-        super().__init__(f"line {line}: {message}")
-
-
-_HCL_TOKEN = re.compile(
-    r"""
-    (?P<ws>[ \t\r\n]+)
-  | (?P<comment>\#[^\n]*|//[^\n]*|/\*.*?\*/)
-  | (?P<heredoc><<-?(?P<marker>[A-Za-z_][A-Za-z0-9_]*)[ \t]*\r?\n)
-  | (?P<string>"(?:[^"\\\n]|\\.)*")
-  | (?P<number>-?(?:0[xX][0-9a-fA-F]+|\d+(?:\.\d+)?(?:[eE][-+]?\d+)?))
-  | (?P<punct>[{}\[\]=,])
-  | (?P<ident>[A-Za-z_][A-Za-z0-9_\-.:]*)
-    """,
-    re.VERBOSE | re.DOTALL,
-)
-_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\"}
-
-
-@dataclass
-class _Tok:
-    kind: str
-    value: Any
-    line: int
-
-
-def _unquote(raw: str, line: int) -> str:
-    def repl(match: re.Match[str]) -> str:
-        esc = match[1]
-        if esc[0] == "u":
-            return chr(int(esc[1:], 16))
-        if esc in _ESCAPES:
-            return _ESCAPES[esc]
-        raise _HCLError(f"invalid escape \\{esc}", line)
-
-    return re.sub(r"\\(u[0-9a-fA-F]{4}|.)", repl, raw[1:-1])
-
-
-def _hcl_tokens(text: str) -> list[_Tok]:
-    tokens: list[_Tok] = []
-    pos, line = 0, 1
-    while pos < len(text):
-        match = _HCL_TOKEN.match(text, pos)
-        if match is None:
-            raise _HCLError(f"unexpected character {text[pos]!r}", line)
-        start_line = line
-        pos = match.end()
-        if match["heredoc"]:
-            body, pos, lines = _heredoc_body(text, pos, match["marker"], match[0][2] == "-", line)
-            tokens.append(_Tok("string", body, start_line))
-            line += match[0].count("\n") + lines
-            continue
-        line += match[0].count("\n")
-        kind = match.lastgroup or ""
-        if kind in ("ws", "comment"):
-            continue
-        value: Any = match[0]
-        if kind == "string":
-            value = _unquote(value, start_line)
-        elif kind == "number":
-            value = _hcl_number(value)
-        elif kind == "ident" and value in ("true", "false"):
-            kind, value = "bool", value == "true"
-        tokens.append(_Tok(kind, value, start_line))
-    tokens.append(_Tok("eof", None, line))
-    return tokens
-
-
-def _hcl_number(text: str) -> int | float:
-    if re.fullmatch(r"-?0[xX][0-9a-fA-F]+", text):
-        return int(text, 16)
-    if re.fullmatch(r"-?\d+", text):
-        return int(text, 10)
-    return float(text)
-
-
-def _heredoc_body(
-    text: str, pos: int, marker: str, indented: bool, line: int
-) -> tuple[str, int, int]:
-    lines: list[str] = []
-    while pos <= len(text):
-        end = text.find("\n", pos)
-        end = len(text) if end == -1 else end
-        current = text[pos:end]
-        if current.strip() == marker:
-            if indented:
-                margin = min((len(x) - len(x.lstrip()) for x in lines if x.strip()), default=0)
-                lines = [x[margin:] for x in lines]
-            body = "\n".join(lines) + ("\n" if lines else "")
-            return body, end, len(lines)
-        lines.append(current)
-        pos = end + 1
-    raise _HCLError(f"heredoc {marker} is not terminated", line)
-
-
-class _HCLParser:
-    def __init__(self, text: str) -> None:
-        self.toks = _hcl_tokens(text)
-        self.i = 0
-
-    def peek(self) -> _Tok:
-        return self.toks[self.i]
-
-    def take(self) -> _Tok:
-        tok = self.toks[self.i]
-        self.i += 1
-        return tok
-
-    def expect(self, value: str) -> None:
-        tok = self.take()
-        if tok.kind != "punct" or tok.value != value:
-            raise _HCLError(f"expected {value!r}, found {_describe(tok)}", tok.line)
-
-    def document(self) -> dict[str, Any]:
-        return self.items("eof")
-
-    def items(self, closer: str) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        while True:
-            tok = self.peek()
-            if (closer == "eof" and tok.kind == "eof") or (
-                tok.kind == "punct" and tok.value == closer
-            ):
-                return out
-            if tok.kind == "eof":
-                raise _HCLError(f"expected {closer!r}, found end of file", tok.line)
-            key, value = self.item()
-            _hcl_add(out, key, value)
-            nxt = self.peek()
-            if nxt.kind == "punct" and nxt.value == ",":
-                self.take()
-
-    def item(self) -> tuple[str, Any]:
-        labels: list[str] = []
-        while True:
-            tok = self.take()
-            if tok.kind in ("ident", "string"):
-                labels.append(str(tok.value))
-                continue
-            if tok.kind == "punct" and tok.value == "=" and len(labels) == 1:
-                return labels[0], self.value()
-            if tok.kind == "punct" and tok.value == "{" and labels:
-                value: Any = self.items("}")
-                self.expect("}")
-                for label in reversed(labels[1:]):
-                    value = {label: value}
-                return labels[0], value
-            raise _HCLError(f"unexpected {_describe(tok)}", tok.line)
-
-    def value(self) -> Any:
-        tok = self.take()
-        if tok.kind in ("string", "number", "bool"):
-            return tok.value
-        if tok.kind == "punct" and tok.value == "[":
-            items: list[Any] = []
-            while not (self.peek().kind == "punct" and self.peek().value == "]"):
-                items.append(self.value())
-                if self.peek().kind == "punct" and self.peek().value == ",":
-                    self.take()
-                elif not (self.peek().kind == "punct" and self.peek().value == "]"):
-                    raise _HCLError(
-                        f"expected ',' or ']', found {_describe(self.peek())}", self.peek().line
-                    )
-            self.take()
-            return items
-        if tok.kind == "punct" and tok.value == "{":
-            obj = self.items("}")
-            self.expect("}")
-            return obj
-        raise _HCLError(f"unexpected {_describe(tok)}", tok.line)
-
-
-class _Repeated(list[Any]):
-    """Values of a key given more than once in one HCL object."""
-
-
-def _hcl_add(out: dict[str, Any], key: str, value: Any) -> None:
-    if key not in out:
-        out[key] = value
-    elif isinstance(out[key], _Repeated):
-        out[key].append(value)
-    elif isinstance(out[key], list) and isinstance(value, list):
-        out[key] = out[key] + value
-    else:
-        out[key] = _Repeated([out[key], value])
-
-
-def _describe(tok: _Tok) -> str:
-    return "end of file" if tok.kind == "eof" else repr(tok.value)
-
-
-def parse_hcl(text: str) -> dict[str, Any]:
-    """Parse HCL1 text into plain dicts/lists; ValueError with a line number."""
-    try:
-        return _plain(_HCLParser(text).document())
-    except _HCLError as exc:
-        raise ValueError(str(exc)) from None
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
-
-
-# --------------------------------------------------------------------------
 # sources
 
 
@@ -777,7 +564,7 @@ def _parse_text(text: str, fmt: str, label: str) -> dict[str, Any]:
             raise ConfigError(f"{label}: invalid JSON: {exc}") from None
     else:
         try:
-            data = parse_hcl(text)
+            data = hcl.loads(text)
         except ValueError as exc:
             raise ConfigError(f"{label}: invalid HCL: {exc}") from None
     if not isinstance(data, dict):

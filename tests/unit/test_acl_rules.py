@@ -76,6 +76,6 @@ def test_empty_rules_grant_nothing() -> None:
 
 
 def test_deeply_nested_rules_are_refused_not_recursed() -> None:
-    for text in ['key "a" {' * 5000, '{"key":' * 5000]:
+    for text in ['key "a" {' * 5000, "acl = " + "[" * 5000, '{"key":' * 5000]:
         with pytest.raises(RuleError):
             parse_rules(text)

@@ -34,8 +34,8 @@ BAD = [
         1,
         "unknown ACL resource 'key_prefx' (did you mean 'key_prefix'?)",
     ),
-    ('key_prefix "a" {\n  policy = "read"\n', 3, 1, "missing '}'"),
-    ('key_prefix "a {', 1, 12, "unterminated string"),
+    ('key_prefix "a" {\n  policy = "read"\n', 3, 1, "expected '}', got end of input"),
+    ('key_prefix "a {', 1, 12, "literal not terminated"),
     ('key_prefix "a" { }', 1, 1, 'key_prefix "a" needs a policy'),
     ('key_prefix "a" { policy = "read" colour = "red" }', 1, 34, "unknown attribute 'colour'"),
     ('key_prefix { policy = "read" }', 1, 1, 'expected key_prefix "<name>" { policy = "read" }'),
@@ -47,7 +47,7 @@ BAD = [
         "invalid policy 'list'",
     ),
     ('service "a" { intentions = "all" }', 1, 28, "invalid intentions 'all'"),
-    ('acl = "read" @', 1, 14, "unexpected character '@'"),
+    ('acl = "read" @', 1, 14, "illegal char '@'"),
     ('{"key_prefix": {"app/": {"policy": "read"}', 1, 43, "invalid JSON rules"),
     ('{"key_prefix": {"app/": {"policy": "x"}}}', 1, 1, "invalid policy 'x'"),
     ('["key"]', 1, 1, "expected a name"),
@@ -66,3 +66,9 @@ def test_all_problems_are_reported() -> None:
     problems = check_rules('key "a" { policy = "x" }\nkeyz "b" { policy = "read" }\nacl = "y"')
     assert [(p.line, p.col) for p in problems] == [(1, 20), (2, 1), (3, 7)]
     assert all(isinstance(p, RuleProblem) for p in problems)
+
+
+def test_deeply_nested_rules_are_a_problem_not_a_crash() -> None:
+    for text in ['key "a" {' * 5000, "acl = " + "[" * 5000, '{"key":' * 5000 + "1" + "}" * 5000]:
+        (problem,) = check_rules(text)
+        assert "nested" in problem.message
