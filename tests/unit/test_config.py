@@ -16,6 +16,7 @@ from agent.config import (
     HelpRequested,
     load_config,
 )
+from agent.config_flags import FLAGS
 
 KEY = "pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s="  # 32 random bytes, base64
 KEY16 = "aGVsbG8gd29ybGQgMTIzNA=="  # "hello world 1234"
@@ -1223,9 +1224,7 @@ def test_catalogue_renames_point_at_known_keys() -> None:
 
 
 def test_every_flag_maps_to_a_known_key() -> None:
-    from agent.config import _FLAGS
-
-    for name, flag in _FLAGS.items():
+    for name, flag in FLAGS.items():
         if flag.key:
             assert config_keys.lookup(flag.key) is not None, name
 
