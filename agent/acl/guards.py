@@ -224,7 +224,9 @@ async def _catalog_register_before(req: Request, rest: str) -> None:
     service = _get(body, "Service")
     if isinstance(service, dict):
         require(req, "service", str(_get(service, "Service") or ""), "write")
-    checks = list(_get(body, "Checks") or [])
+    listed = _get(body, "Checks")
+    # A body of the wrong shape gets its decode error from the handler, not a guess here.
+    checks = [c for c in listed if isinstance(c, dict)] if isinstance(listed, list) else []
     if isinstance(_get(body, "Check"), dict):
         checks.append(_get(body, "Check"))
     for check in checks:

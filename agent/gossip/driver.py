@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import AsyncIterator, Callable, Iterable
 
 from agent.gossip.config import GossipConfig
@@ -248,7 +249,7 @@ class GossipDriver:
         try:
             raw = await self._transport.request(req.addr, self._seal(req.data), req.timeout)
         except (OSError, TimeoutError, ValueError, asyncio.IncompleteReadError) as exc:
-            error = str(exc) or type(exc).__name__
+            error = dial_error(req.addr, exc)
         else:
             try:
                 reply = self._cipher.decrypt(raw) if self._cipher is not None else raw
@@ -323,3 +324,22 @@ class GossipDriver:
             await asyncio.wait_for(fut, timeout)
         except TimeoutError:
             pass
+
+
+def dial_error(addr: str, exc: BaseException) -> str:
+    """Why a stream to `addr` failed, in the words Consul's Go dialer uses ("dial tcp
+    10.0.0.1:8301: connect: connection refused"): join errors reach API clients verbatim."""
+    host = addr.rpartition(":")[0].strip("[]") or addr
+    if isinstance(exc, socket.gaierror | UnicodeError):
+        return f"dial tcp: lookup {host}: no such host"
+    if isinstance(exc, TimeoutError):
+        return f"dial tcp {addr}: i/o timeout"
+    if isinstance(exc, asyncio.IncompleteReadError):
+        return f"read tcp {addr}: unexpected EOF"
+    if isinstance(exc, ConnectionRefusedError):
+        return f"dial tcp {addr}: connect: connection refused"
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"dial tcp {addr}: connect: {exc.strerror.lower()}"
+    if isinstance(exc, ValueError):
+        return f"dial tcp: address {addr}: invalid address"
+    return f"dial tcp {addr}: {type(exc).__name__}"

@@ -90,7 +90,7 @@ def _field(name: str, text: bytes) -> Any:
     if go_type == "bool" and kind == "bool":
         return text == b"true"
     if go_type == "string" and kind == "string":
-        return msgspec.json.decode(text)
+        return _string(name, text)
     if go_type in ("uint64", "uint") and _UNSIGNED.fullmatch(text):
         number = int(text)
         if number <= _UINT64_MAX:
@@ -103,9 +103,17 @@ def _field(name: str, text: bytes) -> Any:
     )
 
 
+def _string(name: str, text: bytes) -> str:
+    """A JSON string field; the outer decode checked its syntax but not its UTF-8."""
+    try:
+        return msgspec.json.decode(text, type=str)
+    except msgspec.DecodeError as exc:
+        raise HTTPError(400, _PREFIX + f"{name}: {exc}") from None
+
+
 def _duration(name: str, text: bytes, kind: str) -> str:
     if kind == "string":
-        spelled = msgspec.json.decode(text)
+        spelled = _string(name, text)
         try:
             seconds = parse_duration(spelled)
         except DurationError as exc:

@@ -172,9 +172,12 @@ async def serve_forwarded(agent: Agent, app: Any, args: dict) -> dict:
             "headers": exc.headers,
             "body": exc.message.encode(),
         }
+    body = response.body
+    if response.stream is not None:  # one RPC reply carries the whole answer
+        body = b"".join([chunk async for chunk in response.stream])
     return {
         "status": response.status,
         "content_type": response.content_type,
         "headers": response.headers,
-        "body": response.body,
+        "body": body,
     }

@@ -58,6 +58,8 @@ def lock_delay_ns(value: Any) -> int:
             raise _decode_failed(
                 f"json: cannot unmarshal number {value} into Go struct field Session.LockDelay of type time.Duration"
             )
+    if ns < 0:
+        raise _decode_failed(f"LockDelay must not be negative (got {value})")
     if ns < LOCK_DELAY_SECONDS_BELOW:
         ns *= NANOSECOND
     return ns

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from agent.http.app import HTTPError, Request, Response, Router, json_response
+from collections.abc import AsyncIterator
+
+import msgspec
+
+from agent.http.app import JSON, HTTPError, Request, Response, Router, json_response
 from agent.http.blocking import query_options, read_headers
 from agent.http.bodies import TXN_OPS
 from agent.http.gojson import b64decode, conform, parse
@@ -90,7 +94,29 @@ async def txn(req: Request, _: str) -> Response:
         result = await agent.write({"Type": "txn", "Ops": ops})
     if result.errors:
         return json_response(req, {"Results": None, "Errors": result.errors}, headers, status=409)
-    return json_response(req, {"Results": result.results or None, "Errors": None}, headers)
+    results = result.results or None
+    if results and not req.has("pretty") and _values_size(results) > STREAM_ABOVE:
+        response = Response(b"", 200, JSON, headers)
+        response.stream = _streamed(results)
+        return response
+    return json_response(req, {"Results": results, "Errors": None}, headers)
+
+
+# 64 gets of 512 KiB values answer ~45 MB of JSON; encoded whole, the agent holds the answer
+# two or three times over. Above this many value bytes, results go out one at a time.
+STREAM_ABOVE = 1 << 20
+_encode = msgspec.json.Encoder().encode
+
+
+def _values_size(results: list[dict]) -> int:
+    return sum(len((r.get("KV") or {}).get("Value") or b"") for r in results)
+
+
+async def _streamed(results: list[dict]) -> AsyncIterator[bytes]:
+    yield b'{"Results":['
+    for i, item in enumerate(results):
+        yield (b"," if i else b"") + _encode(item)
+    yield b'],"Errors":null}'
 
 
 def register(router: Router) -> None:

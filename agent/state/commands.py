@@ -100,7 +100,7 @@ class CheckRecord(_Part):
 
 
 class KVOp(_Part):
-    Verb: str
+    Verb: str = ""
     Key: str = ""
     Value: bytes | None = None
     Flags: U64 = 0
@@ -109,18 +109,18 @@ class KVOp(_Part):
 
 
 class NodeOp(_Part):
-    Verb: str
+    Verb: str = ""
     Node: NodeRecord | None = None
 
 
 class ServiceOp(_Part):
-    Verb: str
+    Verb: str = ""
     Node: str = ""
     Service: ServiceRecord | None = None
 
 
 class CheckOp(_Part):
-    Verb: str
+    Verb: str = ""
     Check: CheckRecord | None = None
 
 

@@ -167,3 +167,17 @@ def test_py_consul_txn(dev_agent_module: AgentProc) -> None:
         ]
     )
     assert base64.b64decode(result["Results"][1]["KV"]["Value"]) == b"v"
+
+
+def test_large_read_results_stream_as_one_json_answer(http: httpx.Client) -> None:
+    values = {f"big/{i}": bytes([i]) * 400_000 for i in range(4)}
+    for key, value in values.items():
+        assert http.put(f"/v1/kv/{key}", content=value).json() is True
+    ops = [{"KV": {"Verb": "get", "Key": key}} for key in values]
+    answer = http.put("/v1/txn", json=ops + [{"KV": {"Verb": "get-tree", "Key": "big/"}}])
+    assert answer.status_code == 200
+    assert "content-length" not in answer.headers  # sent in pieces, not built whole
+    results = answer.json()["Results"]
+    assert answer.json()["Errors"] is None and len(results) == 8
+    got = [(r["KV"]["Key"], base64.b64decode(r["KV"]["Value"])) for r in results]
+    assert got == list(values.items()) * 2

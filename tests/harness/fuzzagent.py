@@ -71,7 +71,10 @@ CONSUL_500 = re.compile(
     r"|Invalid Behavior setting|Invalid Session TTL|Session TTL '|Missing check '"
     r'|CheckID ".*" does not have associated TTL'
     r"|user event exceeds configured limit|Cannot provide tag filter without service filter"
-    r'|strconv\.Parse(Uint|Int): parsing ")'
+    r'|strconv\.Parse(Uint|Int): parsing "'
+    r"|Could not find address for server id |cannot find peer to transfer leadership to"
+    r"|cannot transfer leadership to |Failed to join .*: .*dial tcp"
+    r'|No node found with name ")'
 )
 
 # Keys planted before the fuzzing: (key, value, flags). The traffic never writes outside fz/.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+import socket
 
 import msgspec
 import pytest
@@ -13,6 +14,7 @@ from agent.gossip.awareness import Awareness
 from agent.gossip.broadcast_queue import BroadcastQueue, retransmit_limit
 from agent.gossip.config import lan_config, wan_config
 from agent.gossip.coordinate import Coordinate, VivaldiClient
+from agent.gossip.driver import dial_error
 from agent.gossip.errors import MessageError
 from agent.gossip.events import MemberJoin, MemberStatus
 from agent.gossip.messages import (
@@ -246,3 +248,16 @@ def test_vivaldi_clients_learn_their_distance() -> None:
     assert not a.update("b", bad, 0.01)
     api = a.coord.api_dict()
     assert set(api) == {"Vec", "Error", "Adjustment", "Height"} and len(api["Vec"]) == 8
+
+
+def test_join_failures_read_as_go_dial_errors_not_python_ones():
+    addr = "127.0.0.97:8301"
+    assert dial_error(addr, ConnectionRefusedError(111, "Connection refused")) == (
+        "dial tcp 127.0.0.97:8301: connect: connection refused"
+    )
+    assert dial_error("x.invalid:8301", socket.gaierror(-2, "Name or service not known")) == (
+        "dial tcp: lookup x.invalid: no such host"
+    )
+    assert dial_error(addr, TimeoutError()) == "dial tcp 127.0.0.97:8301: i/o timeout"
+    for exc in (OSError(97, "Address family not supported by protocol"), ValueError("x")):
+        assert "Errno" not in dial_error(addr, exc) and "literal" not in dial_error(addr, exc)
