@@ -18,16 +18,24 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from agent.cluster import ClusterManager, JoinFailed
+from agent.cluster import ClusterManager
+from agent.errors import (
+    CommandRefused,
+    JoinFailed,
+    NoServers,
+    NotLeader,
+    ServerError,
+    StartError,
+    UnknownNode,
+)
 from agent.gossip.errors import GossipError
-from agent.http.app import HTTPError
 from agent.local import LocalState
 from agent.metrics import Metrics
-from agent.raft.node import NotLeader, RaftNode
+from agent.raft.node import RaftNode
 from agent.rpc import RPCError, RPCPool, RPCServer
 from agent.sessions_reaper import SessionReaper
 from agent.state import commands
-from agent.state.fsm import FSM, CommandRefused, TxnResult
+from agent.state.fsm import FSM, Refusal, TxnResult
 from agent.state.sessions import lock_delay_refusal
 from agent.state.store import Store
 from agent.tls import RPCTLS, TLSConfigError, rpc_tls
@@ -48,8 +56,8 @@ _APPLY_METRICS = {
 
 def encode_result(result: Any) -> Any:
     """An FSM result as plain values for the RPC reply."""
-    if isinstance(result, CommandRefused):
-        return {"refused": result.message, "status": result.status}
+    if isinstance(result, Refusal):
+        return {"refused": result.message, "kind": result.kind}
     if isinstance(result, TxnResult):
         return {"txn": True, "results": result.results, "errors": result.errors}
     return {"value": result}
@@ -57,14 +65,10 @@ def encode_result(result: Any) -> Any:
 
 def decode_result(reply: Any) -> Any:
     if "refused" in reply:
-        return CommandRefused(reply["refused"], reply.get("status", 500))
+        return Refusal(reply["refused"], reply.get("kind", "failed"))
     if "txn" in reply:
         return TxnResult(results=reply["results"], errors=reply["errors"])
     return reply.get("value")
-
-
-class AgentError(Exception):
-    """The agent cannot start; the message is one line naming the cause."""
 
 
 def resolve_advertise(config: Any) -> str:
@@ -84,9 +88,9 @@ def _single_private_ip() -> str:
     except OSError:
         pass
     if not found:
-        raise AgentError("No private IPv4 address found")
+        raise StartError("No private IPv4 address found")
     if len(found) > 1:
-        raise AgentError(
+        raise StartError(
             "Multiple private IPv4 addresses found. Please configure one with 'bind' and/or 'advertise'."
         )
     return found[0]
@@ -112,7 +116,7 @@ def _rpc_tls(config: Any) -> RPCTLS:
     try:
         return rpc_tls(config)
     except TLSConfigError as exc:
-        raise AgentError(str(exc)) from None
+        raise StartError(str(exc)) from None
 
 
 class Agent:
@@ -172,13 +176,14 @@ class Agent:
     # ------------------------------------------------------------------ writes / reads
 
     async def write(self, command: dict) -> Any:
-        """Propose a command through consensus; refusals become HTTP errors."""
+        """Propose a command through consensus. A refusal (of the command's shape, before the
+        log, or by the FSM) raises CommandRefused; no leader raises NotLeader."""
         # The HTTP layer decodes bodies into these shapes already; this is the last gate
         # before the log, for a command no handler should have built.
         why = commands.problem(command)
         if why is not None:
             log.warning("refused to propose a malformed command: %s", why)
-            raise HTTPError(400, why)
+            raise CommandRefused(why, "invalid")
         refusal = lock_delay_refusal(self.store, command)  # answered before the log, as Consul
         if refusal is not None:
             return refusal
@@ -189,15 +194,13 @@ class Agent:
                 result = await consensus.apply(command)
             else:
                 result = await self._forward_write(command)
-        except NotLeader as exc:
-            raise HTTPError(500, str(exc)) from None
         except OverflowError as exc:  # an integer msgpack cannot carry (beyond 64 bits)
-            raise HTTPError(400, f"Request decode failed: {exc}") from None
+            raise CommandRefused(f"Request decode failed: {exc}", "invalid") from None
         name = _APPLY_METRICS.get(command.get("Type", ""))
         if name:
             self.metrics.sample(name, (time.perf_counter() - started) * 1000.0)
-        if isinstance(result, CommandRefused):
-            raise HTTPError(result.status, result.message)
+        if isinstance(result, Refusal):
+            raise CommandRefused(result.message, result.kind)
         return result
 
     async def _forward_write(self, command: dict) -> Any:
@@ -209,11 +212,11 @@ class Agent:
         else:
             target = self.pick_server()
             if target is None:
-                raise HTTPError(500, "No known Consul servers")
+                raise NoServers()
         try:
             reply = await self.rpc_pool.call(target, "apply", command, timeout=30)
         except RPCError as exc:
-            raise HTTPError(exc.status if exc.status >= 400 else 500, str(exc)) from None
+            raise CommandRefused(str(exc), "invalid" if exc.status == 400 else "failed") from None
         return decode_result(reply)
 
     async def api_call(self, method: str, path: str, body: Any, token: str = "") -> tuple[int, str]:
@@ -242,13 +245,13 @@ class Agent:
         """GET a /v1 path from a server (client agents hold no state); None when 404."""
         target = self.pick_server()
         if target is None:
-            raise HTTPError(500, "No known Consul servers")
+            raise NoServers()
         args = {"method": "GET", "path": path, "query": b"", "headers": [], "body": b""}
         reply = await self.rpc_pool.call(target, "http", args, timeout=30)
         if reply["status"] == 404:
             return None
         if reply["status"] != 200:
-            raise HTTPError(reply["status"], reply["body"].decode(errors="replace"))
+            raise ServerError(reply["status"], reply["body"].decode(errors="replace"))
         return json.loads(reply["body"]) if reply["body"] else None
 
     async def _rpc_apply(self, command: dict) -> Any:
@@ -270,11 +273,8 @@ class Agent:
     async def consensus_barrier(self) -> None:
         """For ?consistent: confirm leadership with a quorum round (read index)."""
         if self.consensus is None or not self.consensus.is_leader:
-            raise HTTPError(500, "No cluster leader")
-        try:
-            await self.consensus.read_barrier()
-        except NotLeader as exc:
-            raise HTTPError(500, str(exc)) from None
+            raise NotLeader()
+        await self.consensus.read_barrier()
 
     def pick_server(self) -> str | None:
         """RPC address of a server to send a client agent's requests to (from gossip)."""
@@ -313,7 +313,7 @@ class Agent:
         try:
             await self.cluster.start()
         except (JoinFailed, GossipError) as exc:
-            raise AgentError(str(exc)) from None
+            raise StartError(str(exc)) from None
         # DNS first, as Consul does: once HTTP answers, every listener is up.
         self.dns = await start_dns(self)
         self._servers = await start_http(self)
@@ -386,19 +386,16 @@ class Agent:
         return self.cluster.members()
 
     async def join(self, address: str, wan: bool = False) -> None:
-        try:
-            if wan:
-                await self._wan_join(address)
-            else:
-                await self.cluster.join([address])
-        except JoinFailed as exc:
-            raise HTTPError(500, str(exc)) from None
+        if wan:
+            await self._wan_join(address)
+        else:
+            await self.cluster.join([address])
 
     async def _wan_join(self, address: str) -> None:
         pool = self.cluster.wan
         if pool is None:
             why = "only servers join the WAN" if self.consensus is None else "no WAN pool"
-            raise HTTPError(500, f"Failed to join {address}: {why}")
+            raise JoinFailed(f"Failed to join {address}: {why}")
         await pool.join([address])
 
     def wan_members(self) -> list[dict]:
@@ -411,7 +408,7 @@ class Agent:
         if wan:
             gossip = self.cluster.wan.gossip if self.cluster.wan is not None else None
         if gossip is None or not any(m.name == node for m in gossip.members()):
-            raise HTTPError(500, f"agent: No node found with name '{node}'")
+            raise UnknownNode(f"agent: No node found with name '{node}'")
         gossip.force_leave(node, prune)
         self.cluster.kick()
 

@@ -95,12 +95,12 @@ def _reload(agent) -> None:
 
 
 async def _run(config, argv: list[str]) -> int:
-    from agent.agent import Agent, AgentError
-    from agent.http.server import ListenError
+    from agent.agent import Agent
+    from agent.errors import StartError
 
     try:
         agent = Agent(config, argv)
-    except (AgentError, OSError) as exc:
+    except (StartError, OSError) as exc:
         print(f"==> Error starting agent: {exc}", file=sys.stderr)
         return 1
     loop = asyncio.get_running_loop()
@@ -109,7 +109,7 @@ async def _run(config, argv: list[str]) -> int:
     loop.add_signal_handler(signal.SIGHUP, _reload, agent)
     try:
         await agent.run()
-    except (AgentError, ListenError, OSError) as exc:
+    except (StartError, OSError) as exc:
         print(f"==> Error starting agent: {exc}", file=sys.stderr)
         try:
             await agent.stop()

@@ -15,6 +15,7 @@ import random
 from typing import TYPE_CHECKING, Any
 
 from agent.aio import wait_event
+from agent.errors import JoinFailed
 from agent.gossip.config import lan_config
 from agent.gossip.crypto import GossipCipher, build_cipher
 from agent.gossip.driver import GossipDriver
@@ -39,10 +40,6 @@ RECONCILE_INTERVAL = 5.0
 COORDINATE_FIRST_DELAY = 2.0
 COORDINATE_INTERVAL = 15.0
 DEFAULT_SERF_PORT = 8301
-
-
-class JoinFailed(Exception):
-    pass
 
 
 async def retry_join(

@@ -36,8 +36,8 @@ from agent.dns import (
     resolve,
     servfail,
 )
+from agent.errors import ListenError
 from agent.http.render import instance_checks
-from agent.http.server import ListenError
 
 if TYPE_CHECKING:
     from agent.agent import Agent

@@ -25,7 +25,8 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from agent.aio import wait_event
-from agent.cluster import JoinFailed, retry_join, serf_tags
+from agent.cluster import retry_join, serf_tags
+from agent.errors import JoinFailed
 from agent.gossip.config import wan_config
 from agent.gossip.coordinate import Coordinate
 from agent.gossip.driver import GossipDriver

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from agent.acl.authorizer import MANAGEMENT_RULES, Authorizer
 from agent.acl.resolve import ACLNotFound, Identity, Resolver, token_from_request
 from agent.acl.rules import ParsedRules
+from agent.errors import AgentError
 from agent.http.app import HTTPError, Request
 from agent.state.acl import (
     ANONYMOUS_ACCESSOR,
@@ -126,8 +127,8 @@ class ACLRuntime:
             if command is not None:
                 try:
                     await self.agent.write(command)
-                except HTTPError as exc:
-                    log.warning("could not create the built-in ACL records: %s", exc.message)
+                except AgentError as exc:
+                    log.warning("could not create the built-in ACL records: %s", exc)
                     return
             self._initialized_for = self.agent.store.acl
 

@@ -15,7 +15,8 @@ from urllib.parse import parse_qs, unquote
 
 import msgspec
 
-from agent.http.errors import BodyTooLarge, HTTPError
+from agent.errors import AgentError
+from agent.http.errors import BodyTooLarge, HTTPError, as_http
 from agent.http.gojson import parse
 
 if TYPE_CHECKING:
@@ -174,6 +175,9 @@ class App:
             response = await self.dispatch(req, methods, rest)
         except HTTPError as exc:
             response = Response(exc.message.encode(), exc.status, TEXT, exc.headers)
+        except AgentError as exc:
+            refusal = as_http(exc)
+            response = Response(refusal.message.encode(), refusal.status, TEXT)
         except Exception as exc:  # a bug: answer 500 like Consul rather than drop the socket
             log.exception("%s %s failed", req.method, req.path)
             response = Response(str(exc).encode(), 500, TEXT)

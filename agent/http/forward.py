@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import msgspec
 
+from agent.errors import AgentError, NoServers
 from agent.http.app import HTTPError, Request, Response
+from agent.http.errors import as_http
 
 if TYPE_CHECKING:
     from agent.agent import Agent
@@ -39,7 +41,7 @@ def forward_target(agent: Agent, req: Request) -> str | None:
     if consensus is None:  # a client agent
         server = agent.pick_server()
         if server is None:
-            raise HTTPError(500, "No known Consul servers")
+            raise NoServers()
         return server
     if path.startswith(SERVER_LOCAL):
         return None
@@ -163,8 +165,11 @@ async def serve_forwarded(agent: Agent, app: Any, args: dict) -> dict:
     }
     req = Request(agent, scope, receive)
     try:
-        methods, rest, _ = app.router.match(req.path)
-        response = await app.dispatch(req, methods, rest)
+        try:
+            methods, rest, _ = app.router.match(req.path)
+            response = await app.dispatch(req, methods, rest)
+        except AgentError as failed:
+            raise as_http(failed) from None
     except HTTPError as exc:
         return {
             "status": exc.status,

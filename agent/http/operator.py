@@ -12,11 +12,11 @@ from __future__ import annotations
 import asyncio
 import time
 
+from agent.errors import NotLeader
 from agent.http.app import HTTPError, Request, Response, Router, json_response
 from agent.http.autopilot import DEFAULTS as _AUTOPILOT
 from agent.http.autopilot import decode_autopilot
 from agent.http.blocking import query_options, read_headers
-from agent.raft.node import NotLeader  # what RaftNode raises (the core's is another class)
 from agent.state.archive import ArchiveInvalid, Server, new_meta, read_verified, write_archive
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from agent.errors import ListenError
 from agent.http.routes import build_router
 from agent.tls import TLSConfigError, https_context
 
@@ -21,10 +22,6 @@ if TYPE_CHECKING:
     import ssl
 
     from agent.agent import Agent
-
-
-class ListenError(Exception):
-    pass
 
 
 def bind_tcp(host: str, port: int) -> socket.socket:

@@ -15,6 +15,8 @@ Broken invariants raise AssertionError, never one of these.
 
 from __future__ import annotations
 
+from agent.errors import NotLeader as AgentNotLeader
+
 
 class RaftError(Exception):
     """Root of the Raft core's expected errors."""
@@ -36,12 +38,12 @@ class SnapshotOutOfDate(StorageError):
     """The snapshot is older than the one already held."""
 
 
-class NotLeader(RaftError):
-    """Only the leader can do this. `leader` is the known leader id, or "" when unknown."""
+class NotLeader(RaftError, AgentNotLeader):
+    """Only the leader can do this. `leader` is the known leader id, or "" when unknown.
+    The agent's own NotLeader is its base: one `except NotLeader` catches either."""
 
     def __init__(self, leader: str = "") -> None:
-        super().__init__(f"not the leader (leader: {leader or 'unknown'})")
-        self.leader = leader
+        AgentNotLeader.__init__(self, f"not the leader (leader: {leader or 'unknown'})", leader)
 
 
 class ProposalDropped(RaftError):

@@ -35,6 +35,7 @@ from typing import Any, BinaryIO
 
 import msgspec
 
+from agent.errors import NotLeader
 from agent.raft.core import Config, RaftCore, Ready, Role
 from agent.raft.errors import NotLeader as CoreNotLeader
 from agent.raft.errors import ProposalDropped
@@ -59,11 +60,6 @@ from agent.raft.storage import MemoryStorage
 from agent.state.fsm import FSM
 
 log = logging.getLogger("agent.raft")
-
-
-class NotLeader(Exception):
-    """This server cannot take the request now (no leader, lost leadership, shutting down).
-    The message is what the HTTP API answers with a 500, as Consul does."""
 
 
 _encode = msgspec.msgpack.Encoder().encode

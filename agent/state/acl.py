@@ -14,7 +14,7 @@ Commands (`Type` values):
     acl-policy-set {"Policy": {...}}       acl-policy-delete {"ID": id}
     acl-role-set   {"Role": {...}}         acl-role-delete   {"ID": id}
 
-A command that fails a state-dependent check returns a `CommandRefused` result; a set (and
+A command that fails a state-dependent check returns a `Refusal` result; a set (and
 bootstrap) returns a copy of the stored record, so a server that forwarded the write to the
 leader can answer before its own copy of the log has caught up.
 """
@@ -121,7 +121,7 @@ ROLE_HASH_FIELDS = ("Name", "Description", "Policies", "ServiceIdentities", "Nod
 
 
 def apply_acl(store: Store, index: int, cmd: dict, refused: Any) -> Any:
-    """Apply one ACL command; `refused(message, status)` builds the refusal result."""
+    """Apply one ACL command; `refused(message, kind)` builds the refusal result."""
     kind = cmd["Type"]
     acl = store.acl
     if kind == "acl-init":
@@ -129,12 +129,12 @@ def apply_acl(store: Store, index: int, cmd: dict, refused: Any) -> Any:
     if kind == "acl-bootstrap":
         reset = cmd.get("ResetIndex") or 0
         if acl.bootstrap_index and reset and reset != acl.bootstrap_index:
-            return refused("Invalid ACL bootstrap reset index", 400)
+            return refused("Invalid ACL bootstrap reset index", "invalid")
         if acl.bootstrap_index and reset != acl.bootstrap_index:
             return refused(
                 "Permission denied: ACL bootstrap no longer allowed "
                 f"(reset index: {acl.bootstrap_index})",
-                403,
+                "denied",
             )
         acl.bootstrap_index = index
         return _put_token(store, index, cmd["Token"])
@@ -142,7 +142,7 @@ def apply_acl(store: Store, index: int, cmd: dict, refused: Any) -> Any:
         token = cmd["Token"]
         problem = _token_problem(acl, token)
         if problem:
-            return refused(problem, 400)
+            return refused(problem, "invalid")
         return _put_token(store, index, token)
     if kind == "acl-token-delete":
         old = acl.tokens.pop(cmd["AccessorID"], None)
@@ -155,7 +155,7 @@ def apply_acl(store: Store, index: int, cmd: dict, refused: Any) -> Any:
         owner = acl.policy_names.get(policy["Name"])
         if owner is not None and owner != policy["ID"]:
             return refused(
-                f"Invalid Policy: A Policy with Name {policy['Name']!r} already exists", 400
+                f"Invalid Policy: A Policy with Name {policy['Name']!r} already exists", "invalid"
             )
         old = acl.policies.get(policy["ID"])
         if old is not None:
@@ -168,7 +168,9 @@ def apply_acl(store: Store, index: int, cmd: dict, refused: Any) -> Any:
         return dict(policy)
     if kind == "acl-policy-delete":
         if cmd["ID"] == MANAGEMENT_POLICY_ID:
-            return refused("Delete of the builtin global-management policy is not permitted", 400)
+            return refused(
+                "Delete of the builtin global-management policy is not permitted", "invalid"
+            )
         old = acl.policies.pop(cmd["ID"], None)
         if old is not None:
             acl.policy_names.pop(old["Name"], None)
@@ -178,10 +180,12 @@ def apply_acl(store: Store, index: int, cmd: dict, refused: Any) -> Any:
         role = dict(cmd["Role"])
         owner = acl.role_names.get(role["Name"])
         if owner is not None and owner != role["ID"]:
-            return refused(f"Invalid Role: A Role with Name {role['Name']!r} already exists", 400)
+            return refused(
+                f"Invalid Role: A Role with Name {role['Name']!r} already exists", "invalid"
+            )
         for link in role.get("Policies") or []:
             if link["ID"] not in acl.policies:
-                return refused(f"cannot find policy {link['ID']}", 400)
+                return refused(f"cannot find policy {link['ID']}", "invalid")
         old = acl.roles.get(role["ID"])
         if old is not None:
             acl.role_names.pop(old["Name"], None)
@@ -197,7 +201,7 @@ def apply_acl(store: Store, index: int, cmd: dict, refused: Any) -> Any:
             acl.role_names.pop(old["Name"], None)
             store._bump("acl-roles", index)
         return True
-    return refused(f"unknown ACL command {kind!r}", 500)
+    return refused(f"unknown ACL command {kind!r}", "failed")
 
 
 def _token_problem(acl: ACLTables, token: dict) -> str | None:

@@ -25,6 +25,7 @@ from typing import Any
 
 import msgspec
 
+from agent.errors import RefusalKind
 from agent.state import commands
 from agent.state.acl import ACL_COMMANDS, apply_acl
 from agent.state.sessions import SESSION_COMMAND, SessionRefused, apply_session
@@ -33,11 +34,12 @@ from agent.state.store import Store
 from agent.state.structs import HealthCheck, KVEntry, Node, Service, Weights
 
 
-class CommandRefused(msgspec.Struct):
-    """An apply that changed nothing, and why (rendered by the HTTP layer)."""
+class Refusal(msgspec.Struct):
+    """An apply that changed nothing, and why. `kind` is what it means to the caller (see
+    `agent.errors.CommandRefused`, which the writer raises from it); never an HTTP status."""
 
     message: str
-    status: int = 500
+    kind: RefusalKind = "failed"
 
 
 class TxnResult(msgspec.Struct):
@@ -68,18 +70,18 @@ class FSM:
             result = self._handlers[command["Type"]](index, command)
         else:
             # A shape no handler can apply: refused before anything is read or written.
-            result = CommandRefused(why, 400)
+            result = Refusal(why, "invalid")
         self.store.last_index = index
         return result
 
     def _apply_acl(self, index: int, cmd: dict) -> Any:
-        return apply_acl(self.store, index, cmd, CommandRefused)
+        return apply_acl(self.store, index, cmd, Refusal)
 
     def _apply_session(self, index: int, cmd: dict) -> Any:
         try:
             return apply_session(self.store, index, cmd)
         except SessionRefused as exc:
-            return CommandRefused(str(exc))
+            return Refusal(str(exc))
 
     def _apply_autopilot(self, index: int, cmd: dict) -> bool:
         current = self.store.autopilot
@@ -98,7 +100,7 @@ class FSM:
         try:
             self.store.restore(cmd["State"])
         except SnapshotInvalid as exc:
-            return CommandRefused(f"failed to decode snapshot state: {exc}", 400)
+            return Refusal(f"failed to decode snapshot state: {exc}", "invalid")
         return True
 
     # ------------------------------------------------------------------ KV
@@ -108,7 +110,7 @@ class FSM:
         if error is not None:
             if error.startswith(_ANSWERED_FALSE):
                 return False
-            return CommandRefused(error)
+            return Refusal(error)
         return _kv_write(self.store, index, cmd)
 
     # ------------------------------------------------------------------ catalog
@@ -116,7 +118,7 @@ class FSM:
     def _apply_register(self, index: int, cmd: dict) -> Any:
         error = _register_precondition(self.store, cmd, {})
         if error:
-            return CommandRefused(error)
+            return Refusal(error)
         _register(self.store, index, cmd)
         return True
 
@@ -166,7 +168,7 @@ class FSM:
 # ---------------------------------------------------------------------- KV helpers
 
 
-# Refusals a plain KV write answers with `false` (any other refusal is an error, a 500).
+# Refusals a plain KV write answers with `false` (any other refusal is a failure).
 _ANSWERED_FALSE = (
     "failed to set key",
     "failed to delete key",

@@ -7,7 +7,7 @@ import pytest
 from agent.acl.enforce import new_token
 from agent.acl.resolve import ACLNotFound, Resolver, token_from_request
 from agent.state.acl import ANONYMOUS_ACCESSOR, MANAGEMENT_POLICY_ID
-from agent.state.fsm import FSM, CommandRefused
+from agent.state.fsm import FSM, Refusal
 from agent.state.store import Store
 
 
@@ -104,16 +104,16 @@ def test_fsm_refusals_change_nothing() -> None:
     before = store.acl.dump()
     assert isinstance(
         fsm.apply(3, {"Type": "acl-policy-set", "Policy": {"ID": "p2", "Name": "a", "Rules": ""}}),
-        CommandRefused,
+        Refusal,
     )
     assert isinstance(
         fsm.apply(
             4, {"Type": "acl-token-set", "Token": new_token("a", "s", "", [{"ID": "missing"}], "t")}
         ),
-        CommandRefused,
+        Refusal,
     )
     assert isinstance(
-        fsm.apply(5, {"Type": "acl-policy-delete", "ID": MANAGEMENT_POLICY_ID}), CommandRefused
+        fsm.apply(5, {"Type": "acl-policy-delete", "ID": MANAGEMENT_POLICY_ID}), Refusal
     )
     assert store.acl.dump() == before
 
@@ -134,14 +134,12 @@ def test_bootstrap_once_and_reset() -> None:
     refused = fsm.apply(
         3, {"Type": "acl-bootstrap", "Token": new_token("b2", "bs2", "", [], "t"), "ResetIndex": 0}
     )
-    assert isinstance(refused, CommandRefused) and refused.status == 403
+    assert isinstance(refused, Refusal) and refused.kind == "denied"
     assert refused.message == "Permission denied: ACL bootstrap no longer allowed (reset index: 2)"
     wrong = fsm.apply(
         3, {"Type": "acl-bootstrap", "Token": new_token("b2", "bs2", "", [], "t"), "ResetIndex": 9}
     )
-    assert (
-        isinstance(wrong, CommandRefused) and wrong.message == "Invalid ACL bootstrap reset index"
-    )
+    assert isinstance(wrong, Refusal) and wrong.message == "Invalid ACL bootstrap reset index"
     assert (
         fsm.apply(
             4,

@@ -7,7 +7,7 @@ import msgspec
 import pytest
 
 from agent.state import commands
-from agent.state.fsm import FSM, CommandRefused
+from agent.state.fsm import FSM, Refusal
 from agent.state.store import Store
 
 
@@ -53,8 +53,8 @@ def test_malformed_commands_are_refused_and_change_nothing(command):
     fsm = fsm_with_keys()
     before = state_of(fsm)
     result = fsm.apply(10, command)
-    assert isinstance(result, CommandRefused)
-    assert result.status == 400
+    assert isinstance(result, Refusal)
+    assert result.kind == "invalid"
     assert state_of(fsm) == before
     assert fsm.store.last_index == 10  # the entry is applied (as a refusal) like any other
 
@@ -65,7 +65,7 @@ def test_a_txn_with_one_bad_op_among_ten_applies_none_of_them():
     ops: list[dict] = [{"KV": {"Verb": "set", "Key": f"new{i}", "Value": b"x"}} for i in range(10)]
     ops[6] = {"KV": {"Verb": "set", "Key": "new6", "Flags": "not a number"}}
     result = fsm.apply(10, {"Type": "txn", "Ops": ops})
-    assert isinstance(result, CommandRefused)
+    assert isinstance(result, Refusal)
     assert "$.Ops[6].KV.Flags" in result.message
     assert state_of(fsm) == before
 
@@ -86,5 +86,5 @@ def test_a_restore_whose_state_does_not_decode_leaves_the_store_as_it_was():
     fsm = fsm_with_keys()
     before = state_of(fsm)
     result = fsm.apply(10, {"Type": "restore", "State": b"\x93not a snapshot"})
-    assert isinstance(result, CommandRefused) and result.status == 400
+    assert isinstance(result, Refusal) and result.kind == "invalid"
     assert state_of(fsm) == before

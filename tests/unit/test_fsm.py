@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent.state.fsm import FSM, CommandRefused
+from agent.state.fsm import FSM, Refusal
 from agent.state.store import Store
 
 
@@ -157,7 +157,7 @@ def test_identical_register_does_not_bump_indexes(fsm: FSM) -> None:
 
 def test_check_for_unknown_service_is_refused(fsm: FSM) -> None:
     result = fsm.apply(1, register("n1", checks=[{"CheckID": "c", "ServiceID": "nope"}]))
-    assert isinstance(result, CommandRefused)
+    assert isinstance(result, Refusal)
     assert "nope" in result.message
     assert "n1" not in fsm.store.nodes
 

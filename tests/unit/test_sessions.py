@@ -9,7 +9,7 @@ import pytest
 from agent.http.app import HTTPError
 from agent.http.session import session_from_body
 from agent.sessions_reaper import SessionReaper, TTLTimers
-from agent.state.fsm import FSM, CommandRefused, TxnResult
+from agent.state.fsm import FSM, Refusal, TxnResult
 from agent.state.sessions import LockDelays, lock_delay_refusal
 from agent.state.store import Store
 from agent.state.structs import Session
@@ -92,7 +92,7 @@ def test_create_stores_session_with_indexes(fsm: FSM) -> None:
 )
 def test_create_refusals_change_nothing(fsm: FSM, fields: dict, message: str) -> None:
     result = fsm.apply(2, create(S1, **fields))
-    assert isinstance(result, CommandRefused)
+    assert isinstance(result, Refusal)
     assert result.message.startswith(message)
     assert fsm.store.sessions.get(S1) is None
     assert fsm.store.table_index("sessions") == 0
@@ -101,7 +101,7 @@ def test_create_refusals_change_nothing(fsm: FSM, fields: dict, message: str) ->
 def test_create_refused_on_a_critical_check(fsm: FSM) -> None:
     fsm.apply(2, register("n1", check("disk", "critical")))
     result = fsm.apply(3, create(S1, NodeChecks=["disk"]))
-    assert isinstance(result, CommandRefused)
+    assert isinstance(result, Refusal)
     assert result.message == "Check 'disk' is in critical state"
 
 
@@ -148,9 +148,9 @@ def test_plain_set_keeps_the_lock_and_delete_drops_it(fsm: FSM) -> None:
 
 def test_lock_with_unknown_or_missing_session_is_an_error(fsm: FSM) -> None:
     result = fsm.apply(2, kv("lock", "l", Session="nope"))
-    assert isinstance(result, CommandRefused)
+    assert isinstance(result, Refusal)
     assert result.message == 'invalid session "nope"'
-    assert isinstance(fsm.apply(3, kv("lock", "l", Session="")), CommandRefused)
+    assert isinstance(fsm.apply(3, kv("lock", "l", Session="")), Refusal)
     assert entry(fsm, "l") is None
 
 
