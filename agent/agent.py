@@ -18,6 +18,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from agent.acl.enforce import ACLRuntime
 from agent.cluster import ClusterManager
 from agent.errors import (
     CommandRefused,
@@ -160,6 +161,14 @@ class Agent:
                 metrics=self.metrics,
             )
             self.consensus.names[self.node_id] = self.node_name
+        self.acl_runtime = ACLRuntime(
+            self.store,
+            config.acl,
+            self.data_dir,
+            self.node_name,
+            self,
+            lambda: self.consensus is not None and self.consensus.is_leader,
+        )
         self.local = LocalState(self)
         self.session_reaper = SessionReaper(self)
         self._servers: list[Any] = []
@@ -270,7 +279,14 @@ class Agent:
             )
         raise RPCError("No cluster leader")
 
-    async def consensus_barrier(self) -> None:
+    def last_contact_ms(self) -> int:
+        """Milliseconds since this server last heard from the leader (0 on the leader)."""
+        consensus = self.consensus
+        if consensus is None or consensus.is_leader:
+            return 0
+        return int(max(0.0, time.monotonic() - consensus.last_contact) * 1000)
+
+    async def barrier(self) -> None:
         """For ?consistent: confirm leadership with a quorum round (read index)."""
         if self.consensus is None or not self.consensus.is_leader:
             raise NotLeader()

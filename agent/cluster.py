@@ -308,9 +308,7 @@ class ClusterManager:
         if agent.config.acl.enabled:
             # The built-in ACL records (global-management, anonymous, initial management
             # token) are written by whichever server leads, as soon as it leads.
-            from agent.acl.enforce import runtime
-
-            await runtime(agent).ensure_initialized()
+            await agent.acl_runtime.ensure_initialized()
         voters = set(consensus.voter_ids())
         by_id = {}
         for m in members:

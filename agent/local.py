@@ -451,9 +451,7 @@ class LocalState:
         if not agent.config.acl.enabled:
             await agent.write(command)
             return
-        from agent.acl.enforce import runtime
-
-        tokens = runtime(agent).tokens
+        tokens = agent.acl_runtime.tokens
         token = tokens.get("agent") or tokens.get("default") or ""
         path = "/v1/catalog/register" if command["Type"] == "register" else "/v1/catalog/deregister"
         body = {k: v for k, v in command.items() if k != "Type"}

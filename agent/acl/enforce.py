@@ -1,16 +1,11 @@
-"""Enforcement helpers for HTTP handlers: who is asking, may they, and filtering of lists.
+"""ACL decisions and the agent's ACL runtime, independent of HTTP.
 
-    require(req, "key", key, "write")              # 403 with Consul's text when not allowed
-    items = filter_items(req, items, lambda e: ("key", e["Key"]))
-
-All of it is a no-op when ACLs are disabled. The per-agent `ACLRuntime` holds the resolver,
-the agent's runtime token slots (`PUT /v1/agent/token/<kind>`) and the one-time creation of
-the built-in records (global-management policy, anonymous token, initial management token).
-
-The agent's own writes (anti-entropy in agent/local.py, node registration at start) go to
-consensus directly, never through the HTTP layer, so they need no token: they are the
-in-process equivalent of Consul's agent token. Requests that reach this layer always carry
-(or default to) a token.
+`decide(identity, resource, name, level)` is the whole rule: an identity's authorizer, asked
+about one resource. `resolve_secret` turns a token's secret into that identity. The per-agent
+`ACLRuntime` holds the resolver, the agent's runtime token slots (`PUT /v1/agent/token/<kind>`)
+and the one-time creation of the built-in records (global-management policy, anonymous
+token, initial management token). The request side (the token a request carries, 403s,
+filtering of lists) is `agent/http/authz.py`.
 """
 
 from __future__ import annotations
@@ -21,15 +16,14 @@ import json
 import logging
 import os
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from agent.acl.authorizer import MANAGEMENT_RULES, Authorizer
-from agent.acl.resolve import ACLNotFound, Identity, Resolver, token_from_request
+from agent.acl.resolve import Identity, Resolver
 from agent.acl.rules import ParsedRules
 from agent.errors import AgentError
-from agent.http.app import HTTPError, Request
 from agent.state.acl import (
     ANONYMOUS_ACCESSOR,
     ANONYMOUS_SECRET,
@@ -40,11 +34,11 @@ from agent.state.acl import (
 )
 
 if TYPE_CHECKING:
-    from agent.agent import Agent
+    from agent.ports import Writer
+    from agent.state.store import Store
 
 log = logging.getLogger("agent.acl")
 
-T = TypeVar("T")
 TOKEN_KINDS = (
     "default",
     "agent",
@@ -61,8 +55,6 @@ TOKEN_KIND_ALIASES = {
     "acl_agent_master_token": "agent_recovery",
     "acl_replication_token": "replication",
 }
-_SCOPE_KEY = "acl.identity"
-_FILTERED_KEY = "acl.filtered"
 
 
 def now_rfc3339() -> str:
@@ -70,20 +62,36 @@ def now_rfc3339() -> str:
 
 
 class ACLRuntime:
-    """ACL state of one agent process that is not in the replicated store."""
+    """ACL state of one agent process that is not in the replicated store: the resolver,
+    the agent's token slots, and the one-time creation of the built-in records.
 
-    def __init__(self, agent: Agent) -> None:
-        self.agent = agent
-        cfg = agent.config.acl
-        self.resolver = Resolver(agent.store, cfg.default_policy)
+    It gets what it uses, not the agent: the store (read), the ACL settings, where to keep
+    persisted tokens, this node's name, a writer for the built-ins, and whether this server
+    leads (only the leader writes them)."""
+
+    def __init__(
+        self,
+        store: Store,
+        cfg: Any,
+        data_dir: Path | None,
+        node_name: str,
+        writer: Writer,
+        is_leader: Callable[[], bool],
+    ) -> None:
+        self.store = store
+        self.cfg = cfg
+        self.node_name = node_name
+        self.writer = writer
+        self.is_leader = is_leader
+        self.resolver = Resolver(store, cfg.default_policy)
         self.tokens: dict[str, str] = {
             kind: getattr(cfg.tokens, kind, None) or "" for kind in TOKEN_KINDS
         }
         self._initialized_for: object = None  # the ACL tables object checked last
         self._init_lock = asyncio.Lock()
         self._persist_path = (
-            Path(agent.data_dir) / "acl-tokens.json"
-            if cfg.enable_token_persistence and getattr(agent, "data_dir", None)
+            Path(data_dir) / "acl-tokens.json"
+            if cfg.enable_token_persistence and data_dir is not None
             else None
         )
         self._load_persisted()
@@ -115,25 +123,24 @@ class ACLRuntime:
 
     async def ensure_initialized(self) -> None:
         """Write the built-in records once, on the leader (a no-op when they exist)."""
-        if self._initialized_for is self.agent.store.acl:
+        if self._initialized_for is self.store.acl:
             return  # a snapshot restore installs a new tables object: look again then
-        consensus = getattr(self.agent, "consensus", None)
-        if consensus is None or not getattr(consensus, "is_leader", False):
+        if not self.is_leader():
             return
         async with self._init_lock:
-            if self._initialized_for is self.agent.store.acl:
+            if self._initialized_for is self.store.acl:
                 return
             command = self.init_command()
             if command is not None:
                 try:
-                    await self.agent.write(command)
+                    await self.writer.write(command)
                 except AgentError as exc:
                     log.warning("could not create the built-in ACL records: %s", exc)
                     return
-            self._initialized_for = self.agent.store.acl
+            self._initialized_for = self.store.acl
 
     def init_command(self) -> dict | None:
-        acl = self.agent.store.acl
+        acl = self.store.acl
         policies, tokens = [], []
         created = now_rfc3339()
         if MANAGEMENT_POLICY_ID not in acl.policies:
@@ -150,7 +157,7 @@ class ACLRuntime:
             tokens.append(
                 new_token(ANONYMOUS_ACCESSOR, ANONYMOUS_SECRET, "Anonymous Token", [], created)
             )
-        initial = self.agent.config.acl.tokens.initial_management
+        initial = self.cfg.tokens.initial_management
         initial_accessor = ""
         if initial and acl.token_by_secret(initial) is None:
             initial_accessor = str(uuid.uuid4())
@@ -191,40 +198,22 @@ def new_token(
     return token
 
 
-def runtime(agent: Agent) -> ACLRuntime:
-    rt = getattr(agent, "_acl_runtime", None)
-    if rt is None:
-        rt = ACLRuntime(agent)
-        agent._acl_runtime = rt  # type: ignore[attr-defined]
-    return rt
-
-
-def enabled(req: Request) -> bool:
-    return bool(req.agent.config.acl.enabled)
-
-
-# ---------------------------------------------------------------------- per request
-
-
-def identity(req: Request) -> Identity:
-    """The request's identity (resolved once per request); 403 `ACL not found` if unknown."""
-    found = req.scope.get(_SCOPE_KEY)
-    if found is not None:
-        return found
-    rt = runtime(req.agent)
-    secret = token_from_request(req.query if req.raw_query else {}, req.headers)
+def resolve_secret(rt: ACLRuntime, secret: str) -> Identity:
+    """The identity a token's secret stands for (the default token when none is sent; the
+    agent recovery token without asking the store). Raises ACLNotFound for an unknown one."""
     if not secret:
         secret = rt.tokens.get("default") or ANONYMOUS_SECRET
     recovery = rt.tokens.get("agent_recovery")
     if recovery and secret == recovery:
-        found = agent_recovery_identity(req.agent.node_name)
-    else:
-        try:
-            found = rt.resolver.resolve(secret)
-        except ACLNotFound:
-            raise HTTPError(403, "ACL not found") from None
-    req.scope[_SCOPE_KEY] = found
-    return found
+        return agent_recovery_identity(rt.node_name)
+    return rt.resolver.resolve(secret)
+
+
+def decide(ident: Identity, resource: str, name: str | None, level: str) -> bool:
+    """Whether `ident` may act at `level` on `resource` `name` (None: single-valued)."""
+    if name is None:
+        return ident.authz.allowed_single(resource, level)
+    return ident.authz.allowed(resource, name, level)
 
 
 def agent_recovery_identity(node_name: str) -> Identity:
@@ -246,63 +235,3 @@ def denied_message(ident: Identity, resource: str, name: str | None, level: str)
         f"Permission denied: token with AccessorID '{ident.accessor}' lacks permission "
         f"'{resource}:{level}'{on}"
     )
-
-
-def allowed(req: Request, resource: str, name: str, level: str) -> bool:
-    if not enabled(req):
-        return True
-    return identity(req).authz.allowed(resource, name, level)
-
-
-def require(req: Request, resource: str, name: str | None, level: str) -> None:
-    """403 unless the request's token has `level` on `resource` `name` (None: single-valued)."""
-    if not enabled(req):
-        return
-    ident = identity(req)
-    if name is None:
-        ok = ident.authz.allowed_single(resource, level)
-    else:
-        ok = ident.authz.allowed(resource, name, level)
-    if not ok:
-        raise HTTPError(403, denied_message(ident, resource, name, level))
-
-
-def require_management(req: Request) -> None:
-    require(req, "acl", None, "write")
-
-
-def filter_items(
-    req: Request,
-    items: Iterable[T],
-    resources_of: Callable[[T], Iterable[tuple[str, str]] | tuple[str, str]],
-    level: str = "read",
-) -> list[T]:
-    """Items the token may read (every (resource, name) of an item must be readable)."""
-    items = list(items)
-    if not enabled(req):
-        return items
-    authz = identity(req).authz
-    kept = []
-    for item in items:
-        needs = resources_of(item)
-        if isinstance(needs, tuple) and len(needs) == 2 and isinstance(needs[0], str):
-            needs = [needs]  # type: ignore[list-item]
-        if all(authz.allowed(res, name, level) for res, name in needs):  # type: ignore[misc]
-            kept.append(item)
-    if len(kept) != len(items):
-        mark_filtered(req)
-    return kept
-
-
-def mark_filtered(req: Request) -> None:
-    req.scope[_FILTERED_KEY] = True
-
-
-def filtered_headers(req: Request) -> list[tuple[bytes, bytes]]:
-    """`X-Consul-Results-Filtered-By-ACLs: true` when something was removed for a real token."""
-    if not req.scope.get(_FILTERED_KEY):
-        return []
-    ident = req.scope.get(_SCOPE_KEY)
-    if ident is None or ident.anonymous:
-        return []
-    return [(b"x-consul-results-filtered-by-acls", b"true")]

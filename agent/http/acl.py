@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from agent.acl import enforce
-from agent.acl.enforce import identity, new_token, now_rfc3339, require, runtime
+from agent.acl.enforce import new_token, now_rfc3339
 from agent.acl.rules import RuleError, parse_rules
 from agent.http import gojson
 from agent.http.app import HTTPError, Request, Response, Router, json_response
+from agent.http.authz import identity, require
 from agent.http.blocking import blocking_query, read_headers
 from agent.http.bodies import ACL_POLICY, ACL_ROLE, ACL_TOKEN, AGENT_TOKEN
 from agent.http.gojson import Struct
@@ -97,7 +98,7 @@ def _acl(req: Request) -> ACLTables:
 
 
 async def _ready(req: Request) -> None:
-    await runtime(req.agent).ensure_initialized()
+    await req.acl.ensure_initialized()
 
 
 # ---------------------------------------------------------------------- rendering
@@ -683,7 +684,7 @@ async def agent_token(req: Request, kind: str) -> Response:
         raise HTTPError(404, f'Token "{kind}" is unknown')
     body = await _body(req, AGENT_TOKEN)
     secret = body.get("Token") or ""
-    runtime(req.agent).set_token(slot, secret)
+    req.acl.set_token(slot, secret)
     return Response(b"")
 
 

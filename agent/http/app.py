@@ -18,8 +18,10 @@ import msgspec
 from agent.errors import AgentError
 from agent.http.errors import BodyTooLarge, HTTPError, as_http
 from agent.http.gojson import parse
+from agent.http.reads import Reads
 
 if TYPE_CHECKING:
+    from agent.acl.enforce import ACLRuntime
     from agent.agent import Agent
 
 log = logging.getLogger("agent.http")
@@ -33,10 +35,34 @@ JSON_BODY_LIMIT = 4 * 1024 * 1024
 
 
 class Request:
-    __slots__ = ("agent", "method", "path", "raw_query", "headers", "_receive", "_query", "scope")
+    """One HTTP request as the handlers see it: method, path, query, headers, body, plus the
+    two per-request capabilities every area shares: `acl` (the agent's ACL runtime, None
+    when ACLs are off; agent/http/authz.py) and `reads` (what read headers and blocking need)."""
 
-    def __init__(self, agent: Agent, scope: dict, receive: Callable) -> None:
+    __slots__ = (
+        "agent",
+        "acl",
+        "reads",
+        "method",
+        "path",
+        "raw_query",
+        "headers",
+        "_receive",
+        "_query",
+        "scope",
+    )
+
+    def __init__(
+        self,
+        agent: Agent,
+        scope: dict,
+        receive: Callable,
+        acl: ACLRuntime | None = None,
+        reads: Any = None,
+    ) -> None:
         self.agent = agent
+        self.acl = acl
+        self.reads = reads
         self.scope = scope
         self.method: str = scope["method"]
         self.path: str = scope["path"]
@@ -157,6 +183,8 @@ class App:
         self._metric_names: dict[tuple[str, str], str] = {}
         acl = agent.config.acl
         self.default_acl_policy = (acl.default_policy if acl.enabled else "allow").encode()
+        self.acl = agent.acl_runtime if acl.enabled else None
+        self.reads = Reads(agent.store.watches, agent)
         self.extra_headers = [
             (k.lower().encode(), v.encode()) for k, v in agent.config.http_response_headers.items()
         ]
@@ -167,7 +195,7 @@ class App:
             return
         if scope["type"] != "http":
             return
-        req = Request(self.agent, scope, receive)
+        req = Request(self.agent, scope, receive, self.acl, self.reads)
         started = time.perf_counter()
         route = ""
         try:

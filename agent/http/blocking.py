@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -71,20 +70,13 @@ def query_options(req: Request) -> QueryOptions:
 def read_headers(
     req: Request, index: int, consistency: str = "leader"
 ) -> list[tuple[bytes, bytes]]:
+    leadership = req.reads.leadership
     return [
         (b"x-consul-index", str(index if index > 0 else 1).encode()),
-        (b"x-consul-knownleader", b"true" if req.agent.leader_address else b"false"),
-        (b"x-consul-lastcontact", _last_contact_ms(req)),
+        (b"x-consul-knownleader", b"true" if leadership.leader_address else b"false"),
+        (b"x-consul-lastcontact", str(leadership.last_contact_ms()).encode()),
         (b"x-consul-effective-consistency", consistency.encode()),
     ]
-
-
-def _last_contact_ms(req: Request) -> bytes:
-    """Milliseconds since this server last heard from the leader (0 on the leader)."""
-    consensus = req.agent.consensus
-    if consensus is None or consensus.is_leader:
-        return b"0"
-    return str(int(max(0.0, time.monotonic() - consensus.last_contact) * 1000)).encode()
 
 
 async def blocking_query(
@@ -96,14 +88,14 @@ async def blocking_query(
     """Run `query` -> (index, result), long-polling on `topics` when the request asks to."""
     opts = opts or query_options(req)
     if opts.consistency == "consistent":
-        await req.agent.consensus_barrier()
+        await req.reads.leadership.barrier()
     if opts.index <= 0:
         index, result = query()
         return index, result, opts
     loop = asyncio.get_running_loop()
     wait = opts.wait + random.random() * opts.wait / 16
     deadline = loop.time() + wait
-    watches = req.agent.store.watches
+    watches = req.reads.watches
     topics = tuple(topics)
     while True:
         waiter = loop.create_future()

@@ -163,7 +163,7 @@ async def serve_forwarded(agent: Agent, app: Any, args: dict) -> dict:
         "query_string": args.get("query", b""),
         "headers": [(k, v) for k, v in args.get("headers", [])],
     }
-    req = Request(agent, scope, receive)
+    req = Request(agent, scope, receive, app.acl, app.reads)
     try:
         try:
             methods, rest, _ = app.router.match(req.path)

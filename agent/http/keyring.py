@@ -8,7 +8,7 @@ Scope: this agent's keyring only. Consul relays the change to every member with 
 this agent has no such query yet, so a rotation is done agent by agent (install everywhere, then
 use, then remove) and the counts say how many agents answered: this one. The keyring is saved to
 `<data_dir>/serf/local.keyring` after each change, so it survives a restart.
-ACL rules (`keyring:read` / `keyring:write`) are applied by agent.acl.guards.
+ACL rules (`keyring:read` / `keyring:write`) are applied by agent/http/guards.py.
 """
 
 from __future__ import annotations

@@ -143,8 +143,8 @@ def build_router(agent: Agent) -> Router:
         if attach is not None:  # areas with agent-side state wire it here (events)
             attach(agent)
     if agent.config.acl.enabled:  # the ACL endpoints and the permission table
-        from agent.acl.guards import install
         from agent.http.acl import register as register_acl
+        from agent.http.guards import install
 
         register_acl(router)
         install(router)

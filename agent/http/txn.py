@@ -87,7 +87,7 @@ async def txn(req: Request, _: str) -> Response:
     if _is_read_only(ops):
         opts = query_options(req)
         if opts.consistency == "consistent":
-            await agent.consensus_barrier()
+            await req.reads.leadership.barrier()
         result = agent.fsm.read_txn(ops) if ops else TxnResult([], None)
         headers = read_headers(req, agent.store.last_index, opts.consistency)[1:3]
     else:

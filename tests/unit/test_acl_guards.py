@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 from types import SimpleNamespace
 
-from agent.acl.guards import TABLE, install
 from agent.config import load_config
+from agent.http.guards import TABLE, install
 from agent.http.routes import build_router
 
 
@@ -21,7 +21,7 @@ def test_every_route_has_a_guard() -> None:
     router = _router_with_acls()
     unguarded = install(router)
     assert unguarded == [], (
-        "add these routes to agent/acl/guards.py TABLE with the permission Consul requires "
+        "add these routes to agent/http/guards.py TABLE with the permission Consul requires "
         f"(consul-api.md 8.5): {unguarded}"
     )
 

@@ -19,18 +19,17 @@ from typing import Any
 
 import msgspec
 
-from agent.acl.enforce import (
+from agent.acl.enforce import denied_message
+from agent.http.app import Handler, HTTPError, Request, Response, Router, json_response
+from agent.http.authz import (
     allowed,
-    denied_message,
     filter_items,
     filtered_headers,
     identity,
     mark_filtered,
     require,
     require_management,
-    runtime,
 )
-from agent.http.app import Handler, HTTPError, Request, Response, Router, json_response
 
 log = logging.getLogger("agent.acl")
 
@@ -527,7 +526,7 @@ class _Answer(Exception):
 
 def wrap(handler: Handler, guard: Guard) -> Handler:
     async def guarded(req: Request, rest: str) -> Response:
-        await runtime(req.agent).ensure_initialized()
+        await req.acl.ensure_initialized()
         identity(req)  # 403 "ACL not found" first, for every guarded route
         if guard.before is not None:
             try:
