@@ -25,26 +25,19 @@ from typing import Any
 
 import msgspec
 
-from agent.errors import RefusalKind
 from agent.state import commands
-from agent.state.acl import ACL_COMMANDS, apply_acl
-from agent.state.sessions import SESSION_COMMAND, SessionRefused, apply_session
+from agent.state.fsm_acl import ACL_COMMANDS, apply_acl
+from agent.state.fsm_sessions import (
+    SESSION_COMMAND,
+    SessionRefused,
+    apply_session,
+    invalidate_check,
+    invalidate_node,
+)
+from agent.state.results import Refusal, TxnResult  # agent.py, http/txn.py import them here
 from agent.state.snapshot import SnapshotInvalid
 from agent.state.store import Store
 from agent.state.structs import HealthCheck, KVEntry, Node, Service, Weights
-
-
-class Refusal(msgspec.Struct):
-    """An apply that changed nothing, and why. `kind` is what it means to the caller (see
-    `agent.errors.CommandRefused`, which the writer raises from it); never an HTTP status."""
-
-    message: str
-    kind: RefusalKind = "failed"
-
-
-class TxnResult(msgspec.Struct):
-    results: list[dict] | None
-    errors: list[dict] | None
 
 
 class FSM:
@@ -59,9 +52,9 @@ class FSM:
             "restore": self._apply_restore,
             "coordinate": lambda index, cmd: self.store.set_coordinates(index, cmd["Updates"]),
             "autopilot": self._apply_autopilot,
-            SESSION_COMMAND: self._apply_session,  # agent/state/sessions.py
+            SESSION_COMMAND: self._apply_session,  # agent/state/fsm_sessions.py
         }
-        for kind in ACL_COMMANDS:  # agent/state/acl.py
+        for kind in ACL_COMMANDS:  # agent/state/fsm_acl.py
             self._handlers[kind] = self._apply_acl
 
     def apply(self, index: int, command: dict) -> Any:
@@ -75,7 +68,7 @@ class FSM:
         return result
 
     def _apply_acl(self, index: int, cmd: dict) -> Any:
-        return apply_acl(self.store, index, cmd, Refusal)
+        return apply_acl(self.store, index, cmd)
 
     def _apply_session(self, index: int, cmd: dict) -> Any:
         try:
@@ -125,11 +118,11 @@ class FSM:
     def _apply_deregister(self, index: int, cmd: dict) -> Any:
         store, node = self.store, cmd["Node"]
         if cmd.get("ServiceID"):
-            store.delete_service(index, node, cmd["ServiceID"])
+            _delete_service(store, index, node, cmd["ServiceID"])
         elif cmd.get("CheckID"):
-            store.delete_check(index, node, cmd["CheckID"])
+            _delete_check(store, index, node, cmd["CheckID"])
         else:
-            store.delete_node(index, node)
+            _delete_node(store, index, node)
         return True
 
     # ------------------------------------------------------------------ txn
@@ -445,7 +438,34 @@ def _register(store: Store, index: int, cmd: dict) -> None:
         store.ensure_service(index, node_name, service_from(cmd["Service"]))
     services = store.services.get(node_name, {})
     for raw in _register_checks(cmd):
-        store.ensure_check(index, check_from(raw, node_name, services))
+        _ensure_check(store, index, check_from(raw, node_name, services))
+
+
+# Catalog writes that end sessions: a check going critical or away, or a node leaving the
+# catalog, invalidates the sessions that depend on it, in the same apply (as Consul's state
+# store does). The store removes the records; the invalidation is applied here.
+
+
+def _ensure_check(store: Store, index: int, check: HealthCheck) -> None:
+    if store.ensure_check(index, check) and check.Status == "critical":
+        invalidate_check(store, index, check.Node, check.CheckID)
+
+
+def _delete_check(store: Store, index: int, node: str, check_id: str) -> None:
+    if store.delete_check(index, node, check_id):
+        invalidate_check(store, index, node, check_id)
+
+
+def _delete_service(store: Store, index: int, node: str, service_id: str) -> None:
+    checks = [c.CheckID for c in store.checks.get(node, {}).values() if c.ServiceID == service_id]
+    if store.delete_service(index, node, service_id):  # its checks go with it
+        for check_id in checks:
+            invalidate_check(store, index, node, check_id)
+
+
+def _delete_node(store: Store, index: int, node: str) -> None:
+    if store.delete_node(index, node):  # with its services and checks
+        invalidate_node(store, index, node)  # every session on the node, whatever it names
 
 
 def _txn_node(store: Store, index: int, op: dict) -> list[dict]:
@@ -454,7 +474,7 @@ def _txn_node(store: Store, index: int, op: dict) -> list[dict]:
     if verb in ("set", "cas"):
         store.ensure_node(index, _node_from(raw))
     elif verb in ("delete", "delete-cas"):
-        store.delete_node(index, name)
+        _delete_node(store, index, name)
         return []
     node = store.nodes.get(name)
     return [{"Node": msgspec.to_builtins(node)}] if node else []
@@ -466,7 +486,7 @@ def _txn_service(store: Store, index: int, op: dict) -> list[dict]:
     if verb in ("set", "cas"):
         store.ensure_service(index, node, service_from(raw))
     elif verb in ("delete", "delete-cas"):
-        store.delete_service(index, node, sid)
+        _delete_service(store, index, node, sid)
         return []
     svc = store.services.get(node, {}).get(sid)
     return [{"Service": msgspec.to_builtins(svc)}] if svc else []
@@ -476,9 +496,9 @@ def _txn_check(store: Store, index: int, op: dict) -> list[dict]:
     verb, raw = op["Verb"], op.get("Check") or {}
     node, cid = raw.get("Node", ""), raw.get("CheckID", "")
     if verb in ("set", "cas"):
-        store.ensure_check(index, check_from(raw, node, store.services.get(node, {})))
+        _ensure_check(store, index, check_from(raw, node, store.services.get(node, {})))
     elif verb in ("delete", "delete-cas"):
-        store.delete_check(index, node, cid)
+        _delete_check(store, index, node, cid)
         return []
     check = store.checks.get(node, {}).get(cid)
     return [{"Check": msgspec.to_builtins(check)}] if check else []

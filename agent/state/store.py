@@ -1,8 +1,13 @@
 """The in-memory state store: tables, Consul's raft-index bookkeeping, watches, snapshots.
 
-Only the FSM writes here, always with the raft index of the command being applied, so every
-record's `CreateIndex`/`ModifyIndex` and every table's max index are a pure function of the log.
-Readers (the HTTP layer) run on the same event loop and never see a half-applied command.
+The store owns its tables: KV (with tombstones), the catalog (nodes, services, checks,
+coordinates), sessions (`agent/state/sessions.py`) and ACL (`agent/state/acl.py`). Only the
+FSM writes here (`agent/state/fsm*.py`), always with the raft index of the command being
+applied, so every record's `CreateIndex`/`ModifyIndex` and every table's max index are a pure
+function of the log. Readers (the HTTP layer) run on the same event loop and never see a
+half-applied command. A write keeps its own tables consistent (deleting a node deletes its
+services and checks; a KV write keeps the sessions' held-keys index); what a write means for
+other records, such as the sessions a critical check invalidates, is the FSM's to apply.
 
 Index rules follow Consul's memdb: each table keeps the index of its last change; a KV delete
 leaves a tombstone carrying the delete's index, so a blocking query on a deleted key or an
@@ -19,7 +24,7 @@ import msgspec
 from sortedcontainers import SortedDict
 
 from agent.state.acl import ACL_TABLES, ACLTables
-from agent.state.sessions import SessionTable, invalidate_check, invalidate_node
+from agent.state.sessions import SessionTable
 from agent.state.snapshot import CapturedState, decode_state
 from agent.state.snapshot import SnapshotInvalid as SnapshotInvalid  # raised by restore()
 from agent.state.structs import HealthCheck, KVEntry, Node, Service
@@ -199,8 +204,6 @@ class Store:
         self._touch_check_service(check, index)
         if old is not None and old.ServiceName != check.ServiceName:
             self._touch_check_service(old, index)
-        if check.Status == "critical":
-            invalidate_check(self, index, check.Node, check.CheckID)
         return True
 
     def _touch_check_service(self, check: HealthCheck, index: int) -> None:
@@ -220,7 +223,6 @@ class Store:
             del self.checks[node]
         self._bump("checks", index)
         self._touch_check_service(check, index)
-        invalidate_check(self, index, node, check_id)
         return True
 
     def delete_service(self, index: int, node: str, service_id: str) -> bool:
@@ -257,7 +259,6 @@ class Store:
             self.delete_service(index, node, service_id)
         for check_id in list(self.checks.get(node, {})):
             self.delete_check(index, node, check_id)
-        invalidate_node(self, index, node)
         del self.nodes[node]
         self._bump("nodes", index)
         if self.coordinates.pop(node, None) is not None:

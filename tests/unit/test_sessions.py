@@ -237,6 +237,74 @@ def test_node_deregistration_invalidates_its_sessions(fsm: FSM) -> None:
     assert entry(fsm, "a").Session == ""
 
 
+@pytest.mark.parametrize(
+    ("command", "survivors"),
+    [
+        ({"Type": "deregister", "Node": "n1", "CheckID": "disk"}, [S2]),
+        (
+            {
+                "Type": "txn",
+                "Ops": [{"Check": {"Verb": "delete", "Check": {"Node": "n1", "CheckID": "disk"}}}],
+            },
+            [S2],
+        ),
+        (
+            {
+                "Type": "txn",
+                "Ops": [
+                    {
+                        "Check": {
+                            "Verb": "set",
+                            "Check": {"Node": "n1", "CheckID": "disk", "Status": "critical"},
+                        }
+                    }
+                ],
+            },
+            [S2],
+        ),
+        (
+            {
+                "Type": "txn",
+                "Ops": [{"Service": {"Verb": "delete", "Node": "n1", "Service": {"ID": "web1"}}}],
+            },
+            [S2],
+        ),
+        ({"Type": "txn", "Ops": [{"Node": {"Verb": "delete", "Node": {"Node": "n1"}}}]}, []),
+    ],
+    ids=[
+        "deregister-check",
+        "txn-check-delete",
+        "txn-check-critical",
+        "txn-service-delete",
+        "txn-node-delete",
+    ],
+)
+def test_every_catalog_write_that_fails_a_check_invalidates(
+    fsm: FSM, command: dict, survivors: list[str]
+) -> None:
+    fsm.apply(
+        2,
+        {
+            "Type": "register",
+            "Node": "n1",
+            "Address": "10.0.0.1",
+            "Service": {"ID": "web1", "Service": "web"},
+            "Checks": [
+                check("disk", "passing"),
+                {"CheckID": "web-alive", "Status": "passing", "ServiceID": "web1"},
+            ],
+        },
+    )
+    fsm.apply(3, create(S1, NodeChecks=["serfHealth", "disk"], ServiceChecks=[{"ID": "web-alive"}]))
+    fsm.apply(4, create(S2))
+    fsm.apply(5, kv("lock", "a", Session=S1))
+    result = fsm.apply(6, command)
+    assert not isinstance(result, Refusal) and getattr(result, "errors", None) is None
+    assert [s.ID for s in fsm.store.sessions.all()] == survivors
+    assert entry(fsm, "a").Session == ""
+    assert fsm.store.table_index("sessions") == 6
+
+
 # ---------------------------------------------------------------------- txn verbs
 
 
