@@ -29,7 +29,9 @@ from agent.errors import (
     StartError,
     UnknownNode,
 )
+from agent.events import UserEvents
 from agent.gossip.errors import GossipError
+from agent.http.deps import HTTPDeps
 from agent.local import LocalState
 from agent.metrics import Metrics
 from agent.raft.node import RaftNode
@@ -181,6 +183,26 @@ class Agent:
         self.cluster = ClusterManager(self)
         if self.consensus is not None:
             self.consensus.on_leadership = self.cluster.kick
+        self.events = UserEvents(
+            self.node_name,
+            lambda: [(sid, d.service.get("Tags") or ()) for sid, d in self.local.services.items()],
+            lambda: self.cluster.gossip,
+        )
+        self.cluster.user_event_handler = self.events.receive
+        self.http_deps = HTTPDeps(
+            store=self.store,
+            fsm=self.fsm,
+            writer=self,
+            leadership=self,
+            identity=self,
+            local=self.local,
+            control=self,
+            metrics=self.metrics,
+            consensus=self.consensus,
+            acl=self.acl_runtime if config.acl.enabled else None,
+            cluster=self.cluster,
+            events=self.events,
+        )
 
     # ------------------------------------------------------------------ writes / reads
 
@@ -236,7 +258,7 @@ class Agent:
         from agent.http.routes import build_router
 
         if self.app is None:
-            self.app = App(self, build_router(self))
+            self.app = App(self, build_router(self.http_deps))
         headers = [[b"content-type", b"application/json"]]
         if token:
             headers.append([b"x-consul-token", token.encode()])

@@ -6,7 +6,8 @@ service and tag filters match *this* agent, as Consul's agent does on receipt. K
 in a ring of the last 256, which `GET /v1/event/list` reads; its blocking index is the XOR of
 the two 64-bit halves of the newest event's UUID (not monotonic: a list blocks while equal).
 
-Everything but `EventLog`'s waiters is pure; `attach(agent)` wires the log to the gossip layer.
+Everything but `EventLog`'s waiters and `UserEvents` (which the agent wires to its gossip
+pool) is pure.
 
 Errors::
 
@@ -23,16 +24,16 @@ import logging
 import re
 import uuid
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from agent.filter import compile_re2
+from agent.gossip.errors import UserEventTooLarge
 
 if TYPE_CHECKING:
-    from agent.agent import Agent
     from agent.gossip.events import UserEvent
 
 log = logging.getLogger("agent.events")
@@ -232,60 +233,51 @@ class EventLog:
 
 # ---------------------------------------------------------------------- agent wiring
 
-_LOG_ATTR = "_user_event_log"
 
+class UserEvents:
+    """This agent's side of user events: the ones it received (`log`) and firing new ones.
 
-def event_log(agent: Agent) -> EventLog:
-    """The agent's event log, kept on the agent itself (created on first use)."""
-    log_ = getattr(agent, _LOG_ATTR, None)
-    if log_ is None:
-        log_ = EventLog()
-        setattr(agent, _LOG_ATTR, log_)
-    return log_
+    It gets what it uses: this node's name, the local services (an event may target a
+    service or tag), and the LAN gossip pool (None until it runs)."""
 
+    def __init__(
+        self,
+        node_name: str,
+        local_services: Callable[[], list[tuple[str, Sequence[str]]]],
+        gossip: Callable[[], Any],
+    ) -> None:
+        self.node_name = node_name
+        self.local_services = local_services
+        self.gossip = gossip
+        self.log = EventLog()
 
-def _local_services(agent: Agent) -> list[tuple[str, Sequence[str]]]:
-    return [(sid, defn.service.get("Tags") or ()) for sid, defn in agent.local.services.items()]
+    def receive(self, ev: UserEvent) -> None:
+        """Gossip delivered a user event: keep it if it is a Consul event meant for us."""
+        if not ev.name.startswith(GOSSIP_PREFIX):
+            return
+        try:
+            event = decode(ev.payload, ev.ltime)
+        except EventError as exc:
+            log.error("agent: %s", exc)
+            return
+        if event.version > VERSION:
+            log.warning("agent: event version %d may have unsupported features", event.version)
+        if not accepts(event, self.node_name, self.local_services()):
+            return
+        if event.name == REMOTE_EXEC:
+            # Consul runs `consul exec` jobs from these and never lists them; we run none.
+            log.info("agent: ignoring remote exec event %s, not supported", event.id)
+            return
+        log.debug("agent: new event %s (%s)", event.name, event.id)
+        self.log.add(event)
 
-
-def receive(agent: Agent, ev: UserEvent) -> None:
-    """Gossip delivered a user event: keep it if it is a Consul event meant for this agent."""
-    if not ev.name.startswith(GOSSIP_PREFIX):
-        return
-    try:
-        event = decode(ev.payload, ev.ltime)
-    except EventError as exc:
-        log.error("agent: %s", exc)
-        return
-    if event.version > VERSION:
-        log.warning("agent: event version %d may have unsupported features", event.version)
-    if not accepts(event, agent.node_name, _local_services(agent)):
-        return
-    if event.name == REMOTE_EXEC:
-        # Consul runs `consul exec` jobs from these and never lists them; we run none.
-        log.info("agent: ignoring remote exec event %s, not supported", event.id)
-        return
-    log.debug("agent: new event %s (%s)", event.name, event.id)
-    event_log(agent).add(event)
-
-
-def attach(agent: Agent) -> None:
-    """Route the agent's gossip user events into its event log (idempotent)."""
-    event_log(agent)
-    cluster = getattr(agent, "cluster", None)  # absent on the stand-ins route tests build
-    if cluster is not None:
-        cluster.user_event_handler = lambda ev: receive(agent, ev)
-
-
-def fire(agent: Agent, event: Event) -> Event:
-    """Spread `event` by gossip (this agent receives it too, through `receive`)."""
-    from agent.gossip.errors import UserEventTooLarge
-
-    gossip = agent.cluster.gossip
-    if gossip is None:
-        raise EventError("gossip is not running")
-    try:
-        gossip.broadcast_user_event(gossip_name(event.name), encode(event))
-    except UserEventTooLarge as exc:
-        raise EventTooLarge(f"{exc} before encoding") from None
-    return event
+    def fire(self, event: Event) -> Event:
+        """Spread `event` by gossip (this agent receives it too, through `receive`)."""
+        gossip = self.gossip()
+        if gossip is None:
+            raise EventError("gossip is not running")
+        try:
+            gossip.broadcast_user_event(gossip_name(event.name), encode(event))
+        except UserEventTooLarge as exc:
+            raise EventTooLarge(f"{exc} before encoding") from None
+        return event

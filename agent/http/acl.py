@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.acl import enforce
 from agent.acl.enforce import new_token, now_rfc3339
@@ -34,6 +34,9 @@ from agent.state.acl import (
     ACLTables,
     record_hash,
 )
+
+if TYPE_CHECKING:
+    from agent.http.deps import HTTPDeps
 
 HIDDEN = "<hidden>"
 RESERVED_PREFIX = "00000000-0000-0000-0000-0000000000"
@@ -699,7 +702,7 @@ def _not_supported(what: str):
     return handler
 
 
-def register(router: Router) -> None:
+def register(router: Router, deps: HTTPDeps) -> None:
     """Replace the 'ACL support disabled' routes with the real ones (ACLs enabled)."""
     methods = ("GET", "PUT", "DELETE")
     routes: list[tuple[str, dict, bool]] = [

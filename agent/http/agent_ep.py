@@ -11,6 +11,7 @@ import platform
 import resource
 import sys
 import time
+from typing import TYPE_CHECKING
 
 from agent.checks import CheckError
 from agent.cluster import serf_tags
@@ -19,6 +20,9 @@ from agent.http.app import HTTPError, Request, Response, Router, json_response, 
 from agent.http.bodies import CHECK_DEFINITION, CHECK_UPDATE, SERVICE_DEFINITION
 from agent.http.gojson import conform
 from agent.services import ServiceError, content_hash
+
+if TYPE_CHECKING:
+    from agent.http.deps import HTTPDeps
 
 _EMPTY = b""
 _TRUE_VALUES = {"1", "t", "T", "true", "TRUE", "True"}
@@ -526,7 +530,7 @@ async def health_by_name(req: Request, name: str) -> Response:
     return json_response(req, [b for _, b in entries], status=_HEALTH_CODES[status])
 
 
-def register(router: Router) -> None:
+def register(router: Router, deps: HTTPDeps) -> None:
     router.add("/v1/agent/self", {"GET": agent_self})
     router.add("/v1/agent/version", {"GET": agent_version})
     router.add("/v1/agent/host", {"GET": agent_host})

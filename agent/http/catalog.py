@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Hashable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.durations import format_nanoseconds, parse_nanoseconds
 from agent.filter import Filter, FilterError, compile_filter
@@ -23,6 +23,9 @@ from agent.http.blocking import QueryOptions, blocking_query, query_options, rea
 from agent.http.bodies import DEREGISTER, HEADER, REGISTER
 from agent.http.gojson import STRINGS, Struct
 from agent.state.structs import Node, Service
+
+if TYPE_CHECKING:
+    from agent.http.deps import HTTPDeps
 
 # ---------------------------------------------------------------------------- read helpers
 
@@ -491,7 +494,7 @@ async def gateway_services(req: Request, name: str) -> Response:
     )
 
 
-def register(router: Router) -> None:
+def register(router: Router, deps: HTTPDeps) -> None:
     router.add("/v1/catalog/register", {"PUT": register_handler})
     router.add("/v1/catalog/deregister", {"PUT": deregister_handler})
     router.add("/v1/catalog/datacenters", {"GET": datacenters})

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from agent.http.app import HTTPError, Request, Response, Router, json_response
 from agent.http.blocking import blocking_query, query_options, read_headers
 from agent.http.bodies import COORDINATE_UPDATE
 from agent.http.gojson import conform
+
+if TYPE_CHECKING:
+    from agent.http.deps import HTTPDeps
 
 _ORIGIN = {"Vec": [0.0] * 8, "Error": 1.5, "Adjustment": 0.0, "Height": 1e-05}
 
@@ -93,7 +98,7 @@ async def update(req: Request, _: str) -> Response:
     return Response(b"", 200)
 
 
-def register(router: Router) -> None:
+def register(router: Router, deps: HTTPDeps) -> None:
     router.add("/v1/coordinate/datacenters", {"GET": datacenters})
     router.add("/v1/coordinate/nodes", {"GET": nodes})
     router.add("/v1/coordinate/node/", {"GET": node}, prefix=True)

@@ -9,23 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import random
+from functools import partial
+from typing import TYPE_CHECKING
 
-from agent.events import (
-    EventError,
-    attach,
-    event_log,
-    fire,
-    list_index,
-    new_event,
-)
+from agent.events import EventError, UserEvents, list_index, new_event
 from agent.filter import FilterError, compile_filter
 from agent.http.app import JSON_BODY_LIMIT, HTTPError, Request, Response, Router, json_response
 from agent.http.blocking import query_options, read_headers
 
-__all__ = ["attach", "register"]
+if TYPE_CHECKING:
+    from agent.http.deps import HTTPDeps
+
+__all__ = ["register"]
 
 
-async def event_fire(req: Request, name: str) -> Response:
+async def event_fire(events: UserEvents, req: Request, name: str) -> Response:
     if not name:
         raise HTTPError(400, "Missing name")
     node = req.get("node") or ""
@@ -35,7 +33,7 @@ async def event_fire(req: Request, name: str) -> Response:
     # keeps an oversize body from being buffered at all.
     payload = await req.body(JSON_BODY_LIMIT)
     try:
-        event = fire(req.agent, new_event(name, payload, node, service, tag))
+        event = events.fire(new_event(name, payload, node, service, tag))
     except EventError as exc:  # Consul answers its validation errors with 500 too
         raise HTTPError(500, str(exc)) from None
     return json_response(req, event.api_dict())
@@ -51,19 +49,19 @@ def _filter(req: Request):
         raise HTTPError(400, f"Failed to create boolean expression evaluator: {exc}") from None
 
 
-async def event_list(req: Request, rest: str) -> Response:
+async def event_list(events: UserEvents, req: Request, rest: str) -> Response:
     opts = query_options(req)
     name = req.get("name") or None
     selector = _filter(req)  # a bad expression fails before blocking
-    events_log = event_log(req.agent)
+    events_log = events.log
     loop = asyncio.get_running_loop()
     # Consul's jitter: up to wait/16 more, so many watchers do not return in step.
     deadline = loop.time() + opts.wait + random.random() * opts.wait / 16
     while True:
         waiter = events_log.next_change()
         try:
-            events = events_log.events(name)
-            index = list_index(events)
+            listed = events_log.events(name)
+            index = list_index(listed)
             remaining = deadline - loop.time()
             if opts.index <= 0 or index != opts.index or remaining <= 0:
                 break
@@ -73,7 +71,7 @@ async def event_list(req: Request, rest: str) -> Response:
                 pass
         finally:
             events_log.forget(waiter)
-    items = [e.api_dict() for e in events]
+    items = [e.api_dict() for e in listed]
     if selector is not None:
         try:
             items = selector.select(items)
@@ -82,6 +80,7 @@ async def event_list(req: Request, rest: str) -> Response:
     return json_response(req, items, read_headers(req, index))
 
 
-def register(router: Router) -> None:
-    router.add("/v1/event/fire/", {"PUT": event_fire}, prefix=True)
-    router.add("/v1/event/list", {"GET": event_list})
+def register(router: Router, deps: HTTPDeps) -> None:
+    events = deps.events  # the only port this area uses
+    router.add("/v1/event/fire/", {"PUT": partial(event_fire, events)}, prefix=True)
+    router.add("/v1/event/list", {"GET": partial(event_list, events)})

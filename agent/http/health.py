@@ -8,6 +8,8 @@ there wakes only for its service.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from agent.http import render
 from agent.http.app import HTTPError, Request, Response, Router
 from agent.http.catalog import (
@@ -20,6 +22,9 @@ from agent.http.catalog import (
     tag_filters,
 )
 from agent.state.structs import HealthCheck
+
+if TYPE_CHECKING:
+    from agent.http.deps import HTTPDeps
 
 _TRUE = {"1", "t", "T", "TRUE", "true", "True"}
 _FALSE = {"0", "f", "F", "FALSE", "false", "False"}
@@ -135,7 +140,7 @@ async def mesh_instances(req: Request, name: str) -> Response:
     )
 
 
-def register(router: Router) -> None:
+def register(router: Router, deps: HTTPDeps) -> None:
     router.add("/v1/health/node/", {"GET": node_checks}, prefix=True)
     router.add("/v1/health/checks/", {"GET": service_checks}, prefix=True)
     router.add("/v1/health/service/", {"GET": service_instances}, prefix=True)

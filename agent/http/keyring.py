@@ -13,7 +13,7 @@ ACL rules (`keyring:read` / `keyring:write`) are applied by agent/http/guards.py
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.gossip.crypto import (
     KEYRING_FILE,
@@ -23,6 +23,9 @@ from agent.gossip.crypto import (
     save_keyring_file,
 )
 from agent.http.app import HTTPError, Request, Response, Router, json_response
+
+if TYPE_CHECKING:
+    from agent.http.deps import HTTPDeps
 
 NOT_ENABLED = "Gossip encryption is not enabled on this agent"
 
@@ -82,7 +85,7 @@ def _change(name: str):
     return handler
 
 
-def register(router: Router) -> None:
+def register(router: Router, deps: HTTPDeps) -> None:
     router.add(
         "/v1/operator/keyring",
         {

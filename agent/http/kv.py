@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from agent.http.app import HTTPError, Request, Response, Router, json_response
 from agent.http.blocking import blocking_query, query_options, read_headers
 from agent.limits import kv_key_error
 from agent.state.structs import KVEntry
+
+if TYPE_CHECKING:
+    from agent.http.deps import HTTPDeps
 
 _NOT_FOUND = b""
 
@@ -148,6 +152,6 @@ async def kv_delete(req: Request, key: str) -> Response:
     return json_response(req, bool(result))
 
 
-def register(router: Router) -> None:
+def register(router: Router, deps: HTTPDeps) -> None:
     router.add("/v1/kv/", {"GET": kv_get, "PUT": kv_put, "DELETE": kv_delete}, prefix=True)
     router.add("/v1/kv", {"GET": kv_get, "PUT": kv_put, "DELETE": kv_delete})

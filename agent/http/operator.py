@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import TYPE_CHECKING
 
 from agent.errors import NotLeader
 from agent.http.app import HTTPError, Request, Response, Router, json_response
@@ -18,6 +19,9 @@ from agent.http.autopilot import DEFAULTS as _AUTOPILOT
 from agent.http.autopilot import decode_autopilot
 from agent.http.blocking import query_options, read_headers
 from agent.state.archive import ArchiveInvalid, Server, new_meta, read_verified, write_archive
+
+if TYPE_CHECKING:
+    from agent.http.deps import HTTPDeps
 
 
 def _servers(agent) -> list[dict]:
@@ -178,7 +182,7 @@ async def snapshot_restore(req: Request, _: str) -> Response:
     return Response(b"", 200)
 
 
-def register(router: Router) -> None:
+def register(router: Router, deps: HTTPDeps) -> None:
     router.add("/v1/operator/raft/configuration", {"GET": raft_configuration})
     router.add("/v1/operator/raft/peer", {"DELETE": raft_peer})
     router.add("/v1/operator/raft/transfer-leader", {"POST": transfer_leader})

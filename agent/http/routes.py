@@ -8,13 +8,17 @@ agent today (ACLs disabled: 401; no sessions: an empty list), never a made-up su
 from __future__ import annotations
 
 import importlib
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent.http.app import HTTPError, Request, Response, Router, json_response
+from agent.http.blocking import read_headers
 
 if TYPE_CHECKING:
-    from agent.agent import Agent
+    from agent.http.deps import HTTPDeps
+    from agent.ports import AgentIdentity
+    from agent.state.store import Store
 
 # Modules with a `register(router)` function, in no particular order.
 AREAS = (
@@ -40,11 +44,9 @@ def _refuse(status: int, message: str):
     return handler
 
 
-def _empty_list(table: str = "kvs"):
+def _empty_list(store: Store, table: str = "kvs"):
     async def handler(req: Request, rest: str) -> Response:
-        from agent.http.blocking import read_headers
-
-        return json_response(req, [], read_headers(req, req.agent.store.table_index(table)))
+        return json_response(req, [], read_headers(req, store.table_index(table)))
 
     return handler
 
@@ -94,12 +96,12 @@ def _acl_routes(router: Router) -> None:
         router.add(path, {method: gone}, prefix=prefix)
 
 
-def _later_routes(router: Router) -> None:
+def _later_routes(router: Router, store: Store) -> None:
     """Features of later issues: verb rules now, honest answers until they land."""
     router.add(
         "/v1/query",
         {
-            "GET": _empty_list(),
+            "GET": _empty_list(store),
             "POST": _refuse(500, "prepared queries are not supported by this agent yet"),
         },
     )
@@ -115,22 +117,23 @@ def _later_routes(router: Router) -> None:
 _UI_PAGE = None
 
 
-async def _ui(req: Request, rest: str) -> Response:
+async def _ui(identity: AgentIdentity, req: Request, rest: str) -> Response:
     """The web UI: one static page (served for every /ui/ path; it routes by URL hash)."""
     global _UI_PAGE
-    if not req.agent.config.ui_enabled:
+    if not identity.config.ui_enabled:
         raise HTTPError(404, "UI is disabled: start the agent with -ui")
     if _UI_PAGE is None:
         _UI_PAGE = (Path(__file__).resolve().parent.parent / "ui" / "index.html").read_bytes()
     return Response(_UI_PAGE, 200, b"text/html; charset=utf-8")
 
 
-def build_router(agent: Agent) -> Router:
+def build_router(deps: HTTPDeps) -> Router:
     router = Router()
-    router.add("/ui/", {"GET": _ui}, prefix=True)
-    router.add("/ui", {"GET": _ui})
+    ui = partial(_ui, deps.identity)
+    router.add("/ui/", {"GET": ui}, prefix=True)
+    router.add("/ui", {"GET": ui})
     _acl_routes(router)
-    _later_routes(router)
+    _later_routes(router, deps.store)
     for name in AREAS:
         try:
             module = importlib.import_module(name)
@@ -138,14 +141,11 @@ def build_router(agent: Agent) -> Router:
             if exc.name != name:
                 raise
             continue
-        module.register(router)
-        attach = getattr(module, "attach", None)
-        if attach is not None:  # areas with agent-side state wire it here (events)
-            attach(agent)
-    if agent.config.acl.enabled:  # the ACL endpoints and the permission table
+        module.register(router, deps)
+    if deps.acl is not None:  # the ACL endpoints and the permission table
         from agent.http.acl import register as register_acl
         from agent.http.guards import install
 
-        register_acl(router)
+        register_acl(router, deps)
         install(router)
     return router

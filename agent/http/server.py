@@ -130,7 +130,7 @@ async def start_http(agent: Agent) -> list[HTTPServer]:
         raise
     if not sockets and not tls_sockets:
         return []
-    app = App(agent, build_router(agent))
+    app = App(agent, build_router(agent.http_deps))
     agent.app = app  # in-process calls skip the edge: their paths and bodies are our own
     edge = CleanPathsAndBodies(app)
     servers = []

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -22,6 +22,9 @@ from agent.http.bodies import SESSION
 from agent.http.gojson import conform
 from agent.state.sessions import NANOSECOND, SessionTable
 from agent.state.structs import Session
+
+if TYPE_CHECKING:
+    from agent.http.deps import HTTPDeps
 
 SERF_CHECK = "serfHealth"
 DEFAULT_LOCK_DELAY_NS = 15 * NANOSECOND
@@ -201,7 +204,7 @@ async def session_list(req: Request, rest: str) -> Response:
     return await _read(req, lambda table: table.all())
 
 
-def register(router: Router) -> None:
+def register(router: Router, deps: HTTPDeps) -> None:
     router.add("/v1/session/create", {"PUT": session_create})
     router.add("/v1/session/destroy/", {"PUT": session_destroy}, prefix=True)
     router.add("/v1/session/renew/", {"PUT": session_renew}, prefix=True)

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from agent.http.app import Request, Response, Router, json_response
+
+if TYPE_CHECKING:
+    from agent.http.deps import HTTPDeps
 
 
 async def leader(req: Request, _: str) -> Response:
@@ -14,6 +19,6 @@ async def peers(req: Request, _: str) -> Response:
     return json_response(req, consensus.peers() if consensus else [])
 
 
-def register(router: Router) -> None:
+def register(router: Router, deps: HTTPDeps) -> None:
     router.add("/v1/status/leader", {"GET": leader})
     router.add("/v1/status/peers", {"GET": peers})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 import msgspec
 
@@ -12,6 +13,9 @@ from agent.http.bodies import TXN_OPS
 from agent.http.gojson import b64decode, conform, parse
 from agent.limits import kv_key_error
 from agent.state.fsm import TxnResult
+
+if TYPE_CHECKING:
+    from agent.http.deps import HTTPDeps
 
 MAX_OPS = 64
 _READ_VERBS = {"get", "get-tree", "check-index", "check-session", "check-not-exists"}
@@ -119,5 +123,5 @@ async def _streamed(results: list[dict]) -> AsyncIterator[bytes]:
     yield b'],"Errors":null}'
 
 
-def register(router: Router) -> None:
+def register(router: Router, deps: HTTPDeps) -> None:
     router.add("/v1/txn", {"PUT": txn})

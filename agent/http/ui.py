@@ -7,7 +7,7 @@ what the UI shows.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.http import render
 from agent.http.app import HTTPError, Request, Response, Router, json_response
@@ -20,6 +20,9 @@ from agent.http.catalog import (
     sorted_nodes,
     sorted_services,
 )
+
+if TYPE_CHECKING:
+    from agent.http.deps import HTTPDeps
 
 _TABLES = ("nodes", "services", "checks")
 _TOPICS = tuple(("table", t) for t in _TABLES)
@@ -201,7 +204,7 @@ async def exported_services(req: Request, _: str) -> Response:
     return json_response(req, [])
 
 
-def register(router: Router) -> None:
+def register(router: Router, deps: HTTPDeps) -> None:
     router.add("/v1/internal/ui/nodes", {"GET": nodes})
     router.add("/v1/internal/ui/node/", {"GET": node}, prefix=True)
     router.add("/v1/internal/ui/services", {"GET": services})

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
-from types import SimpleNamespace
 
 from agent.config import load_config
 from agent.http.guards import TABLE, install
 from agent.http.routes import build_router
+from tests.harness.twins import http_deps
 
 
 def _router_with_acls():
     config = load_config(["-dev"])
     config = dataclasses.replace(config, acl=dataclasses.replace(config.acl, enabled=True))
-    return build_router(SimpleNamespace(config=config))  # type: ignore[arg-type]
+    return build_router(http_deps(config))
 
 
 def test_every_route_has_a_guard() -> None:

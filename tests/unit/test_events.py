@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from types import SimpleNamespace
 
 import pytest
 
@@ -15,15 +14,13 @@ from agent.events import (
     EventLog,
     EventTooLarge,
     InvalidEvent,
+    UserEvents,
     accepts,
-    attach,
     decode,
     encode,
-    event_log,
     gossip_name,
     list_index,
     new_event,
-    receive,
     uuid_index,
 )
 from agent.gossip.events import UserEvent
@@ -136,32 +133,44 @@ def test_waiters_wake_on_add_and_can_be_forgotten() -> None:
     asyncio.run(scenario())
 
 
-def _fake_agent() -> SimpleNamespace:
-    web = SimpleNamespace(service={"Tags": ["canary"]})
-    return SimpleNamespace(node_name="node4", local=SimpleNamespace(services={"web-1": web}))
+def _events(gossip: object = None) -> UserEvents:
+    return UserEvents("node4", lambda: [("web-1", ["canary"])], lambda: gossip)
 
 
 def test_receive_keeps_only_consul_events_meant_for_this_agent() -> None:
-    agent = _fake_agent()
+    events = _events()
 
     def deliver(event: Event, gossip_name_: str | None = None) -> None:
         name = gossip_name_ or gossip_name(event.name)
-        receive(agent, UserEvent(name, encode(event), 7, "gossip-id"))  # type: ignore[arg-type]
+        events.receive(UserEvent(name, encode(event), 7, "gossip-id"))
 
     deliver(new_event("kept", b"p", service="web", tag="can"))
     deliver(new_event("other-node", None, node="^node1$"))
     deliver(new_event("no-service", None, service="db"))
     deliver(new_event("_rexec", b"job"))
     deliver(new_event("not-consul", None), gossip_name_="serf-only")
-    receive(agent, UserEvent(gossip_name("bad"), b"\xc1", 8, "x"))  # type: ignore[arg-type]
-    kept = event_log(agent).events()  # type: ignore[arg-type]
+    events.receive(UserEvent(gossip_name("bad"), b"\xc1", 8, "x"))
+    kept = events.log.events()
     assert [(e.name, e.ltime, e.payload) for e in kept] == [("kept", 7, b"p")]
 
 
-def test_attach_routes_gossip_events_into_the_log() -> None:
-    agent = _fake_agent()
-    agent.cluster = SimpleNamespace(user_event_handler=None)
-    attach(agent)  # type: ignore[arg-type]
-    event = new_event("deploy", None)
-    agent.cluster.user_event_handler(UserEvent(gossip_name("deploy"), encode(event), 3, "g"))
-    assert [e.id for e in event_log(agent).events()] == [event.id]  # type: ignore[arg-type]
+class _Gossip:
+    """A LAN pool twin: what is broadcast comes straight back, as gossip delivers it to us."""
+
+    def __init__(self, events: UserEvents) -> None:
+        self.events = events
+
+    def broadcast_user_event(self, name: str, payload: bytes) -> None:
+        self.events.receive(UserEvent(name, payload, 3, "g"))
+
+
+def test_fire_spreads_by_gossip_and_the_event_comes_back_into_the_log() -> None:
+    events = _events()
+    events.gossip = lambda: _Gossip(events)
+    event = events.fire(new_event("deploy", None))
+    assert [e.id for e in events.log.events()] == [event.id]
+
+
+def test_fire_without_gossip_is_an_error() -> None:
+    with pytest.raises(EventError):
+        _events().fire(new_event("deploy", None))

@@ -1,0 +1,56 @@
+"""What the HTTP areas may draw their ports from, built once by `agent/agent.py`.
+
+Each area's `register(router, deps)` picks the few ports it uses into its own small value
+(`KVPorts(store, writer, ...)`) and binds its handlers to that, so a handler sees only those:
+never this bundle, and never the Agent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from agent.acl.enforce import ACLRuntime
+    from agent.cluster import ClusterManager
+    from agent.events import EventLog
+    from agent.local import LocalState
+    from agent.metrics import Metrics
+    from agent.ports import AgentIdentity, Leadership, Writer
+    from agent.raft.node import RaftNode
+    from agent.state.fsm import FSM
+    from agent.state.store import Store
+
+
+class AgentControl(Protocol):
+    """The agent's own lifecycle and membership, as `/v1/agent/*` drives them."""
+
+    def members(self) -> list[dict]: ...
+
+    def wan_members(self) -> list[dict]: ...
+
+    async def join(self, address: str, wan: bool = False) -> None: ...
+
+    async def force_leave(self, node: str, prune: bool = False, wan: bool = False) -> None: ...
+
+    async def graceful_leave(self) -> None: ...
+
+    def request_stop(self, exit_code: int = 0, leave: bool = False) -> None: ...
+
+    def reload(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class HTTPDeps:
+    store: Store
+    fsm: FSM  # for read-only txns, answered from the store without a log entry
+    writer: Writer
+    leadership: Leadership
+    identity: AgentIdentity
+    local: LocalState
+    control: AgentControl
+    metrics: Metrics
+    consensus: RaftNode | None  # servers only
+    acl: ACLRuntime | None  # None when ACLs are disabled
+    cluster: ClusterManager | None  # gossip pools: members, keyring, WAN (None in twins)
+    events: EventLog  # user events this agent received
