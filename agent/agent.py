@@ -20,6 +20,7 @@ from typing import Any
 
 from agent.acl.enforce import ACLRuntime
 from agent.cluster import ClusterManager
+from agent.dns_server import RemoteCatalog, StoreCatalog, start_dns
 from agent.errors import (
     CommandRefused,
     JoinFailed,
@@ -172,7 +173,9 @@ class Agent:
             lambda: self.consensus is not None and self.consensus.is_leader,
         )
         self.local = LocalState(self)
-        self.session_reaper = SessionReaper(self)
+        self.session_reaper = SessionReaper(
+            self.store, self, lambda: self.consensus is not None and self.consensus.is_leader
+        )
         self._servers: list[Any] = []
         self.app: Any = None
         self.dns: Any = None  # agent.dns_server.DNSServer while running
@@ -314,6 +317,12 @@ class Agent:
             raise NotLeader()
         await self.consensus.read_barrier()
 
+    def agent_tokens(self) -> dict[str, str]:
+        return self.acl_runtime.tokens
+
+    def local_store(self) -> Store | None:
+        return self.store if self.consensus is not None else None
+
     def pick_server(self) -> str | None:
         """RPC address of a server to send a client agent's requests to (from gossip)."""
         return self.cluster.pick_server()
@@ -325,7 +334,6 @@ class Agent:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        from agent.dns_server import start_dns
         from agent.http.server import start_http
 
         if self.data_dir is not None:
@@ -353,7 +361,8 @@ class Agent:
         except (JoinFailed, GossipError) as exc:
             raise StartError(str(exc)) from None
         # DNS first, as Consul does: once HTTP answers, every listener is up.
-        self.dns = await start_dns(self)
+        catalog = StoreCatalog(self.store) if self.consensus is not None else RemoteCatalog(self)
+        self.dns = await start_dns(self.config, catalog)
         self._servers = await start_http(self)
         self.local.load()
         if self.consensus is not None and self.consensus.is_leader:

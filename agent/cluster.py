@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from agent.aio import wait_event
 from agent.errors import JoinFailed
@@ -29,91 +29,48 @@ from agent.gossip.events import (
     MemberUpdate,
     UserEvent,
 )
-from agent.membership import LEFT, alive_servers, bootstrap_set, reconcile, server_of
+from agent.membership import (
+    DEFAULT_SERF_PORT,
+    LEFT,
+    alive_servers,
+    bootstrap_set,
+    reconcile,
+    retry_join,
+    serf_tags,
+    server_of,
+    with_port,
+)
+from agent.ports import AgentIdentity, Writer
+from agent.wan import WanPool
 
 if TYPE_CHECKING:
-    from agent.agent import Agent
+    from agent.rpc import RPCPool
+    from agent.state.store import Store
+    from agent.tls import RPCTLS
 
 log = logging.getLogger("agent.cluster")
 
 RECONCILE_INTERVAL = 5.0
 COORDINATE_FIRST_DELAY = 2.0
 COORDINATE_INTERVAL = 15.0
-DEFAULT_SERF_PORT = 8301
 
 
-async def retry_join(
-    agent: Agent,
-    join: Any,
-    addresses: list[str],
-    retry_max: int,
-    interval: float,
-    pool: str,
-) -> None:
-    """`-retry-join` for either gossip pool: try every `interval` until one join works; after
-    `retry_max` failed attempts (0 = forever) the agent exits, as Consul's does."""
-    attempts = 0
-    while True:
-        attempts += 1
-        try:
-            await join(addresses)
-            return
-        except JoinFailed as exc:
-            log.warning("agent: retry join %s failed (attempt %d): %s", pool, attempts, exc)
-        if retry_max and attempts >= retry_max:
-            log.error("agent: max join %s retry exhausted, exiting", pool)
-            agent.request_stop(exit_code=1)
-            return
-        await asyncio.sleep(interval or 30.0)
+class ClusterHost(AgentIdentity, Writer, Protocol):
+    """What the cluster manager needs of its agent: who it is, a writer (the catalog follows
+    gossip), the consensus it feeds (servers), the RPC pool and TLS, the ACL runtime (the
+    leader writes the built-ins) and a way to stop when joins are exhausted."""
 
+    consensus: Any  # agent.raft.node.RaftNode on servers, None on client agents
+    store: Store
+    rpc_pool: RPCPool
+    rpc_tls: RPCTLS
+    acl_runtime: Any  # agent.acl.enforce.ACLRuntime
 
-def with_port(address: str, default: int = DEFAULT_SERF_PORT) -> str:
-    """`ip`, `ip:port`, `[v6]:port` or a hostname -> `host:port`."""
-    if address.startswith("["):
-        return address if "]:" in address else f"{address}:{default}"
-    if address.count(":") == 1:
-        return address
-    if address.count(":") > 1:  # bare IPv6
-        return f"[{address}]:{default}"
-    return f"{address}:{default}"
-
-
-def serf_tags(agent: Agent) -> dict[str, str]:
-    cfg = agent.config
-    tags = {
-        "acls": "1" if cfg.acl.enabled else "0",
-        "build": f"{agent.version}:gitkv",
-        "dc": agent.datacenter,
-        "id": agent.node_id,
-        "role": "consul" if cfg.server else "node",
-        "segment": "",
-        "vsn": "2",
-        "vsn_max": "3",
-        "vsn_min": "2",
-        "ft_fs": "1",
-        "ft_si": "1",
-    }
-    if cfg.server:
-        tags.update(
-            {
-                "port": str(cfg.ports.server),
-                "raft_vsn": "3",
-                "expect": str(cfg.bootstrap_expect),
-                "wan_join_port": str(cfg.ports.serf_wan),
-                "use_tls": "1"
-                if getattr(agent, "rpc_tls", None) and agent.rpc_tls.enabled
-                else "0",
-            }
-        )
-        if cfg.bootstrap or cfg.dev:
-            tags["bootstrap"] = "1"
-        if cfg.ports.grpc > 0:
-            tags["grpc_port"] = str(cfg.ports.grpc)
-    return tags
+    def request_stop(self, exit_code: int = 0, leave: bool = False) -> None: ...
 
 
 class ClusterManager:
-    def __init__(self, agent: Agent) -> None:
+    def __init__(self, agent: ClusterHost) -> None:
         self.agent = agent
         self.gossip: GossipDriver | None = None
         self.cipher: GossipCipher | None = None  # the keyring lives here (/v1/operator/keyring)
@@ -143,7 +100,7 @@ class ClusterManager:
             agent.node_name,
             bind,
             port,
-            serf_tags(agent),
+            serf_tags(agent, agent.rpc_tls.enabled),
             lan_config(),
             advertise_addr=f"{agent.address}:{port}",
             on_event=self._on_event,
@@ -169,9 +126,7 @@ class ClusterManager:
             return
         if cfg.ports.serf_wan <= 0:
             return
-        from agent.wan import WanPool  # wan builds on this module
-
-        pool = WanPool(self.agent)
+        pool = WanPool(self.agent, self)
         if await pool.start():
             self.wan = pool
 
@@ -212,7 +167,12 @@ class ClusterManager:
     async def _retry_join(self) -> None:
         cfg = self.agent.config
         await retry_join(
-            self.agent, self.join, list(cfg.retry_join), cfg.retry_max, cfg.retry_interval, "LAN"
+            lambda: self.agent.request_stop(exit_code=1),
+            self.join,
+            list(cfg.retry_join),
+            cfg.retry_max,
+            cfg.retry_interval,
+            "LAN",
         )
 
     # ------------------------------------------------------------------ views

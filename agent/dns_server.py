@@ -40,8 +40,8 @@ from agent.errors import ListenError
 from agent.http.render import instance_checks
 
 if TYPE_CHECKING:
-    from agent.agent import Agent
     from agent.dns import Catalog
+    from agent.ports import RemoteReader
     from agent.state.store import Store
 
 log = logging.getLogger("agent.dns")
@@ -96,13 +96,13 @@ class StoreCatalog:
 class RemoteCatalog:
     """The catalog as a client agent sees it: the servers' HTTP API over RPC."""
 
-    def __init__(self, agent: Agent) -> None:
-        self.agent = agent
+    def __init__(self, remote: RemoteReader) -> None:
+        self.remote = remote
 
     async def _get(self, path: str) -> Any:
         try:
-            return await self.agent.read_remote(path)
-        except Exception as exc:  # HTTPError, RPCError, OSError, timeouts: all mean "no answer"
+            return await self.remote.read_remote(path)
+        except Exception as exc:  # AgentError, RPCError, OSError, timeouts: all "no answer"
             raise CatalogUnavailable(str(exc)) from exc
 
     async def node(self, name: str) -> NodeRecord | None:
@@ -306,15 +306,14 @@ def _bind(host: str, port: int, kind: int) -> socket.socket:
     return sock
 
 
-async def start_dns(agent: Agent) -> DNSServer | None:
-    """The agent's DNS server on its configured addresses; None when `ports.dns` is -1."""
-    addrs = agent.config.dns_addrs()
+async def start_dns(config: Any, catalog: Catalog) -> DNSServer | None:
+    """The agent's DNS server on its configured addresses; None when `ports.dns` is -1.
+    A server answers from its own store (`StoreCatalog`), a client agent asks a server
+    (`RemoteCatalog`)."""
+    addrs = config.dns_addrs()
     if not addrs:
         return None
-    catalog: Catalog = (
-        StoreCatalog(agent.store) if agent.consensus is not None else RemoteCatalog(agent)
-    )
-    settings = DNSSettings.from_config(agent.config)
+    settings = DNSSettings.from_config(config)
     server = DNSServer(catalog, settings)
     await server.start(addrs)
     return server

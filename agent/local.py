@@ -17,20 +17,21 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote
 
 from agent.aio import wait_event
 from agent.check_runners import HTTPClients, make_runner
 from agent.checks import CheckDefinition, CheckError, parse_check_registration
 from agent.limits import check_limits_error, service_limits_error
+from agent.ports import AgentIdentity, APICaller, RemoteReader, Writer
 from agent.services import ServiceDefinition, ServiceError, parse_service
 from agent.state.fsm import check_from, service_from
 from agent.state.store import without_indexes
 from agent.state.structs import HealthCheck, Node, Service
 
 if TYPE_CHECKING:
-    from agent.agent import Agent
+    from agent.state.store import Store
 
 log = logging.getLogger("agent.local")
 
@@ -104,8 +105,22 @@ def _guard_limits(defn: ServiceDefinition) -> None:
         raise ServiceError(why, 400)
 
 
+class LocalHost(AgentIdentity, Writer, APICaller, RemoteReader, Protocol):
+    """What the local state needs of the agent it serves: who this node is, and its ways to
+    the catalog: a write through consensus, the HTTP API with a token (anti-entropy under
+    ACLs), a server's answer (client agents hold no state), and the store on a server."""
+
+    def agent_tokens(self) -> dict[str, str]:
+        """The agent's ACL token slots (`agent`, `default`, ...)."""
+        ...
+
+    def local_store(self) -> Store | None:
+        """This server's store; None on a client agent."""
+        ...
+
+
 class LocalState:
-    def __init__(self, agent: Agent) -> None:
+    def __init__(self, agent: LocalHost) -> None:
         self.agent = agent
         self.services: dict[str, ServiceDefinition] = {}
         self.checks: dict[str, LocalCheck] = {}
@@ -451,7 +466,7 @@ class LocalState:
         if not agent.config.acl.enabled:
             await agent.write(command)
             return
-        tokens = agent.acl_runtime.tokens
+        tokens = agent.agent_tokens()
         token = tokens.get("agent") or tokens.get("default") or ""
         path = "/v1/catalog/register" if command["Type"] == "register" else "/v1/catalog/deregister"
         body = {k: v for k, v in command.items() if k != "Type"}
@@ -539,8 +554,8 @@ class LocalState:
         """This node's records in the catalog: the local store on a server, a server's
         answer (over RPC) on a client agent, which holds no state of its own."""
         agent, node = self.agent, self.agent.node_name
-        if agent.consensus is not None:
-            store = agent.store
+        store = agent.local_store()
+        if store is not None:
             return CatalogView(
                 store.nodes.get(node),
                 dict(store.services.get(node, {})),

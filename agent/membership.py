@@ -1,4 +1,5 @@
-"""From gossip members to servers, bootstrap decisions and catalog changes. Pure.
+"""From gossip members to servers, bootstrap decisions and catalog changes. Pure, but for
+`retry_join`, which both pools (agent/cluster.py, agent/wan.py) share.
 
 The leader keeps the catalog's view of agent nodes equal to gossip's view (Consul's
 `leader.reconcile`): an alive member has its node registered with a passing `serfHealth`; a
@@ -9,8 +10,19 @@ never had a `serfHealth` check (registered through the catalog API) are not goss
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+from agent.errors import JoinFailed
+
+if TYPE_CHECKING:
+    from agent.ports import AgentIdentity
+
+log = logging.getLogger("agent.cluster")
+DEFAULT_SERF_PORT = 8301
 
 ALIVE, LEAVING, LEFT, FAILED = 1, 2, 3, 4
 SERF_CHECK = "serfHealth"
@@ -153,3 +165,75 @@ def _register(member: MemberLike, skip_node_update: bool, status: str, output: s
             "wan_ipv4": member.tags.get("wan_addr", member.addr),
         }
     return command
+
+
+# ---------------------------------------------------------------------- both pools
+
+
+async def retry_join(
+    give_up: Callable[[], None],
+    join: Any,
+    addresses: list[str],
+    retry_max: int,
+    interval: float,
+    pool: str,
+) -> None:
+    """`-retry-join` for either gossip pool: try every `interval` until one join works; after
+    `retry_max` failed attempts (0 = forever) the agent exits (`give_up`), as Consul's does."""
+    attempts = 0
+    while True:
+        attempts += 1
+        try:
+            await join(addresses)
+            return
+        except JoinFailed as exc:
+            log.warning("agent: retry join %s failed (attempt %d): %s", pool, attempts, exc)
+        if retry_max and attempts >= retry_max:
+            log.error("agent: max join %s retry exhausted, exiting", pool)
+            give_up()
+            return
+        await asyncio.sleep(interval or 30.0)
+
+
+def with_port(address: str, default: int = DEFAULT_SERF_PORT) -> str:
+    """`ip`, `ip:port`, `[v6]:port` or a hostname -> `host:port`."""
+    if address.startswith("["):
+        return address if "]:" in address else f"{address}:{default}"
+    if address.count(":") == 1:
+        return address
+    if address.count(":") > 1:  # bare IPv6
+        return f"[{address}]:{default}"
+    return f"{address}:{default}"
+
+
+def serf_tags(agent: AgentIdentity, rpc_tls_enabled: bool = False) -> dict[str, str]:
+    """The tags this agent gossips about itself (role, datacenter, ports, versions)."""
+    cfg = agent.config
+    tags = {
+        "acls": "1" if cfg.acl.enabled else "0",
+        "build": f"{agent.version}:gitkv",
+        "dc": agent.datacenter,
+        "id": agent.node_id,
+        "role": "consul" if cfg.server else "node",
+        "segment": "",
+        "vsn": "2",
+        "vsn_max": "3",
+        "vsn_min": "2",
+        "ft_fs": "1",
+        "ft_si": "1",
+    }
+    if cfg.server:
+        tags.update(
+            {
+                "port": str(cfg.ports.server),
+                "raft_vsn": "3",
+                "expect": str(cfg.bootstrap_expect),
+                "wan_join_port": str(cfg.ports.serf_wan),
+                "use_tls": "1" if rpc_tls_enabled else "0",
+            }
+        )
+        if cfg.bootstrap or cfg.dev:
+            tags["bootstrap"] = "1"
+        if cfg.ports.grpc > 0:
+            tags["grpc_port"] = str(cfg.ports.grpc)
+    return tags

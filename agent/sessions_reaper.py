@@ -22,7 +22,8 @@ from agent.durations import DurationError, parse_duration
 from agent.state.structs import Session
 
 if TYPE_CHECKING:
-    from agent.agent import Agent
+    from agent.ports import Writer
+    from agent.state.store import Store
 
 log = logging.getLogger("agent.sessions")
 
@@ -87,17 +88,21 @@ class TTLTimers:
 class SessionReaper:
     """Runs the timers while this agent is the leader and proposes the destroys."""
 
-    def __init__(self, agent: Agent, clock: Callable[[], float] = time.monotonic) -> None:
-        self.agent = agent
+    def __init__(
+        self,
+        store: Store,
+        writer: Writer,
+        is_leader: Callable[[], bool],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self.writer = writer
+        self._is_leader = is_leader
         self.clock = clock
         self.timers = TTLTimers()
         self._task: asyncio.Task | None = None
         self._was_leader = False
         self._seen_index = -1
-
-    def _is_leader(self) -> bool:
-        consensus = self.agent.consensus
-        return bool(consensus is not None and consensus.is_leader)
 
     # ------------------------------------------------------------------ API hooks
 
@@ -122,7 +127,7 @@ class SessionReaper:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        store = self.agent.store
+        store = self.store
         while True:
             # Parked on the sessions table so a create/destroy re-reads the table at once.
             topics = (("table", "sessions"),)
@@ -147,7 +152,7 @@ class SessionReaper:
         """One look at leadership, the table and the deadlines; returns how long to sleep."""
         now = self.clock()
         leader = self._is_leader()
-        store = self.agent.store
+        store = self.store
         if not leader:
             self.timers.clear_all()
             self._was_leader = False
@@ -169,11 +174,11 @@ class SessionReaper:
 
     async def _destroy(self, session_id: str) -> None:
         self.timers.clear(session_id)
-        if session_id not in self.agent.store.sessions.by_id:
+        if session_id not in self.store.sessions.by_id:
             return
         log.info("session %s expired (TTL not renewed): invalidating it", session_id)
         try:
-            await self.agent.write({"Type": "session", "Op": "destroy", "ID": session_id})
+            await self.writer.write({"Type": "session", "Op": "destroy", "ID": session_id})
         except Exception as exc:
             log.warning("could not invalidate expired session %s: %s", session_id, exc)
             self.timers.deadlines[session_id] = self.clock() + RETRY

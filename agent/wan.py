@@ -22,19 +22,27 @@ import logging
 import random
 import statistics
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from agent.aio import wait_event
-from agent.cluster import retry_join, serf_tags
 from agent.errors import JoinFailed
 from agent.gossip.config import wan_config
 from agent.gossip.coordinate import Coordinate
 from agent.gossip.driver import GossipDriver
 from agent.gossip.errors import BindError, JoinError
-from agent.membership import ALIVE, LEFT, MemberLike, ServerInfo, server_of
+from agent.membership import (
+    ALIVE,
+    LEFT,
+    MemberLike,
+    ServerInfo,
+    retry_join,
+    serf_tags,
+    server_of,
+)
+from agent.ports import AgentIdentity
 
 if TYPE_CHECKING:
-    from agent.agent import Agent
+    from agent.tls import RPCTLS
 
 log = logging.getLogger("agent.wan")
 
@@ -168,11 +176,26 @@ def flood_targets(
 # ---------------------------------------------------------------------------- the pool
 
 
+class WanHost(AgentIdentity, Protocol):
+    """What the WAN pool needs of its server: who it is, its LAN pool (whose gossip keys the
+    WAN shares), whether its RPC speaks TLS (a gossiped tag), and a way to give up."""
+
+    rpc_tls: RPCTLS
+
+    def request_stop(self, exit_code: int = 0, leave: bool = False) -> None: ...
+
+
+class LanPool(Protocol):
+    cipher: Any
+    gossip: GossipDriver | None
+
+
 class WanPool:
     """One per server agent: `await start()`, then `join`, `members`, `datacenters`,
     `server_for`; `leave` and `stop` at the end."""
 
-    def __init__(self, agent: Agent) -> None:
+    def __init__(self, agent: WanHost, lan: LanPool) -> None:
+        self.lan = lan
         self.agent = agent
         self.gossip: GossipDriver | None = None
         self._wakeup = asyncio.Event()
@@ -209,7 +232,7 @@ class WanPool:
                 self._tags(),
                 wan_config(),
                 advertise_addr=f"{advertise}:{self.port}",
-                cipher=agent.cluster.cipher,
+                cipher=self.lan.cipher,
             )
         except BindError as exc:
             if self._explicit():
@@ -224,7 +247,7 @@ class WanPool:
         return True
 
     def _tags(self) -> dict[str, str]:
-        tags = serf_tags(self.agent)
+        tags = serf_tags(self.agent, self.agent.rpc_tls.enabled)
         tags["dc"] = self.agent.datacenter
         return tags
 
@@ -267,7 +290,7 @@ class WanPool:
     async def _retry_join(self) -> None:
         cfg = self.agent.config
         await retry_join(
-            self.agent,
+            lambda: self.agent.request_stop(exit_code=1),
             self.join,
             list(cfg.retry_join_wan),
             cfg.retry_max_wan,
@@ -287,7 +310,7 @@ class WanPool:
             self._wakeup.clear()
 
     async def _flood(self) -> None:
-        lan = self.agent.cluster.gossip
+        lan = self.lan.gossip
         if self.gossip is None or lan is None:
             return
         targets = flood_targets(

@@ -14,11 +14,11 @@ import time
 from typing import TYPE_CHECKING
 
 from agent.checks import CheckError
-from agent.cluster import serf_tags
 from agent.filter import FilterError, compile_filter
 from agent.http.app import HTTPError, Request, Response, Router, json_response, text_response
 from agent.http.bodies import CHECK_DEFINITION, CHECK_UPDATE, SERVICE_DEFINITION
 from agent.http.gojson import conform
+from agent.membership import serf_tags
 from agent.services import ServiceError, content_hash
 
 if TYPE_CHECKING:

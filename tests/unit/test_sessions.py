@@ -13,6 +13,7 @@ from agent.state.fsm import FSM, Refusal, TxnResult
 from agent.state.sessions import LockDelays, lock_delay_refusal
 from agent.state.store import Store
 from agent.state.structs import Session
+from tests.harness.twins import MemoryWriter
 
 S1 = "11111111-1111-1111-1111-111111111111"
 S2 = "22222222-2222-2222-2222-222222222222"
@@ -456,26 +457,10 @@ def test_ttl_timers() -> None:
 # ---------------------------------------------------------------------- the reaper's driver
 
 
-class _FakeConsensus:
-    is_leader = True
-
-
-class _FakeAgent:
-    def __init__(self, fsm: FSM) -> None:
-        self.store = fsm.store
-        self.fsm = fsm
-        self.consensus = _FakeConsensus()
-        self.index = 100
-
-    async def write(self, command: dict):
-        self.index += 1
-        return self.fsm.apply(self.index, command)
-
-
 def test_reaper_expires_only_unrenewed_sessions_and_restarts_on_leadership(fsm: FSM) -> None:
     clock = FakeClock()
-    agent = _FakeAgent(fsm)
-    reaper = SessionReaper(agent, clock=clock)  # type: ignore[arg-type]
+    leading = [True]
+    reaper = SessionReaper(fsm.store, MemoryWriter(fsm), lambda: leading[0], clock=clock)
     fsm.apply(2, create(S1, TTL="10s"))
     fsm.apply(3, create(S2, TTL="10s"))
     fsm.apply(4, kv("lock", "l", Session=S1))
@@ -492,10 +477,10 @@ def test_reaper_expires_only_unrenewed_sessions_and_restarts_on_leadership(fsm: 
         assert fsm.store.kv_get("l").Session == ""
         assert fsm.store.sessions.get(S2) is not None
         # leadership lost and regained: S2 gets a whole new window, never an early expiry
-        agent.consensus.is_leader = False
+        leading[0] = False
         await reaper._step()
         clock.now += 100
-        agent.consensus.is_leader = True
+        leading[0] = True
         await reaper._step()
         assert fsm.store.sessions.get(S2) is not None
         clock.now += 20
