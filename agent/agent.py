@@ -32,7 +32,11 @@ from agent.errors import (
 )
 from agent.events import UserEvents
 from agent.gossip.errors import GossipError
+from agent.http.app import App
 from agent.http.deps import HTTPDeps
+from agent.http.forward import serve_forwarded
+from agent.http.routes import build_router
+from agent.http.server import start_http
 from agent.local import LocalState
 from agent.metrics import Metrics
 from agent.raft.node import RaftNode
@@ -43,6 +47,7 @@ from agent.state.fsm import FSM, Refusal, TxnResult
 from agent.state.sessions import lock_delay_refusal
 from agent.state.store import Store
 from agent.tls import RPCTLS, TLSConfigError, rpc_tls
+from agent.wan import WanPool
 
 log = logging.getLogger("agent")
 
@@ -177,7 +182,6 @@ class Agent:
             self.store, self, lambda: self.consensus is not None and self.consensus.is_leader
         )
         self._servers: list[Any] = []
-        self.app: Any = None
         self.dns: Any = None  # agent.dns_server.DNSServer while running
         self._stopped = asyncio.Event()
         self.leaving = False
@@ -206,6 +210,9 @@ class Agent:
             cluster=self.cluster,
             events=self.events,
         )
+        # In-process calls (api_call, forwarded requests) use the App directly: their paths
+        # and bodies are our own, so they skip the listeners' edge checks.
+        self.app = App(self, build_router(self.http_deps))
 
     # ------------------------------------------------------------------ writes / reads
 
@@ -256,12 +263,6 @@ class Agent:
     async def api_call(self, method: str, path: str, body: Any, token: str = "") -> tuple[int, str]:
         """Run an HTTP API call through this agent's own handlers (forwarding, ACL checks and
         all), as a client would; for the agent's writes that must carry its token."""
-        from agent.http.app import App
-        from agent.http.forward import serve_forwarded
-        from agent.http.routes import build_router
-
-        if self.app is None:
-            self.app = App(self, build_router(self.http_deps))
         headers = [[b"content-type", b"application/json"]]
         if token:
             headers.append([b"x-consul-token", token.encode()])
@@ -323,6 +324,10 @@ class Agent:
     def local_store(self) -> Store | None:
         return self.store if self.consensus is not None else None
 
+    def wan(self) -> WanPool | None:
+        """This server's WAN pool (None on client agents, or before it starts)."""
+        return self.cluster.wan
+
     def pick_server(self) -> str | None:
         """RPC address of a server to send a client agent's requests to (from gossip)."""
         return self.cluster.pick_server()
@@ -334,8 +339,6 @@ class Agent:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        from agent.http.server import start_http
-
         if self.data_dir is not None:
             self.data_dir.mkdir(parents=True, exist_ok=True)
         if self.consensus is not None:
@@ -363,7 +366,7 @@ class Agent:
         # DNS first, as Consul does: once HTTP answers, every listener is up.
         catalog = StoreCatalog(self.store) if self.consensus is not None else RemoteCatalog(self)
         self.dns = await start_dns(self.config, catalog)
-        self._servers = await start_http(self)
+        self._servers = await start_http(self.config, self.app)
         self.local.load()
         if self.consensus is not None and self.consensus.is_leader:
             await self.local.sync_node()
@@ -371,8 +374,6 @@ class Agent:
         self.session_reaper.start()
 
     async def _start_rpc(self) -> None:
-        from agent.http.forward import serve_forwarded
-
         server = RPCServer(lambda peer, payload: self.consensus and self.consensus.deliver(payload))
         server.register("apply", self._rpc_apply)
         server.register("http", lambda args: serve_forwarded(self, self.app, args))

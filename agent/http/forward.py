@@ -9,16 +9,17 @@ same way and blocking queries block on the server that owns the data.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import msgspec
 
 from agent.errors import AgentError, NoServers
 from agent.http.app import HTTPError, Request, Response
 from agent.http.errors import as_http
+from agent.rpc import RPCError
 
 if TYPE_CHECKING:
-    from agent.agent import Agent
+    from agent.rpc import RPCPool
 
 # Never forwarded: this agent's own view, its UI, and user events (gossip, held per agent).
 LOCAL_PREFIXES = ("/v1/agent/", "/ui", "/v1/internal/ui/metrics-proxy/", "/v1/event/")
@@ -32,7 +33,29 @@ WRITE_METHODS = {"PUT", "POST", "DELETE", "PATCH"}
 BLOCKING_MARGIN = 60.0
 
 
-def forward_target(agent: Agent, req: Request) -> str | None:
+class WanView(Protocol):
+    """The WAN pool as routing sees it: which datacenters exist, and a server in each."""
+
+    def knows(self, dc: str) -> bool: ...
+
+    def server_for(self, dc: str) -> str | None: ...
+
+
+class ForwardHost(Protocol):
+    """What forwarding needs of its agent: its name (a session's node), whether it is a
+    server and who leads (`consensus`: is_leader, leader_address; None on a client agent),
+    a server to send to, the WAN pool (servers), and the RPC pool to send with."""
+
+    node_name: str
+    consensus: Any
+    rpc_pool: RPCPool
+
+    def pick_server(self) -> str | None: ...
+
+    def wan(self) -> WanView | None: ...
+
+
+def forward_target(agent: ForwardHost, req: Request) -> str | None:
     """The RPC address of the server that must answer `req`, or None to answer here."""
     path = req.path
     if path.startswith(LOCAL_PREFIXES) or not path.startswith("/v1/"):
@@ -68,13 +91,13 @@ class RemoteTarget(NamedTuple):
     cross_dc: bool
 
 
-def datacenter_target(agent: Agent, req: Request, dc: str) -> RemoteTarget | None:
+def datacenter_target(agent: ForwardHost, req: Request, dc: str) -> RemoteTarget | None:
     """Route a request for datacenter `dc` (not ours); None to answer it here.
 
     This agent's own endpoints answer here when the datacenter exists, except a user event,
     which is fired by a server of that datacenter into its own LAN (as Consul does). A client
     agent knows no other datacenter: its servers do, and refuse an unknown one themselves."""
-    pool = agent.cluster.wan
+    pool = agent.wan()
     remote_event = req.path.startswith(REMOTE_EVENT)
     if not remote_event and (
         req.path.startswith(LOCAL_PREFIXES) or not req.path.startswith("/v1/")
@@ -103,12 +126,12 @@ def _timeout(req: Request) -> float:
     return 60.0
 
 
-async def forward(agent: Agent, req: Request, target: str, cross_dc: bool = False) -> Response:
+async def forward(
+    agent: ForwardHost, req: Request, target: str, cross_dc: bool = False
+) -> Response:
     """Send `req` to `target` and return its answer. `cross_dc`: the target is a server of
     another datacenter, which answers as for its own; its hop count starts afresh there
     (it may still need to reach its leader), as a loop across datacenters cannot happen."""
-    from agent.rpc import RPCError
-
     hops = 1 if cross_dc else int(req.headers.get(HOP_HEADER, b"0") or 0) + 1
     headers = [[k, v] for k, v in req.headers.items() if k in PASSED_HEADERS]
     headers.append([HOP_HEADER, str(hops).encode()])
@@ -149,7 +172,7 @@ def session_body_with_node(body: bytes, node: str) -> bytes:
     return msgspec.json.encode(fields)
 
 
-async def serve_forwarded(agent: Agent, app: Any, args: dict) -> dict:
+async def serve_forwarded(agent: ForwardHost, app: Any, args: dict) -> dict:
     """The server side: run a forwarded request through the local handlers."""
     body = args.get("body", b"")
 

@@ -15,13 +15,14 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from agent.errors import ListenError
-from agent.http.routes import build_router
+from agent.http.app import App
+from agent.http.edge import CleanPathsAndBodies
 from agent.tls import TLSConfigError, https_context
 
 if TYPE_CHECKING:
     import ssl
 
-    from agent.agent import Agent
+    from agent.config_value import AgentConfig
 
 
 def bind_tcp(host: str, port: int) -> socket.socket:
@@ -108,21 +109,20 @@ class HTTPServer:
         await self.server.shutdown(sockets=self.sockets)
 
 
-async def start_http(agent: Agent) -> list[HTTPServer]:
-    from agent.http.app import App
-    from agent.http.edge import CleanPathsAndBodies
-
+async def start_http(config: AgentConfig, app: App) -> list[HTTPServer]:
+    """Listen on the configured HTTP (and HTTPS) addresses and serve `app` behind the edge
+    checks; a taken port raises ListenError with the address."""
     try:
-        context = https_context(agent.config)
+        context = https_context(config)
     except TLSConfigError as exc:
         raise ListenError(str(exc)) from None
     sockets: list[socket.socket] = []
     tls_sockets: list[socket.socket] = []
     try:
-        for host, port in agent.config.http_addrs():
+        for host, port in config.http_addrs():
             sockets.append(bind_tcp(host, port))
         if context is not None:  # HTTPS beside HTTP, as Consul allows (ports.http=-1 for none)
-            for host, port in agent.config.https_addrs():
+            for host, port in config.https_addrs():
                 tls_sockets.append(bind_tcp(host, port))
     except ListenError:
         for sock in sockets + tls_sockets:
@@ -130,8 +130,6 @@ async def start_http(agent: Agent) -> list[HTTPServer]:
         raise
     if not sockets and not tls_sockets:
         return []
-    app = App(agent, build_router(agent.http_deps))
-    agent.app = app  # in-process calls skip the edge: their paths and bodies are our own
     edge = CleanPathsAndBodies(app)
     servers = []
     if sockets:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from agent.gossip.coordinate import Coordinate
-from agent.http.app import HTTPError
+from agent.http.app import HTTPError, Request
 from agent.http.forward import RemoteTarget, datacenter_target
 from agent.wan import (
     flood_targets,
@@ -185,16 +184,35 @@ class FakePool:
         return self.servers.get(dc)
 
 
+class Host:
+    """A forwarding host twin: a server (with a WAN pool) or a client agent."""
+
+    node_name = "node1"
+    rpc_pool: Any = None
+
+    def __init__(self, server: bool, pool: Any, local_server: str | None) -> None:
+        self.consensus = object() if server else None
+        self._pool = pool
+        self._server = local_server
+
+    def pick_server(self) -> str | None:
+        return self._server
+
+    def wan(self) -> Any:
+        return self._pool
+
+
 def fake_agent(*, server: bool, pool: Any = None, local_server: str | None = "10.0.0.1:8300"):
-    return SimpleNamespace(
-        consensus=object() if server else None,
-        cluster=SimpleNamespace(wan=pool),
-        pick_server=lambda: local_server,
-    )
+    return Host(server, pool, local_server)
 
 
-def req(path: str) -> Any:
-    return SimpleNamespace(path=path)
+def req(path: str) -> Request:
+    scope = {"method": "GET", "path": path, "query_string": b"", "headers": []}
+    return Request(None, scope, _no_body)
+
+
+async def _no_body() -> dict:
+    return {"type": "http.request", "body": b"", "more_body": False}
 
 
 def test_a_server_sends_the_request_to_the_other_datacenter() -> None:
