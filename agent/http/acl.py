@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import re
 import uuid
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +39,22 @@ from agent.state.acl import (
 
 if TYPE_CHECKING:
     from agent.http.deps import HTTPDeps
+    from agent.ports import AgentIdentity, Writer
+    from agent.state.store import Store
+
+__all__ = ["ACLPorts", "register", "render_policy", "render_role", "render_token"]
+
+
+@dataclass(frozen=True)
+class ACLPorts:
+    """What the ACL endpoints use: the store (each request reads its ACL tables afresh),
+    the writer for ACL commands, and this agent's identity (node name, datacenter, and the
+    data dir where a bootstrap reset file is looked for)."""
+
+    store: Store
+    writer: Writer
+    identity: AgentIdentity
+
 
 HIDDEN = "<hidden>"
 RESERVED_PREFIX = "00000000-0000-0000-0000-0000000000"
@@ -94,10 +112,6 @@ async def _body(req: Request, spec: Struct) -> dict:
         return {}
     gojson.conform(raw, spec, _DECODE_PREFIX.get(spec, "Request decode failed: "))
     return _canon(raw)
-
-
-def _acl(req: Request) -> ACLTables:
-    return req.agent.store.acl
 
 
 async def _ready(req: Request) -> None:
@@ -236,8 +250,7 @@ def _identities(raw: Any, field: str, name_key: str, owner: str = "token") -> li
     return out
 
 
-def _token_fields(req: Request, body: dict) -> dict:
-    acl = _acl(req)
+def _token_fields(acl: ACLTables, body: dict) -> dict:
     return {
         "Description": str(body.get("Description") or ""),
         "Policies": _resolve_links(acl, body.get("Policies"), "Policies"),
@@ -260,19 +273,19 @@ def _check_uuid(value: str, what: str) -> None:
         )
 
 
-async def _write_token(req: Request, token: dict) -> dict:
+async def _write_token(writer: Writer, token: dict) -> dict:
     token["Hash"] = record_hash(token, TOKEN_HASH_FIELDS)
-    return await req.agent.write({"Type": "acl-token-set", "Token": token})
+    return await writer.write({"Type": "acl-token-set", "Token": token})
 
 
 # ---------------------------------------------------------------------- bootstrap
 
 
-async def bootstrap(req: Request, _: str) -> Response:
+async def bootstrap(ports: ACLPorts, req: Request, _: str) -> Response:
     await _ready(req)
-    agent = req.agent
+    data_dir = ports.identity.data_dir
     reset_index = 0
-    reset_file = Path(agent.data_dir) / "acl-bootstrap-reset" if agent.data_dir else None
+    reset_file = Path(data_dir) / "acl-bootstrap-reset" if data_dir else None
     if reset_file is not None and reset_file.exists():
         text = reset_file.read_text().strip()
         reset_index = int(text) if text.isdigit() else -1
@@ -283,21 +296,23 @@ async def bootstrap(req: Request, _: str) -> Response:
         [{"ID": MANAGEMENT_POLICY_ID}],
         now_rfc3339(),
     )
-    stored = await agent.write({"Type": "acl-bootstrap", "Token": token, "ResetIndex": reset_index})
+    stored = await ports.writer.write(
+        {"Type": "acl-bootstrap", "Token": token, "ResetIndex": reset_index}
+    )
     if reset_file is not None and reset_index:
         reset_file.unlink(missing_ok=True)
-    out = {"ID": stored["SecretID"], **render_token(_acl(req), stored, True)}
+    out = {"ID": stored["SecretID"], **render_token(ports.store.acl, stored, True)}
     return json_response(req, out)
 
 
 # ---------------------------------------------------------------------- tokens
 
 
-async def token_create(req: Request, _: str) -> Response:
+async def token_create(ports: ACLPorts, req: Request, _: str) -> Response:
     await _ready(req)
     require(req, "acl", None, "write")
     body = await _body(req, ACL_TOKEN)
-    acl = _acl(req)
+    acl = ports.store.acl
     accessor = str(body.get("AccessorID") or "")
     secret = str(body.get("SecretID") or "")
     if accessor:
@@ -308,7 +323,7 @@ async def token_create(req: Request, _: str) -> Response:
         _check_uuid(secret, "SecretID")
         if acl.token_by_secret(secret) is not None:
             raise HTTPError(400, "Invalid Token: SecretID is already in use")
-    fields = _token_fields(req, body)
+    fields = _token_fields(acl, body)
     ttl = body.get("ExpirationTTL")
     if ttl:
         fields["ExpirationTime"] = _expiry_from_ttl(str(ttl))
@@ -318,7 +333,7 @@ async def token_create(req: Request, _: str) -> Response:
         **fields,
         "CreateTime": now_rfc3339(),
     }
-    stored = await _write_token(req, token)
+    stored = await _write_token(ports.writer, token)
     return json_response(req, render_token(acl, stored, True))
 
 
@@ -335,26 +350,26 @@ def _expiry_from_ttl(ttl: str) -> str:
     return when.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-def _token_or_404(req: Request, accessor: str) -> dict:
-    token = _acl(req).tokens.get(accessor)
+def _token_or_404(acl: ACLTables, accessor: str) -> dict:
+    token = acl.tokens.get(accessor)
     if token is None:
         raise HTTPError(403, "ACL not found")
     return token
 
 
-async def token_item(req: Request, rest: str) -> Response:
+async def token_item(ports: ACLPorts, req: Request, rest: str) -> Response:
     await _ready(req)
     if rest.endswith("/clone"):
         if req.method != "PUT":
             raise HTTPError(405, f"method {req.method} not allowed", [(b"allow", b"OPTIONS,PUT")])
-        return await _token_clone(req, rest.removesuffix("/clone"))
+        return await _token_clone(ports, req, rest.removesuffix("/clone"))
     accessor = rest
     if not accessor:
         raise HTTPError(400, "Missing token ID")
-    acl = _acl(req)
+    acl = ports.store.acl
     if req.method == "GET":
         require(req, "acl", None, "read")
-        token = _token_or_404(req, accessor)
+        token = _token_or_404(ports.store.acl, accessor)
         headers = read_headers(req, token.get("ModifyIndex", 0))
         return json_response(req, render_token(acl, token, _can_see_secrets(req)), headers)
     require(req, "acl", None, "write")
@@ -364,7 +379,7 @@ async def token_item(req: Request, rest: str) -> Response:
         if accessor == identity(req).accessor:
             raise HTTPError(400, "Deletion of the request's authorization token is not permitted")
         if accessor in acl.tokens:  # deleting what is not there is a success, as in Consul
-            await req.agent.write({"Type": "acl-token-delete", "AccessorID": accessor})
+            await ports.writer.write({"Type": "acl-token-delete", "AccessorID": accessor})
         return json_response(req, True)
     # PUT: full replace, keeping the secret and creation time.
     body = await _body(req, ACL_TOKEN)
@@ -377,7 +392,7 @@ async def token_item(req: Request, rest: str) -> Response:
         raise HTTPError(400, "Changing a tokens SecretID is not permitted")
     if bool(body.get("Local")) != bool(old.get("Local")):
         raise HTTPError(400, f"cannot toggle local mode of {accessor}")
-    fields = _token_fields(req, body)
+    fields = _token_fields(acl, body)
     if accessor == ANONYMOUS_ACCESSOR and not fields["Description"]:
         fields["Description"] = old.get("Description", "")
     if old.get("ExpirationTime") and not fields["ExpirationTime"]:
@@ -388,13 +403,13 @@ async def token_item(req: Request, rest: str) -> Response:
         **fields,
         "CreateTime": old.get("CreateTime", ""),
     }
-    stored = await _write_token(req, token)
+    stored = await _write_token(ports.writer, token)
     return json_response(req, render_token(acl, stored, True))
 
 
-async def _token_clone(req: Request, accessor: str) -> Response:
+async def _token_clone(ports: ACLPorts, req: Request, accessor: str) -> Response:
     require(req, "acl", None, "write")
-    old = _token_or_404(req, accessor)
+    old = _token_or_404(ports.store.acl, accessor)
     if accessor == ANONYMOUS_ACCESSOR:
         raise HTTPError(400, "Cannot clone the anonymous token")
     body = await _body(req, ACL_TOKEN)
@@ -406,22 +421,22 @@ async def _token_clone(req: Request, accessor: str) -> Response:
     }
     if body.get("Description") is not None:
         token["Description"] = str(body["Description"])
-    stored = await _write_token(req, token)
-    return json_response(req, render_token(_acl(req), stored, True))
+    stored = await _write_token(ports.writer, token)
+    return json_response(req, render_token(ports.store.acl, stored, True))
 
 
-async def token_self(req: Request, _: str) -> Response:
+async def token_self(ports: ACLPorts, req: Request, _: str) -> Response:
     await _ready(req)
     ident = identity(req)
     if ident.token is None:
         raise HTTPError(403, "ACL not found")
-    return json_response(req, render_token(_acl(req), ident.token, True))
+    return json_response(req, render_token(ports.store.acl, ident.token, True))
 
 
-async def token_list(req: Request, _: str) -> Response:
+async def token_list(ports: ACLPorts, req: Request, _: str) -> Response:
     await _ready(req)
     require(req, "acl", None, "read")
-    acl = _acl(req)
+    acl = ports.store.acl
     policy, role = req.get("policy"), req.get("role")
     show = _can_see_secrets(req)
 
@@ -436,7 +451,7 @@ async def token_list(req: Request, _: str) -> Response:
                 continue  # no auth methods here: nothing was created by one
             stub = render_token(acl, token, show)
             out.append(stub)
-        return req.agent.store.table_index("acl-tokens"), out
+        return ports.store.table_index("acl-tokens"), out
 
     index, result, opts = await blocking_query(req, [("table", "acl-tokens")], query)
     return json_response(req, result, read_headers(req, index, opts.consistency))
@@ -445,7 +460,7 @@ async def token_list(req: Request, _: str) -> Response:
 # ---------------------------------------------------------------------- policies
 
 
-def _validate_policy(req: Request, body: dict, ident: str) -> dict:
+def _validate_policy(acl: ACLTables, body: dict, ident: str) -> dict:
     name = str(body.get("Name") or "")
     if not name:
         raise HTTPError(400, "Invalid Policy: no Name is set")
@@ -458,7 +473,6 @@ def _validate_policy(req: Request, body: dict, ident: str) -> dict:
         parse_rules(rules)
     except RuleError as exc:
         raise HTTPError(400, f"Invalid Policy: failed to parse rules: {exc}") from None
-    acl = _acl(req)
     owner = acl.policy_by_name(name)
     if owner is not None and owner["ID"] != ident:
         raise HTTPError(400, f"Invalid Policy: A Policy with Name {name!r} already exists")
@@ -487,31 +501,31 @@ def _validate_policy(req: Request, body: dict, ident: str) -> dict:
     return policy
 
 
-async def policy_create(req: Request, _: str) -> Response:
+async def policy_create(ports: ACLPorts, req: Request, _: str) -> Response:
     await _ready(req)
     require(req, "acl", None, "write")
     body = await _body(req, ACL_POLICY)
     if body.get("ID"):
         raise HTTPError(400, "Cannot specify an ID when creating a policy")
-    policy = _validate_policy(req, body, str(uuid.uuid4()))
-    stored = await req.agent.write({"Type": "acl-policy-set", "Policy": policy})
+    policy = _validate_policy(ports.store.acl, body, str(uuid.uuid4()))
+    stored = await ports.writer.write({"Type": "acl-policy-set", "Policy": policy})
     return json_response(req, render_policy(stored))
 
 
-def _policy_or_404(req: Request, ident: str) -> dict:
-    policy = _acl(req).policies.get(ident)
+def _policy_or_404(acl: ACLTables, ident: str) -> dict:
+    policy = acl.policies.get(ident)
     if policy is None:
         raise HTTPError(404, "ACL policy not found")
     return policy
 
 
-async def policy_item(req: Request, ident: str) -> Response:
+async def policy_item(ports: ACLPorts, req: Request, ident: str) -> Response:
     await _ready(req)
     if not ident:
         raise HTTPError(400, "Missing policy ID")
     if req.method == "GET":
         require(req, "acl", None, "read")
-        policy = _policy_or_404(req, ident)
+        policy = _policy_or_404(ports.store.acl, ident)
         return json_response(req, render_policy(policy), read_headers(req, policy["ModifyIndex"]))
     require(req, "acl", None, "write")
     if req.method == "DELETE":
@@ -519,36 +533,36 @@ async def policy_item(req: Request, ident: str) -> Response:
             raise HTTPError(
                 400, "Delete operation not permitted on the builtin global-management policy"
             )
-        if ident in _acl(req).policies:
-            await req.agent.write({"Type": "acl-policy-delete", "ID": ident})
+        if ident in ports.store.acl.policies:
+            await ports.writer.write({"Type": "acl-policy-delete", "ID": ident})
         return json_response(req, True)
-    if ident not in _acl(req).policies:
+    if ident not in ports.store.acl.policies:
         raise HTTPError(400, f"cannot find policy {ident}")
     body = await _body(req, ACL_POLICY)
     if body.get("ID") and body["ID"] != ident:
         raise HTTPError(400, "Policy ID in URL and payload do not match")
-    policy = _validate_policy(req, body, ident)
-    stored = await req.agent.write({"Type": "acl-policy-set", "Policy": policy})
+    policy = _validate_policy(ports.store.acl, body, ident)
+    stored = await ports.writer.write({"Type": "acl-policy-set", "Policy": policy})
     return json_response(req, render_policy(stored))
 
 
-async def policy_by_name(req: Request, name: str) -> Response:
+async def policy_by_name(ports: ACLPorts, req: Request, name: str) -> Response:
     await _ready(req)
     require(req, "acl", None, "read")
-    policy = _acl(req).policy_by_name(name)
+    policy = ports.store.acl.policy_by_name(name)
     if policy is None:
         raise HTTPError(404, "ACL policy not found")
     return json_response(req, render_policy(policy), read_headers(req, policy["ModifyIndex"]))
 
 
-async def policy_list(req: Request, _: str) -> Response:
+async def policy_list(ports: ACLPorts, req: Request, _: str) -> Response:
     await _ready(req)
     require(req, "acl", None, "read")
-    acl = _acl(req)
+    acl = ports.store.acl
 
     def query() -> tuple[int, list]:
         out = [render_policy(p, stub=True) for p in sorted(acl.policies.values(), key=_by_name)]
-        return req.agent.store.table_index("acl-policies"), out
+        return ports.store.table_index("acl-policies"), out
 
     index, result, opts = await blocking_query(req, [("table", "acl-policies")], query)
     return json_response(req, result, read_headers(req, index, opts.consistency))
@@ -561,13 +575,12 @@ def _by_name(record: dict) -> str:
 # ---------------------------------------------------------------------- roles
 
 
-def _validate_role(req: Request, body: dict, ident: str) -> dict:
+def _validate_role(acl: ACLTables, body: dict, ident: str) -> dict:
     name = str(body.get("Name") or "")
     if not name:
         raise HTTPError(400, "Invalid Role: no Name is set")
     if not _NAME.match(name):
         raise HTTPError(400, f"Invalid Role: invalid Name. {_NAME_RULE}")
-    acl = _acl(req)
     owner = acl.role_by_name(name)
     if owner is not None and owner["ID"] != ident:
         raise HTTPError(400, f"Invalid Role: A Role with Name {name!r} already exists")
@@ -587,61 +600,63 @@ def _validate_role(req: Request, body: dict, ident: str) -> dict:
     return role
 
 
-async def role_create(req: Request, _: str) -> Response:
+async def role_create(ports: ACLPorts, req: Request, _: str) -> Response:
     await _ready(req)
     require(req, "acl", None, "write")
     body = await _body(req, ACL_ROLE)
     if body.get("ID"):
         raise HTTPError(400, "Cannot specify an ID when creating a role")
-    role = _validate_role(req, body, str(uuid.uuid4()))
-    stored = await req.agent.write({"Type": "acl-role-set", "Role": role})
-    return json_response(req, render_role(_acl(req), stored))
+    role = _validate_role(ports.store.acl, body, str(uuid.uuid4()))
+    stored = await ports.writer.write({"Type": "acl-role-set", "Role": role})
+    return json_response(req, render_role(ports.store.acl, stored))
 
 
-def _role_or_404(req: Request, ident: str) -> dict:
-    role = _acl(req).roles.get(ident)
+def _role_or_404(acl: ACLTables, ident: str) -> dict:
+    role = acl.roles.get(ident)
     if role is None:
         raise HTTPError(404, "ACL role not found")
     return role
 
 
-async def role_item(req: Request, ident: str) -> Response:
+async def role_item(ports: ACLPorts, req: Request, ident: str) -> Response:
     await _ready(req)
     if not ident:
         raise HTTPError(400, "Missing role ID")
-    acl = _acl(req)
+    acl = ports.store.acl
     if req.method == "GET":
         require(req, "acl", None, "read")
-        role = _role_or_404(req, ident)
+        role = _role_or_404(ports.store.acl, ident)
         return json_response(req, render_role(acl, role), read_headers(req, role["ModifyIndex"]))
     require(req, "acl", None, "write")
     if req.method == "DELETE":
         if ident in acl.roles:
-            await req.agent.write({"Type": "acl-role-delete", "ID": ident})
+            await ports.writer.write({"Type": "acl-role-delete", "ID": ident})
         return json_response(req, True)
     if ident not in acl.roles:
         raise HTTPError(400, f"cannot find role {ident}")
     body = await _body(req, ACL_ROLE)
     if body.get("ID") and body["ID"] != ident:
         raise HTTPError(400, "Role ID in URL and payload do not match")
-    role = _validate_role(req, body, ident)
-    stored = await req.agent.write({"Type": "acl-role-set", "Role": role})
+    role = _validate_role(ports.store.acl, body, ident)
+    stored = await ports.writer.write({"Type": "acl-role-set", "Role": role})
     return json_response(req, render_role(acl, stored))
 
 
-async def role_by_name(req: Request, name: str) -> Response:
+async def role_by_name(ports: ACLPorts, req: Request, name: str) -> Response:
     await _ready(req)
     require(req, "acl", None, "read")
-    role = _acl(req).role_by_name(name)
+    role = ports.store.acl.role_by_name(name)
     if role is None:
         raise HTTPError(404, "ACL role not found")
-    return json_response(req, render_role(_acl(req), role), read_headers(req, role["ModifyIndex"]))
+    return json_response(
+        req, render_role(ports.store.acl, role), read_headers(req, role["ModifyIndex"])
+    )
 
 
-async def role_list(req: Request, _: str) -> Response:
+async def role_list(ports: ACLPorts, req: Request, _: str) -> Response:
     await _ready(req)
     require(req, "acl", None, "read")
-    acl = _acl(req)
+    acl = ports.store.acl
     policy = req.get("policy")
 
     def query() -> tuple[int, list]:
@@ -650,7 +665,7 @@ async def role_list(req: Request, _: str) -> Response:
             for r in sorted(acl.roles.values(), key=_by_name)
             if not policy or policy in {p["ID"] for p in r.get("Policies") or []}
         ]
-        return req.agent.store.table_index("acl-roles"), out
+        return ports.store.table_index("acl-roles"), out
 
     index, result, opts = await blocking_query(req, [("table", "acl-roles")], query)
     return json_response(req, result, read_headers(req, index, opts.consistency))
@@ -659,14 +674,14 @@ async def role_list(req: Request, _: str) -> Response:
 # ---------------------------------------------------------------------- misc
 
 
-async def replication(req: Request, _: str) -> Response:
+async def replication(ports: ACLPorts, req: Request, _: str) -> Response:
     """One datacenter, no replication: what a primary-DC Consul server reports (no ACL needed)."""
     return json_response(
         req,
         {
             "Enabled": False,
             "Running": False,
-            "SourceDatacenter": req.agent.config.datacenter,
+            "SourceDatacenter": ports.identity.config.datacenter,
             "ReplicationType": "",
             "ReplicatedIndex": 0,
             "ReplicatedRoleIndex": 0,
@@ -678,10 +693,10 @@ async def replication(req: Request, _: str) -> Response:
     )
 
 
-async def agent_token(req: Request, kind: str) -> Response:
+async def agent_token(ports: ACLPorts, req: Request, kind: str) -> Response:
     """`PUT /v1/agent/token/<kind>` `{"Token": secret}`: replace one of the agent's tokens."""
     await _ready(req)
-    require(req, "agent", req.agent.node_name, "write")
+    require(req, "agent", ports.identity.node_name, "write")
     slot = enforce.TOKEN_KIND_ALIASES.get(kind, kind)
     if slot not in enforce.TOKEN_KINDS:
         raise HTTPError(404, f'Token "{kind}" is unknown')
@@ -704,23 +719,24 @@ def _not_supported(what: str):
 
 def register(router: Router, deps: HTTPDeps) -> None:
     """Replace the 'ACL support disabled' routes with the real ones (ACLs enabled)."""
+    ports = ACLPorts(deps.store, deps.writer, deps.identity)
     methods = ("GET", "PUT", "DELETE")
     routes: list[tuple[str, dict, bool]] = [
-        ("/v1/acl/bootstrap", {"PUT": bootstrap}, False),
-        ("/v1/acl/replication", {"GET": replication}, False),
-        ("/v1/acl/token", {"PUT": token_create}, False),
-        ("/v1/acl/token/self", {"GET": token_self}, False),
-        ("/v1/acl/token/", dict.fromkeys(methods, token_item), True),
-        ("/v1/acl/tokens", {"GET": token_list}, False),
-        ("/v1/acl/policy", {"PUT": policy_create}, False),
-        ("/v1/acl/policy/", dict.fromkeys(methods, policy_item), True),
-        ("/v1/acl/policy/name/", {"GET": policy_by_name}, True),
-        ("/v1/acl/policies", {"GET": policy_list}, False),
-        ("/v1/acl/role", {"PUT": role_create}, False),
-        ("/v1/acl/role/", dict.fromkeys(methods, role_item), True),
-        ("/v1/acl/role/name/", {"GET": role_by_name}, True),
-        ("/v1/acl/roles", {"GET": role_list}, False),
-        ("/v1/agent/token/", {"PUT": agent_token}, True),
+        ("/v1/acl/bootstrap", {"PUT": partial(bootstrap, ports)}, False),
+        ("/v1/acl/replication", {"GET": partial(replication, ports)}, False),
+        ("/v1/acl/token", {"PUT": partial(token_create, ports)}, False),
+        ("/v1/acl/token/self", {"GET": partial(token_self, ports)}, False),
+        ("/v1/acl/token/", dict.fromkeys(methods, partial(token_item, ports)), True),
+        ("/v1/acl/tokens", {"GET": partial(token_list, ports)}, False),
+        ("/v1/acl/policy", {"PUT": partial(policy_create, ports)}, False),
+        ("/v1/acl/policy/", dict.fromkeys(methods, partial(policy_item, ports)), True),
+        ("/v1/acl/policy/name/", {"GET": partial(policy_by_name, ports)}, True),
+        ("/v1/acl/policies", {"GET": partial(policy_list, ports)}, False),
+        ("/v1/acl/role", {"PUT": partial(role_create, ports)}, False),
+        ("/v1/acl/role/", dict.fromkeys(methods, partial(role_item, ports)), True),
+        ("/v1/acl/role/name/", {"GET": partial(role_by_name, ports)}, True),
+        ("/v1/acl/roles", {"GET": partial(role_list, ports)}, False),
+        ("/v1/agent/token/", {"PUT": partial(agent_token, ports)}, True),
     ]
     auth_methods = _not_supported("auth methods")
     binding_rules = _not_supported("binding rules")

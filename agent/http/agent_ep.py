@@ -11,22 +11,51 @@ import platform
 import resource
 import sys
 import time
+from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 from agent.checks import CheckError
 from agent.filter import FilterError, compile_filter
 from agent.http.app import HTTPError, Request, Response, Router, json_response, text_response
+from agent.http.blocking import query_options
 from agent.http.bodies import CHECK_DEFINITION, CHECK_UPDATE, SERVICE_DEFINITION
 from agent.http.gojson import conform
+from agent.logstream import broadcaster
 from agent.membership import serf_tags
 from agent.services import ServiceError, content_hash
 
 if TYPE_CHECKING:
-    from agent.http.deps import HTTPDeps
+    from agent.cluster import ClusterManager
+    from agent.http.deps import AgentControl, HTTPDeps
+    from agent.local import LocalState
+    from agent.metrics import Metrics
+    from agent.ports import AgentIdentity, Leadership
+    from agent.raft.node import RaftNode
+    from agent.services import ServiceDefinition
+    from agent.state.store import Store
+
+__all__ = ["AgentPorts", "member", "register"]
 
 _EMPTY = b""
 _TRUE_VALUES = {"1", "t", "T", "true", "TRUE", "True"}
 _FALSE_VALUES = {"0", "f", "F", "false", "FALSE", "False"}
+
+
+@dataclass(frozen=True)
+class AgentPorts:
+    """What `/v1/agent/*` uses: who this agent is, its local services and checks, its
+    lifecycle and membership (`control`), the gossip pools (`cluster`, None in twins) and, for
+    `/v1/agent/self` and the metrics, the store, consensus (servers only) and leadership."""
+
+    identity: AgentIdentity
+    local: LocalState
+    control: AgentControl
+    cluster: ClusterManager | None
+    store: Store
+    consensus: RaftNode | None
+    leadership: Leadership
+    metrics: Metrics
 
 
 def _ok() -> Response:
@@ -43,17 +72,17 @@ def _filtered(req: Request, items: list[dict]) -> list[dict]:
         raise HTTPError(400, f"Failed to create boolean expression evaluator: {exc}") from None
 
 
-def member(agent) -> dict:
+def member(identity: AgentIdentity, cluster: ClusterManager | None) -> dict:
     """This agent as a member, from gossip when it runs (else as it would gossip itself)."""
-    gossip = agent.cluster.gossip
+    gossip = cluster.gossip if cluster is not None else None
     if gossip is not None:
         return gossip.local_member().api_dict()
-    cfg = agent.config
+    cfg = identity.config
     return {
-        "Name": agent.node_name,
-        "Addr": agent.address,
+        "Name": identity.node_name,
+        "Addr": identity.address,
         "Port": cfg.ports.serf_lan if cfg.ports.serf_lan > 0 else 8301,
-        "Tags": serf_tags(agent),
+        "Tags": serf_tags(identity),
         "Status": 1,
         "ProtocolMin": 1,
         "ProtocolMax": 5,
@@ -64,34 +93,36 @@ def member(agent) -> dict:
     }
 
 
-def _stats(agent) -> dict:
-    store = agent.store
+def _stats(
+    identity: AgentIdentity,
+    local: LocalState,
+    cluster: ClusterManager | None,
+    store: Store,
+    consensus: RaftNode | None,
+    leadership: Leadership,
+) -> dict:
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    consensus = agent.consensus
     tasks = len(asyncio.all_tasks())
+    wan = cluster.wan if cluster is not None else None
     return {
         "agent": {
-            "check_monitors": str(
-                sum(1 for c in agent.local.checks.values() if c.runner is not None)
-            ),
-            "check_ttls": str(sum(1 for c in agent.local.checks.values() if c.definition.is_ttl)),
-            "checks": str(len(agent.local.checks)),
-            "services": str(len(agent.local.services)),
+            "check_monitors": str(sum(1 for c in local.checks.values() if c.runner is not None)),
+            "check_ttls": str(sum(1 for c in local.checks.values() if c.definition.is_ttl)),
+            "checks": str(len(local.checks)),
+            "services": str(len(local.services)),
         },
         "build": {
             "prerelease": "",
             "revision": "gitkv",
-            "version": agent.version,
+            "version": identity.version,
             "version_metadata": "",
         },
         "consul": {
-            "server": str(agent.config.server).lower(),
+            "server": str(identity.config.server).lower(),
             "leader": str(bool(consensus and consensus.is_leader)).lower(),
-            "leader_addr": agent.leader_address,
-            "bootstrap": str(agent.config.bootstrap or agent.config.dev).lower(),
-            "known_datacenters": str(
-                len(agent.cluster.wan.datacenters()) if agent.cluster.wan is not None else 1
-            ),
+            "leader_addr": leadership.leader_address,
+            "bootstrap": str(identity.config.bootstrap or identity.config.dev).lower(),
+            "known_datacenters": str(len(wan.datacenters()) if wan is not None else 1),
         },
         "raft": {
             "applied_index": str(store.last_index),
@@ -115,15 +146,15 @@ def _stats(agent) -> dict:
     }
 
 
-async def agent_self(req: Request, _: str) -> Response:
-    agent = req.agent
-    summary = agent.config.summary()
+async def agent_self(ports: AgentPorts, req: Request, _: str) -> Response:
+    identity = ports.identity
+    summary = identity.config.summary()
     config = summary.get("Config", {})
     config.update(
         {
-            "NodeID": agent.node_id,
+            "NodeID": identity.node_id,
             "Revision": "gitkv",
-            "Version": agent.version,
+            "Version": identity.version,
             "BuildDate": "2026-01-01T00:00:00Z",
         }
     )
@@ -133,28 +164,32 @@ async def agent_self(req: Request, _: str) -> Response:
             "Config": config,
             "DebugConfig": summary.get("DebugConfig", {}),
             "Coord": {"Vec": [0.0] * 8, "Error": 1.5, "Adjustment": 0.0, "Height": 1e-05},
-            "Member": member(agent),
-            "Stats": _stats(agent),
-            "Meta": {"consul-network-segment": "", "consul-version": agent.version}
-            | dict(agent.config.node_meta),
+            "Member": member(identity, ports.cluster),
+            "Stats": _stats(
+                identity, ports.local, ports.cluster, ports.store, ports.consensus, ports.leadership
+            ),
+            "Meta": {"consul-network-segment": "", "consul-version": identity.version}
+            | dict(identity.config.node_meta),
             "xDS": {"SupportedProxies": {}, "Port": -1, "Ports": {"Plaintext": -1, "TLS": -1}},
         },
     )
 
 
-async def agent_version(req: Request, _: str) -> Response:
+async def agent_version(ports: AgentPorts, req: Request, _: str) -> Response:
+    identity = ports.identity
     return json_response(
         req,
         {
             "SHA": "gitkv",
             "BuildDate": "2026-01-01T00:00:00Z",
-            "HumanVersion": req.agent.version,
+            "HumanVersion": identity.version,
             "FIPS": "",
         },
     )
 
 
-async def agent_host(req: Request, _: str) -> Response:
+async def agent_host(ports: AgentPorts, req: Request, _: str) -> Response:
+    identity = ports.identity
     uname = platform.uname()
     return json_response(
         req,
@@ -166,7 +201,7 @@ async def agent_host(req: Request, _: str) -> Response:
                 "os": uname.system.lower(),
                 "platform": uname.system.lower(),
                 "kernelVersion": uname.release,
-                "uptime": int(time.time() - req.agent.started_at),
+                "uptime": int(time.time() - identity.started_at),
             },
             "Disk": {},
             "CollectionTime": int(time.time() * 1e9),
@@ -175,42 +210,46 @@ async def agent_host(req: Request, _: str) -> Response:
     )
 
 
-async def agent_members(req: Request, _: str) -> Response:
+async def agent_members(ports: AgentPorts, req: Request, _: str) -> Response:
     if req.has("wan") and req.get("segment"):
         raise HTTPError(400, "Cannot provide a segment with wan=true")
     if req.has("wan"):
-        return json_response(req, _filtered(req, _wan_members(req.agent)))
-    members = req.agent.members() or [member(req.agent)]
+        return json_response(
+            req, _filtered(req, _wan_members(ports.identity, ports.control, ports.cluster))
+        )
+    members = ports.control.members() or [member(ports.identity, ports.cluster)]
     return json_response(req, _filtered(req, members))
 
 
-def _wan_members(agent) -> list[dict]:
+def _wan_members(
+    identity: AgentIdentity, control: AgentControl, cluster: ClusterManager | None
+) -> list[dict]:
     """Servers show their WAN pool; clients are in none. A server whose WAN pool could not
     start shows what it would gossip there: its datacenter's servers, named node.dc."""
-    if not agent.config.server:
+    if not identity.config.server:
         return []
-    if agent.cluster.wan is not None:
-        return agent.wan_members()
+    if cluster is not None and cluster.wan is not None:
+        return control.wan_members()
     return [
         m
         | {
             "Name": f"{m['Name']}.{m['Tags'].get('dc', '')}",
             "Port": int(m["Tags"].get("wan_join_port", 8302)),
         }
-        for m in agent.members() or [member(agent)]
+        for m in control.members() or [member(identity, cluster)]
         if m["Tags"].get("role") == "consul"
     ]
 
 
-async def agent_services(req: Request, _: str) -> Response:
-    local = req.agent.local
+async def agent_services(ports: AgentPorts, req: Request, _: str) -> Response:
+    local = ports.local
     rendered = [local.render_service(d) for d in local.services.values()]
     rendered = _filtered(req, rendered)
     return json_response(req, {s["ID"]: s for s in rendered})
 
 
-async def agent_service(req: Request, service_id: str) -> Response:
-    local = req.agent.local
+async def agent_service(ports: AgentPorts, req: Request, service_id: str) -> Response:
+    local = ports.local
     defn = local.services.get(service_id)
     if defn is None:
         raise HTTPError(404, f"unknown service ID: {service_id}")
@@ -219,8 +258,6 @@ async def agent_service(req: Request, service_id: str) -> Response:
     wanted = req.get("hash") if req.raw_query else None
     if wanted and wanted == digest:
         # hash-based blocking: park until the definition changes or wait runs out
-        from agent.http.blocking import query_options
-
         opts = query_options(req)
         deadline = time.monotonic() + opts.wait
         while (remaining := deadline - time.monotonic()) > 0:
@@ -237,14 +274,14 @@ async def agent_service(req: Request, service_id: str) -> Response:
     return json_response(req, body, [(b"x-consul-contenthash", digest.encode())])
 
 
-async def agent_checks(req: Request, _: str) -> Response:
-    local = req.agent.local
+async def agent_checks(ports: AgentPorts, req: Request, _: str) -> Response:
+    local = ports.local
     rendered = _filtered(req, [local.render_check(c) for c in local.checks.values()])
     return json_response(req, {c["CheckID"]: c for c in rendered})
 
 
-async def service_register(req: Request, _: str) -> Response:
-    agent = req.agent
+async def service_register(ports: AgentPorts, req: Request, _: str) -> Response:
+    local = ports.local
     body = await req.json()
     conform(body, SERVICE_DEFINITION)  # kinds and ranges; services.py checks the meaning
     replace = req.has("replace-existing-checks") and req.get("replace-existing-checks") in (
@@ -253,17 +290,17 @@ async def service_register(req: Request, _: str) -> Response:
         "1",
     )
     try:
-        agent.local.add_service(body, replace_checks=replace)
+        local.add_service(body, replace_checks=replace)
     except ServiceError as exc:
         raise HTTPError(exc.status, exc.message) from None
     except CheckError as exc:
         raise HTTPError(getattr(exc, "status", None) or 400, str(exc)) from None
-    await agent.local.flush()
+    await local.flush()
     return _ok()
 
 
-async def service_deregister(req: Request, service_id: str) -> Response:
-    local = req.agent.local
+async def service_deregister(ports: AgentPorts, req: Request, service_id: str) -> Response:
+    local = ports.local
     if not service_id:
         raise HTTPError(400, "Missing service ID")
     if not local.remove_service(service_id):
@@ -286,8 +323,8 @@ def _enable_flag(req: Request) -> bool:
     raise HTTPError(400, f'Invalid value for enable: "{raw}"')
 
 
-async def service_maintenance(req: Request, service_id: str) -> Response:
-    local = req.agent.local
+async def service_maintenance(ports: AgentPorts, req: Request, service_id: str) -> Response:
+    local = ports.local
     if not service_id:
         raise HTTPError(400, "Missing service ID")
     enable = _enable_flag(req)
@@ -298,17 +335,18 @@ async def service_maintenance(req: Request, service_id: str) -> Response:
     return _ok()
 
 
-async def node_maintenance(req: Request, _: str) -> Response:
+async def node_maintenance(ports: AgentPorts, req: Request, _: str) -> Response:
+    local = ports.local
     enable = _enable_flag(req)
-    req.agent.local.set_node_maintenance(enable, req.get("reason") or "")
-    await req.agent.local.flush()
+    local.set_node_maintenance(enable, req.get("reason") or "")
+    await local.flush()
     return _ok()
 
 
-async def check_register(req: Request, _: str) -> Response:
+async def check_register(ports: AgentPorts, req: Request, _: str) -> Response:
+    local = ports.local
     body = await req.json()
     conform(body, CHECK_DEFINITION)
-    local = req.agent.local
     try:
         local.add_check(body)
     except ServiceError as exc:
@@ -321,8 +359,8 @@ async def check_register(req: Request, _: str) -> Response:
     return _ok()
 
 
-async def check_deregister(req: Request, check_id: str) -> Response:
-    local = req.agent.local
+async def check_deregister(ports: AgentPorts, req: Request, check_id: str) -> Response:
+    local = ports.local
     if not local.remove_check(check_id):
         raise HTTPError(
             404,
@@ -333,16 +371,15 @@ async def check_deregister(req: Request, check_id: str) -> Response:
 
 
 def _ttl(status: str):
-    async def handler(req: Request, check_id: str) -> Response:
+    async def handler(ports: AgentPorts, req: Request, check_id: str) -> Response:
         note = req.get("note") or ""
-        await _ttl_update(req, check_id, status, note)
+        await _ttl_update(ports.local, check_id, status, note)
         return _ok()
 
     return handler
 
 
-async def _ttl_update(req: Request, check_id: str, status: str, output: str) -> None:
-    local = req.agent.local
+async def _ttl_update(local: LocalState, check_id: str, status: str, output: str) -> None:
     try:
         local.ttl_update(check_id, status, output)
     except KeyError:
@@ -355,54 +392,54 @@ async def _ttl_update(req: Request, check_id: str, status: str, output: str) -> 
     await local.flush()
 
 
-async def check_update(req: Request, check_id: str) -> Response:
+async def check_update(ports: AgentPorts, req: Request, check_id: str) -> Response:
+    local = ports.local
     body = conform(await req.json(), CHECK_UPDATE) or {}
     status = body.get("Status", "")
     if status not in ("passing", "warning", "critical"):
         raise HTTPError(400, f"Invalid check status: '{status}'")
-    await _ttl_update(req, check_id, status, body.get("Output", "") or "")
+    await _ttl_update(local, check_id, status, body.get("Output", "") or "")
     return _ok()
 
 
-async def agent_reload(req: Request, _: str) -> Response:
+async def agent_reload(ports: AgentPorts, req: Request, _: str) -> Response:
+    control = ports.control
     try:
-        req.agent.reload()
+        control.reload()
     except Exception as exc:
         raise HTTPError(500, f"Failed to reload configs: {exc}") from None
     return _ok()
 
 
-async def agent_leave(req: Request, _: str) -> Response:
-    agent = req.agent
-    await agent.graceful_leave()
+async def agent_leave(ports: AgentPorts, req: Request, _: str) -> Response:
+    control = ports.control
+    await control.graceful_leave()
     # Answer first, then stop: the caller is told the leave happened.
-    asyncio.get_running_loop().call_later(0.2, agent.request_stop)
+    asyncio.get_running_loop().call_later(0.2, control.request_stop)
     return _ok()
 
 
-async def agent_join(req: Request, address: str) -> Response:
-    join = getattr(req.agent, "join", None)
-    if join is None:
-        raise HTTPError(
-            500,
-            f"Failed to join {address}: this agent has no gossip layer yet (single-server mode)",
-        )
-    await join(address, wan=req.has("wan"))
+async def agent_join(ports: AgentPorts, req: Request, address: str) -> Response:
+    control = ports.control
+    await control.join(address, wan=req.has("wan"))
     return _ok()
 
 
-async def agent_force_leave(req: Request, node: str) -> Response:
-    force_leave = getattr(req.agent, "force_leave", None)
-    if force_leave is None or not node:
+async def agent_force_leave(ports: AgentPorts, req: Request, node: str) -> Response:
+    control = ports.control
+    if not node:
         raise HTTPError(500, f"agent: No node found with name '{node}'")
-    await force_leave(node, prune=req.has("prune"), wan=req.has("wan"))
+    await control.force_leave(node, prune=req.has("prune"), wan=req.has("wan"))
     return _ok()
 
 
-def _refresh_gauges(agent) -> None:
-    m = agent.metrics
-    store = agent.store
-    consensus = agent.consensus
+def _refresh_gauges(
+    m: Metrics,
+    store: Store,
+    consensus: RaftNode | None,
+    local: LocalState,
+    control: AgentControl,
+) -> None:
     m.set_gauge("consul.runtime.num_goroutines", len(asyncio.all_tasks()))
     m.set_gauge("consul.runtime.alloc_bytes", _rss_bytes())
     m.set_gauge(
@@ -413,9 +450,9 @@ def _refresh_gauges(agent) -> None:
     m.set_gauge("consul.raft.last_index", consensus.last_index if consensus else 0)
     m.set_gauge("consul.kvs.keys", len(store.kv))
     m.set_gauge("consul.catalog.nodes", len(store.nodes))
-    m.set_gauge("consul.agent.checks", len(agent.local.checks))
-    m.set_gauge("consul.agent.services", len(agent.local.services))
-    members = agent.members() if hasattr(agent, "members") else [member(agent)]
+    m.set_gauge("consul.agent.checks", len(local.checks))
+    m.set_gauge("consul.agent.services", len(local.services))
+    members = control.members()
     by_status = {1: "alive", 2: "leaving", 3: "left", 4: "failed"}
     for code, name in by_status.items():
         m.set_gauge(
@@ -436,21 +473,19 @@ def _rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-async def agent_metrics(req: Request, _: str) -> Response:
-    agent = req.agent
-    _refresh_gauges(agent)
+async def agent_metrics(ports: AgentPorts, req: Request, _: str) -> Response:
+    metrics = ports.metrics
+    _refresh_gauges(metrics, ports.store, ports.consensus, ports.local, ports.control)
     if req.get("format") == "prometheus":
-        body = agent.metrics.render_prometheus().encode()
+        body = metrics.render_prometheus().encode()
         return Response(body, 200, b"text/plain; version=0.0.4; charset=utf-8")
-    return json_response(req, agent.metrics.render_json())
+    return json_response(req, metrics.render_json())
 
 
 _LOG_LEVELS = {"trace": 5, "debug": 10, "info": 20, "warn": 30, "error": 40}
 
 
 async def agent_monitor(req: Request, _: str) -> Response:
-    from agent.logstream import broadcaster
-
     raw = (req.get("loglevel") or "info").lower()
     if raw not in _LOG_LEVELS:
         raise HTTPError(400, f"Unknown log level: {raw}")
@@ -479,7 +514,7 @@ def _aggregate(statuses: list[str]) -> str:
 _HEALTH_CODES = {"passing": 200, "warning": 429, "critical": 503, "maintenance": 503}
 
 
-def _service_health(local, defn) -> tuple[str, dict]:
+def _service_health(local: LocalState, defn: ServiceDefinition) -> tuple[str, dict]:
     checks = [
         local.render_check(c)
         for c in local.checks.values()
@@ -502,8 +537,8 @@ def _service_health(local, defn) -> tuple[str, dict]:
     }
 
 
-async def health_by_id(req: Request, service_id: str) -> Response:
-    local = req.agent.local
+async def health_by_id(ports: AgentPorts, req: Request, service_id: str) -> Response:
+    local = ports.local
     defn = local.services.get(service_id)
     text = req.get("format") == "text"
     if defn is None:
@@ -517,8 +552,8 @@ async def health_by_id(req: Request, service_id: str) -> Response:
     return json_response(req, body, status=_HEALTH_CODES[status])
 
 
-async def health_by_name(req: Request, name: str) -> Response:
-    local = req.agent.local
+async def health_by_name(ports: AgentPorts, req: Request, name: str) -> Response:
+    local = ports.local
     entries = [_service_health(local, d) for d in local.services.values() if d.name == name]
     text = req.get("format") == "text"
     if not entries:
@@ -531,28 +566,46 @@ async def health_by_name(req: Request, name: str) -> Response:
 
 
 def register(router: Router, deps: HTTPDeps) -> None:
-    router.add("/v1/agent/self", {"GET": agent_self})
-    router.add("/v1/agent/version", {"GET": agent_version})
-    router.add("/v1/agent/host", {"GET": agent_host})
-    router.add("/v1/agent/members", {"GET": agent_members})
-    router.add("/v1/agent/services", {"GET": agent_services})
-    router.add("/v1/agent/metrics", {"GET": agent_metrics})
+    ports = AgentPorts(
+        identity=deps.identity,
+        local=deps.local,
+        control=deps.control,
+        cluster=deps.cluster,
+        store=deps.store,
+        consensus=deps.consensus,
+        leadership=deps.leadership,
+        metrics=deps.metrics,
+    )
+    router.add("/v1/agent/self", {"GET": partial(agent_self, ports)})
+    router.add("/v1/agent/version", {"GET": partial(agent_version, ports)})
+    router.add("/v1/agent/host", {"GET": partial(agent_host, ports)})
+    router.add("/v1/agent/members", {"GET": partial(agent_members, ports)})
+    router.add("/v1/agent/services", {"GET": partial(agent_services, ports)})
+    router.add("/v1/agent/metrics", {"GET": partial(agent_metrics, ports)})
     router.add("/v1/agent/monitor", {"GET": agent_monitor})
-    router.add("/v1/agent/service/register", {"PUT": service_register})
-    router.add("/v1/agent/service/deregister/", {"PUT": service_deregister}, prefix=True)
-    router.add("/v1/agent/service/maintenance/", {"PUT": service_maintenance}, prefix=True)
-    router.add("/v1/agent/service/", {"GET": agent_service}, prefix=True)
-    router.add("/v1/agent/checks", {"GET": agent_checks})
-    router.add("/v1/agent/check/register", {"PUT": check_register})
-    router.add("/v1/agent/check/deregister/", {"PUT": check_deregister}, prefix=True)
-    router.add("/v1/agent/check/pass/", {"PUT": _ttl("passing")}, prefix=True)
-    router.add("/v1/agent/check/warn/", {"PUT": _ttl("warning")}, prefix=True)
-    router.add("/v1/agent/check/fail/", {"PUT": _ttl("critical")}, prefix=True)
-    router.add("/v1/agent/check/update/", {"PUT": check_update}, prefix=True)
-    router.add("/v1/agent/maintenance", {"PUT": node_maintenance})
-    router.add("/v1/agent/reload", {"PUT": agent_reload})
-    router.add("/v1/agent/leave", {"PUT": agent_leave})
-    router.add("/v1/agent/join/", {"PUT": agent_join}, prefix=True)
-    router.add("/v1/agent/force-leave/", {"PUT": agent_force_leave}, prefix=True)
-    router.add("/v1/agent/health/service/id/", {"GET": health_by_id}, prefix=True)
-    router.add("/v1/agent/health/service/name/", {"GET": health_by_name}, prefix=True)
+    router.add("/v1/agent/service/register", {"PUT": partial(service_register, ports)})
+    router.add(
+        "/v1/agent/service/deregister/", {"PUT": partial(service_deregister, ports)}, prefix=True
+    )
+    router.add(
+        "/v1/agent/service/maintenance/", {"PUT": partial(service_maintenance, ports)}, prefix=True
+    )
+    router.add("/v1/agent/service/", {"GET": partial(agent_service, ports)}, prefix=True)
+    router.add("/v1/agent/checks", {"GET": partial(agent_checks, ports)})
+    router.add("/v1/agent/check/register", {"PUT": partial(check_register, ports)})
+    router.add(
+        "/v1/agent/check/deregister/", {"PUT": partial(check_deregister, ports)}, prefix=True
+    )
+    router.add("/v1/agent/check/pass/", {"PUT": partial(_ttl("passing"), ports)}, prefix=True)
+    router.add("/v1/agent/check/warn/", {"PUT": partial(_ttl("warning"), ports)}, prefix=True)
+    router.add("/v1/agent/check/fail/", {"PUT": partial(_ttl("critical"), ports)}, prefix=True)
+    router.add("/v1/agent/check/update/", {"PUT": partial(check_update, ports)}, prefix=True)
+    router.add("/v1/agent/maintenance", {"PUT": partial(node_maintenance, ports)})
+    router.add("/v1/agent/reload", {"PUT": partial(agent_reload, ports)})
+    router.add("/v1/agent/leave", {"PUT": partial(agent_leave, ports)})
+    router.add("/v1/agent/join/", {"PUT": partial(agent_join, ports)}, prefix=True)
+    router.add("/v1/agent/force-leave/", {"PUT": partial(agent_force_leave, ports)}, prefix=True)
+    router.add("/v1/agent/health/service/id/", {"GET": partial(health_by_id, ports)}, prefix=True)
+    router.add(
+        "/v1/agent/health/service/name/", {"GET": partial(health_by_name, ports)}, prefix=True
+    )

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -31,10 +33,27 @@ from agent.http.authz import (
     require_management,
 )
 
+if TYPE_CHECKING:
+    from agent.local import LocalState
+    from agent.ports import AgentIdentity
+    from agent.state.store import Store
+
+__all__ = ["GuardPorts", "install", "table", "wrap"]
+
 log = logging.getLogger("agent.acl")
 
 Before = Callable[[Request, str], Awaitable[None]]
 After = Callable[[Request, str, Any], Any]
+
+
+@dataclass(frozen=True)
+class GuardPorts:
+    """What the guards read to name a resource: the catalog and sessions (the store), this
+    agent's own services and checks (local), and its node name and ACL settings (identity)."""
+
+    store: Store
+    local: LocalState
+    identity: AgentIdentity
 
 
 class Guard:
@@ -61,8 +80,8 @@ def _rest(req: Request, rest: str) -> str:
     return rest
 
 
-def _this_node(req: Request, rest: str) -> str:
-    return req.agent.node_name
+def _this_node(identity: AgentIdentity, req: Request, rest: str) -> str:
+    return identity.node_name
 
 
 async def _replay_body(req: Request) -> bytes:
@@ -114,9 +133,9 @@ def _items(resource: str, field: str) -> After:
 # ---------------------------------------------------------------------- KV and txn
 
 
-async def _kv_get_before(req: Request, key: str) -> None:
+async def _kv_get_before(identity: AgentIdentity, req: Request, key: str) -> None:
     if req.has("recurse") or req.has("keys"):
-        if req.agent.config.acl.enable_key_list_policy:
+        if identity.config.acl.enable_key_list_policy:
             require(req, "key", key, "list")
         return
     require(req, "key", key, "read")
@@ -211,12 +230,12 @@ def _txn_after(req: Request, rest: str, value: Any) -> Any:
 # ---------------------------------------------------------------------- catalog / health
 
 
-async def _catalog_register_before(req: Request, rest: str) -> None:
+async def _catalog_register_before(store: Store, req: Request, rest: str) -> None:
     body = await _json_body(req)
     if not isinstance(body, dict):
         return
     node = str(_get(body, "Node") or "")
-    existing = req.agent.store.nodes.get(node)
+    existing = store.nodes.get(node)
     unchanged = existing is not None and existing.Address == (_get(body, "Address") or "")
     if not _get(body, "SkipNodeUpdate") and not unchanged:
         require(req, "node", node, "write")
@@ -231,20 +250,20 @@ async def _catalog_register_before(req: Request, rest: str) -> None:
     for check in checks:
         service_id = _get(check, "ServiceID")
         if service_id:
-            name = _service_name(req, node, str(service_id), service)
+            name = _service_name(store, node, str(service_id), service)
             require(req, "service", name, "write")
         else:
             require(req, "node", node, "write")
 
 
-def _service_name(req: Request, node: str, service_id: str, body_service: Any = None) -> str:
+def _service_name(store: Store, node: str, service_id: str, body_service: Any = None) -> str:
     if isinstance(body_service, dict) and (_get(body_service, "ID") or "") == service_id:
         return str(_get(body_service, "Service") or "")
-    svc = req.agent.store.services.get(node, {}).get(service_id)
+    svc = store.services.get(node, {}).get(service_id)
     return svc.Service if svc is not None else service_id
 
 
-async def _catalog_deregister_before(req: Request, rest: str) -> None:
+async def _catalog_deregister_before(store: Store, req: Request, rest: str) -> None:
     body = await _json_body(req)
     if not isinstance(body, dict):
         return
@@ -252,9 +271,9 @@ async def _catalog_deregister_before(req: Request, rest: str) -> None:
     service_id = _get(body, "ServiceID")
     check_id = _get(body, "CheckID")
     if service_id:
-        require(req, "service", _service_name(req, node, str(service_id)), "write")
+        require(req, "service", _service_name(store, node, str(service_id)), "write")
     elif check_id:
-        check = req.agent.store.checks.get(node, {}).get(str(check_id))
+        check = store.checks.get(node, {}).get(str(check_id))
         if check is not None and check.ServiceName:
             require(req, "service", check.ServiceName, "write")
         else:
@@ -350,13 +369,17 @@ def _agent_service_after(req: Request, rest: str, value: Any) -> Any:
     return value
 
 
-def _local_service_name(req: Request, service_id: str) -> str:
-    defn = req.agent.local.services.get(service_id)
+def _local_service_name(local: LocalState, service_id: str) -> str:
+    defn = local.services.get(service_id)
     return defn.name if defn is not None else service_id
 
 
-async def _agent_service_write(req: Request, service_id: str) -> None:
-    require(req, "service", _local_service_name(req, service_id), "write")
+async def _agent_service_write(local: LocalState, req: Request, service_id: str) -> None:
+    require(req, "service", _local_service_name(local, service_id), "write")
+
+
+async def _agent_service_read(local: LocalState, req: Request, service_id: str) -> None:
+    require(req, "service", _local_service_name(local, service_id), "read")
 
 
 async def _service_register_before(req: Request, rest: str) -> None:
@@ -365,38 +388,38 @@ async def _service_register_before(req: Request, rest: str) -> None:
     require(req, "service", name, "write")
 
 
-async def _local_check_write(req: Request, check_id: str) -> None:
-    local = req.agent.local.checks.get(check_id)
-    service_id = local.definition.service_id if local is not None else ""
+async def _local_check_write(ports: GuardPorts, req: Request, check_id: str) -> None:
+    check = ports.local.checks.get(check_id)
+    service_id = check.definition.service_id if check is not None else ""
     if service_id:
-        require(req, "service", _local_service_name(req, service_id), "write")
+        require(req, "service", _local_service_name(ports.local, service_id), "write")
     else:
-        require(req, "node", req.agent.node_name, "write")
+        require(req, "node", ports.identity.node_name, "write")
 
 
-async def _check_register_before(req: Request, rest: str) -> None:
+async def _check_register_before(ports: GuardPorts, req: Request, rest: str) -> None:
     body = await _json_body(req)
     service_id = _get(body, "ServiceID") if isinstance(body, dict) else None
     if service_id:
-        require(req, "service", _local_service_name(req, str(service_id)), "write")
+        require(req, "service", _local_service_name(ports.local, str(service_id)), "write")
     else:
-        require(req, "node", req.agent.node_name, "write")
+        require(req, "node", ports.identity.node_name, "write")
 
 
-async def _session_create_before(req: Request, rest: str) -> None:
+async def _session_create_before(identity: AgentIdentity, req: Request, rest: str) -> None:
     body = await _json_body(req)
     node = _get(body, "Node") if isinstance(body, dict) else None
-    require(req, "session", str(node or req.agent.node_name), "write")
+    require(req, "session", str(node or identity.node_name), "write")
 
 
-def _session_node(req: Request, session_id: str) -> str:
+def _session_node(ports: GuardPorts, req: Request, session_id: str) -> str:
     """The node a session belongs to (the agent's own node for an unknown one)."""
-    sessions = getattr(req.agent.store, "sessions", None)
+    sessions = getattr(ports.store, "sessions", None)
     session = sessions.get(session_id) if sessions is not None else None
     if session is None:
-        return req.agent.node_name
+        return ports.identity.node_name
     node = session.get("Node") if isinstance(session, dict) else getattr(session, "Node", None)
-    return str(node or req.agent.node_name)
+    return str(node or ports.identity.node_name)
 
 
 # ---------------------------------------------------------------------- the table
@@ -412,108 +435,109 @@ async def _async(fn: Callable[[Request], None], req: Request) -> None:
     fn(req)
 
 
-# Route path (as registered) -> method -> guard. "acl" marks routes that check for themselves.
-TABLE: dict[str, dict[str, Guard] | str] = {
-    "/v1/kv/": {
-        "GET": Guard(_kv_get_before, _kv_get_after),
-        "PUT": Guard(need("key", "write", _rest)),
-        "DELETE": Guard(_kv_delete_before),
-    },
-    "/v1/kv": {
-        "GET": Guard(_kv_get_before, _kv_get_after),
-        "PUT": Guard(need("key", "write", _rest)),
-        "DELETE": Guard(_kv_delete_before),
-    },
-    "/v1/txn": {"PUT": Guard(_txn_before, _txn_after)},
-    "/v1/status/leader": {"GET": _NONE},
-    "/v1/status/peers": {"GET": _NONE},
-    "/v1/catalog/register": {"PUT": Guard(_catalog_register_before)},
-    "/v1/catalog/deregister": {"PUT": Guard(_catalog_deregister_before)},
-    "/v1/catalog/datacenters": {"GET": _NONE},
-    "/v1/catalog/nodes": {"GET": Guard(after=_items("node", "Node"))},
-    "/v1/catalog/services": {"GET": Guard(after=_dict_keys("service"))},
-    "/v1/catalog/service/": {"GET": Guard(after=_catalog_service_after)},
-    "/v1/catalog/connect/": {"GET": Guard(after=_catalog_service_after)},
-    "/v1/catalog/node/": {"GET": Guard(after=_catalog_node_after)},
-    "/v1/catalog/node-services/": {"GET": Guard(after=_catalog_node_after)},
-    "/v1/catalog/gateway-services/": {"GET": Guard(need("service", "read", _rest))},
-    "/v1/health/node/": {"GET": Guard(after=_checks_after)},
-    "/v1/health/checks/": {"GET": Guard(after=_checks_after)},
-    "/v1/health/state/": {"GET": Guard(after=_checks_after)},
-    "/v1/health/service/": {"GET": Guard(after=_health_entry_after)},
-    "/v1/health/connect/": {"GET": Guard(after=_health_entry_after)},
-    "/v1/health/ingress/": {"GET": Guard(after=_health_entry_after)},
-    "/v1/agent/self": {"GET": Guard(need("agent", "read", _this_node))},
-    "/v1/agent/version": {"GET": _NONE},
-    "/v1/agent/host": {"GET": _OP_READ},
-    "/v1/agent/members": {"GET": Guard(after=_items("node", "Name"))},
-    "/v1/agent/services": {"GET": Guard(after=_agent_services_after)},
-    "/v1/agent/metrics": {"GET": Guard(need("agent", "read", _this_node))},
-    "/v1/agent/monitor": {"GET": Guard(need("agent", "read", _this_node))},
-    "/v1/agent/service/register": {"PUT": Guard(_service_register_before)},
-    "/v1/agent/service/deregister/": {"PUT": Guard(_agent_service_write)},
-    "/v1/agent/service/maintenance/": {"PUT": Guard(_agent_service_write)},
-    "/v1/agent/service/": {"GET": Guard(after=_agent_service_after)},
-    "/v1/agent/checks": {"GET": Guard(after=_agent_checks_after)},
-    "/v1/agent/check/register": {"PUT": Guard(_check_register_before)},
-    "/v1/agent/check/deregister/": {"PUT": Guard(_local_check_write)},
-    "/v1/agent/check/pass/": {"PUT": Guard(_local_check_write)},
-    "/v1/agent/check/warn/": {"PUT": Guard(_local_check_write)},
-    "/v1/agent/check/fail/": {"PUT": Guard(_local_check_write)},
-    "/v1/agent/check/update/": {"PUT": Guard(_local_check_write)},
-    "/v1/agent/maintenance": {"PUT": Guard(need("node", "write", _this_node))},
-    "/v1/agent/reload": {"PUT": Guard(need("agent", "write", _this_node))},
-    "/v1/agent/leave": {"PUT": Guard(need("agent", "write", _this_node))},
-    "/v1/agent/join/": {"PUT": Guard(need("agent", "write", _this_node))},
-    "/v1/agent/force-leave/": {"PUT": _OP_WRITE},
-    "/v1/agent/health/service/id/": {
-        "GET": Guard(lambda req, rest: _agent_service_read(req, rest))
-    },
-    "/v1/agent/health/service/name/": {"GET": Guard(need("service", "read", _rest))},
-    "/v1/agent/token/": "acl",
-    "/v1/operator/raft/configuration": {"GET": _OP_READ},
-    "/v1/operator/raft/peer": {"DELETE": _OP_WRITE},
-    "/v1/operator/raft/transfer-leader": {"POST": _OP_WRITE},
-    "/v1/operator/autopilot/configuration": {"GET": _OP_READ, "PUT": _OP_WRITE},
-    "/v1/operator/autopilot/health": {"GET": _OP_READ},
-    "/v1/operator/autopilot/state": {"GET": _OP_READ},
-    "/v1/operator/keyring": {
-        "GET": Guard(need("keyring", "read")),
-        "POST": Guard(need("keyring", "write")),
-        "PUT": Guard(need("keyring", "write")),
-        "DELETE": Guard(need("keyring", "write")),
-    },
-    "/v1/operator/area": {"GET": _OP_READ, "POST": _OP_WRITE},
-    "/v1/operator/area/": {"GET": _OP_READ, "PUT": _OP_WRITE, "DELETE": _OP_WRITE},
-    "/v1/snapshot": {"GET": _MANAGEMENT, "PUT": _MANAGEMENT},
-    "/v1/session/create": {"PUT": Guard(_session_create_before)},
-    "/v1/session/destroy/": {"PUT": Guard(need("session", "write", _session_node))},
-    "/v1/session/renew/": {"PUT": Guard(need("session", "write", _session_node))},
-    "/v1/session/info/": {"GET": Guard(after=_items("session", "Node"))},
-    "/v1/session/node/": {"GET": Guard(need("session", "read", _rest))},
-    "/v1/session/list": {"GET": Guard(after=_items("session", "Node"))},
-    "/v1/event/fire/": {"PUT": Guard(need("event", "write", _rest))},
-    "/v1/event/list": {"GET": Guard(after=_items("event", "Name"))},
-    "/v1/coordinate/datacenters": {"GET": _NONE},
-    "/v1/coordinate/nodes": {"GET": Guard(after=_items("node", "Node"))},
-    "/v1/coordinate/node/": {"GET": _NODE_READ},
-    "/v1/coordinate/update": {"PUT": Guard(need("node", "write", _this_node))},
-    "/v1/query": {
-        "GET": Guard(after=_items("query", "Name")),
-        "POST": Guard(need("query", "write", lambda r, s: "")),
-    },
-    "/v1/internal/ui/nodes": {"GET": Guard(after=_items("node", "Node"))},
-    "/v1/internal/ui/node/": {"GET": _NODE_READ},
-    "/v1/internal/ui/services": {"GET": Guard(after=_items("service", "Name"))},
-    "/v1/internal/ui/catalog-overview": {"GET": _OP_READ},
-    "/v1/internal/ui/exported-services": {"GET": _NONE},
-    "/ui/": {"GET": _NONE},
-    "/ui": {"GET": _NONE},
-}
-
-
-async def _agent_service_read(req: Request, service_id: str) -> None:
-    require(req, "service", _local_service_name(req, service_id), "read")
+def table(ports: GuardPorts) -> dict[str, dict[str, Guard] | str]:
+    """Route path (as registered) -> method -> guard; "acl" marks routes that check for
+    themselves. Guards that name a resource from state are bound to `ports` here."""
+    this_node = partial(_this_node, ports.identity)
+    kv_get = Guard(partial(_kv_get_before, ports.identity), _kv_get_after)
+    service_write = Guard(partial(_agent_service_write, ports.local))
+    check_write = Guard(partial(_local_check_write, ports))
+    session_node = partial(_session_node, ports)
+    return {
+        "/v1/kv/": {
+            "GET": kv_get,
+            "PUT": Guard(need("key", "write", _rest)),
+            "DELETE": Guard(_kv_delete_before),
+        },
+        "/v1/kv": {
+            "GET": kv_get,
+            "PUT": Guard(need("key", "write", _rest)),
+            "DELETE": Guard(_kv_delete_before),
+        },
+        "/v1/txn": {"PUT": Guard(_txn_before, _txn_after)},
+        "/v1/status/leader": {"GET": _NONE},
+        "/v1/status/peers": {"GET": _NONE},
+        "/v1/catalog/register": {"PUT": Guard(partial(_catalog_register_before, ports.store))},
+        "/v1/catalog/deregister": {"PUT": Guard(partial(_catalog_deregister_before, ports.store))},
+        "/v1/catalog/datacenters": {"GET": _NONE},
+        "/v1/catalog/nodes": {"GET": Guard(after=_items("node", "Node"))},
+        "/v1/catalog/services": {"GET": Guard(after=_dict_keys("service"))},
+        "/v1/catalog/service/": {"GET": Guard(after=_catalog_service_after)},
+        "/v1/catalog/connect/": {"GET": Guard(after=_catalog_service_after)},
+        "/v1/catalog/node/": {"GET": Guard(after=_catalog_node_after)},
+        "/v1/catalog/node-services/": {"GET": Guard(after=_catalog_node_after)},
+        "/v1/catalog/gateway-services/": {"GET": Guard(need("service", "read", _rest))},
+        "/v1/health/node/": {"GET": Guard(after=_checks_after)},
+        "/v1/health/checks/": {"GET": Guard(after=_checks_after)},
+        "/v1/health/state/": {"GET": Guard(after=_checks_after)},
+        "/v1/health/service/": {"GET": Guard(after=_health_entry_after)},
+        "/v1/health/connect/": {"GET": Guard(after=_health_entry_after)},
+        "/v1/health/ingress/": {"GET": Guard(after=_health_entry_after)},
+        "/v1/agent/self": {"GET": Guard(need("agent", "read", this_node))},
+        "/v1/agent/version": {"GET": _NONE},
+        "/v1/agent/host": {"GET": _OP_READ},
+        "/v1/agent/members": {"GET": Guard(after=_items("node", "Name"))},
+        "/v1/agent/services": {"GET": Guard(after=_agent_services_after)},
+        "/v1/agent/metrics": {"GET": Guard(need("agent", "read", this_node))},
+        "/v1/agent/monitor": {"GET": Guard(need("agent", "read", this_node))},
+        "/v1/agent/service/register": {"PUT": Guard(_service_register_before)},
+        "/v1/agent/service/deregister/": {"PUT": service_write},
+        "/v1/agent/service/maintenance/": {"PUT": service_write},
+        "/v1/agent/service/": {"GET": Guard(after=_agent_service_after)},
+        "/v1/agent/checks": {"GET": Guard(after=_agent_checks_after)},
+        "/v1/agent/check/register": {"PUT": Guard(partial(_check_register_before, ports))},
+        "/v1/agent/check/deregister/": {"PUT": check_write},
+        "/v1/agent/check/pass/": {"PUT": check_write},
+        "/v1/agent/check/warn/": {"PUT": check_write},
+        "/v1/agent/check/fail/": {"PUT": check_write},
+        "/v1/agent/check/update/": {"PUT": check_write},
+        "/v1/agent/maintenance": {"PUT": Guard(need("node", "write", this_node))},
+        "/v1/agent/reload": {"PUT": Guard(need("agent", "write", this_node))},
+        "/v1/agent/leave": {"PUT": Guard(need("agent", "write", this_node))},
+        "/v1/agent/join/": {"PUT": Guard(need("agent", "write", this_node))},
+        "/v1/agent/force-leave/": {"PUT": _OP_WRITE},
+        "/v1/agent/health/service/id/": {"GET": Guard(partial(_agent_service_read, ports.local))},
+        "/v1/agent/health/service/name/": {"GET": Guard(need("service", "read", _rest))},
+        "/v1/agent/token/": "acl",
+        "/v1/operator/raft/configuration": {"GET": _OP_READ},
+        "/v1/operator/raft/peer": {"DELETE": _OP_WRITE},
+        "/v1/operator/raft/transfer-leader": {"POST": _OP_WRITE},
+        "/v1/operator/autopilot/configuration": {"GET": _OP_READ, "PUT": _OP_WRITE},
+        "/v1/operator/autopilot/health": {"GET": _OP_READ},
+        "/v1/operator/autopilot/state": {"GET": _OP_READ},
+        "/v1/operator/keyring": {
+            "GET": Guard(need("keyring", "read")),
+            "POST": Guard(need("keyring", "write")),
+            "PUT": Guard(need("keyring", "write")),
+            "DELETE": Guard(need("keyring", "write")),
+        },
+        "/v1/operator/area": {"GET": _OP_READ, "POST": _OP_WRITE},
+        "/v1/operator/area/": {"GET": _OP_READ, "PUT": _OP_WRITE, "DELETE": _OP_WRITE},
+        "/v1/snapshot": {"GET": _MANAGEMENT, "PUT": _MANAGEMENT},
+        "/v1/session/create": {"PUT": Guard(partial(_session_create_before, ports.identity))},
+        "/v1/session/destroy/": {"PUT": Guard(need("session", "write", session_node))},
+        "/v1/session/renew/": {"PUT": Guard(need("session", "write", session_node))},
+        "/v1/session/info/": {"GET": Guard(after=_items("session", "Node"))},
+        "/v1/session/node/": {"GET": Guard(need("session", "read", _rest))},
+        "/v1/session/list": {"GET": Guard(after=_items("session", "Node"))},
+        "/v1/event/fire/": {"PUT": Guard(need("event", "write", _rest))},
+        "/v1/event/list": {"GET": Guard(after=_items("event", "Name"))},
+        "/v1/coordinate/datacenters": {"GET": _NONE},
+        "/v1/coordinate/nodes": {"GET": Guard(after=_items("node", "Node"))},
+        "/v1/coordinate/node/": {"GET": _NODE_READ},
+        "/v1/coordinate/update": {"PUT": Guard(need("node", "write", this_node))},
+        "/v1/query": {
+            "GET": Guard(after=_items("query", "Name")),
+            "POST": Guard(need("query", "write", lambda r, s: "")),
+        },
+        "/v1/internal/ui/nodes": {"GET": Guard(after=_items("node", "Node"))},
+        "/v1/internal/ui/node/": {"GET": _NODE_READ},
+        "/v1/internal/ui/services": {"GET": Guard(after=_items("service", "Name"))},
+        "/v1/internal/ui/catalog-overview": {"GET": _OP_READ},
+        "/v1/internal/ui/exported-services": {"GET": _NONE},
+        "/ui/": {"GET": _NONE},
+        "/ui": {"GET": _NONE},
+    }
 
 
 class _Answer(Exception):
@@ -553,12 +577,13 @@ def _empty_is_404(req: Request) -> bool:
     return req.path.startswith("/v1/kv") and (req.has("recurse") or req.has("keys"))
 
 
-def install(router: Router) -> list[str]:
+def install(router: Router, ports: GuardPorts) -> list[str]:
     """Wrap every route's handlers; returns the routes held to the default operator guard."""
     unguarded: list[str] = []
     default = {"GET": _OP_READ}
+    guards = table(ports)
     for path, methods in list(router.exact.items()) + list(router.prefixes):
-        spec = TABLE.get(path)
+        spec = guards.get(path)
         if spec == "acl" or path.startswith("/v1/acl/"):
             continue
         for method, handler in list(methods.items()):

@@ -144,8 +144,8 @@ def build_router(deps: HTTPDeps) -> Router:
         module.register(router, deps)
     if deps.acl is not None:  # the ACL endpoints and the permission table
         from agent.http.acl import register as register_acl
-        from agent.http.guards import install
+        from agent.http.guards import GuardPorts, install
 
         register_acl(router, deps)
-        install(router)
+        install(router, GuardPorts(deps.store, deps.local, deps.identity))
     return router

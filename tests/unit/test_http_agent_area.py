@@ -1,0 +1,113 @@
+"""agent/http/agent_ep.py on in-memory twins: /v1/agent/self and members from identity alone
+(no gossip pool), a service registered in a real LocalState and synced to the catalog through
+the writer, and the refusals that change nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from agent.config import load_config
+from agent.http import agent_ep
+from agent.http.app import HTTPError, Request, Response, Router
+from agent.http.deps import HTTPDeps
+from agent.http.reads import Reads
+from agent.local import LocalState
+from agent.state.store import Store
+from tests.harness.twins import Identity, MemoryWriter, http_deps
+
+
+@dataclass(kw_only=True)
+class HostTwin(Identity):
+    """What LocalState needs of its agent (agent/local.py LocalHost): a server's view."""
+
+    writer: MemoryWriter
+    store: Store
+
+    async def write(self, command: dict) -> Any:
+        return await self.writer.write(command)
+
+    async def api_call(self, method: str, path: str, body: Any, token: str = "") -> tuple[int, str]:
+        raise AssertionError("ACLs are off: anti-entropy writes through the writer")
+
+    async def read_remote(self, path: str) -> Any:
+        raise AssertionError("a server reads its own store")
+
+    def agent_tokens(self) -> dict[str, str]:
+        return {}
+
+    def local_store(self) -> Store | None:
+        return self.store
+
+
+def dev_deps() -> HTTPDeps:
+    deps = http_deps(load_config(["-dev"], environ={}))
+    assert isinstance(deps.writer, MemoryWriter)
+    host = HostTwin(config=deps.identity.config, writer=deps.writer, store=deps.store)
+    return dataclasses.replace(deps, local=LocalState(host))
+
+
+def call(deps: HTTPDeps, method: str, path: str, query: bytes = b"", body: bytes = b"") -> Response:
+    router = Router()
+    agent_ep.register(router, deps)
+    methods, rest, _ = router.match(path)
+    assert methods is not None
+    scope = {"method": method, "path": path, "query_string": query, "headers": []}
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    req = Request(None, scope, receive, None, Reads(deps.store.watches, deps.leadership))
+    return asyncio.run(methods[method](req, rest))
+
+
+def test_self_and_members_without_a_gossip_pool() -> None:
+    deps = dev_deps()
+    me = json.loads(call(deps, "GET", "/v1/agent/self").body)
+    assert me["Config"]["Datacenter"] == "dc1"
+    assert me["Config"]["NodeID"] == deps.identity.node_id
+    assert me["Member"]["Name"] == deps.identity.node_name
+    assert me["Member"]["Tags"]["role"] == "consul"
+    assert me["Stats"]["consul"]["leader_addr"] == deps.leadership.leader_address
+    assert me["Stats"]["consul"]["known_datacenters"] == "1"
+    members = json.loads(call(deps, "GET", "/v1/agent/members").body)
+    assert [m["Name"] for m in members] == [deps.identity.node_name]
+    wan = json.loads(call(deps, "GET", "/v1/agent/members", b"wan=1").body)
+    assert [m["Name"] for m in wan] == [f"{deps.identity.node_name}.dc1"]
+
+
+def test_register_syncs_to_the_catalog_and_counts_in_metrics() -> None:
+    deps = dev_deps()
+    body = {"Name": "web", "Port": 80, "Check": {"TTL": "10s"}}
+    answer = call(deps, "PUT", "/v1/agent/service/register", body=json.dumps(body).encode())
+    assert answer.status == 200
+    assert set(deps.local.services) == {"web"}
+    assert isinstance(deps.writer, MemoryWriter)
+    assert "register" in [c["Type"] for c in deps.writer.commands]
+    node = deps.identity.node_name
+    assert deps.store.services[node]["web"].Port == 80
+    listed = json.loads(call(deps, "GET", "/v1/agent/services").body)
+    assert listed["web"]["Service"] == "web"
+    metrics = json.loads(call(deps, "GET", "/v1/agent/metrics").body)
+    gauges = {g["Name"]: g["Value"] for g in metrics["Gauges"]}
+    assert gauges["consul.agent.services"] == 1
+
+
+def test_refusals_change_nothing() -> None:
+    deps = dev_deps()
+    with pytest.raises(HTTPError) as unknown:
+        call(deps, "PUT", "/v1/agent/service/deregister/nope")
+    assert unknown.value.status == 404
+    with pytest.raises(HTTPError) as bad_status:
+        call(deps, "PUT", "/v1/agent/check/update/c1", body=b'{"Status": "sideways"}')
+    assert (bad_status.value.status, bad_status.value.message) == (
+        400,
+        "Invalid check status: 'sideways'",
+    )
+    assert isinstance(deps.writer, MemoryWriter)
+    assert deps.writer.commands == []
