@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Hashable, Iterable
+from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from agent.durations import format_nanoseconds, parse_nanoseconds
@@ -25,7 +27,23 @@ from agent.http.gojson import STRINGS, Struct
 from agent.state.structs import Node, Service
 
 if TYPE_CHECKING:
+    from agent.cluster import ClusterManager
     from agent.http.deps import HTTPDeps
+    from agent.ports import Writer
+    from agent.state.store import Store
+
+
+@dataclass(frozen=True)
+class CatalogPorts:
+    """What `/v1/catalog/*` uses: the store it reads, the writer it proposes through, this
+    agent's datacenter (fixed for the life of the process) and the gossip pools (the WAN pool
+    knows the datacenters; None in twins)."""
+
+    store: Store
+    writer: Writer
+    datacenter: str
+    cluster: ClusterManager | None
+
 
 # ---------------------------------------------------------------------------- read helpers
 
@@ -339,25 +357,25 @@ def build_register(body: dict, datacenter: str, known_services: Iterable[str]) -
     return command
 
 
-def _check_datacenter(req: Request, body: dict) -> None:
+def _check_datacenter(datacenter: str, body: dict) -> None:
     dc = body.get("Datacenter")
-    if dc and dc.lower() != req.agent.datacenter.lower():
+    if dc and dc.lower() != datacenter.lower():
         raise HTTPError(500, "No path to datacenter")
 
 
-async def register_handler(req: Request, _: str) -> Response:
+async def register_handler(ports: CatalogPorts, req: Request, _: str) -> Response:
     body = await _read_body(req, REGISTER)
-    _check_datacenter(req, body)
+    _check_datacenter(ports.datacenter, body)
     node = body.get("Node") or ""
-    known = req.agent.store.services.get(node, {}).keys()
-    command = build_register(body, req.agent.datacenter, known)
-    await req.agent.write(command)
+    known = ports.store.services.get(node, {}).keys()
+    command = build_register(body, ports.datacenter, known)
+    await ports.writer.write(command)
     return json_response(req, True)
 
 
-async def deregister_handler(req: Request, _: str) -> Response:
+async def deregister_handler(ports: CatalogPorts, req: Request, _: str) -> Response:
     body = await _read_body(req, DEREGISTER)
-    _check_datacenter(req, body)
+    _check_datacenter(ports.datacenter, body)
     node = body.get("Node") or ""
     if not node:
         raise _refused("Must provide node")
@@ -366,22 +384,22 @@ async def deregister_handler(req: Request, _: str) -> Response:
         command["ServiceID"] = body["ServiceID"]
     elif body.get("CheckID"):
         command["CheckID"] = body["CheckID"]
-    await req.agent.write(command)
+    await ports.writer.write(command)
     return json_response(req, True)
 
 
 # ---------------------------------------------------------------------------- reads
 
 
-async def datacenters(req: Request, _: str) -> Response:
+async def datacenters(ports: CatalogPorts, req: Request, _: str) -> Response:
     # A client agent never gets here: it forwards to a server, whose WAN pool knows them all.
-    pool = req.agent.cluster.wan
-    names = pool.datacenters() if pool is not None else [req.agent.datacenter]
+    pool = ports.cluster.wan if ports.cluster is not None else None
+    names = pool.datacenters() if pool is not None else [ports.datacenter]
     return json_response(req, names)
 
 
-async def nodes(req: Request, _: str) -> Response:
-    store = req.agent.store
+async def nodes(ports: CatalogPorts, req: Request, _: str) -> Response:
+    store = ports.store
     meta, flt = node_meta_filters(req), compile_request_filter(req)
 
     def query() -> tuple[int, list[dict]]:
@@ -391,7 +409,7 @@ async def nodes(req: Request, _: str) -> Response:
     return await blocking_read(req, (("table", "nodes"),), query)
 
 
-def _all_instances(store: Any, meta: dict[str, str]) -> list[tuple[Node, Service]]:
+def _all_instances(store: Store, meta: dict[str, str]) -> list[tuple[Node, Service]]:
     out = []
     for n in sorted_nodes(store.nodes):
         if meta and not meta_matches(n.Meta, meta):
@@ -400,8 +418,8 @@ def _all_instances(store: Any, meta: dict[str, str]) -> list[tuple[Node, Service
     return out
 
 
-async def services(req: Request, _: str) -> Response:
-    store = req.agent.store
+async def services(ports: CatalogPorts, req: Request, _: str) -> Response:
+    store = ports.store
     meta, flt = node_meta_filters(req), compile_request_filter(req)
     tables = ("services", "nodes") if meta else ("services",)
 
@@ -421,10 +439,10 @@ async def services(req: Request, _: str) -> Response:
     return await blocking_read(req, [("table", t) for t in tables], query)
 
 
-async def service_nodes(req: Request, name: str) -> Response:
+async def service_nodes(ports: CatalogPorts, req: Request, name: str) -> Response:
     if not name:
         raise HTTPError(400, "Missing service name")
-    store = req.agent.store
+    store = ports.store
     meta, flt, tags = node_meta_filters(req), compile_request_filter(req), tag_filters(req)
     peered = bool(req.raw_query and req.get("peer"))  # no peers: nothing imported from one
 
@@ -439,20 +457,20 @@ async def service_nodes(req: Request, name: str) -> Response:
     return await blocking_read(req, (("service", name),), query)
 
 
-async def connect_nodes(req: Request, name: str) -> Response:
+async def connect_nodes(ports: CatalogPorts, req: Request, name: str) -> Response:
     """No service mesh here: no instance is Connect-capable."""
     if not name:
         raise HTTPError(400, "Missing service name")
-    store = req.agent.store
+    store = ports.store
     return await blocking_read(
         req, (("service", name),), lambda: (store.service_name_index(name), [])
     )
 
 
-async def node_services(req: Request, name: str) -> Response:
+async def node_services(ports: CatalogPorts, req: Request, name: str) -> Response:
     if not name:
         raise HTTPError(400, "Missing node name")
-    store = req.agent.store
+    store = ports.store
     flt = compile_request_filter(req)
 
     def query() -> tuple[int, dict | None]:
@@ -468,10 +486,10 @@ async def node_services(req: Request, name: str) -> Response:
     return await blocking_read(req, (("table", "nodes"), ("table", "services")), query)
 
 
-async def node_service_list(req: Request, name: str) -> Response:
+async def node_service_list(ports: CatalogPorts, req: Request, name: str) -> Response:
     if not name:
         raise HTTPError(400, "Missing node name")
-    store = req.agent.store
+    store = ports.store
     flt = compile_request_filter(req)
 
     def query() -> tuple[int, dict]:
@@ -485,23 +503,28 @@ async def node_service_list(req: Request, name: str) -> Response:
     return await blocking_read(req, (("table", "nodes"), ("table", "services")), query)
 
 
-async def gateway_services(req: Request, name: str) -> Response:
+async def gateway_services(ports: CatalogPorts, req: Request, name: str) -> Response:
     if not name:
         raise HTTPError(400, "Missing gateway name")
-    store = req.agent.store
+    store = ports.store
     return await blocking_read(
         req, (("table", "services"),), lambda: (store.table_index("services"), [])
     )
 
 
 def register(router: Router, deps: HTTPDeps) -> None:
-    router.add("/v1/catalog/register", {"PUT": register_handler})
-    router.add("/v1/catalog/deregister", {"PUT": deregister_handler})
-    router.add("/v1/catalog/datacenters", {"GET": datacenters})
-    router.add("/v1/catalog/nodes", {"GET": nodes})
-    router.add("/v1/catalog/services", {"GET": services})
-    router.add("/v1/catalog/service/", {"GET": service_nodes}, prefix=True)
-    router.add("/v1/catalog/connect/", {"GET": connect_nodes}, prefix=True)
-    router.add("/v1/catalog/node/", {"GET": node_services}, prefix=True)
-    router.add("/v1/catalog/node-services/", {"GET": node_service_list}, prefix=True)
-    router.add("/v1/catalog/gateway-services/", {"GET": gateway_services}, prefix=True)
+    ports = CatalogPorts(deps.store, deps.writer, deps.identity.datacenter, deps.cluster)
+    router.add("/v1/catalog/register", {"PUT": partial(register_handler, ports)})
+    router.add("/v1/catalog/deregister", {"PUT": partial(deregister_handler, ports)})
+    router.add("/v1/catalog/datacenters", {"GET": partial(datacenters, ports)})
+    router.add("/v1/catalog/nodes", {"GET": partial(nodes, ports)})
+    router.add("/v1/catalog/services", {"GET": partial(services, ports)})
+    router.add("/v1/catalog/service/", {"GET": partial(service_nodes, ports)}, prefix=True)
+    router.add("/v1/catalog/connect/", {"GET": partial(connect_nodes, ports)}, prefix=True)
+    router.add("/v1/catalog/node/", {"GET": partial(node_services, ports)}, prefix=True)
+    router.add(
+        "/v1/catalog/node-services/", {"GET": partial(node_service_list, ports)}, prefix=True
+    )
+    router.add(
+        "/v1/catalog/gateway-services/", {"GET": partial(gateway_services, ports)}, prefix=True
+    )

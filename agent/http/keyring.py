@@ -13,7 +13,10 @@ ACL rules (`keyring:read` / `keyring:write`) are applied by agent/http/guards.py
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 from agent.gossip.crypto import (
     KEYRING_FILE,
@@ -30,8 +33,26 @@ if TYPE_CHECKING:
 NOT_ENABLED = "Gossip encryption is not enabled on this agent"
 
 
-def _cipher(req: Request) -> GossipCipher:
-    cipher = getattr(req.agent.cluster, "cipher", None)
+class GossipKeys(Protocol):
+    """Where the gossip keyring lives: the cluster manager's cipher (None: plaintext gossip)."""
+
+    @property
+    def cipher(self) -> GossipCipher | None: ...
+
+
+@dataclass(frozen=True)
+class KeyringPorts:
+    """What `/v1/operator/keyring` uses: the gossip pools' cipher (`cluster`, None in twins),
+    and, fixed for the life of the process, the datacenter and the data directory the
+    keyring file is saved under (None: not saved)."""
+
+    cluster: GossipKeys | None
+    datacenter: str
+    data_dir: Path | None
+
+
+def _cipher(cluster: GossipKeys | None) -> GossipCipher:
+    cipher = cluster.cipher if cluster is not None else None
     if cipher is None:
         raise HTTPError(500, NOT_ENABLED)
     return cipher
@@ -52,8 +73,8 @@ def listing(cipher: GossipCipher, datacenter: str) -> list[dict[str, Any]]:
     ]
 
 
-async def keyring_list(req: Request, _: str) -> Response:
-    return json_response(req, listing(_cipher(req), req.agent.datacenter))
+async def keyring_list(ports: KeyringPorts, req: Request, _: str) -> Response:
+    return json_response(req, listing(_cipher(ports.cluster), ports.datacenter))
 
 
 async def _key_from_body(req: Request) -> bytes:
@@ -69,29 +90,29 @@ async def _key_from_body(req: Request) -> bytes:
         raise HTTPError(400, str(exc)) from None
 
 
-def _change(name: str):
-    async def handler(req: Request, _: str) -> Response:
-        cipher = _cipher(req)
-        key = await _key_from_body(req)
-        try:
-            getattr(cipher.keyring, name)(key)
-        except KeyringError as exc:
-            raise HTTPError(500, str(exc)) from None
-        data_dir = req.agent.data_dir
-        if data_dir is not None:
-            save_keyring_file(data_dir / KEYRING_FILE, cipher.keyring)
-        return Response(b"", 200)
-
-    return handler
+async def keyring_change(ports: KeyringPorts, name: str, req: Request, _: str) -> Response:
+    """POST (`name` "install"), PUT ("use") or DELETE ("remove") the body's key; the keyring
+    file is saved after the change."""
+    cipher = _cipher(ports.cluster)
+    key = await _key_from_body(req)
+    try:
+        getattr(cipher.keyring, name)(key)
+    except KeyringError as exc:
+        raise HTTPError(500, str(exc)) from None
+    if ports.data_dir is not None:
+        save_keyring_file(ports.data_dir / KEYRING_FILE, cipher.keyring)
+    return Response(b"", 200)
 
 
 def register(router: Router, deps: HTTPDeps) -> None:
+    identity = deps.identity
+    ports = KeyringPorts(deps.cluster, identity.datacenter, identity.data_dir)
     router.add(
         "/v1/operator/keyring",
         {
-            "GET": keyring_list,
-            "POST": _change("install"),
-            "PUT": _change("use"),
-            "DELETE": _change("remove"),
+            "GET": partial(keyring_list, ports),
+            "POST": partial(keyring_change, ports, "install"),
+            "PUT": partial(keyring_change, ports, "use"),
+            "DELETE": partial(keyring_change, ports, "remove"),
         },
     )

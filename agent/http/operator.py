@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 from agent.errors import NotLeader
@@ -22,83 +24,80 @@ from agent.state.archive import ArchiveInvalid, Server, new_meta, read_verified,
 
 if TYPE_CHECKING:
     from agent.http.deps import HTTPDeps
+    from agent.ports import AgentIdentity, Writer
+    from agent.raft.node import RaftNode
+    from agent.state.store import Store
 
 
-def _servers(agent) -> list[dict]:
-    consensus = agent.consensus
+@dataclass(frozen=True)
+class OperatorPorts:
+    """What `/v1/operator/{raft,autopilot}/*` and `/v1/snapshot` use: this server's consensus
+    (None on a client agent: no configuration to show or change), the store (autopilot
+    settings, snapshots), the writer (autopilot settings, restores) and the agent's identity
+    (version and start time in the autopilot health)."""
+
+    consensus: RaftNode | None
+    store: Store
+    writer: Writer
+    identity: AgentIdentity
+
+
+def _servers(consensus: RaftNode | None) -> list[dict]:
+    return consensus.configuration() if consensus is not None else []
+
+
+async def raft_configuration(ports: OperatorPorts, req: Request, _: str) -> Response:
+    consensus = ports.consensus
     if consensus is None:
-        return []
-    servers = getattr(consensus, "configuration", None)
-    if callable(servers):
-        return servers()
-    return [
-        {
-            "ID": agent.node_id,
-            "Node": agent.node_name,
-            "Address": consensus.address,
-            "Leader": consensus.is_leader,
-            "ProtocolVersion": "3",
-            "Voter": True,
-            "LastIndex": consensus.last_index,
-        }
-    ]
-
-
-async def raft_configuration(req: Request, _: str) -> Response:
-    agent = req.agent
-    if agent.consensus is None:
         raise HTTPError(500, "No known Consul servers")
     query_options(req)
-    index = getattr(agent.consensus, "conf_index", 0)
-    return json_response(req, {"Servers": _servers(agent), "Index": index})
+    return json_response(req, {"Servers": _servers(consensus), "Index": consensus.conf_index})
 
 
-async def raft_peer(req: Request, _: str) -> Response:
-    agent = req.agent
+async def raft_peer(ports: OperatorPorts, req: Request, _: str) -> Response:
+    consensus = ports.consensus
     peer_id, address = req.get("id"), req.get("address")
     if not peer_id and not address:
         raise HTTPError(
             400,
             "Must specify either ?id with the server's ID or ?address with IP:port of peer to remove",
         )
-    remove = getattr(agent.consensus, "remove_peer", None)
-    known = [s for s in _servers(agent) if s["ID"] == peer_id or s["Address"] == address]
-    if not known or remove is None:
+    known = [s for s in _servers(consensus) if s["ID"] == peer_id or s["Address"] == address]
+    if not known or consensus is None:
         what = f"id {peer_id!r}" if peer_id else f"address {address!r}"
         raise HTTPError(500, f"{what} was not found in the Raft configuration")
-    await remove(peer_id=peer_id, address=address)
+    await consensus.remove_peer(peer_id=peer_id, address=address)
     return Response(b"", 200)
 
 
-async def transfer_leader(req: Request, _: str) -> Response:
+async def transfer_leader(ports: OperatorPorts, req: Request, _: str) -> Response:
     """`?id=` is checked against the configuration first: the Raft core ignores a transfer to
     a server it does not know, and the caller would only hear of it when the wait times out."""
-    consensus = req.agent.consensus
-    transfer = getattr(consensus, "transfer_leadership", None)
-    if transfer is None:
+    consensus = ports.consensus
+    if consensus is None:
         raise HTTPError(500, "cannot find peer to transfer leadership to")
     target = req.get("id") or None
     if target is not None:
-        server = next((s for s in _servers(req.agent) if s["ID"] == target), None)
-        if target == getattr(consensus, "id", None):
+        server = next((s for s in _servers(consensus) if s["ID"] == target), None)
+        if target == consensus.id:
             raise HTTPError(500, "cannot transfer leadership to itself")
         if server is None:
             raise HTTPError(500, f"Could not find address for server id {target}")
         if not server["Voter"]:
             raise HTTPError(500, f"cannot transfer leadership to {target}: it is not a voter")
     try:
-        await transfer(target)
+        await consensus.transfer_leadership(target)
     except NotLeader as exc:
         raise HTTPError(500, str(exc)) from None
     return json_response(req, {"Success": True})
 
 
-async def autopilot_configuration(req: Request, _: str) -> Response:
-    stored = req.agent.store.autopilot
+async def autopilot_configuration(ports: OperatorPorts, req: Request, _: str) -> Response:
+    stored = ports.store.autopilot
     return json_response(req, _AUTOPILOT | stored if stored else _AUTOPILOT)
 
 
-async def autopilot_set(req: Request, _: str) -> Response:
+async def autopilot_set(ports: OperatorPorts, req: Request, _: str) -> Response:
     """Store the autopilot settings (replicated); `?cas=<ModifyIndex>` answers false on a
     mismatch, as Consul does. The settings are kept and reported, not yet acted on."""
     cas = None
@@ -108,28 +107,28 @@ async def autopilot_set(req: Request, _: str) -> Response:
             raise HTTPError(400, f"Error parsing cas value: {raw!r}")
         cas = int(raw)
     body = decode_autopilot(await req.body())
-    result = await req.agent.write({"Type": "autopilot", "Config": body, "CAS": cas})
+    result = await ports.writer.write({"Type": "autopilot", "Config": body, "CAS": cas})
     return json_response(req, bool(result))
 
 
-async def autopilot_health(req: Request, _: str) -> Response:
-    agent = req.agent
+async def autopilot_health(ports: OperatorPorts, req: Request, _: str) -> Response:
+    consensus, identity = ports.consensus, ports.identity
     servers = []
-    for s in _servers(agent):
+    for s in _servers(consensus):
         servers.append(
             {
                 "ID": s["ID"],
                 "Name": s["Node"],
                 "Address": s["Address"],
                 "SerfStatus": "alive",
-                "Version": agent.version,
+                "Version": identity.version,
                 "Leader": s["Leader"],
                 "LastContact": "0s",
-                "LastTerm": getattr(agent.consensus, "term", 1),
-                "LastIndex": agent.store.last_index,
+                "LastTerm": consensus.term if consensus is not None else 1,
+                "LastIndex": ports.store.last_index,
                 "Healthy": True,
                 "Voter": s["Voter"],
-                "StableSince": _rfc3339(agent.started_at),
+                "StableSince": _rfc3339(identity.started_at),
             }
         )
     voters = sum(1 for s in servers if s["Voter"])
@@ -147,19 +146,18 @@ def _rfc3339(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
-async def snapshot_save(req: Request, _: str) -> Response:
+async def snapshot_save(ports: OperatorPorts, req: Request, _: str) -> Response:
     """The whole state as Consul's archive (agent/state/archive.py). The store is captured on
     the loop, at one index; encoding and compressing it happen on a thread."""
-    agent = req.agent
-    consensus = agent.consensus
+    consensus, store = ports.consensus, ports.store
     if consensus is None:
         raise HTTPError(500, "No known Consul servers")
     opts = query_options(req)
-    captured = agent.store.capture()
-    index = agent.store.last_index
-    term = getattr(consensus, "term", 0)
-    servers = [Server(0 if s["Voter"] else 1, s["ID"], s["Address"]) for s in _servers(agent)]
-    conf_index = getattr(consensus, "conf_index", 0)
+    captured = store.capture()
+    index = store.last_index
+    term = consensus.term
+    servers = [Server(0 if s["Voter"] else 1, s["ID"], s["Address"]) for s in _servers(consensus)]
+    conf_index = consensus.conf_index
 
     def archive() -> bytes:
         state = b"".join(captured.chunks())
@@ -170,7 +168,7 @@ async def snapshot_save(req: Request, _: str) -> Response:
     return Response(body, 200, b"application/x-gzip", headers)
 
 
-async def snapshot_restore(req: Request, _: str) -> Response:
+async def snapshot_restore(ports: OperatorPorts, req: Request, _: str) -> Response:
     """Replace the state with an archive's, once it is known to be whole: checksums, metadata
     and every record are checked here, so a bad archive never reaches the Raft log."""
     raw = await req.body()
@@ -178,18 +176,23 @@ async def snapshot_restore(req: Request, _: str) -> Response:
         _, state = await asyncio.to_thread(read_verified, raw)
     except ArchiveInvalid as exc:
         raise HTTPError(400, str(exc)) from None
-    await req.agent.write({"Type": "restore", "State": state})
+    await ports.writer.write({"Type": "restore", "State": state})
     return Response(b"", 200)
 
 
 def register(router: Router, deps: HTTPDeps) -> None:
-    router.add("/v1/operator/raft/configuration", {"GET": raft_configuration})
-    router.add("/v1/operator/raft/peer", {"DELETE": raft_peer})
-    router.add("/v1/operator/raft/transfer-leader", {"POST": transfer_leader})
+    ports = OperatorPorts(deps.consensus, deps.store, deps.writer, deps.identity)
+    router.add("/v1/operator/raft/configuration", {"GET": partial(raft_configuration, ports)})
+    router.add("/v1/operator/raft/peer", {"DELETE": partial(raft_peer, ports)})
+    router.add("/v1/operator/raft/transfer-leader", {"POST": partial(transfer_leader, ports)})
     router.add(
         "/v1/operator/autopilot/configuration",
-        {"GET": autopilot_configuration, "PUT": autopilot_set},
+        {"GET": partial(autopilot_configuration, ports), "PUT": partial(autopilot_set, ports)},
     )
-    router.add("/v1/operator/autopilot/health", {"GET": autopilot_health})
-    router.add("/v1/operator/autopilot/state", {"GET": autopilot_health})
-    router.add("/v1/snapshot", {"GET": snapshot_save, "PUT": snapshot_restore})
+    health = partial(autopilot_health, ports)
+    router.add("/v1/operator/autopilot/health", {"GET": health})
+    router.add("/v1/operator/autopilot/state", {"GET": health})
+    router.add(
+        "/v1/snapshot",
+        {"GET": partial(snapshot_save, ports), "PUT": partial(snapshot_restore, ports)},
+    )

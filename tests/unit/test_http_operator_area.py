@@ -1,0 +1,77 @@
+"""agent/http/operator.py on in-memory twins: the autopilot settings written through the writer
+and read back (with `?cas`), and what a client agent (no consensus) answers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from agent.config import load_config
+from agent.http import operator
+from agent.http.app import HTTPError, Request, Response, Router
+from agent.http.autopilot import DEFAULTS
+from agent.http.deps import HTTPDeps
+from agent.http.reads import Reads
+from tests.harness.twins import MemoryWriter, http_deps
+
+
+def dev_deps() -> HTTPDeps:
+    return http_deps(load_config(["-dev"], environ={}))
+
+
+def call(deps: HTTPDeps, method: str, path: str, query: bytes = b"", body: bytes = b"") -> Response:
+    router = Router()
+    operator.register(router, deps)
+    methods, rest, _ = router.match(path)
+    assert methods is not None
+    scope = {"method": method, "path": path, "query_string": query, "headers": []}
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    req = Request(None, scope, receive, None, Reads(deps.store.watches, deps.leadership))
+    return asyncio.run(methods[method](req, rest))
+
+
+AUTOPILOT = "/v1/operator/autopilot/configuration"
+
+
+def test_autopilot_settings_are_written_and_read_back() -> None:
+    deps = dev_deps()
+    assert json.loads(call(deps, "GET", AUTOPILOT).body) == DEFAULTS
+    body = b'{"MaxTrailingLogs": 500, "LastContactThreshold": "1s"}'
+    assert json.loads(call(deps, "PUT", AUTOPILOT, body=body).body) is True
+    assert isinstance(deps.writer, MemoryWriter)
+    assert [c["Type"] for c in deps.writer.commands] == ["autopilot"]
+    stored = json.loads(call(deps, "GET", AUTOPILOT).body)
+    assert (stored["MaxTrailingLogs"], stored["LastContactThreshold"]) == (500, "1s")
+    stale = str(stored["ModifyIndex"] + 1).encode()
+    answer = call(deps, "PUT", AUTOPILOT, query=b"cas=" + stale, body=b'{"MinQuorum": 3}')
+    assert json.loads(answer.body) is False  # Consul's answer to a ModifyIndex mismatch
+    assert json.loads(call(deps, "GET", AUTOPILOT).body)["MinQuorum"] == 0
+
+
+def test_a_bad_cas_is_refused_before_the_writer() -> None:
+    deps = dev_deps()
+    with pytest.raises(HTTPError) as refused:
+        call(deps, "PUT", AUTOPILOT, query=b"cas=-1", body=b"{}")
+    assert (refused.value.status, refused.value.message) == (400, "Error parsing cas value: '-1'")
+    assert isinstance(deps.writer, MemoryWriter)
+    assert deps.writer.commands == []
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("GET", "/v1/operator/raft/configuration"), ("GET", "/v1/snapshot")],
+)
+def test_a_client_agent_has_no_servers(method: str, path: str) -> None:
+    with pytest.raises(HTTPError) as refused:
+        call(dev_deps(), method, path)
+    assert (refused.value.status, refused.value.message) == (500, "No known Consul servers")
+
+
+def test_autopilot_health_of_a_client_agent_is_empty() -> None:
+    answer = json.loads(call(dev_deps(), "GET", "/v1/operator/autopilot/health").body)
+    assert answer == {"Healthy": False, "FailureTolerance": 0, "Servers": []}
