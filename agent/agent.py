@@ -209,6 +209,7 @@ class Agent:
             acl=self.acl_runtime if config.acl.enabled else None,
             cluster=self.cluster,
             events=self.events,
+            sessions_reaper=self.session_reaper,
         )
         # In-process calls (api_call, forwarded requests) use the App directly: their paths
         # and bodies are our own, so they skip the listeners' edge checks.

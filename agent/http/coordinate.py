@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 from agent.http.app import HTTPError, Request, Response, Router, json_response
@@ -11,33 +13,42 @@ from agent.http.gojson import conform
 
 if TYPE_CHECKING:
     from agent.http.deps import HTTPDeps
+    from agent.ports import Writer
+    from agent.state.store import Store
 
 _ORIGIN = {"Vec": [0.0] * 8, "Error": 1.5, "Adjustment": 0.0, "Height": 1e-05}
 
 
-def _sorted(store) -> list[dict]:
+@dataclass(frozen=True)
+class CoordinatePorts:
+    store: Store
+    writer: Writer
+    datacenter: str
+    server: bool  # a client agent holds no catalog to check an update's node against
+
+
+def _sorted(store: Store) -> list[dict]:
     return [store.coordinates[n] for n in sorted(store.coordinates)]
 
 
-async def datacenters(req: Request, _: str) -> Response:
+async def datacenters(ports: CoordinatePorts, req: Request, _: str) -> Response:
     """Servers' coordinates per datacenter (the WAN area); this agent knows its own DC."""
-    agent = req.agent
-    store = agent.store
+    store = ports.store
     servers = sorted(n for n, svcs in store.services.items() if "consul" in svcs)
     coords = [
         {
-            "Node": f"{name}.{agent.datacenter}",
+            "Node": f"{name}.{ports.datacenter}",
             "Coord": (store.coordinates.get(name) or {}).get("Coord") or _ORIGIN,
         }
         for name in servers
     ]
     return json_response(
-        req, [{"Datacenter": agent.datacenter, "AreaID": "wan", "Coordinates": coords}]
+        req, [{"Datacenter": ports.datacenter, "AreaID": "wan", "Coordinates": coords}]
     )
 
 
-async def nodes(req: Request, _: str) -> Response:
-    store = req.agent.store
+async def nodes(ports: CoordinatePorts, req: Request, _: str) -> Response:
+    store = ports.store
     opts = query_options(req)
     index, result, _ = await blocking_query(
         req,
@@ -51,8 +62,8 @@ async def nodes(req: Request, _: str) -> Response:
     return json_response(req, result, read_headers(req, index, opts.consistency))
 
 
-async def node(req: Request, name: str) -> Response:
-    store = req.agent.store
+async def node(ports: CoordinatePorts, req: Request, name: str) -> Response:
+    store = ports.store
     opts = query_options(req)
     index, entry, _ = await blocking_query(
         req,
@@ -81,15 +92,15 @@ def validate_coord(coord: object) -> dict:
     return out
 
 
-async def update(req: Request, _: str) -> Response:
+async def update(ports: CoordinatePorts, req: Request, _: str) -> Response:
     body = conform(await req.json(), COORDINATE_UPDATE) or {}
     name = body.get("Node")
     if not name:
         raise HTTPError(400, "Missing node name")
     coord = validate_coord(body.get("Coord"))
-    if name not in req.agent.store.nodes and req.agent.consensus is not None:
+    if name not in ports.store.nodes and ports.server:
         raise HTTPError(500, f'No node found with name "{name}"')
-    await req.agent.write(
+    await ports.writer.write(
         {
             "Type": "coordinate",
             "Updates": [{"Node": name, "Segment": body.get("Segment", "") or "", "Coord": coord}],
@@ -99,7 +110,10 @@ async def update(req: Request, _: str) -> Response:
 
 
 def register(router: Router, deps: HTTPDeps) -> None:
-    router.add("/v1/coordinate/datacenters", {"GET": datacenters})
-    router.add("/v1/coordinate/nodes", {"GET": nodes})
-    router.add("/v1/coordinate/node/", {"GET": node}, prefix=True)
-    router.add("/v1/coordinate/update", {"PUT": update})
+    ports = CoordinatePorts(
+        deps.store, deps.writer, deps.identity.datacenter, deps.consensus is not None
+    )
+    router.add("/v1/coordinate/datacenters", {"GET": partial(datacenters, ports)})
+    router.add("/v1/coordinate/nodes", {"GET": partial(nodes, ports)})
+    router.add("/v1/coordinate/node/", {"GET": partial(node, ports)}, prefix=True)
+    router.add("/v1/coordinate/update", {"PUT": partial(update, ports)})

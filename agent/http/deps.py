@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from agent.raft.node import RaftNode
     from agent.state.fsm import FSM
     from agent.state.store import Store
+    from agent.state.structs import Session
 
 
 class AgentControl(Protocol):
@@ -40,6 +41,13 @@ class AgentControl(Protocol):
     def reload(self) -> None: ...
 
 
+class SessionRenewer(Protocol):
+    """The leader's session TTL timers (`agent/sessions_reaper.py`), as `/v1/session/*`
+    restarts them: a create or renew touches no replicated state, only this window."""
+
+    def renew(self, session: Session) -> None: ...
+
+
 @dataclass(frozen=True)
 class HTTPDeps:
     store: Store
@@ -54,3 +62,4 @@ class HTTPDeps:
     acl: ACLRuntime | None  # None when ACLs are disabled
     cluster: ClusterManager | None  # gossip pools: members, keyring, WAN (None in twins)
     events: EventLog  # user events this agent received
+    sessions_reaper: SessionRenewer  # session TTL timers: create and renew restart them

@@ -8,6 +8,8 @@ there wakes only for its service.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 from agent.http import render
@@ -25,6 +27,13 @@ from agent.state.structs import HealthCheck
 
 if TYPE_CHECKING:
     from agent.http.deps import HTTPDeps
+    from agent.state.store import Store
+
+
+@dataclass(frozen=True)
+class HealthPorts:
+    store: Store
+
 
 _TRUE = {"1", "t", "T", "TRUE", "true", "True"}
 _FALSE = {"0", "f", "F", "FALSE", "false", "False"}
@@ -46,10 +55,10 @@ def _checks_tables(meta: dict[str, str]) -> tuple[str, ...]:
     return ("checks", "nodes") if meta else ("checks",)
 
 
-async def node_checks(req: Request, node: str) -> Response:
+async def node_checks(ports: HealthPorts, req: Request, node: str) -> Response:
     if not node:
         raise HTTPError(400, "Missing node name")
-    store = req.agent.store
+    store = ports.store
     flt = compile_request_filter(req)
 
     def query() -> tuple[int, list[dict]]:
@@ -59,17 +68,17 @@ async def node_checks(req: Request, node: str) -> Response:
     return await blocking_read(req, (("table", "checks"),), query)
 
 
-def _node_ok(store, node: str, meta: dict[str, str]) -> bool:
+def _node_ok(store: Store, node: str, meta: dict[str, str]) -> bool:
     if not meta:
         return True
     n = store.nodes.get(node)
     return n is not None and meta_matches(n.Meta, meta)
 
 
-async def service_checks(req: Request, name: str) -> Response:
+async def service_checks(ports: HealthPorts, req: Request, name: str) -> Response:
     if not name:
         raise HTTPError(400, "Missing service name")
-    store = req.agent.store
+    store = ports.store
     meta, flt = node_meta_filters(req), compile_request_filter(req)
     tables = _checks_tables(meta)
 
@@ -88,10 +97,10 @@ def _all_passing(checks: list[HealthCheck]) -> bool:
     return all(c.Status == "passing" for c in checks)
 
 
-async def service_instances(req: Request, name: str) -> Response:
+async def service_instances(ports: HealthPorts, req: Request, name: str) -> Response:
     if not name:
         raise HTTPError(400, "Missing service name")
-    store = req.agent.store
+    store = ports.store
     meta, flt, tags = node_meta_filters(req), compile_request_filter(req), tag_filters(req)
     passing = _bool_param(req, "passing")
     # Cluster peering: nothing is imported from any peer, so a named peer has no instances.
@@ -111,10 +120,10 @@ async def service_instances(req: Request, name: str) -> Response:
     return await blocking_read(req, (("service", name),), query)
 
 
-async def checks_in_state(req: Request, state: str) -> Response:
+async def checks_in_state(ports: HealthPorts, req: Request, state: str) -> Response:
     if not state:
         raise HTTPError(400, "Missing check state")
-    store = req.agent.store
+    store = ports.store
     meta, flt = node_meta_filters(req), compile_request_filter(req)
     tables = _checks_tables(meta)
 
@@ -130,20 +139,22 @@ async def checks_in_state(req: Request, state: str) -> Response:
     return await blocking_read(req, [("table", t) for t in tables], query)
 
 
-async def mesh_instances(req: Request, name: str) -> Response:
+async def mesh_instances(ports: HealthPorts, req: Request, name: str) -> Response:
     """`/health/connect` and `/health/ingress`: no service mesh here, so never any instance."""
     if not name:
         raise HTTPError(400, "Missing service name")
-    store = req.agent.store
+    store = ports.store
     return await blocking_read(
         req, (("service", name),), lambda: (store.service_name_index(name), [])
     )
 
 
 def register(router: Router, deps: HTTPDeps) -> None:
-    router.add("/v1/health/node/", {"GET": node_checks}, prefix=True)
-    router.add("/v1/health/checks/", {"GET": service_checks}, prefix=True)
-    router.add("/v1/health/service/", {"GET": service_instances}, prefix=True)
-    router.add("/v1/health/state/", {"GET": checks_in_state}, prefix=True)
-    router.add("/v1/health/connect/", {"GET": mesh_instances}, prefix=True)
-    router.add("/v1/health/ingress/", {"GET": mesh_instances}, prefix=True)
+    ports = HealthPorts(deps.store)
+    mesh = partial(mesh_instances, ports)
+    router.add("/v1/health/node/", {"GET": partial(node_checks, ports)}, prefix=True)
+    router.add("/v1/health/checks/", {"GET": partial(service_checks, ports)}, prefix=True)
+    router.add("/v1/health/service/", {"GET": partial(service_instances, ports)}, prefix=True)
+    router.add("/v1/health/state/", {"GET": partial(checks_in_state, ports)}, prefix=True)
+    router.add("/v1/health/connect/", {"GET": mesh}, prefix=True)
+    router.add("/v1/health/ingress/", {"GET": mesh}, prefix=True)

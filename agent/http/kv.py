@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
@@ -12,8 +14,17 @@ from agent.state.structs import KVEntry
 
 if TYPE_CHECKING:
     from agent.http.deps import HTTPDeps
+    from agent.ports import Writer
+    from agent.state.store import Store
 
 _NOT_FOUND = b""
+
+
+@dataclass(frozen=True)
+class KVPorts:
+    store: Store
+    writer: Writer
+    max_value_size: int  # limits.kv_max_value_size
 
 
 def render_entry(entry: KVEntry) -> dict:
@@ -45,8 +56,8 @@ def _conflicting(req: Request) -> HTTPError:
     return HTTPError(400, f"Conflicting flags: {query}\n")
 
 
-async def kv_get(req: Request, key: str) -> Response:
-    store = req.agent.store
+async def kv_get(ports: KVPorts, req: Request, key: str) -> Response:
+    store = ports.store
     opts = query_options(req)
     recurse, keys = req.has("recurse"), req.has("keys")
     if not key and not (recurse or keys):
@@ -91,8 +102,7 @@ async def kv_get(req: Request, key: str) -> Response:
     return json_response(req, [render_entry(entry)], headers)
 
 
-async def kv_put(req: Request, key: str) -> Response:
-    agent = req.agent
+async def kv_put(ports: KVPorts, req: Request, key: str) -> Response:
     if not key:
         raise HTTPError(400, "Missing key name")
     if (too_long := kv_key_error(key)) is not None:
@@ -110,7 +120,7 @@ async def kv_put(req: Request, key: str) -> Response:
             cmd["Verb"], cmd["Session"] = "lock", req.get("acquire", "")
         elif modes == ["release"]:
             cmd["Verb"], cmd["Session"] = "unlock", req.get("release", "")
-    limit = agent.config.kv_max_value_size
+    limit = ports.max_value_size
     declared = req.header(b"content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise HTTPError(413, _too_large(int(declared), limit))
@@ -118,7 +128,7 @@ async def kv_put(req: Request, key: str) -> Response:
         cmd["Value"] = await req.body(limit)
     except HTTPError:
         raise HTTPError(413, _too_large(None, limit)) from None
-    result = await agent.write(cmd)
+    result = await ports.writer.write(cmd)
     return json_response(req, bool(result))
 
 
@@ -130,7 +140,7 @@ def _too_large(size: int | None, limit: int) -> str:
     )
 
 
-async def kv_delete(req: Request, key: str) -> Response:
+async def kv_delete(ports: KVPorts, req: Request, key: str) -> Response:
     recurse = req.has("recurse")
     cas = req.has("cas")
     if recurse and cas:
@@ -148,10 +158,16 @@ async def kv_delete(req: Request, key: str) -> Response:
         }
     else:
         cmd = {"Type": "kv", "Verb": "delete", "Key": key}
-    result = await req.agent.write(cmd)
+    result = await ports.writer.write(cmd)
     return json_response(req, bool(result))
 
 
 def register(router: Router, deps: HTTPDeps) -> None:
-    router.add("/v1/kv/", {"GET": kv_get, "PUT": kv_put, "DELETE": kv_delete}, prefix=True)
-    router.add("/v1/kv", {"GET": kv_get, "PUT": kv_put, "DELETE": kv_delete})
+    ports = KVPorts(deps.store, deps.writer, deps.identity.config.kv_max_value_size)
+    methods = {
+        "GET": partial(kv_get, ports),
+        "PUT": partial(kv_put, ports),
+        "DELETE": partial(kv_delete, ports),
+    }
+    router.add("/v1/kv/", methods, prefix=True)
+    router.add("/v1/kv", methods)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -24,7 +26,9 @@ from agent.state.sessions import NANOSECOND, SessionTable
 from agent.state.structs import Session
 
 if TYPE_CHECKING:
-    from agent.http.deps import HTTPDeps
+    from agent.http.deps import HTTPDeps, SessionRenewer
+    from agent.ports import Writer
+    from agent.state.store import Store
 
 SERF_CHECK = "serfHealth"
 DEFAULT_LOCK_DELAY_NS = 15 * NANOSECOND
@@ -32,6 +36,15 @@ MAX_TTL = 86400.0
 # Consul reads a lock delay below this many nanoseconds as seconds ("LockDelay": 5 means 5s).
 LOCK_DELAY_SECONDS_BELOW = 1000
 _TOPICS = (("table", "sessions"),)
+
+
+@dataclass(frozen=True)
+class SessionPorts:
+    store: Store
+    writer: Writer
+    reaper: SessionRenewer  # the leader's TTL timers: create and renew restart them
+    node_name: str  # a session's node when the body names none
+    ttl_min: float  # session_ttl_min, in seconds
 
 
 def render(session: Session) -> dict:
@@ -119,43 +132,35 @@ def session_from_body(body: Any, default_node: str, ttl_min: float) -> dict:
 # ---------------------------------------------------------------------- handlers
 
 
-def _reaper(req: Request) -> Any:
-    return getattr(req.agent, "session_reaper", None)
-
-
-async def session_create(req: Request, rest: str) -> Response:
-    agent = req.agent
-    ttl_min = getattr(agent.config, "session_ttl_min", 10.0) or 10.0
-    session = session_from_body(await req.json(), agent.node_name, ttl_min)
+async def session_create(ports: SessionPorts, req: Request, rest: str) -> Response:
+    store = ports.store
+    session = session_from_body(await req.json(), ports.node_name, ports.ttl_min)
     while True:
         session_id = str(uuid.uuid4())
-        if agent.store.sessions.get(session_id) is None:
+        if store.sessions.get(session_id) is None:
             break
     session["ID"] = session_id
-    await agent.write({"Type": "session", "Op": "create", "Session": session})
-    created = agent.store.sessions.get(session_id)
-    reaper = _reaper(req)
-    if created is not None and reaper is not None:
-        reaper.renew(created)
+    await ports.writer.write({"Type": "session", "Op": "create", "Session": session})
+    created = store.sessions.get(session_id)
+    if created is not None:
+        ports.reaper.renew(created)
     return json_response(req, {"ID": session_id})
 
 
-async def session_destroy(req: Request, session_id: str) -> Response:
+async def session_destroy(ports: SessionPorts, req: Request, session_id: str) -> Response:
     if not session_id:
         raise HTTPError(400, "Missing session")
-    await req.agent.write({"Type": "session", "Op": "destroy", "ID": session_id})
+    await ports.writer.write({"Type": "session", "Op": "destroy", "ID": session_id})
     return json_response(req, True)
 
 
-async def session_renew(req: Request, session_id: str) -> Response:
+async def session_renew(ports: SessionPorts, req: Request, session_id: str) -> Response:
     if not session_id:
         raise HTTPError(400, "Missing session")
-    session = req.agent.store.sessions.get(session_id)
+    session = ports.store.sessions.get(session_id)
     if session is None:
         raise HTTPError(404, f"Session id '{session_id}' not found")
-    reaper = _reaper(req)
-    if reaper is not None:
-        reaper.renew(session)
+    ports.reaper.renew(session)
     return json_response(req, [render(session)])
 
 
@@ -169,8 +174,9 @@ def _filtered(req: Request, items: list[dict]) -> list[dict]:
         raise HTTPError(400, f"Failed to create boolean expression evaluator: {exc}") from None
 
 
-async def _read(req: Request, select: Callable[[SessionTable], list[Session]]) -> Response:
-    store = req.agent.store
+async def _read(
+    store: Store, req: Request, select: Callable[[SessionTable], list[Session]]
+) -> Response:
     opts = query_options(req)
     if req.raw_query and req.get("filter"):
         _filtered(req, [])  # a bad expression fails before blocking
@@ -183,7 +189,7 @@ async def _read(req: Request, select: Callable[[SessionTable], list[Session]]) -
     return json_response(req, _filtered(req, sessions), read_headers(req, index, opts.consistency))
 
 
-async def session_info(req: Request, session_id: str) -> Response:
+async def session_info(ports: SessionPorts, req: Request, session_id: str) -> Response:
     if not session_id:
         raise HTTPError(400, "Missing session")
 
@@ -191,23 +197,31 @@ async def session_info(req: Request, session_id: str) -> Response:
         found = table.get(session_id)
         return [found] if found is not None else []
 
-    return await _read(req, select)
+    return await _read(ports.store, req, select)
 
 
-async def session_node(req: Request, node: str) -> Response:
+async def session_node(ports: SessionPorts, req: Request, node: str) -> Response:
     if not node:
         raise HTTPError(400, "Missing node name")
-    return await _read(req, lambda table: table.on_node(node))
+    return await _read(ports.store, req, lambda table: table.on_node(node))
 
 
-async def session_list(req: Request, rest: str) -> Response:
-    return await _read(req, lambda table: table.all())
+async def session_list(ports: SessionPorts, req: Request, rest: str) -> Response:
+    return await _read(ports.store, req, lambda table: table.all())
 
 
 def register(router: Router, deps: HTTPDeps) -> None:
-    router.add("/v1/session/create", {"PUT": session_create})
-    router.add("/v1/session/destroy/", {"PUT": session_destroy}, prefix=True)
-    router.add("/v1/session/renew/", {"PUT": session_renew}, prefix=True)
-    router.add("/v1/session/info/", {"GET": session_info}, prefix=True)
-    router.add("/v1/session/node/", {"GET": session_node}, prefix=True)
-    router.add("/v1/session/list", {"GET": session_list})
+    identity = deps.identity
+    ports = SessionPorts(
+        deps.store,
+        deps.writer,
+        deps.sessions_reaper,
+        identity.node_name,
+        identity.config.session_ttl_min or 10.0,  # Consul's default when unset
+    )
+    router.add("/v1/session/create", {"PUT": partial(session_create, ports)})
+    router.add("/v1/session/destroy/", {"PUT": partial(session_destroy, ports)}, prefix=True)
+    router.add("/v1/session/renew/", {"PUT": partial(session_renew, ports)}, prefix=True)
+    router.add("/v1/session/info/", {"GET": partial(session_info, ports)}, prefix=True)
+    router.add("/v1/session/node/", {"GET": partial(session_node, ports)}, prefix=True)
+    router.add("/v1/session/list", {"GET": partial(session_list, ports)})

@@ -2,23 +2,34 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 from agent.http.app import Request, Response, Router, json_response
 
 if TYPE_CHECKING:
     from agent.http.deps import HTTPDeps
+    from agent.ports import Leadership
+    from agent.raft.node import RaftNode
 
 
-async def leader(req: Request, _: str) -> Response:
-    return json_response(req, req.agent.leader_address)
+@dataclass(frozen=True)
+class StatusPorts:
+    leadership: Leadership
+    consensus: RaftNode | None  # servers only: a client agent knows no peers
 
 
-async def peers(req: Request, _: str) -> Response:
-    consensus = req.agent.consensus
+async def leader(ports: StatusPorts, req: Request, _: str) -> Response:
+    return json_response(req, ports.leadership.leader_address)
+
+
+async def peers(ports: StatusPorts, req: Request, _: str) -> Response:
+    consensus = ports.consensus
     return json_response(req, consensus.peers() if consensus else [])
 
 
 def register(router: Router, deps: HTTPDeps) -> None:
-    router.add("/v1/status/leader", {"GET": leader})
-    router.add("/v1/status/peers", {"GET": peers})
+    ports = StatusPorts(deps.leadership, deps.consensus)
+    router.add("/v1/status/leader", {"GET": partial(leader, ports)})
+    router.add("/v1/status/peers", {"GET": partial(peers, ports)})

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -16,6 +18,9 @@ from agent.state.fsm import TxnResult
 
 if TYPE_CHECKING:
     from agent.http.deps import HTTPDeps
+    from agent.ports import Writer
+    from agent.state.fsm import FSM
+    from agent.state.store import Store
 
 MAX_OPS = 64
 _READ_VERBS = {"get", "get-tree", "check-index", "check-session", "check-not-exists"}
@@ -23,6 +28,15 @@ _KV_VERBS = _READ_VERBS | {"set", "cas", "lock", "unlock", "delete", "delete-tre
 
 
 _PREFIX = "Failed to parse body: "
+
+
+@dataclass(frozen=True)
+class TxnPorts:
+    store: Store  # the index a read-only txn answers with
+    fsm: FSM  # read-only txns are answered from it, without a log entry
+    writer: Writer
+    max_req_len: int  # limits.txn_max_req_len
+    max_value_size: int  # limits.kv_max_value_size
 
 
 def _parse_ops(raw: object, max_value: int) -> list[dict]:
@@ -78,24 +92,22 @@ def _is_read_only(ops: list[dict]) -> bool:
     return True
 
 
-async def txn(req: Request, _: str) -> Response:
-    agent = req.agent
-    config = agent.config
-    limit = max(config.txn_max_req_len, config.kv_max_value_size)
+async def txn(ports: TxnPorts, req: Request, _: str) -> Response:
+    limit = max(ports.max_req_len, ports.max_value_size)
     declared = req.header(b"content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise HTTPError(413, f"Request body({declared} bytes) too large, max size: {limit} bytes.")
     decoded = parse(await req.body(limit), _PREFIX, empty=[])
-    ops = _parse_ops(decoded, config.kv_max_value_size)
+    ops = _parse_ops(decoded, ports.max_value_size)
     headers: list = []
     if _is_read_only(ops):
         opts = query_options(req)
         if opts.consistency == "consistent":
             await req.reads.leadership.barrier()
-        result = agent.fsm.read_txn(ops) if ops else TxnResult([], None)
-        headers = read_headers(req, agent.store.last_index, opts.consistency)[1:3]
+        result = ports.fsm.read_txn(ops) if ops else TxnResult([], None)
+        headers = read_headers(req, ports.store.last_index, opts.consistency)[1:3]
     else:
-        result = await agent.write({"Type": "txn", "Ops": ops})
+        result = await ports.writer.write({"Type": "txn", "Ops": ops})
     if result.errors:
         return json_response(req, {"Results": None, "Errors": result.errors}, headers, status=409)
     results = result.results or None
@@ -124,4 +136,8 @@ async def _streamed(results: list[dict]) -> AsyncIterator[bytes]:
 
 
 def register(router: Router, deps: HTTPDeps) -> None:
-    router.add("/v1/txn", {"PUT": txn})
+    config = deps.identity.config
+    ports = TxnPorts(
+        deps.store, deps.fsm, deps.writer, config.txn_max_req_len, config.kv_max_value_size
+    )
+    router.add("/v1/txn", {"PUT": partial(txn, ports)})

@@ -7,7 +7,9 @@ what the UI shows.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING
 
 from agent.http import render
 from agent.http.app import HTTPError, Request, Response, Router, json_response
@@ -23,6 +25,13 @@ from agent.http.catalog import (
 
 if TYPE_CHECKING:
     from agent.http.deps import HTTPDeps
+    from agent.state.store import Store
+
+
+@dataclass(frozen=True)
+class UIPorts:
+    store: Store
+
 
 _TABLES = ("nodes", "services", "checks")
 _TOPICS = tuple(("table", t) for t in _TABLES)
@@ -34,15 +43,15 @@ _SUMMARY_COUNTERS = {
 }
 
 
-def _node_info(store: Any, name: str) -> dict:
+def _node_info(store: Store, name: str) -> dict:
     n = store.nodes[name]
     return render.node_info(
         n, sorted_services(store.services.get(name, {})), store.node_checks(name)
     )
 
 
-async def nodes(req: Request, _: str) -> Response:
-    store = req.agent.store
+async def nodes(ports: UIPorts, req: Request, _: str) -> Response:
+    store = ports.store
     flt = compile_request_filter(req)
 
     def query() -> tuple[int, list[dict]]:
@@ -52,10 +61,10 @@ async def nodes(req: Request, _: str) -> Response:
     return await blocking_read(req, _TOPICS, query)
 
 
-async def node(req: Request, name: str) -> Response:
+async def node(ports: UIPorts, req: Request, name: str) -> Response:
     if not name:
         raise HTTPError(400, "Missing node name")
-    store = req.agent.store
+    store = ports.store
 
     def query() -> tuple[int, dict | None]:
         info = _node_info(store, name) if name in store.nodes else None
@@ -69,7 +78,7 @@ async def node(req: Request, name: str) -> Response:
     return json_response(req, info, headers)
 
 
-def _instances(store: Any) -> list[dict]:
+def _instances(store: Store) -> list[dict]:
     """Every service instance as a CheckServiceNode (what the UI's service filter sees)."""
     out = []
     for n in sorted_nodes(store.nodes):
@@ -134,8 +143,8 @@ def summarize_services(instances: list[dict]) -> list[dict]:
     return out
 
 
-async def services(req: Request, _: str) -> Response:
-    store = req.agent.store
+async def services(ports: UIPorts, req: Request, _: str) -> Response:
+    store = ports.store
     flt = compile_request_filter(req)
 
     def query() -> tuple[int, list[dict]]:
@@ -162,7 +171,7 @@ def _count(summary: dict, status: str) -> None:
         summary[key] += 1
 
 
-def catalog_overview_of(store: Any) -> dict:
+def catalog_overview_of(store: Store) -> dict:
     """Consul's CatalogSummary: node, service-instance and check health totals."""
     node_status: dict[str, list[str]] = {}
     instance_status: dict[tuple[str, str], list[str]] = {}
@@ -194,9 +203,9 @@ def catalog_overview_of(store: Any) -> dict:
     }
 
 
-async def catalog_overview(req: Request, _: str) -> Response:
+async def catalog_overview(ports: UIPorts, req: Request, _: str) -> Response:
     # Consul answers this one without blocking support or index headers.
-    return json_response(req, catalog_overview_of(req.agent.store))
+    return json_response(req, catalog_overview_of(ports.store))
 
 
 async def exported_services(req: Request, _: str) -> Response:
@@ -205,8 +214,9 @@ async def exported_services(req: Request, _: str) -> Response:
 
 
 def register(router: Router, deps: HTTPDeps) -> None:
-    router.add("/v1/internal/ui/nodes", {"GET": nodes})
-    router.add("/v1/internal/ui/node/", {"GET": node}, prefix=True)
-    router.add("/v1/internal/ui/services", {"GET": services})
-    router.add("/v1/internal/ui/catalog-overview", {"GET": catalog_overview})
+    ports = UIPorts(deps.store)
+    router.add("/v1/internal/ui/nodes", {"GET": partial(nodes, ports)})
+    router.add("/v1/internal/ui/node/", {"GET": partial(node, ports)}, prefix=True)
+    router.add("/v1/internal/ui/services", {"GET": partial(services, ports)})
+    router.add("/v1/internal/ui/catalog-overview", {"GET": partial(catalog_overview, ports)})
     router.add("/v1/internal/ui/exported-services", {"GET": exported_services})

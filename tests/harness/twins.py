@@ -14,6 +14,7 @@ from agent.errors import CommandRefused
 from agent.events import UserEvents
 from agent.http.deps import HTTPDeps
 from agent.metrics import Metrics
+from agent.sessions_reaper import SessionReaper
 from agent.state.fsm import FSM, Refusal
 from agent.state.store import Store
 
@@ -116,4 +117,5 @@ def http_deps(config: AgentConfig | None = None) -> HTTPDeps:
         acl=acl,
         cluster=None,
         events=UserEvents(identity.node_name, list, lambda: None),
+        sessions_reaper=SessionReaper(store, writer, lambda: True),  # never started
     )
