@@ -32,9 +32,10 @@ from agent.errors import (
 )
 from agent.events import UserEvents
 from agent.gossip.errors import GossipError
-from agent.http.app import App
 from agent.http.deps import HTTPDeps
+from agent.http.dispatch import App
 from agent.http.forward import serve_forwarded
+from agent.http.reads import Reads
 from agent.http.routes import build_router
 from agent.http.server import start_http
 from agent.local import LocalState
@@ -213,7 +214,14 @@ class Agent:
         )
         # In-process calls (api_call, forwarded requests) use the App directly: their paths
         # and bodies are our own, so they skip the listeners' edge checks.
-        self.app = App(self, build_router(self.http_deps))
+        self.app = App(
+            build_router(self.http_deps),
+            config,
+            self.http_deps.acl,
+            Reads(self.store.watches, self),
+            self,
+            self.metrics,
+        )
 
     # ------------------------------------------------------------------ writes / reads
 
@@ -274,7 +282,7 @@ class Agent:
             "headers": headers,
             "body": json.dumps(body).encode(),
         }
-        reply = await serve_forwarded(self, self.app, args)
+        reply = await serve_forwarded(self.app, args)
         return reply["status"], reply["body"].decode(errors="replace")
 
     async def read_remote(self, path: str) -> Any:
@@ -377,7 +385,7 @@ class Agent:
     async def _start_rpc(self) -> None:
         server = RPCServer(lambda peer, payload: self.consensus and self.consensus.deliver(payload))
         server.register("apply", self._rpc_apply)
-        server.register("http", lambda args: serve_forwarded(self, self.app, args))
+        server.register("http", lambda args: serve_forwarded(self.app, args))
 
         async def snapshot(payload: Any) -> bool:
             return await self.consensus.receive_snapshot_done(payload)

@@ -37,7 +37,7 @@ from agent.dns import (
     servfail,
 )
 from agent.errors import ListenError
-from agent.http.render import instance_checks
+from agent.render import instance_checks
 
 if TYPE_CHECKING:
     from agent.dns import Catalog

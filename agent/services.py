@@ -13,8 +13,8 @@ from typing import Any
 
 import msgspec
 
+from agent.casing import normalize
 from agent.checks import CheckDefinition, CheckError, parse_service_checks
-from agent.http.decode import normalize
 from agent.limits import identifier_error, service_meta_error
 
 

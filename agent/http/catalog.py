@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from agent import render
 from agent.durations import format_nanoseconds, parse_nanoseconds
 from agent.filter import Filter, FilterError, compile_filter
-from agent.http import gojson, render
+from agent.http import gojson
 from agent.http.app import HTTPError, Request, Response, Router, json_response
 from agent.http.blocking import QueryOptions, blocking_query, query_options, read_headers
 from agent.http.bodies import DEREGISTER, HEADER, REGISTER

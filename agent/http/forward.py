@@ -172,8 +172,9 @@ def session_body_with_node(body: bytes, node: str) -> bytes:
     return msgspec.json.encode(fields)
 
 
-async def serve_forwarded(agent: ForwardHost, app: Any, args: dict) -> dict:
-    """The server side: run a forwarded request through the local handlers."""
+async def serve_forwarded(app: Any, args: dict) -> dict:
+    """The server side: run a forwarded request through the local handlers (`app` is the
+    agent's `agent.http.dispatch.App`)."""
     body = args.get("body", b"")
 
     async def receive() -> dict:
@@ -186,7 +187,7 @@ async def serve_forwarded(agent: ForwardHost, app: Any, args: dict) -> dict:
         "query_string": args.get("query", b""),
         "headers": [(k, v) for k, v in args.get("headers", [])],
     }
-    req = Request(agent, scope, receive, app.acl, app.reads)
+    req = Request(scope, receive, app.acl, app.reads)
     try:
         try:
             methods, rest, _ = app.router.match(req.path)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
 
-from agent.http import render
+from agent import render
 from agent.http.app import HTTPError, Request, Response, Router
 from agent.http.catalog import (
     blocking_read,

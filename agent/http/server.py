@@ -15,7 +15,7 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from agent.errors import ListenError
-from agent.http.app import App
+from agent.http.dispatch import App
 from agent.http.edge import CleanPathsAndBodies
 from agent.tls import TLSConfigError, https_context
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
 
-from agent.http import render
+from agent import render
 from agent.http.app import HTTPError, Request, Response, Router, json_response
 from agent.http.blocking import blocking_query, query_options
 from agent.http.catalog import (

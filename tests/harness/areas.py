@@ -35,7 +35,7 @@ def call(
     async def receive() -> dict:
         return {"type": "http.request", "body": body, "more_body": False}
 
-    req = Request(None, scope, receive, None, Reads(deps.store.watches, deps.leadership))
+    req = Request(scope, receive, None, Reads(deps.store.watches, deps.leadership))
     return asyncio.run(methods[method](req, rest))
 
 

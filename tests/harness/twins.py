@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.acl.enforce import ACLRuntime
-from agent.config import AgentConfig
+from agent.config import AgentConfig, load_config
 from agent.errors import CommandRefused
 from agent.events import UserEvents
 from agent.http.deps import HTTPDeps
@@ -96,7 +96,7 @@ class Control:
 
 def http_deps(config: AgentConfig | None = None) -> HTTPDeps:
     """Every port an HTTP area may draw from, as twins; ACLs on when `config` says so."""
-    config = config or AgentConfig()
+    config = config or load_config(["-dev"], environ={})
     store = Store()
     fsm = FSM(store)
     identity = Identity(config)

@@ -53,7 +53,7 @@ def _guarded_call(deps: HTTPDeps, method: str, path: str, body: bytes = b"") -> 
     async def receive() -> dict:
         return {"type": "http.request", "body": body, "more_body": False}
 
-    req = Request(None, scope, receive, deps.acl, Reads(deps.store.watches, deps.leadership))
+    req = Request(scope, receive, deps.acl, Reads(deps.store.watches, deps.leadership))
     return asyncio.run(methods[method](req, rest))
 
 

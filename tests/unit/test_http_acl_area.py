@@ -34,7 +34,7 @@ def call(deps: HTTPDeps, method: str, path: str, body: bytes = b"", token: str =
     async def receive() -> dict:
         return {"type": "http.request", "body": body, "more_body": False}
 
-    req = Request(None, scope, receive, deps.acl, Reads(deps.store.watches, deps.leadership))
+    req = Request(scope, receive, deps.acl, Reads(deps.store.watches, deps.leadership))
     return asyncio.run(methods[method](req, rest))
 
 

@@ -37,7 +37,7 @@ def request(method: str, body: bytes = b"") -> Request:
     async def receive() -> dict:
         return {"type": "http.request", "body": body, "more_body": False}
 
-    return Request(None, scope, receive)  # the keyring reads no tables: no `reads`
+    return Request(scope, receive)  # the keyring reads no tables: no `reads`
 
 
 def test_without_gossip_encryption_every_method_refuses() -> None:

@@ -31,7 +31,7 @@ def call(deps: HTTPDeps, method: str, path: str, query: bytes = b"", body: bytes
     async def receive() -> dict:
         return {"type": "http.request", "body": body, "more_body": False}
 
-    req = Request(None, scope, receive, None, Reads(deps.store.watches, deps.leadership))
+    req = Request(scope, receive, None, Reads(deps.store.watches, deps.leadership))
     return asyncio.run(methods[method](req, rest))
 
 

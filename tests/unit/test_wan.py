@@ -208,7 +208,7 @@ def fake_agent(*, server: bool, pool: Any = None, local_server: str | None = "10
 
 def req(path: str) -> Request:
     scope = {"method": "GET", "path": path, "query_string": b"", "headers": []}
-    return Request(None, scope, _no_body)
+    return Request(scope, _no_body)
 
 
 async def _no_body() -> dict:
