@@ -58,6 +58,29 @@ class Identity:
     data_dir: Path | None = None
 
 
+@dataclass(kw_only=True)
+class LocalHostTwin(Identity):
+    """What LocalState needs of its agent (agent/local.py LocalHost): a server's view."""
+
+    writer: MemoryWriter
+    store: Store
+
+    async def write(self, command: dict) -> Any:
+        return await self.writer.write(command)
+
+    async def api_call(self, method: str, path: str, body: Any, token: str = "") -> tuple[int, str]:
+        raise AssertionError("ACLs are off: anti-entropy writes through the writer")
+
+    async def read_remote(self, path: str) -> Any:
+        raise AssertionError("a server reads its own store")
+
+    def agent_tokens(self) -> dict[str, str]:
+        return {}
+
+    def local_store(self) -> Store | None:
+        return self.store
+
+
 @dataclass
 class LocalTwin:
     """The local agent state with nothing registered."""

@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-from dataclasses import dataclass
-from typing import Any
 
 import pytest
 
@@ -18,37 +16,13 @@ from agent.http.app import HTTPError, Request, Response, Router
 from agent.http.deps import HTTPDeps
 from agent.http.reads import Reads
 from agent.local import LocalState
-from agent.state.store import Store
-from tests.harness.twins import Identity, MemoryWriter, http_deps
-
-
-@dataclass(kw_only=True)
-class HostTwin(Identity):
-    """What LocalState needs of its agent (agent/local.py LocalHost): a server's view."""
-
-    writer: MemoryWriter
-    store: Store
-
-    async def write(self, command: dict) -> Any:
-        return await self.writer.write(command)
-
-    async def api_call(self, method: str, path: str, body: Any, token: str = "") -> tuple[int, str]:
-        raise AssertionError("ACLs are off: anti-entropy writes through the writer")
-
-    async def read_remote(self, path: str) -> Any:
-        raise AssertionError("a server reads its own store")
-
-    def agent_tokens(self) -> dict[str, str]:
-        return {}
-
-    def local_store(self) -> Store | None:
-        return self.store
+from tests.harness.twins import LocalHostTwin, MemoryWriter, http_deps
 
 
 def dev_deps() -> HTTPDeps:
     deps = http_deps(load_config(["-dev"], environ={}))
     assert isinstance(deps.writer, MemoryWriter)
-    host = HostTwin(config=deps.identity.config, writer=deps.writer, store=deps.store)
+    host = LocalHostTwin(config=deps.identity.config, writer=deps.writer, store=deps.store)
     return dataclasses.replace(deps, local=LocalState(host))
 
 

@@ -6,23 +6,25 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
+from agent.config import load_config
 from agent.limits import MAX_IDENTIFIER_BYTES
 from agent.local import LocalState
 from agent.services import ServiceError
+from agent.state.fsm import FSM
+from agent.state.store import Store
+from tests.harness.twins import LocalHostTwin, MemoryWriter
 
 
-def fake_agent(data_dir: Path) -> SimpleNamespace:
-    config = SimpleNamespace(
-        enable_script_checks=False,
-        enable_local_script_checks=False,
-        services=[],
-        checks=[],
+def fake_agent(data_dir: Path | None) -> LocalHostTwin:
+    """A server's host for LocalState, persisting under `data_dir` (None: memory only)."""
+    fsm = FSM(Store())
+    config = load_config(["-dev"], environ={})
+    return LocalHostTwin(
+        config=config, data_dir=data_dir, writer=MemoryWriter(fsm), store=fsm.store
     )
-    return SimpleNamespace(data_dir=data_dir, config=config, datacenter="dc1")
 
 
 def digest(ident: str) -> str:
