@@ -1,0 +1,260 @@
+"""What the ACL endpoints share: their ports, body decoding, rendering and the checks Consul
+makes before proposing (names, links resolved by name, UUID shapes, identities).
+
+`acl.py` (bootstrap, tokens, agent tokens, the routes) and `acl_policies.py` (policies and
+roles) build on it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from agent.http import gojson
+from agent.http.app import HTTPError, Request
+from agent.http.authz import identity
+from agent.http.bodies import ACL_POLICY, ACL_ROLE, ACL_TOKEN
+from agent.http.gojson import Struct
+from agent.state.acl import (
+    TOKEN_HASH_FIELDS,
+    ACLTables,
+    record_hash,
+)
+
+if TYPE_CHECKING:
+    from agent.ports import AgentIdentity, Writer
+    from agent.state.store import Store
+
+
+@dataclass(frozen=True)
+class ACLPorts:
+    """What the ACL endpoints use: the store (each request reads its ACL tables afresh),
+    the writer for ACL commands, and this agent's identity (node name, datacenter, and the
+    data dir where a bootstrap reset file is looked for)."""
+
+    store: Store
+    writer: Writer
+    identity: AgentIdentity
+
+
+HIDDEN = "<hidden>"
+RESERVED_PREFIX = "00000000-0000-0000-0000-0000000000"
+_NAME_RULE = "Only alphanumeric characters, '-' and '_' are allowed"
+_NAME = re.compile(r"^[A-Za-z0-9\-_]{1,128}$")
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_FIELDS = {
+    f.lower(): f
+    for f in (
+        "AccessorID",
+        "SecretID",
+        "Description",
+        "Policies",
+        "Roles",
+        "ServiceIdentities",
+        "NodeIdentities",
+        "Local",
+        "ExpirationTime",
+        "ExpirationTTL",
+        "ID",
+        "Name",
+        "Rules",
+        "Datacenters",
+        "ServiceName",
+        "NodeName",
+        "Datacenter",
+        "Token",
+    )
+}
+
+
+def _canon(value: Any) -> Any:
+    """Consul decodes bodies case-insensitively (and accepts snake_case): normalise keys."""
+    if isinstance(value, dict):
+        return {
+            _FIELDS.get(str(k).replace("_", "").lower(), k): _canon(v) for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_canon(v) for v in value]
+    return value
+
+
+# Consul's words for a body that does not decode, by what it decodes into.
+_DECODE_PREFIX = {
+    ACL_TOKEN: "Token decoding failed: ",
+    ACL_POLICY: "Policy decoding failed: ",
+    ACL_ROLE: "Role decoding failed: ",
+}
+
+
+async def _body(req: Request, spec: Struct) -> dict:
+    """The body with Consul's field names, once every field has the kind `spec` wants."""
+    raw = await req.json()
+    if raw is None:
+        return {}
+    gojson.conform(raw, spec, _DECODE_PREFIX.get(spec, "Request decode failed: "))
+    return _canon(raw)
+
+
+async def _ready(req: Request) -> None:
+    await req.acl.ensure_initialized()
+
+
+# ---------------------------------------------------------------------- rendering
+
+
+def _links(table: dict[str, dict], links: list[dict] | None) -> list[dict]:
+    out = []
+    for link in links or []:
+        record = table.get(link["ID"])
+        if record is not None:
+            out.append({"ID": record["ID"], "Name": record["Name"]})
+    return out
+
+
+def render_token(acl: ACLTables, token: dict, show_secret: bool) -> dict:
+    out: dict[str, Any] = {
+        "AccessorID": token["AccessorID"],
+        "SecretID": token["SecretID"] if show_secret else HIDDEN,
+        "Description": token.get("Description", ""),
+    }
+    policies = _links(acl.policies, token.get("Policies"))
+    if policies:
+        out["Policies"] = policies
+    roles = _links(acl.roles, token.get("Roles"))
+    if roles:
+        out["Roles"] = roles
+    for field in ("ServiceIdentities", "NodeIdentities"):
+        if token.get(field):
+            out[field] = token[field]
+    out["Local"] = bool(token.get("Local"))
+    if token.get("ExpirationTime"):
+        out["ExpirationTime"] = token["ExpirationTime"]
+    out["CreateTime"] = token.get("CreateTime", "")
+    out["Hash"] = token.get("Hash", "")
+    out["CreateIndex"] = token.get("CreateIndex", 0)
+    out["ModifyIndex"] = token.get("ModifyIndex", 0)
+    return out
+
+
+def render_policy(policy: dict, stub: bool = False) -> dict:
+    out = {
+        "ID": policy["ID"],
+        "Name": policy["Name"],
+        "Description": policy.get("Description", ""),
+    }
+    if not stub:
+        out["Rules"] = policy.get("Rules", "")
+    if policy.get("Datacenters"):
+        out["Datacenters"] = policy["Datacenters"]
+    out["Hash"] = policy.get("Hash", "")
+    out["CreateIndex"] = policy.get("CreateIndex", 0)
+    out["ModifyIndex"] = policy.get("ModifyIndex", 0)
+    return out
+
+
+def render_role(acl: ACLTables, role: dict) -> dict:
+    out: dict[str, Any] = {
+        "ID": role["ID"],
+        "Name": role["Name"],
+        "Description": role.get("Description", ""),
+    }
+    policies = _links(acl.policies, role.get("Policies"))
+    if policies:
+        out["Policies"] = policies
+    for field in ("ServiceIdentities", "NodeIdentities"):
+        if role.get(field):
+            out[field] = role[field]
+    out["Hash"] = role.get("Hash", "")
+    out["CreateIndex"] = role.get("CreateIndex", 0)
+    out["ModifyIndex"] = role.get("ModifyIndex", 0)
+    return out
+
+
+def _can_see_secrets(req: Request) -> bool:
+    return identity(req).authz.allowed_single("acl", "write")
+
+
+# ---------------------------------------------------------------------- validation
+
+
+def _resolve_links(acl: ACLTables, links: Any, kind: str) -> list[dict]:
+    """`[{ID}|{Name}]` -> `[{ID}]`, refusing unknown or malformed links (400)."""
+    if links is None:
+        return []
+    if not isinstance(links, list):
+        raise HTTPError(400, f"Request decode failed: {kind} must be a list")
+    table, by_name = (
+        (acl.policies, acl.policy_by_name) if kind == "Policies" else (acl.roles, acl.role_by_name)
+    )
+    noun = "policy" if kind == "Policies" else "role"
+    out: list[dict] = []
+    for link in links:
+        if not isinstance(link, dict):
+            raise HTTPError(400, f"Request decode failed: {kind} entries must be objects")
+        ident, name = link.get("ID") or "", link.get("Name") or ""
+        if ident:
+            if ident not in table:
+                raise HTTPError(400, f"No such ACL {noun} with ID {ident!r}")
+        elif name:
+            record = by_name(name)
+            if record is None:
+                raise HTTPError(400, f"No such ACL {noun} with name {name!r}")
+            ident = record["ID"]
+        else:
+            raise HTTPError(400, f"{noun} link is missing an ID or Name")
+        if ident not in {o["ID"] for o in out}:
+            out.append({"ID": ident})
+    return out
+
+
+def _identities(raw: Any, field: str, name_key: str, owner: str = "token") -> list[dict]:
+    """Service/node identities, checked with Consul's rules and words; duplicates dropped."""
+    if not raw:
+        return []
+    if not isinstance(raw, list):
+        raise HTTPError(400, f"Request decode failed: {field} must be a list")
+    kind = "Service" if name_key == "ServiceName" else "Node"
+    out: list[dict] = []
+    for item in raw:
+        if not isinstance(item, dict) or not item.get(name_key):
+            raise HTTPError(
+                400, f"{kind} identity is missing the {kind.lower()} name field on this {owner}"
+            )
+        name = str(item[name_key])
+        if kind == "Node" and not item.get("Datacenter"):
+            raise HTTPError(400, f"Node identity is missing the datacenter field on this {owner}")
+        if not _NAME.match(name):
+            shown = f" {name!r}" if kind == "Service" else ""
+            raise HTTPError(400, f"{kind} identity{shown} has an invalid name. {_NAME_RULE}")
+        if item not in out:
+            out.append(item)
+    return out
+
+
+def _token_fields(acl: ACLTables, body: dict) -> dict:
+    return {
+        "Description": str(body.get("Description") or ""),
+        "Policies": _resolve_links(acl, body.get("Policies"), "Policies"),
+        "Roles": _resolve_links(acl, body.get("Roles"), "Roles"),
+        "ServiceIdentities": _identities(
+            body.get("ServiceIdentities"), "ServiceIdentities", "ServiceName"
+        ),
+        "NodeIdentities": _identities(body.get("NodeIdentities"), "NodeIdentities", "NodeName"),
+        "Local": bool(body.get("Local")),
+        "ExpirationTime": body.get("ExpirationTime") or "",
+    }
+
+
+def _check_uuid(value: str, what: str) -> None:
+    if not _UUID.match(value):
+        raise HTTPError(400, f"Invalid Token: {what} is not a valid UUID")
+    if value.startswith(RESERVED_PREFIX):
+        raise HTTPError(
+            400, f'Invalid Token: UUIDs with the prefix "{RESERVED_PREFIX}" are reserved'
+        )
+
+
+async def _write_token(writer: Writer, token: dict) -> dict:
+    token["Hash"] = record_hash(token, TOKEN_HASH_FIELDS)
+    return await writer.write({"Type": "acl-token-set", "Token": token})
