@@ -10,13 +10,9 @@ consensus, like every other write.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import logging
-import os
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote
 
@@ -24,6 +20,7 @@ from agent.aio import wait_event
 from agent.check_runners import HTTPClients, make_runner
 from agent.checks import CheckDefinition, CheckError, parse_check_registration
 from agent.limits import check_limits_error, service_limits_error
+from agent.local_files import DefinitionFiles
 from agent.ports import AgentIdentity, APICaller, RemoteReader, Writer
 from agent.services import ServiceDefinition, ServiceError, parse_service
 from agent.state.fsm import check_from, service_from
@@ -58,38 +55,6 @@ class LocalCheck:
     critical_since: float | None = None
     persist: bool = True
     extra: dict = field(default_factory=dict)  # fixed fields of built-in checks (maintenance)
-
-
-def _file_name(ident: str) -> str:
-    """The file that holds `ident`'s definition: a digest, so any ID Consul accepts (a 70 KB
-    service name, '/', ':') makes a flat name of fixed length. Loading reads the ID from the
-    content, never from the name."""
-    return hashlib.sha256(ident.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def _legacy_name(ident: str) -> str:
-    # Data dirs written before the digest names hold the ID's UTF-8 bytes in hex.
-    return ident.encode("utf-8", "surrogatepass").hex()
-
-
-def _fsync_dir(directory: Path) -> None:
-    # The rename is durable only once the directory entry itself reaches the disk.
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_atomically(path: Path, payload: dict) -> None:
-    """Write `payload` as JSON to `path` so a crash leaves the old file or the new one."""
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w") as f:
-        json.dump(payload, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
 
 
 def _guard_limits(defn: ServiceDefinition) -> None:
@@ -133,49 +98,25 @@ class LocalState:
         self._changed = asyncio.Event()
         self.node_reason: str | None = None
         root = agent.data_dir
-        self._svc_dir = root / "services" if root else None
-        self._check_dir = root / "checks" if root else None
+        self._service_files = DefinitionFiles(root / "services" if root else None)
+        self._check_files = DefinitionFiles(root / "checks" if root else None)
 
     # ------------------------------------------------------------------ persistence
-
-    def _write(self, directory: Path | None, ident: str, payload: dict) -> None:
-        if directory is None:
-            return
-        directory.mkdir(parents=True, exist_ok=True)
-        _write_atomically(directory / _file_name(ident), payload)
-
-    def _unlink(self, directory: Path | None, ident: str) -> None:
-        if directory is not None:
-            (directory / _file_name(ident)).unlink(missing_ok=True)
 
     def load(self) -> None:
         """Config-file definitions first, then what was registered through the API before."""
         self._load_config_definitions(self.agent.config)
-        for directory, loader in (
-            (self._svc_dir, self._load_service),
-            (self._check_dir, self._load_check),
+        for files, loader in (
+            (self._service_files, self._load_service),
+            (self._check_files, self._load_check),
         ):
-            if directory is None or not directory.exists():
-                continue
-            for path in sorted(directory.iterdir()):
-                if path.suffix == ".tmp":
-                    continue
+            for path, data in files.entries():
                 try:
-                    ident = loader(json.loads(path.read_text()))
+                    ident = loader(data)
                 except (ValueError, KeyError, TypeError, ServiceError, CheckError) as exc:
                     log.error("ignoring persisted definition %s: %s", path, exc)
                     continue
-                self._migrate(path, ident)
-
-    def _migrate(self, path: Path, ident: str) -> None:
-        """Move a file written under the old hex naming to its digest name, so that removing
-        the definition later removes it for good (and a restart cannot bring it back)."""
-        target = path.with_name(_file_name(ident))
-        if path.name == target.name or path.name != _legacy_name(ident):
-            return
-        os.replace(path, target)
-        _fsync_dir(path.parent)
-        log.info("persisted definition %r renamed to its digest name", ident)
+                files.migrate(path, ident)
 
     def _load_config_definitions(self, cfg: Any) -> None:
         allow_local = cfg.enable_script_checks or cfg.enable_local_script_checks
@@ -220,11 +161,10 @@ class LocalState:
         return cid
 
     def _persist_service(self, defn: ServiceDefinition) -> None:
-        self._write(self._svc_dir, defn.id, {"Registration": defn.raw})
+        self._service_files.write(defn.id, {"Registration": defn.raw})
 
     def _persist_check(self, check: LocalCheck, raw: dict) -> None:
-        self._write(
-            self._check_dir,
+        self._check_files.write(
             check.definition.check_id,
             {
                 "CheckID": check.definition.check_id,
@@ -276,7 +216,7 @@ class LocalState:
         for cid, check in list(self.checks.items()):
             if check.definition.service_id == service_id:
                 self._drop_check(cid)
-        self._unlink(self._svc_dir, service_id)
+        self._service_files.unlink(service_id)
         self.trigger_sync()
         return True
 
@@ -314,7 +254,7 @@ class LocalState:
         check = self.checks.pop(check_id, None)
         if check is not None and check.runner is not None:
             asyncio.ensure_future(check.runner.stop())
-        self._unlink(self._check_dir, check_id)
+        self._check_files.unlink(check_id)
 
     def remove_check(self, check_id: str) -> bool:
         if check_id not in self.checks:
@@ -356,13 +296,8 @@ class LocalState:
         self.trigger_sync()
 
     def _registration_of(self, check_id: str) -> dict:
-        if self._check_dir is None:
-            return {}
-        path = self._check_dir / _file_name(check_id)
-        try:
-            return json.loads(path.read_text()).get("Registration", {})
-        except (OSError, ValueError):
-            return {}
+        stored = self._check_files.read(check_id)
+        return stored.get("Registration", {}) if isinstance(stored, dict) else {}
 
     def ttl_update(self, check_id: str, status: str, output: str) -> None:
         """pass/warn/fail/update on a TTL check; raises KeyError or ValueError as the HTTP
