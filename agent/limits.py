@@ -64,8 +64,8 @@ def _size(value: str) -> int:
 
 def identifier_error(what: str, value: Any, limit: int = MAX_IDENTIFIER_BYTES) -> str | None:
     """`what` (e.g. "Service ID") longer than `limit` bytes; non-strings are the decoder's."""
-    if not isinstance(value, str):
-        return None
+    if not isinstance(value, str) or len(value) * 4 <= limit:
+        return None  # a UTF-8 character is at most 4 bytes: most values need no encoding
     size = _size(value)
     if size > limit:
         return f"{what} is too long ({size} bytes, limit: {limit} bytes)"

@@ -230,6 +230,8 @@ SESSION = Struct(
 
 # ---------------------------------------------------------------------- agent
 
+# A check's durations are agent/check_decode.py's to read: Consul takes a string or a number
+# there and ignores any other kind, so they are not checked here.
 CHECK_TYPE_FIELDS = {
     "CheckID": "types.CheckID",
     "ID": "types.CheckID",
@@ -246,7 +248,7 @@ CHECK_TYPE_FIELDS = {
     "TCP": "string",
     "TCPUseTLS": "bool",
     "UDP": "string",
-    "Interval": DURATION,
+    "Interval": ANY,
     "AliasNode": "string",
     "AliasService": "string",
     "DockerContainerID": "string",
@@ -258,12 +260,12 @@ CHECK_TYPE_FIELDS = {
     "OSService": "string",
     "TLSServerName": "string",
     "TLSSkipVerify": "bool",
-    "Timeout": DURATION,
-    "TTL": DURATION,
+    "Timeout": ANY,
+    "TTL": ANY,
     "SuccessBeforePassing": "int",
     "FailuresBeforeWarning": "int",
     "FailuresBeforeCritical": "int",
-    "DeregisterCriticalServiceAfter": DURATION,
+    "DeregisterCriticalServiceAfter": ANY,
     "OutputMaxSize": "int",
     "ServiceID": "string",
 }

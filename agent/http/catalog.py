@@ -194,7 +194,7 @@ def _definition(raw: Any) -> dict:
                 except ValueError as exc:
                     raise HTTPError(400, f"Request decode failed: {exc}") from None
             else:
-                ns = value
+                ns = int(value)
             if ns:
                 out[name] = format_nanoseconds(ns)
             continue

@@ -260,7 +260,9 @@ def _scalar_fits(value: Any, go_type: str) -> bool:
     if go_type == "bool":
         return isinstance(value, bool)
     if go_type in INT_RANGES:
-        if isinstance(value, bool) or not isinstance(value, int):
+        # Consul reads a duration given as a number through float64, so 1.5e9 is 1.5s.
+        number = int | float if go_type == "time.Duration" else int
+        if isinstance(value, bool) or not isinstance(value, number):
             return False
         low, high = INT_RANGES[go_type]
         return low <= value <= high

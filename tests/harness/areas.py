@@ -1,5 +1,5 @@
 """Driving one HTTP area on in-memory twins: register it on its own Router, build a Request
-from an ASGI scope (no Agent, no ACLs) and call the matched handler directly."""
+from an ASGI scope (no Agent; ACLs as the deps have them) and call the matched handler directly."""
 
 from __future__ import annotations
 
@@ -25,17 +25,18 @@ def call(
     path: str,
     query: bytes = b"",
     body: bytes = b"",
+    headers: list[tuple[bytes, bytes]] | None = None,
 ) -> Response:
     router = Router()
     register(router, deps)
     methods, rest, _ = router.match(path)
     assert methods is not None, path
-    scope = {"method": method, "path": path, "query_string": query, "headers": []}
+    scope = {"method": method, "path": path, "query_string": query, "headers": headers or []}
 
     async def receive() -> dict:
         return {"type": "http.request", "body": body, "more_body": False}
 
-    req = Request(scope, receive, None, Reads(deps.store.watches, deps.leadership))
+    req = Request(scope, receive, deps.acl, Reads(deps.store.watches, deps.leadership))
     return asyncio.run(methods[method](req, rest))
 
 

@@ -3,7 +3,6 @@ written and listed with the bootstrap token, and the refusals that never reach t
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 
@@ -11,9 +10,9 @@ import pytest
 
 from agent.config import load_config
 from agent.http import acl
-from agent.http.app import HTTPError, Request, Response, Router
+from agent.http.app import HTTPError, Response
 from agent.http.deps import HTTPDeps
-from agent.http.reads import Reads
+from tests.harness import areas
 from tests.harness.twins import MemoryWriter, http_deps
 
 
@@ -24,18 +23,8 @@ def acl_deps() -> HTTPDeps:
 
 
 def call(deps: HTTPDeps, method: str, path: str, body: bytes = b"", token: str = "") -> Response:
-    router = Router()
-    acl.register(router, deps)
-    methods, rest, _ = router.match(path)
-    assert methods is not None
     headers = [(b"x-consul-token", token.encode())] if token else []
-    scope = {"method": method, "path": path, "query_string": b"", "headers": headers}
-
-    async def receive() -> dict:
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    req = Request(scope, receive, deps.acl, Reads(deps.store.watches, deps.leadership))
-    return asyncio.run(methods[method](req, rest))
+    return areas.call(acl.register, deps, method, path, b"", body, headers)
 
 
 def commands(deps: HTTPDeps) -> list[str]:

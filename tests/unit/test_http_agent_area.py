@@ -4,7 +4,6 @@ the writer, and the refusals that change nothing."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 
@@ -12,10 +11,10 @@ import pytest
 
 from agent.config import load_config
 from agent.http import agent_ep
-from agent.http.app import HTTPError, Request, Response, Router
+from agent.http.app import HTTPError, Response
 from agent.http.deps import HTTPDeps
-from agent.http.reads import Reads
 from agent.local import LocalState
+from tests.harness import areas
 from tests.harness.twins import LocalHostTwin, MemoryWriter, http_deps
 
 
@@ -27,17 +26,7 @@ def dev_deps() -> HTTPDeps:
 
 
 def call(deps: HTTPDeps, method: str, path: str, query: bytes = b"", body: bytes = b"") -> Response:
-    router = Router()
-    agent_ep.register(router, deps)
-    methods, rest, _ = router.match(path)
-    assert methods is not None
-    scope = {"method": method, "path": path, "query_string": query, "headers": []}
-
-    async def receive() -> dict:
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    req = Request(scope, receive, None, Reads(deps.store.watches, deps.leadership))
-    return asyncio.run(methods[method](req, rest))
+    return areas.call(agent_ep.register, deps, method, path, query, body)
 
 
 def test_self_and_members_without_a_gossip_pool() -> None:

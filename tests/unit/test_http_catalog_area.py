@@ -3,35 +3,21 @@ back, the refusals that never reach the log, and the datacenter list without a W
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import pytest
 
-from agent.config import load_config
 from agent.http import catalog
-from agent.http.app import HTTPError, Request, Response, Router
+from agent.http.app import HTTPError, Response
 from agent.http.deps import HTTPDeps
-from agent.http.reads import Reads
-from tests.harness.twins import MemoryWriter, http_deps
+from tests.harness import areas
+from tests.harness.twins import MemoryWriter
 
-
-def dev_deps() -> HTTPDeps:
-    return http_deps(load_config(["-dev"], environ={}))
+dev_deps = areas.dev_deps
 
 
 def call(deps: HTTPDeps, method: str, path: str, query: bytes = b"", body: bytes = b"") -> Response:
-    router = Router()
-    catalog.register(router, deps)
-    methods, rest, _ = router.match(path)
-    assert methods is not None
-    scope = {"method": method, "path": path, "query_string": query, "headers": []}
-
-    async def receive() -> dict:
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    req = Request(scope, receive, None, Reads(deps.store.watches, deps.leadership))
-    return asyncio.run(methods[method](req, rest))
+    return areas.call(catalog.register, deps, method, path, query, body)
 
 
 def test_register_is_proposed_and_read_back() -> None:

@@ -3,36 +3,22 @@ and read back (with `?cas`), and what a client agent (no consensus) answers."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import pytest
 
-from agent.config import load_config
 from agent.http import operator
-from agent.http.app import HTTPError, Request, Response, Router
+from agent.http.app import HTTPError, Response
 from agent.http.autopilot import DEFAULTS
 from agent.http.deps import HTTPDeps
-from agent.http.reads import Reads
-from tests.harness.twins import MemoryWriter, http_deps
+from tests.harness import areas
+from tests.harness.twins import MemoryWriter
 
-
-def dev_deps() -> HTTPDeps:
-    return http_deps(load_config(["-dev"], environ={}))
+dev_deps = areas.dev_deps
 
 
 def call(deps: HTTPDeps, method: str, path: str, query: bytes = b"", body: bytes = b"") -> Response:
-    router = Router()
-    operator.register(router, deps)
-    methods, rest, _ = router.match(path)
-    assert methods is not None
-    scope = {"method": method, "path": path, "query_string": query, "headers": []}
-
-    async def receive() -> dict:
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    req = Request(scope, receive, None, Reads(deps.store.watches, deps.leadership))
-    return asyncio.run(methods[method](req, rest))
+    return areas.call(operator.register, deps, method, path, query, body)
 
 
 AUTOPILOT = "/v1/operator/autopilot/configuration"
