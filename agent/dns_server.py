@@ -22,25 +22,22 @@ import dns.exception
 import dns.message
 import dns.rcode
 
-from agent.dns import (
-    FORWARD,
+from agent.dns import FORWARD, parse_request, resolve, servfail
+from agent.dns_catalog import (
     CatalogUnavailable,
-    DNSSettings,
     Instance,
     NodeRecord,
     instance_from_json,
     instance_from_struct,
     node_from_json,
     node_from_struct,
-    parse_request,
-    resolve,
-    servfail,
 )
+from agent.dns_settings import DNSSettings
 from agent.errors import ListenError
 from agent.render import instance_checks
 
 if TYPE_CHECKING:
-    from agent.dns import Catalog
+    from agent.dns_catalog import Catalog
     from agent.ports import RemoteReader
     from agent.state.store import Store
 

@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import dns.message
 import dns.query
@@ -74,15 +75,22 @@ def recursor() -> Iterator[FakeRecursor]:
         yield fake
 
 
+@dataclass(frozen=True)
+class DNSAgent:
+    """A running agent and the port its DNS interface listens on."""
+
+    proc: AgentProc
+    dns_port: int
+
+
 @pytest.fixture(scope="module")
-def agent(recursor: FakeRecursor) -> Iterator[AgentProc]:
+def agent(recursor: FakeRecursor) -> Iterator[DNSAgent]:
     port = udp_port()
     proc = AgentProc(*agent_args(port, f"-recursor=127.0.0.1:{recursor.port}")).start()
-    proc.dns_port = port  # type: ignore[attr-defined]
     try:
         with proc.client() as http:
             register_services(http)
-        yield proc
+        yield DNSAgent(proc, port)
     finally:
         proc.cleanup()
 
@@ -111,10 +119,10 @@ def register_services(http: httpx.Client) -> None:
     raise AssertionError(f"services never reached the catalog: {status}")
 
 
-def ask(agent: AgentProc, name: str, rdtype: str = "A", tcp: bool = False) -> dns.message.Message:
+def ask(agent: DNSAgent, name: str, rdtype: str = "A", tcp: bool = False) -> dns.message.Message:
     query = dns.message.make_query(name, rdtype)
     send = dns.query.tcp if tcp else dns.query.udp
-    return send(query, "127.0.0.1", timeout=5, port=agent.dns_port)  # type: ignore[attr-defined]
+    return send(query, "127.0.0.1", timeout=5, port=agent.dns_port)
 
 
 def values(
@@ -129,20 +137,20 @@ def values(
 
 
 @pytest.mark.parametrize("tcp", [False, True])
-def test_service_a_drops_the_critical_instance(agent: AgentProc, tcp: bool) -> None:
+def test_service_a_drops_the_critical_instance(agent: DNSAgent, tcp: bool) -> None:
     msg = ask(agent, "web.service.consul.", tcp=tcp)
     assert msg.rcode() == dns.rcode.NOERROR
     assert values(msg) == {"127.0.0.1", "127.0.0.23"}
 
 
-def test_service_tag_and_rfc2782(agent: AgentProc) -> None:
+def test_service_tag_and_rfc2782(agent: DNSAgent) -> None:
     assert values(ask(agent, "v3.web.service.dc1.consul.")) == {"127.0.0.23"}
     assert values(ask(agent, "_web._v1.service.consul.", "SRV"), rdtype="SRV") == {
         f"1 1 8080 {NODE}.node.dc1.consul."
     }
 
 
-def test_service_srv(agent: AgentProc) -> None:
+def test_service_srv(agent: DNSAgent) -> None:
     msg = ask(agent, "web.service.consul.", "SRV")
     assert values(msg, rdtype="SRV") == {
         f"1 1 8080 {NODE}.node.dc1.consul.",
@@ -152,22 +160,22 @@ def test_service_srv(agent: AgentProc) -> None:
     assert '"rack=r1"' in values(msg, "additional", "TXT")
 
 
-def test_servers_as_consul_service(agent: AgentProc) -> None:
+def test_servers_as_consul_service(agent: DNSAgent) -> None:
     assert values(ask(agent, "consul.service.consul.")) == {"127.0.0.1"}
 
 
-def test_node_lookup(agent: AgentProc) -> None:
+def test_node_lookup(agent: DNSAgent) -> None:
     msg = ask(agent, f"{NODE.upper()}.node.consul.")
     assert values(msg) == {"127.0.0.1"}
     assert '"rack=r1"' in values(ask(agent, f"{NODE}.node.dc1.consul.", "TXT"))
 
 
-def test_reverse_lookup(agent: AgentProc) -> None:
+def test_reverse_lookup(agent: DNSAgent) -> None:
     msg = ask(agent, "1.0.0.127.in-addr.arpa.", "PTR")
     assert values(msg) == {f"{NODE}.node.dc1.consul."}
 
 
-def test_nxdomain_carries_soa(agent: AgentProc) -> None:
+def test_nxdomain_carries_soa(agent: DNSAgent) -> None:
     for name in ("nope.service.consul.", "nope.node.consul.", "web.service.dc9.consul."):
         msg = ask(agent, name)
         assert msg.rcode() == dns.rcode.NXDOMAIN, name
@@ -176,11 +184,11 @@ def test_nxdomain_carries_soa(agent: AgentProc) -> None:
         assert soa.mname.to_text() == "ns.consul." and soa.minimum == 0
 
 
-def test_addr_lookup(agent: AgentProc) -> None:
+def test_addr_lookup(agent: DNSAgent) -> None:
     assert values(ask(agent, "7f000017.addr.dc1.consul.")) == {"127.0.0.23"}
 
 
-def test_other_names_go_to_the_recursor(agent: AgentProc) -> None:
+def test_other_names_go_to_the_recursor(agent: DNSAgent) -> None:
     msg = ask(agent, "example.com.")
     assert msg.rcode() == dns.rcode.NOERROR
     assert values(msg) == {"192.0.2.1"}

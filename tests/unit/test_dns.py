@@ -1,10 +1,10 @@
-"""The DNS resolver (agent/dns.py) against an in-memory catalog: names in, records out."""
+"""The DNS resolver (agent/dns.py and the dns_* modules beside it) against an in-memory catalog:
+names in, records out."""
 
 from __future__ import annotations
 
 import asyncio
 import random
-import types
 
 import dns.flags
 import dns.message
@@ -12,25 +12,20 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from agent.dns import (
-    FORWARD,
+from agent.config import load_config
+from agent.dns import FORWARD, error_reply, parse_request, resolve
+from agent.dns_catalog import (
     CatalogUnavailable,
-    DNSSettings,
     Instance,
     MemoryCatalog,
     NodeRecord,
-    error_reply,
     healthy,
-    in_zone,
     instance_from_json,
-    parse_locality,
-    parse_request,
-    recursor_address,
-    resolve,
-    rfc1464,
-    service_and_tag,
     srv_weight,
 )
+from agent.dns_names import in_zone, parse_locality, service_and_tag
+from agent.dns_records import rfc1464
+from agent.dns_settings import DNSSettings, recursor_address
 
 NOW = 1_700_000_000.0
 
@@ -438,20 +433,13 @@ def test_helpers() -> None:
 
 
 def test_settings_from_config() -> None:
-    config = types.SimpleNamespace(
-        datacenter="DC1",
-        domain="consul",
-        alt_domain=None,
-        node_name="n",
-        recursors=("1.1.1.1",),
-        dns_config={
-            "node_ttl": "10s",
-            "service_ttl": {"*": "1m"},
-            "only_passing": True,
-            "udp_answer_limit": 2,
-            "soa": {"min_ttl": 5},
-            "recursor_timeout": "500ms",
-        },
+    dns_config = (
+        'dns_config { node_ttl = "10s" service_ttl = { "*" = "1m" } only_passing = true '
+        'udp_answer_limit = 2 soa { min_ttl = 5 } recursor_timeout = "500ms" }'
+    )
+    config = load_config(
+        ["-dev", "-datacenter=DC1", "-node=n", "-recursor=1.1.1.1", f"-hcl={dns_config}"],
+        environ={},
     )
     settings = DNSSettings.from_config(config)
     assert settings.datacenter == "dc1" and settings.domain == "consul."
