@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote
 
 from agent.aio import wait_event
-from agent.check_runners import HTTPClients, make_runner
+from agent.check_probes import HTTPClients
+from agent.check_runners import make_runner
 from agent.checks import CheckDefinition, CheckError, parse_check_registration
 from agent.limits import check_limits_error, service_limits_error
 from agent.local_files import DefinitionFiles

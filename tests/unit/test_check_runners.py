@@ -15,30 +15,26 @@ import ssl
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
-from agent.check_runners import (
-    CheckRunner,
-    HTTPClients,
-    OutputTail,
-    ProbeResult,
-    StatusHandler,
-    TTLClock,
-    TTLTracker,
-    initial_delay,
-    make_runner,
-    split_host_port,
-)
+from agent.check_probes import HTTPClients, split_host_port
+from agent.check_runners import CheckRunner, TTLTracker, make_runner
+from agent.check_status import OutputTail, ProbeResult, StatusHandler, TTLClock, initial_delay
 from agent.checks import CheckDefinition, parse_check_registration
 
 WAIT = 5.0
+T = TypeVar("T")
 Update = tuple[str, str, str]
 
 
-def run(coro: Awaitable[Any]) -> Any:
-    return asyncio.run(asyncio.wait_for(coro, 30))  # type: ignore[arg-type]
+def run(coro: Awaitable[T]) -> T:
+    return asyncio.run(_bounded(coro))
+
+
+async def _bounded(coro: Awaitable[T]) -> T:
+    return await asyncio.wait_for(coro, 30)
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
@@ -377,17 +373,21 @@ def test_tcp_bad_address_is_critical() -> None:
 
 
 class _Echo(asyncio.DatagramProtocol):
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport
+    """Answers every datagram; `transport` is the endpoint's, set once it exists."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.DatagramTransport | None = None
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
-        self.transport.sendto(b"pong", addr)  # type: ignore[attr-defined]
+        if self.transport is not None:
+            self.transport.sendto(b"pong", addr)
 
 
 def test_udp_answer_passes_and_closed_port_fails() -> None:
     async def scenario() -> None:
         loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(_Echo, local_addr=("127.0.0.1", 0))
+        transport, echo = await loop.create_datagram_endpoint(_Echo, local_addr=("127.0.0.1", 0))
+        echo.transport = transport
         port = transport.get_extra_info("sockname")[1]
         try:
             ok, _ = await probe(check({"UDP": f"127.0.0.1:{port}", "Interval": "10s"}))
