@@ -225,35 +225,35 @@ class Agent:
 
     # ------------------------------------------------------------------ writes / reads
 
-    async def write(self, command: dict) -> Any:
+    async def write(self, command: commands.Command) -> Any:
         """Propose a command through consensus. A refusal (of the command's shape, before the
         log, or by the FSM) raises CommandRefused; no leader raises NotLeader."""
         # The HTTP layer decodes bodies into these shapes already; this is the last gate
         # before the log, for a command no handler should have built.
-        why = commands.problem(command)
-        if why is not None:
-            log.warning("refused to propose a malformed command: %s", why)
-            raise CommandRefused(why, "invalid")
+        try:
+            entry = commands.encode(command)
+        except commands.Invalid as exc:
+            log.warning("refused to propose a malformed command: %s", exc)
+            raise CommandRefused(str(exc), "invalid") from None
+        except OverflowError as exc:  # an integer msgpack cannot carry (beyond 64 bits)
+            raise CommandRefused(f"Request decode failed: {exc}", "invalid") from None
         refusal = lock_delay_refusal(self.store, command)  # answered before the log, as Consul
         if refusal is not None:
             return refusal
         started = time.perf_counter()
         consensus = self.consensus
-        try:
-            if consensus is not None and consensus.is_leader:
-                result = await consensus.apply(command)
-            else:
-                result = await self._forward_write(command)
-        except OverflowError as exc:  # an integer msgpack cannot carry (beyond 64 bits)
-            raise CommandRefused(f"Request decode failed: {exc}", "invalid") from None
-        name = _APPLY_METRICS.get(command.get("Type", ""))
+        if consensus is not None and consensus.is_leader:
+            result = await consensus.apply(entry)
+        else:
+            result = await self._forward_write(entry)
+        name = _APPLY_METRICS.get(commands.tag(command))
         if name:
             self.metrics.sample(name, (time.perf_counter() - started) * 1000.0)
         if isinstance(result, Refusal):
             raise CommandRefused(result.message, result.kind)
         return result
 
-    async def _forward_write(self, command: dict) -> Any:
+    async def _forward_write(self, entry: bytes) -> Any:
         """A follower or client agent sends the write to the leader (via a server)."""
         if self.consensus is not None:
             target = self.consensus.leader_address
@@ -264,7 +264,7 @@ class Agent:
             if target is None:
                 raise NoServers()
         try:
-            reply = await self.rpc_pool.call(target, "apply", command, timeout=30)
+            reply = await self.rpc_pool.call(target, "apply", entry, timeout=30)
         except RPCError as exc:
             raise CommandRefused(str(exc), "invalid" if exc.status == 400 else "failed") from None
         return decode_result(reply)
@@ -298,19 +298,27 @@ class Agent:
             raise ServerError(reply["status"], reply["body"].decode(errors="replace"))
         return json.loads(reply["body"]) if reply["body"] else None
 
-    async def _rpc_apply(self, command: dict) -> Any:
-        """RPC handler: apply a forwarded write (forwarding once more if we are not leader)."""
-        why = commands.problem(command)
-        if why is not None:  # the sender's checks are not ours to trust
-            raise RPCError(why, 400)
+    async def _rpc_apply(self, payload: Any) -> Any:
+        """RPC handler: apply a forwarded write (forwarding once more if we are not leader).
+        The payload is the encoded command; a peer from before commands were typed sends the
+        command as a map."""
+        try:  # the sender's checks are not ours to trust
+            if isinstance(payload, bytes):
+                command = commands.decode(payload)
+                entry = payload
+            else:
+                command = commands.from_map(payload)
+                entry = commands.encode(command)
+        except commands.Invalid as exc:
+            raise RPCError(str(exc), 400) from None
         if self.consensus is not None and self.consensus.is_leader:
             try:
-                return encode_result(await self.consensus.apply(command))
+                return encode_result(await self.consensus.apply(entry))
             except NotLeader as exc:
                 raise RPCError(str(exc)) from None
         if self.consensus is not None and self.consensus.leader_address:
             return await self.rpc_pool.call(
-                self.consensus.leader_address, "apply", command, timeout=30
+                self.consensus.leader_address, "apply", entry, timeout=30
             )
         raise RPCError("No cluster leader")
 

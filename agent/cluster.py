@@ -41,6 +41,7 @@ from agent.membership import (
     with_port,
 )
 from agent.ports import AgentIdentity, Writer
+from agent.state.commands import Coordinate, CoordinateUpdate
 from agent.wan import WanPool
 
 if TYPE_CHECKING:
@@ -223,18 +224,18 @@ class ClusterManager:
             gossip = self.gossip
             if gossip is not None:
                 coord = gossip.coordinate()
-                update = {
-                    "Node": self.agent.node_name,
-                    "Segment": "",
-                    "Coord": {
+                update = CoordinateUpdate(
+                    Node=self.agent.node_name,
+                    Segment="",
+                    Coord={
                         "Vec": list(coord.vec),
                         "Error": coord.error,
                         "Adjustment": coord.adjustment,
                         "Height": coord.height,
                     },
-                }
+                )
                 try:
-                    await self.agent.write({"Type": "coordinate", "Updates": [update]})
+                    await self.agent.write(Coordinate(Updates=[update]))
                 except Exception as exc:  # no leader yet, or shutting down: next round
                     log.debug("agent: coordinate update failed: %s", exc)
             await asyncio.sleep(COORDINATE_INTERVAL)

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote
 
+import msgspec
+
 from agent.aio import wait_event
 from agent.check_probes import HTTPClients
 from agent.check_runners import make_runner
@@ -24,6 +26,7 @@ from agent.limits import check_limits_error, service_limits_error
 from agent.local_files import DefinitionFiles
 from agent.ports import AgentIdentity, APICaller, RemoteReader, Writer
 from agent.services import ServiceDefinition, ServiceError, parse_service
+from agent.state.commands import CheckRecord, Deregister, Register, ServiceRecord, typed
 from agent.state.fsm import check_from, service_from
 from agent.state.store import without_indexes
 from agent.state.structs import HealthCheck, Node, Service
@@ -366,20 +369,19 @@ class LocalState:
 
     # ------------------------------------------------------------------ anti-entropy
 
-    def node_registration(self) -> dict:
+    def node_registration(self) -> Register:
         agent = self.agent
         addr = agent.address
-        return {
-            "Type": "register",
-            "ID": agent.node_id,
-            "Node": agent.node_name,
-            "Address": addr,
-            "Datacenter": agent.datacenter,
-            "TaggedAddresses": {"lan": addr, "lan_ipv4": addr, "wan": addr, "wan_ipv4": addr},
-            "NodeMeta": {"consul-network-segment": "", "consul-version": agent.version}
+        return Register(
+            ID=agent.node_id,
+            Node=agent.node_name,
+            Address=addr,
+            Datacenter=agent.datacenter,
+            TaggedAddresses={"lan": addr, "lan_ipv4": addr, "wan": addr, "wan_ipv4": addr},
+            NodeMeta={"consul-network-segment": "", "consul-version": agent.version}
             | dict(agent.config.node_meta),
             # serfHealth is the leader's to set, from gossip (agent.membership.reconcile).
-        }
+        )
 
     def _node_in_sync(self, view: CatalogView) -> bool:
         """The catalog's record of this node matches what this agent would register."""
@@ -388,13 +390,13 @@ class LocalState:
             return False
         wanted = self.node_registration()
         return (
-            current.Address == wanted["Address"]
-            and wanted["ID"] == current.ID
-            and current.Meta == wanted["NodeMeta"]
-            and current.TaggedAddresses == wanted["TaggedAddresses"]
+            current.Address == wanted.Address
+            and wanted.ID == current.ID
+            and current.Meta == wanted.NodeMeta
+            and current.TaggedAddresses == wanted.TaggedAddresses
         )
 
-    async def _catalog_write(self, command: dict) -> None:
+    async def _catalog_write(self, command: Register | Deregister) -> None:
         """A catalog write of anti-entropy. With ACLs on it goes through the catalog API with
         this agent's token (`acl.tokens.agent`, else `default`), so the servers enforce what
         that token may do, as Consul's agent does; a refusal is logged and skipped."""
@@ -404,8 +406,8 @@ class LocalState:
             return
         tokens = agent.agent_tokens()
         token = tokens.get("agent") or tokens.get("default") or ""
-        path = "/v1/catalog/register" if command["Type"] == "register" else "/v1/catalog/deregister"
-        body = {k: v for k, v in command.items() if k != "Type"}
+        path = "/v1/catalog/register" if isinstance(command, Register) else "/v1/catalog/deregister"
+        body = {k: v for k, v in msgspec.to_builtins(command).items() if k != "Type"}
         status, text = await agent.api_call("PUT", path, body, token)
         if status == 403:
             log.warning("anti-entropy: sync blocked by ACLs (set acl.tokens.agent): %s", text)
@@ -448,10 +450,10 @@ class LocalState:
         for sid in list(view.services):
             # "consul" is the servers' own service, kept by the leader (as in Consul).
             if sid not in self.services and sid != CONSUL_SERVICE:
-                await self._catalog_write({"Type": "deregister", "Node": node, "ServiceID": sid})
+                await self._catalog_write(Deregister(Node=node, ServiceID=sid))
         for cid in list(view.checks):
             if cid not in self.checks and cid != SERF_CHECK:
-                await self._catalog_write({"Type": "deregister", "Node": node, "CheckID": cid})
+                await self._catalog_write(Deregister(Node=node, CheckID=cid))
         for defn in list(self.services.values()):
             svc = defn.service
             checks = [
@@ -463,27 +465,25 @@ class LocalState:
                 continue
             log.info("synced service %r", defn.id)
             await self._catalog_write(
-                {
-                    "Type": "register",
-                    "Node": node,
-                    "Address": agent.address,
-                    "SkipNodeUpdate": True,
-                    "Service": {k: v for k, v in svc.items() if k != "Datacenter"},
-                    "Checks": checks,
-                }
+                Register(
+                    Node=node,
+                    Address=agent.address,
+                    SkipNodeUpdate=True,
+                    Service=typed(ServiceRecord, svc),
+                    Checks=typed(list[CheckRecord], checks),
+                )
             )
         node_checks = [
             self._catalog_check(c) for c in self.checks.values() if not c.definition.service_id
         ]
         if node_checks and not self._in_sync(view, None, node_checks):
             await self._catalog_write(
-                {
-                    "Type": "register",
-                    "Node": node,
-                    "Address": agent.address,
-                    "SkipNodeUpdate": True,
-                    "Checks": node_checks,
-                }
+                Register(
+                    Node=node,
+                    Address=agent.address,
+                    SkipNodeUpdate=True,
+                    Checks=typed(list[CheckRecord], node_checks),
+                )
             )
 
     async def _catalog_view(self) -> CatalogView:
@@ -502,8 +502,11 @@ class LocalState:
         if not catalog:
             return CatalogView(None, {}, {})
         raw_node = catalog["Node"]
-        services = {sid: service_from(raw) for sid, raw in (catalog.get("Services") or {}).items()}
-        checks = {c["CheckID"]: check_from(c, node, services) for c in health}
+        services = {
+            sid: service_from(typed(ServiceRecord, raw))
+            for sid, raw in (catalog.get("Services") or {}).items()
+        }
+        checks = {c["CheckID"]: check_from(typed(CheckRecord, c), node, services) for c in health}
         node_record = Node(
             Node=raw_node["Node"],
             Address=raw_node.get("Address", ""),
@@ -519,13 +522,13 @@ class LocalState:
         node = self.agent.node_name
         if svc is not None:
             current = view.services.get(svc["ID"])
-            wanted = service_from({k: v for k, v in svc.items() if k != "Datacenter"})
+            wanted = service_from(typed(ServiceRecord, svc))
             if current is None or without_indexes(current) != without_indexes(wanted):
                 return False
         services = view.services
         for raw in checks:
             current = view.checks.get(raw["CheckID"])
-            wanted = check_from(raw, node, services)
+            wanted = check_from(typed(CheckRecord, raw), node, services)
             if current is None or without_indexes(current) != without_indexes(wanted):
                 return False
         return True

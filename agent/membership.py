@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from agent.errors import JoinFailed
+from agent.state.commands import CheckRecord, Deregister, Register, ServiceRecord
 
 if TYPE_CHECKING:
     from agent.ports import AgentIdentity
@@ -94,7 +95,9 @@ def _serf_check(store: Any, node: str) -> Any:
     return store.checks.get(node, {}).get(SERF_CHECK)
 
 
-def reconcile(members: list[MemberLike], store: Any, datacenter: str) -> list[dict]:
+def reconcile(
+    members: list[MemberLike], store: Any, datacenter: str
+) -> list[Register | Deregister]:
     """FSM commands that bring the catalog in line with the gossip view."""
     commands: list[dict] = []
     seen: set[str] = set()
@@ -129,36 +132,30 @@ def reconcile(members: list[MemberLike], store: Any, datacenter: str) -> list[di
                 continue
             commands.append(_register(member, True, "critical", FAILED_OUTPUT))
         elif status == LEFT and node is not None:
-            commands.append({"Type": "deregister", "Node": member.name})
+            commands.append(Deregister(Node=member.name))
     for name in list(store.nodes):
         if name not in seen and _serf_check(store, name) is not None:
-            commands.append({"Type": "deregister", "Node": name})
+            commands.append(Deregister(Node=name))
     return commands
 
 
-def _register(member: MemberLike, skip_node_update: bool, status: str, output: str) -> dict:
-    command = {
-        "Type": "register",
-        "Node": member.name,
-        "Address": member.addr,
-        "ID": member.tags.get("id", ""),
-        "SkipNodeUpdate": skip_node_update,
-        "Check": {
-            "CheckID": SERF_CHECK,
-            "Name": "Serf Health Status",
-            "Status": status,
-            "Output": output,
-        },
-    }
+def _register(member: MemberLike, skip_node_update: bool, status: str, output: str) -> Register:
+    command = Register(
+        Node=member.name,
+        Address=member.addr,
+        ID=member.tags.get("id", ""),
+        SkipNodeUpdate=skip_node_update,
+        Check=CheckRecord(
+            CheckID=SERF_CHECK, Name="Serf Health Status", Status=status, Output=output
+        ),
+    )
     if member.tags.get("role") == "consul" and status == "passing":
         # Servers appear in the catalog as the "consul" service (Consul's leader does this).
-        command["Service"] = {
-            "ID": "consul",
-            "Service": "consul",
-            "Port": int(member.tags.get("port", "8300") or 8300),
-        }
+        command.Service = ServiceRecord(
+            ID="consul", Service="consul", Port=int(member.tags.get("port", "8300") or 8300)
+        )
     if not skip_node_update:
-        command["TaggedAddresses"] = {
+        command.TaggedAddresses = {
             "lan": member.addr,
             "lan_ipv4": member.addr,
             "wan": member.tags.get("wan_addr", member.addr),

@@ -5,7 +5,7 @@ part (an HTTP area, the local state, the cluster manager, the DNS server) the fe
 never the whole Agent. Tests hand the same parts in-memory twins (`tests/harness/twins.py`).
 
 Layering: this module sits below everything that uses it and imports nothing of the agent's at
-run time; the store and config types it names are for annotations only.
+run time; the store, command and config types it names are for annotations only.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from agent.config_value import AgentConfig
+    from agent.state.commands import Command
 
 
 class Writer(Protocol):
@@ -24,7 +25,7 @@ class Writer(Protocol):
     leader. A command of the wrong shape, a lost leadership or an FSM refusal raise from
     `agent.errors` (`CommandRefused`, `NotLeader`, `NoServers`): nothing is half-written."""
 
-    async def write(self, command: dict) -> Any: ...
+    async def write(self, command: Command) -> Any: ...
 
 
 class Leadership(Protocol):

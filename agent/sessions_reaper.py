@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from agent.durations import DurationError, parse_duration
+from agent.state.commands import SessionCommand
 from agent.state.structs import Session
 
 if TYPE_CHECKING:
@@ -178,7 +179,7 @@ class SessionReaper:
             return
         log.info("session %s expired (TTL not renewed): invalidating it", session_id)
         try:
-            await self.writer.write({"Type": "session", "Op": "destroy", "ID": session_id})
+            await self.writer.write(SessionCommand(Op="destroy", ID=session_id))
         except Exception as exc:
             log.warning("could not invalidate expired session %s: %s", session_id, exc)
             self.timers.deadlines[session_id] = self.clock() + RETRY

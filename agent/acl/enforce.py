@@ -32,6 +32,7 @@ from agent.state.acl import (
     TOKEN_HASH_FIELDS,
     record_hash,
 )
+from agent.state.commands import ACLInit, PolicyRecord, TokenRecord, typed
 
 if TYPE_CHECKING:
     from agent.ports import Writer
@@ -139,7 +140,7 @@ class ACLRuntime:
                     return
             self._initialized_for = self.store.acl
 
-    def init_command(self) -> dict | None:
+    def init_command(self) -> ACLInit | None:
         acl = self.store.acl
         policies, tokens = [], []
         created = now_rfc3339()
@@ -172,12 +173,11 @@ class ACLRuntime:
             )
         if not policies and not tokens:
             return None
-        return {
-            "Type": "acl-init",
-            "Policies": policies,
-            "Tokens": tokens,
-            "InitialManagement": initial_accessor,
-        }
+        return ACLInit(
+            Policies=typed(list[PolicyRecord], policies),
+            Tokens=typed(list[TokenRecord], tokens),
+            InitialManagement=initial_accessor,
+        )
 
 
 def new_token(

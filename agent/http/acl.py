@@ -48,6 +48,7 @@ from agent.state.acl import (
     TOKEN_HASH_FIELDS,
     ACLTables,
 )
+from agent.state.commands import ACLBootstrap, ACLTokenDelete, TokenRecord, typed
 
 if TYPE_CHECKING:
     from agent.http.deps import HTTPDeps
@@ -72,7 +73,7 @@ async def bootstrap(ports: ACLPorts, req: Request, _: str) -> Response:
         now_rfc3339(),
     )
     stored = await ports.writer.write(
-        {"Type": "acl-bootstrap", "Token": token, "ResetIndex": reset_index}
+        ACLBootstrap(Token=typed(TokenRecord, token), ResetIndex=reset_index)
     )
     if reset_file is not None and reset_index:
         reset_file.unlink(missing_ok=True)
@@ -154,7 +155,7 @@ async def token_item(ports: ACLPorts, req: Request, rest: str) -> Response:
         if accessor == identity(req).accessor:
             raise HTTPError(400, "Deletion of the request's authorization token is not permitted")
         if accessor in acl.tokens:  # deleting what is not there is a success, as in Consul
-            await ports.writer.write({"Type": "acl-token-delete", "AccessorID": accessor})
+            await ports.writer.write(ACLTokenDelete(AccessorID=accessor))
         return json_response(req, True)
     # PUT: full replace, keeping the secret and creation time.
     body = await _body(req, ACL_TOKEN)

@@ -21,6 +21,7 @@ from agent.state.acl import (
     ACLTables,
     record_hash,
 )
+from agent.state.commands import ACLTokenSet, TokenRecord, typed
 
 if TYPE_CHECKING:
     from agent.ports import AgentIdentity, Writer
@@ -257,4 +258,4 @@ def _check_uuid(value: str, what: str) -> None:
 
 async def _write_token(writer: Writer, token: dict) -> dict:
     token["Hash"] = record_hash(token, TOKEN_HASH_FIELDS)
-    return await writer.write({"Type": "acl-token-set", "Token": token})
+    return await writer.write(ACLTokenSet(Token=typed(TokenRecord, token)))

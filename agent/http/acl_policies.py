@@ -28,6 +28,15 @@ from agent.state.acl import (
     ACLTables,
     record_hash,
 )
+from agent.state.commands import (
+    ACLPolicyDelete,
+    ACLPolicySet,
+    ACLRoleDelete,
+    ACLRoleSet,
+    PolicyRecord,
+    RoleRecord,
+    typed,
+)
 
 if TYPE_CHECKING:
     pass
@@ -84,7 +93,7 @@ async def policy_create(ports: ACLPorts, req: Request, _: str) -> Response:
     if body.get("ID"):
         raise HTTPError(400, "Cannot specify an ID when creating a policy")
     policy = _validate_policy(ports.store.acl, body, str(uuid.uuid4()))
-    stored = await ports.writer.write({"Type": "acl-policy-set", "Policy": policy})
+    stored = await ports.writer.write(ACLPolicySet(Policy=typed(PolicyRecord, policy)))
     return json_response(req, render_policy(stored))
 
 
@@ -110,7 +119,7 @@ async def policy_item(ports: ACLPorts, req: Request, ident: str) -> Response:
                 400, "Delete operation not permitted on the builtin global-management policy"
             )
         if ident in ports.store.acl.policies:
-            await ports.writer.write({"Type": "acl-policy-delete", "ID": ident})
+            await ports.writer.write(ACLPolicyDelete(ID=ident))
         return json_response(req, True)
     if ident not in ports.store.acl.policies:
         raise HTTPError(400, f"cannot find policy {ident}")
@@ -118,7 +127,7 @@ async def policy_item(ports: ACLPorts, req: Request, ident: str) -> Response:
     if body.get("ID") and body["ID"] != ident:
         raise HTTPError(400, "Policy ID in URL and payload do not match")
     policy = _validate_policy(ports.store.acl, body, ident)
-    stored = await ports.writer.write({"Type": "acl-policy-set", "Policy": policy})
+    stored = await ports.writer.write(ACLPolicySet(Policy=typed(PolicyRecord, policy)))
     return json_response(req, render_policy(stored))
 
 
@@ -183,7 +192,7 @@ async def role_create(ports: ACLPorts, req: Request, _: str) -> Response:
     if body.get("ID"):
         raise HTTPError(400, "Cannot specify an ID when creating a role")
     role = _validate_role(ports.store.acl, body, str(uuid.uuid4()))
-    stored = await ports.writer.write({"Type": "acl-role-set", "Role": role})
+    stored = await ports.writer.write(ACLRoleSet(Role=typed(RoleRecord, role)))
     return json_response(req, render_role(ports.store.acl, stored))
 
 
@@ -206,7 +215,7 @@ async def role_item(ports: ACLPorts, req: Request, ident: str) -> Response:
     require(req, "acl", None, "write")
     if req.method == "DELETE":
         if ident in acl.roles:
-            await ports.writer.write({"Type": "acl-role-delete", "ID": ident})
+            await ports.writer.write(ACLRoleDelete(ID=ident))
         return json_response(req, True)
     if ident not in acl.roles:
         raise HTTPError(400, f"cannot find role {ident}")
@@ -214,7 +223,7 @@ async def role_item(ports: ACLPorts, req: Request, ident: str) -> Response:
     if body.get("ID") and body["ID"] != ident:
         raise HTTPError(400, "Role ID in URL and payload do not match")
     role = _validate_role(ports.store.acl, body, ident)
-    stored = await ports.writer.write({"Type": "acl-role-set", "Role": role})
+    stored = await ports.writer.write(ACLRoleSet(Role=typed(RoleRecord, role)))
     return json_response(req, render_role(acl, stored))
 
 

@@ -25,6 +25,7 @@ from agent.http.app import HTTPError, Request, Response, Router, json_response
 from agent.http.blocking import QueryOptions, blocking_query, query_options, read_headers
 from agent.http.bodies import DEREGISTER, HEADER, REGISTER
 from agent.http.gojson import STRINGS, Struct
+from agent.state.commands import CheckRecord, Deregister, Register, ServiceRecord, typed
 from agent.state.structs import Node, Service
 
 if TYPE_CHECKING:
@@ -263,7 +264,7 @@ def _weights(raw: dict | None) -> dict:
     return {"Passing": passing, "Warning": warning}
 
 
-def build_service(raw: dict) -> dict:
+def build_service(raw: dict) -> ServiceRecord:
     name, sid = raw.get("Service") or "", raw.get("ID") or ""
     if sid and not name:
         raise _refused("Must provide service name (Service.Service) when service ID is provided")
@@ -276,7 +277,7 @@ def build_service(raw: dict) -> dict:
         key: {"Address": (val or {}).get("Address") or "", "Port": (val or {}).get("Port") or 0}
         for key, val in (raw.get("TaggedAddresses") or {}).items()
     }
-    return {
+    fields = {
         "ID": sid or name,
         "Service": name,
         "Tags": list(raw.get("Tags") or []),
@@ -288,9 +289,10 @@ def build_service(raw: dict) -> dict:
         "EnableTagOverride": bool(raw.get("EnableTagOverride")),
         "Kind": raw.get("Kind") or "",
     }
+    return typed(ServiceRecord, fields)
 
 
-def build_check(raw: dict, node: str) -> dict:
+def build_check(raw: dict, node: str) -> CheckRecord:
     check_node = raw.get("Node") or node
     check_id = raw.get("CheckID") or raw.get("Name") or ""
     if check_node.lower() != node.lower():
@@ -300,7 +302,7 @@ def build_check(raw: dict, node: str) -> dict:
     if not check_id:
         raise _refused("failed inserting check: object missing primary index")
     definition = _definition(raw.get("Definition"))
-    return {
+    fields = {
         "CheckID": check_id,
         "Name": raw.get("Name") or "",
         "Status": raw.get("Status") or "critical",
@@ -315,9 +317,10 @@ def build_check(raw: dict, node: str) -> dict:
         "ExposedPort": raw.get("ExposedPort") or 0,
         "Definition": definition,
     }
+    return typed(CheckRecord, fields)
 
 
-def build_register(body: dict, datacenter: str, known_services: Iterable[str]) -> dict:
+def build_register(body: dict, datacenter: str, known_services: Iterable[str]) -> Register:
     """The FSM's "register" command for a decoded body, or the refusal Consul would give."""
     node = body.get("Node") or ""
     if not node:
@@ -329,32 +332,29 @@ def build_register(body: dict, datacenter: str, known_services: Iterable[str]) -
     address = body.get("Address") or ""
     if not address and not skip:
         raise _refused("Must provide address if SkipNodeUpdate is not set")
-    command: dict[str, Any] = {
-        "Type": "register",
-        "Node": node,
-        "Address": address,
-        "ID": node_id,
-        "Datacenter": body.get("Datacenter") or datacenter,
-        "TaggedAddresses": dict(body.get("TaggedAddresses") or {}),
-        "NodeMeta": dict(body.get("NodeMeta") or {}),
-        "SkipNodeUpdate": skip,
-    }
+    command = Register(
+        Node=node,
+        Address=address,
+        ID=node_id,
+        Datacenter=body.get("Datacenter") or datacenter,
+        TaggedAddresses=dict(body.get("TaggedAddresses") or {}),
+        NodeMeta=dict(body.get("NodeMeta") or {}),
+        SkipNodeUpdate=skip,
+    )
     if body.get("Service") is not None:
-        command["Service"] = build_service(body["Service"])
+        command.Service = build_service(body["Service"])
     raw_checks = [c for c in body.get("Checks") or [] if c is not None]
     if body.get("Check") is not None:
         raw_checks.append(body["Check"])
     checks = [build_check(raw, node) for raw in raw_checks]
     services = set(known_services)
-    if "Service" in command:
-        services.add(command["Service"]["ID"])
+    if command.Service is not None:
+        services.add(command.Service.ID or "")
     for check in checks:
-        if check["ServiceID"] and check["ServiceID"] not in services:
-            raise _refused(
-                f"Unknown service ID '{check['ServiceID']}' for check ID '{check['CheckID']}'"
-            )
+        if check.ServiceID and check.ServiceID not in services:
+            raise _refused(f"Unknown service ID '{check.ServiceID}' for check ID '{check.CheckID}'")
     if checks:
-        command["Checks"] = checks
+        command.Checks = checks
     return command
 
 
@@ -380,11 +380,11 @@ async def deregister_handler(ports: CatalogPorts, req: Request, _: str) -> Respo
     node = body.get("Node") or ""
     if not node:
         raise _refused("Must provide node")
-    command: dict[str, Any] = {"Type": "deregister", "Node": node}
+    command = Deregister(Node=node)
     if body.get("ServiceID"):
-        command["ServiceID"] = body["ServiceID"]
+        command.ServiceID = body["ServiceID"]
     elif body.get("CheckID"):
-        command["CheckID"] = body["CheckID"]
+        command.CheckID = body["CheckID"]
     await ports.writer.write(command)
     return json_response(req, True)
 

@@ -10,6 +10,7 @@ from agent.http.app import HTTPError, Request, Response, Router, json_response
 from agent.http.blocking import blocking_query, query_options, read_headers
 from agent.http.bodies import COORDINATE_UPDATE
 from agent.http.gojson import conform
+from agent.state.commands import Coordinate, CoordinateUpdate
 
 if TYPE_CHECKING:
     from agent.http.deps import HTTPDeps
@@ -100,12 +101,8 @@ async def update(ports: CoordinatePorts, req: Request, _: str) -> Response:
     coord = validate_coord(body.get("Coord"))
     if name not in ports.store.nodes and ports.server:
         raise HTTPError(500, f'No node found with name "{name}"')
-    await ports.writer.write(
-        {
-            "Type": "coordinate",
-            "Updates": [{"Node": name, "Segment": body.get("Segment", "") or "", "Coord": coord}],
-        }
-    )
+    update = CoordinateUpdate(Node=name, Segment=body.get("Segment", "") or "", Coord=coord)
+    await ports.writer.write(Coordinate(Updates=[update]))
     return Response(b"", 200)
 
 

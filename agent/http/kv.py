@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 from agent.http.app import HTTPError, Request, Response, Router, json_response
 from agent.http.blocking import blocking_query, query_options, read_headers
 from agent.limits import kv_key_error
+from agent.state.commands import KV
 from agent.state.structs import KVEntry
 
 if TYPE_CHECKING:
@@ -107,25 +108,25 @@ async def kv_put(ports: KVPorts, req: Request, key: str) -> Response:
         raise HTTPError(400, "Missing key name")
     if (too_long := kv_key_error(key)) is not None:
         raise HTTPError(400, too_long)
-    cmd: dict = {"Type": "kv", "Verb": "set", "Key": key, "Flags": 0}
+    cmd = KV(Verb="set", Key=key)
     if req.raw_query:
         modes = [m for m in ("cas", "acquire", "release") if req.has(m)]
         if len(modes) > 1:
             raise _conflicting(req)
         if req.has("flags"):
-            cmd["Flags"] = parse_uint(req.get("flags", ""))
+            cmd.Flags = parse_uint(req.get("flags", ""))
         if modes == ["cas"]:
-            cmd["Verb"], cmd["Index"] = "cas", parse_uint(req.get("cas", ""))
+            cmd.Verb, cmd.Index = "cas", parse_uint(req.get("cas", ""))
         elif modes == ["acquire"]:
-            cmd["Verb"], cmd["Session"] = "lock", req.get("acquire", "")
+            cmd.Verb, cmd.Session = "lock", req.get("acquire", "")
         elif modes == ["release"]:
-            cmd["Verb"], cmd["Session"] = "unlock", req.get("release", "")
+            cmd.Verb, cmd.Session = "unlock", req.get("release", "")
     limit = ports.max_value_size
     declared = req.header(b"content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise HTTPError(413, _too_large(int(declared), limit))
     try:
-        cmd["Value"] = await req.body(limit)
+        cmd.Value = await req.body(limit)
     except HTTPError:
         raise HTTPError(413, _too_large(None, limit)) from None
     result = await ports.writer.write(cmd)
@@ -148,16 +149,11 @@ async def kv_delete(ports: KVPorts, req: Request, key: str) -> Response:
     if not key and not recurse:
         raise HTTPError(400, "Missing key name")
     if recurse:
-        cmd = {"Type": "kv", "Verb": "delete-tree", "Key": key}
+        cmd = KV(Verb="delete-tree", Key=key)
     elif cas:
-        cmd = {
-            "Type": "kv",
-            "Verb": "delete-cas",
-            "Key": key,
-            "Index": parse_uint(req.get("cas", "")),
-        }
+        cmd = KV(Verb="delete-cas", Key=key, Index=parse_uint(req.get("cas", "")))
     else:
-        cmd = {"Type": "kv", "Verb": "delete", "Key": key}
+        cmd = KV(Verb="delete", Key=key)
     result = await ports.writer.write(cmd)
     return json_response(req, bool(result))
 

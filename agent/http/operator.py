@@ -21,6 +21,7 @@ from agent.http.autopilot import DEFAULTS as _AUTOPILOT
 from agent.http.autopilot import decode_autopilot
 from agent.http.blocking import query_options, read_headers
 from agent.state.archive import ArchiveInvalid, Server, new_meta, read_verified, write_archive
+from agent.state.commands import Autopilot, Restore
 
 if TYPE_CHECKING:
     from agent.http.deps import HTTPDeps
@@ -107,7 +108,7 @@ async def autopilot_set(ports: OperatorPorts, req: Request, _: str) -> Response:
             raise HTTPError(400, f"Error parsing cas value: {raw!r}")
         cas = int(raw)
     body = decode_autopilot(await req.body())
-    result = await ports.writer.write({"Type": "autopilot", "Config": body, "CAS": cas})
+    result = await ports.writer.write(Autopilot(Config=body, CAS=cas))
     return json_response(req, bool(result))
 
 
@@ -176,7 +177,7 @@ async def snapshot_restore(ports: OperatorPorts, req: Request, _: str) -> Respon
         _, state = await asyncio.to_thread(read_verified, raw)
     except ArchiveInvalid as exc:
         raise HTTPError(400, str(exc)) from None
-    await ports.writer.write({"Type": "restore", "State": state})
+    await ports.writer.write(Restore(State=state))
     return Response(b"", 200)
 
 

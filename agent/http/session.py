@@ -22,6 +22,7 @@ from agent.http.app import HTTPError, Request, Response, Router, json_response
 from agent.http.blocking import blocking_query, query_options, read_headers
 from agent.http.bodies import SESSION
 from agent.http.gojson import conform
+from agent.state.commands import SessionCommand, SessionRecord, typed
 from agent.state.sessions import NANOSECOND, SessionTable
 from agent.state.structs import Session
 
@@ -140,7 +141,7 @@ async def session_create(ports: SessionPorts, req: Request, rest: str) -> Respon
         if store.sessions.get(session_id) is None:
             break
     session["ID"] = session_id
-    await ports.writer.write({"Type": "session", "Op": "create", "Session": session})
+    await ports.writer.write(SessionCommand(Op="create", Session=typed(SessionRecord, session)))
     created = store.sessions.get(session_id)
     if created is not None:
         ports.reaper.renew(created)
@@ -150,7 +151,7 @@ async def session_create(ports: SessionPorts, req: Request, rest: str) -> Respon
 async def session_destroy(ports: SessionPorts, req: Request, session_id: str) -> Response:
     if not session_id:
         raise HTTPError(400, "Missing session")
-    await ports.writer.write({"Type": "session", "Op": "destroy", "ID": session_id})
+    await ports.writer.write(SessionCommand(Op="destroy", ID=session_id))
     return json_response(req, True)
 
 

@@ -14,6 +14,7 @@ from agent.http.blocking import query_options, read_headers
 from agent.http.bodies import TXN_OPS
 from agent.http.gojson import b64decode, conform, parse
 from agent.limits import kv_key_error
+from agent.state.commands import KV_READ_VERBS, KV_VERBS, KVOp, Txn, TxnOp, typed
 from agent.state.fsm import TxnResult
 
 if TYPE_CHECKING:
@@ -23,8 +24,6 @@ if TYPE_CHECKING:
     from agent.state.store import Store
 
 MAX_OPS = 64
-_READ_VERBS = {"get", "get-tree", "check-index", "check-session", "check-not-exists"}
-_KV_VERBS = _READ_VERBS | {"set", "cas", "lock", "unlock", "delete", "delete-tree", "delete-cas"}
 
 
 _PREFIX = "Failed to parse body: "
@@ -39,12 +38,12 @@ class TxnPorts:
     max_value_size: int  # limits.kv_max_value_size
 
 
-def _parse_ops(raw: object, max_value: int) -> list[dict]:
+def _parse_ops(raw: object, max_value: int) -> list[TxnOp]:
     """The FSM's txn ops for a decoded body: every field of the right Go type, every verb
     known, every value within limits, or a refusal before anything is proposed."""
     if isinstance(raw, list) and len(raw) > MAX_OPS:
         raise HTTPError(413, f"Transaction contains too many operations ({len(raw)} > {MAX_OPS})")
-    ops: list[dict] = []
+    ops: list[TxnOp] = []
     for i, item in enumerate(conform(raw, TXN_OPS, _PREFIX) or []):
         kinds = [k for k in ("KV", "Node", "Service", "Check") if k in item]
         if len(kinds) != 1:
@@ -56,14 +55,15 @@ def _parse_ops(raw: object, max_value: int) -> list[dict]:
         body = item[kind]
         if kind == "KV":
             verb = body.get("Verb", "")
-            if verb not in _KV_VERBS:
+            if verb not in KV_VERBS:
                 raise HTTPError(400, f'{_PREFIX}unknown KV verb "{verb}"')
-            body = _kv_op(body, max_value)
-        ops.append({kind: body})
+            ops.append(TxnOp(KV=_kv_op(body, max_value)))
+        else:
+            ops.append(typed(TxnOp, {kind: body}))
     return ops
 
 
-def _kv_op(body: dict, max_value: int) -> dict:
+def _kv_op(body: dict, max_value: int) -> KVOp:
     if (too_long := kv_key_error(body.get("Key", ""))) is not None:
         raise HTTPError(400, too_long)
     value = b64decode(body.get("Value"), _PREFIX)
@@ -72,22 +72,22 @@ def _kv_op(body: dict, max_value: int) -> dict:
             413,
             f'Value for key "{body.get("Key", "")}" is too large ({len(value)} > {max_value} bytes)',
         )
-    return {
-        "Verb": body["Verb"],
-        "Key": body.get("Key", ""),
-        "Value": value,
-        "Flags": body.get("Flags", 0),
-        "Index": body.get("Index", 0),
-        "Session": body.get("Session", ""),
-    }
+    return KVOp(
+        Verb=body["Verb"],
+        Key=body.get("Key", ""),
+        Value=value,
+        Flags=body.get("Flags", 0),
+        Index=body.get("Index", 0),
+        Session=body.get("Session", ""),
+    )
 
 
-def _is_read_only(ops: list[dict]) -> bool:
+def _is_read_only(ops: list[TxnOp]) -> bool:
     for op in ops:
-        if "KV" in op:
-            if op["KV"]["Verb"] not in _READ_VERBS:
+        if op.KV is not None:
+            if op.KV.Verb not in KV_READ_VERBS:
                 return False
-        elif next(iter(op.values())).get("Verb") != "get":
+        elif (op.Node or op.Service or op.Check).Verb != "get":
             return False
     return True
 
@@ -107,7 +107,7 @@ async def txn(ports: TxnPorts, req: Request, _: str) -> Response:
         result = ports.fsm.read_txn(ops) if ops else TxnResult([], None)
         headers = read_headers(req, ports.store.last_index, opts.consistency)[1:3]
     else:
-        result = await ports.writer.write({"Type": "txn", "Ops": ops})
+        result = await ports.writer.write(Txn(Ops=ops))
     if result.errors:
         return json_response(req, {"Results": None, "Errors": result.errors}, headers, status=409)
     results = result.results or None

@@ -403,11 +403,13 @@ class RaftNode:
         self._inbox.append(msg)
         self._kick()
 
-    async def apply(self, command: dict) -> Any:
+    async def apply(self, entry: bytes) -> Any:
+        """Propose `entry` (an encoded command, opaque to Raft); the FSM's result once it is
+        committed and applied here."""
         if not self.is_leader:
             raise NotLeader("No cluster leader" if not self.leader_id else "not the leader")
         fut = asyncio.get_running_loop().create_future()
-        self._proposals.append((_encode(command), fut))
+        self._proposals.append((entry, fut))
         self._kick()
         return await fut
 
@@ -732,7 +734,7 @@ class RaftNode:
             self._bytes_since_snapshot += len(entry.data)
             if entry.kind == EntryKind.NORMAL:
                 try:
-                    result = fsm.apply(entry.index, _decode(entry.data))
+                    result = fsm.apply(entry.index, entry.data)
                 except Exception as exc:  # deterministic bug: same on every server
                     log.exception("raft: apply of index %d failed", entry.index)
                     result = exc
@@ -744,9 +746,9 @@ class RaftNode:
                 self.storage.set_conf_state(self._conf)
                 self._write_state(self.term, self._persisted_term_vote[1], self._conf)
                 log.info("raft: membership now %s", ", ".join(self.peers()))
-                fsm.apply(entry.index, {"Type": "noop"})
+                fsm.skip(entry.index)
             else:
-                fsm.apply(entry.index, {"Type": "noop"})
+                fsm.skip(entry.index)
             self.applied = entry.index
             waiter = self._waiting.pop(entry.index, None)
             if waiter is not None:

@@ -1,16 +1,16 @@
-"""The schema of every FSM command: what may reach the Raft log, and what the FSM will apply.
+"""The FSM's commands: typed values, one msgspec Struct per command, tagged by `Type`.
 
-Commands travel as plain dicts (msgpack on the log). Before the FSM touches the store it checks
-the command against its schema here, so a command of the wrong shape is a refusal (the same on
-every server and on every replay of the log), never an exception halfway through an apply. The
-agent checks the same schema before proposing, so a bad command normally never reaches the log
-at all; the FSM's check is what keeps a log written by an older, laxer version from poisoning
-the store.
+A handler builds a command (`KV(Verb="set", Key=..., Value=...)`), the agent encodes it once
+(`encode`, msgpack) and those bytes are what enters the Raft log and what a follower forwards
+to the leader. The FSM decodes each entry against the tagged union (`decode`), so an entry of
+the wrong shape is a refusal (the same on every server and on every replay of the log), never
+an exception halfway through an apply, and every handler then reads typed attributes.
 
-The schemas are msgspec Structs tagged by the command's `Type`. They list the fields the FSM
-reads, with the types the store's records need (a node name is a string, a port an int64, an
-index a non-negative integer); fields the FSM does not read are not listed and pass through.
-`None` is accepted wherever the FSM reads a value with a default.
+On the wire a command is the msgpack map it always was (`{"Type": "kv", "Verb": ..., ...}`),
+so logs and snapshots written before commands were typed still decode. Fields a command does
+not declare are ignored on decode; `None` is accepted wherever a handler reads a value with a
+default. Records the store keeps as maps (ACL tokens, policies, roles) declare every field the
+HTTP layer writes, since a field not declared here would be dropped on the way to the log.
 """
 
 from __future__ import annotations
@@ -19,9 +19,11 @@ from typing import Annotated, Any, get_args
 
 import msgspec
 
+from agent.errors import CommandRefused
+
 I64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 # msgspec cannot express uint64's upper bound; msgpack cannot encode an int above it either,
-# so a larger value never leaves the proposer.
+# so a larger value never leaves the proposer (`encode` raises OverflowError).
 U64 = Annotated[int, msgspec.Meta(ge=0)]
 StrMap = dict[str, str]
 KV_VERBS = frozenset(
@@ -40,10 +42,21 @@ KV_VERBS = frozenset(
         "check-not-exists",
     }
 )
+KV_READ_VERBS = frozenset({"get", "get-tree", "check-index", "check-session", "check-not-exists"})
 
 
-class _Part(msgspec.Struct, forbid_unknown_fields=False):
+class Invalid(CommandRefused):
+    """A log entry or command that no handler may apply (its shape, not the state it meets)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, "invalid")
+
+
+class _Part(msgspec.Struct, kw_only=True, omit_defaults=True):
     pass
+
+
+# ---------------------------------------------------------------------- catalog records
 
 
 class Weights(_Part):
@@ -99,6 +112,9 @@ class CheckRecord(_Part):
     ModifyIndex: U64 | None = None
 
 
+# ---------------------------------------------------------------------- txn operations
+
+
 class KVOp(_Part):
     Verb: str = ""
     Key: str = ""
@@ -131,7 +147,10 @@ class TxnOp(_Part):
     Check: CheckOp | None = None
 
 
-class _Command(msgspec.Struct, tag_field="Type", forbid_unknown_fields=False):
+# ---------------------------------------------------------------------- commands
+
+
+class _Command(msgspec.Struct, tag_field="Type", kw_only=True, omit_defaults=True):
     pass
 
 
@@ -212,34 +231,63 @@ class SessionCommand(_Command, tag="session"):
     ID: str | None = None
 
 
-class Link(_Part):
+# ---------------------------------------------------------------------- ACL records
+#
+# The store keeps these as maps, with every field (`as_record`); they are not omit_defaults,
+# so a stored record always carries each field, as the HTTP layer renders it. `None` is
+# accepted where records written by older versions (or cloned from them) may hold it.
+
+
+class _Record(msgspec.Struct, kw_only=True):
+    pass
+
+
+class Link(_Record, omit_defaults=True):  # kept as the body gave it
     ID: str
     Name: str | None = None
 
 
-class TokenRecord(_Part):
-    AccessorID: str
-    SecretID: str
-    Description: str | None = None
-    Policies: list[Link] | None = None
-    Roles: list[Link] | None = None
-    Local: bool | None = None
-    ExpirationTime: str | None = None
-
-
-class PolicyRecord(_Part):
-    ID: str
-    Name: str
-    Description: str | None = None
-    Rules: str | None = None
+class ServiceIdentity(_Record, omit_defaults=True):
+    ServiceName: str
     Datacenters: list[str] | None = None
 
 
-class RoleRecord(_Part):
+class NodeIdentity(_Record, omit_defaults=True):
+    NodeName: str
+    Datacenter: str | None = ""
+
+
+class TokenRecord(_Record):
+    AccessorID: str
+    SecretID: str
+    Description: str | None = ""
+    Policies: list[Link] | None = []
+    Roles: list[Link] | None = []
+    ServiceIdentities: list[ServiceIdentity] | None = []
+    NodeIdentities: list[NodeIdentity] | None = []
+    Local: bool | None = False
+    ExpirationTime: str | None = ""
+    CreateTime: str | None = ""
+    Hash: str | None = ""
+
+
+class PolicyRecord(_Record):
     ID: str
     Name: str
-    Description: str | None = None
-    Policies: list[Link] | None = None
+    Description: str | None = ""
+    Rules: str | None = ""
+    Datacenters: list[str] | None = []
+    Hash: str | None = ""
+
+
+class RoleRecord(_Record):
+    ID: str
+    Name: str
+    Description: str | None = ""
+    Policies: list[Link] | None = []
+    ServiceIdentities: list[ServiceIdentity] | None = []
+    NodeIdentities: list[NodeIdentity] | None = []
+    Hash: str | None = ""
 
 
 class ACLInit(_Command, tag="acl-init"):
@@ -296,37 +344,113 @@ Command = (
     | ACLRoleSet
     | ACLRoleDelete
 )
+ACL_COMMANDS = (
+    ACLInit,
+    ACLBootstrap,
+    ACLTokenSet,
+    ACLTokenDelete,
+    ACLPolicySet,
+    ACLPolicyDelete,
+    ACLRoleSet,
+    ACLRoleDelete,
+)
+COMMAND_TYPES: tuple[type[msgspec.Struct], ...] = get_args(Command)
+TYPES = frozenset(cls.__struct_config__.tag for cls in COMMAND_TYPES)
 # Converting against the union costs ~50x converting against the one class (msgspec rebuilds
-# the union's decoder each call), and KV sets apply by the hundred thousand: pick by tag.
-_BY_TYPE: dict[str, type[msgspec.Struct]] = {
-    cls.__struct_config__.tag: cls for cls in get_args(Command)
-}
-TYPES = frozenset(_BY_TYPE)
+# the union's decoder each call): a map (from a peer that forwards maps) is converted by tag.
+_BY_TYPE = {cls.__struct_config__.tag: cls for cls in COMMAND_TYPES}
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(Command)
 
 
-def problem(command: Any) -> str | None:
-    """Why `command` may not be applied (its shape, not the state it meets), or None."""
-    if not isinstance(command, dict):
-        return "command is not a map"
-    kind = command.get("Type")
+def tag(command: Command) -> str:
+    return str(type(command).__struct_config__.tag)
+
+
+def encode(command: Command) -> bytes:
+    """The log entry for `command`. Raises Invalid for a command that fails its checks, and
+    OverflowError for an integer msgpack cannot carry (beyond 64 bits).
+
+    Building a Struct checks no types, so the entry is decoded again here: what enters the
+    log is exactly what every FSM will accept (a few microseconds per write)."""
+    entry = _encoder.encode(command)
+    decode(entry)
+    return entry
+
+
+def decode(entry: bytes) -> Command:
+    """The command a log entry holds; Invalid when no handler may apply it."""
+    try:
+        command = _decoder.decode(entry)
+    except msgspec.ValidationError as exc:
+        raise Invalid(_described(exc, entry)) from None
+    except msgspec.DecodeError as exc:
+        raise Invalid(f"undecodable command: {exc}") from None
+    why = problem(command)
+    if why is not None:
+        raise Invalid(why)
+    return command
+
+
+def from_map(raw: Any) -> Command:
+    """A command received as a map (a forwarded write from a peer); Invalid when malformed."""
+    if not isinstance(raw, dict):
+        raise Invalid("command is not a map")
+    kind = raw.get("Type")
     schema = _BY_TYPE.get(kind) if isinstance(kind, str) else None
     if schema is None:
-        return f"unknown command type {kind!r}"
+        raise Invalid(f"unknown command type {kind!r}")
     try:
-        typed = msgspec.convert(command, schema)
+        command = msgspec.convert(raw, schema)
     except msgspec.ValidationError as exc:
-        return f"invalid {kind} command: {exc}"
-    if isinstance(typed, KV):
-        return _verb_problem(typed.Verb, KV_VERBS, "KV")
-    if isinstance(typed, Txn):
-        return _txn_problem(typed)
-    if isinstance(typed, SessionCommand):
-        if typed.Op == "create" and typed.Session is None:
+        raise Invalid(f"invalid {kind} command: {exc}") from None
+    why = problem(command)
+    if why is not None:
+        raise Invalid(why)
+    return command
+
+
+def typed(kind: Any, raw: Any) -> Any:
+    """`raw` (maps and lists a handler decoded from a body) as `kind`, a command's part or a
+    list of them; Invalid, naming the field, when it does not fit."""
+    try:
+        return msgspec.convert(raw, kind)
+    except msgspec.ValidationError as exc:
+        raise Invalid(f"invalid command: {exc}") from None
+
+
+def as_record(record: msgspec.Struct) -> dict[str, Any]:
+    """A record as the map the store keeps (bytes stay bytes)."""
+    return msgspec.to_builtins(record, builtin_types=(bytes,))
+
+
+def _described(exc: msgspec.ValidationError, entry: bytes) -> str:
+    """Name the command type in a validation error, as the map path alone does not."""
+    try:
+        raw = msgspec.msgpack.decode(entry)
+    except msgspec.DecodeError:
+        raw = None
+    kind = raw.get("Type") if isinstance(raw, dict) else None
+    if not isinstance(kind, str) or kind not in _BY_TYPE:
+        if not isinstance(raw, dict):
+            return "command is not a map"
+        return f"unknown command type {kind!r}"
+    return f"invalid {kind} command: {exc}"
+
+
+def problem(command: Command) -> str | None:
+    """Why a well-typed `command` may still not be applied (its verbs and op shapes), or None."""
+    if isinstance(command, KV):
+        return _verb_problem(command.Verb, KV_VERBS, "KV")
+    if isinstance(command, Txn):
+        return _txn_problem(command)
+    if isinstance(command, SessionCommand):
+        if command.Op == "create" and command.Session is None:
             return "invalid session command: create without a Session"
-        if typed.Op == "destroy" and not typed.ID:
+        if command.Op == "destroy" and not command.ID:
             return "invalid session command: destroy without an ID"
-        if typed.Op not in ("create", "destroy"):
-            return f"unknown session operation {typed.Op!r}"
+        if command.Op not in ("create", "destroy"):
+            return f"unknown session operation {command.Op!r}"
     return None
 
 

@@ -1,12 +1,8 @@
 """The FSM commands that change the ACL tables (`agent/state/acl.py`).
 
-Commands (`Type` values):
-
-    acl-init       {"Policies", "Tokens", "InitialManagement": accessor}   built-ins
-    acl-bootstrap  {"Token": {...}, "ResetIndex": n}
-    acl-token-set  {"Token": {...}}        acl-token-delete  {"AccessorID": id}
-    acl-policy-set {"Policy": {...}}       acl-policy-delete {"ID": id}
-    acl-role-set   {"Role": {...}}         acl-role-delete   {"ID": id}
+Commands (`agent/state/commands.py`): `ACLInit` (the built-in policy and tokens),
+`ACLBootstrap`, `ACLTokenSet`/`ACLTokenDelete`, `ACLPolicySet`/`ACLPolicyDelete`,
+`ACLRoleSet`/`ACLRoleDelete`. The tables keep records as maps (`commands.as_record`).
 
 Everything random or time-dependent arrives inside the command, so applying one is a pure
 function of the log. A command that fails a state-dependent check returns a `Refusal`; a set
@@ -18,32 +14,21 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from agent.state import commands as c
 from agent.state.acl import ANONYMOUS_ACCESSOR, ANONYMOUS_SECRET, MANAGEMENT_POLICY_ID, ACLTables
 from agent.state.results import Refusal
 
 if TYPE_CHECKING:
     from agent.state.store import Store
 
-ACL_COMMANDS = (
-    "acl-init",
-    "acl-bootstrap",
-    "acl-token-set",
-    "acl-token-delete",
-    "acl-policy-set",
-    "acl-policy-delete",
-    "acl-role-set",
-    "acl-role-delete",
-)
 
-
-def apply_acl(store: Store, index: int, cmd: dict) -> Any:
-    """Apply one ACL command (`cmd["Type"]` in `ACL_COMMANDS`)."""
-    kind = cmd["Type"]
+def apply_acl(store: Store, index: int, cmd: Any) -> Any:
+    """Apply one ACL command (one of `commands.ACL_COMMANDS`)."""
     acl = store.acl
-    if kind == "acl-init":
+    if isinstance(cmd, c.ACLInit):
         return _init(store, index, cmd)
-    if kind == "acl-bootstrap":
-        reset = cmd.get("ResetIndex") or 0
+    if isinstance(cmd, c.ACLBootstrap):
+        reset = cmd.ResetIndex or 0
         if acl.bootstrap_index and reset and reset != acl.bootstrap_index:
             return Refusal("Invalid ACL bootstrap reset index", "invalid")
         if acl.bootstrap_index and reset != acl.bootstrap_index:
@@ -53,21 +38,21 @@ def apply_acl(store: Store, index: int, cmd: dict) -> Any:
                 "denied",
             )
         acl.bootstrap_index = index
-        return _put_token(store, index, cmd["Token"])
-    if kind == "acl-token-set":
-        token = cmd["Token"]
+        return _put_token(store, index, c.as_record(cmd.Token))
+    if isinstance(cmd, c.ACLTokenSet):
+        token = c.as_record(cmd.Token)
         problem = _token_problem(acl, token)
         if problem:
             return Refusal(problem, "invalid")
         return _put_token(store, index, token)
-    if kind == "acl-token-delete":
-        old = acl.tokens.pop(cmd["AccessorID"], None)
+    if isinstance(cmd, c.ACLTokenDelete):
+        old = acl.tokens.pop(cmd.AccessorID, None)
         if old is not None:
             acl.by_secret.pop(old["SecretID"], None)
             store._bump("acl-tokens", index)
         return True
-    if kind == "acl-policy-set":
-        policy = dict(cmd["Policy"])
+    if isinstance(cmd, c.ACLPolicySet):
+        policy = c.as_record(cmd.Policy)
         owner = acl.policy_names.get(policy["Name"])
         if owner is not None and owner != policy["ID"]:
             return Refusal(
@@ -82,24 +67,24 @@ def apply_acl(store: Store, index: int, cmd: dict) -> Any:
         acl.policy_names[policy["Name"]] = policy["ID"]
         store._bump("acl-policies", index)
         return dict(policy)
-    if kind == "acl-policy-delete":
-        if cmd["ID"] == MANAGEMENT_POLICY_ID:
+    if isinstance(cmd, c.ACLPolicyDelete):
+        if cmd.ID == MANAGEMENT_POLICY_ID:
             return Refusal(
                 "Delete of the builtin global-management policy is not permitted", "invalid"
             )
-        old = acl.policies.pop(cmd["ID"], None)
+        old = acl.policies.pop(cmd.ID, None)
         if old is not None:
             acl.policy_names.pop(old["Name"], None)
             store._bump("acl-policies", index)
         return True
-    if kind == "acl-role-set":
-        role = dict(cmd["Role"])
+    if isinstance(cmd, c.ACLRoleSet):
+        role = c.as_record(cmd.Role)
         owner = acl.role_names.get(role["Name"])
         if owner is not None and owner != role["ID"]:
             return Refusal(
                 f"Invalid Role: A Role with Name {role['Name']!r} already exists", "invalid"
             )
-        for link in role.get("Policies") or []:
+        for link in role["Policies"]:
             if link["ID"] not in acl.policies:
                 return Refusal(f"cannot find policy {link['ID']}", "invalid")
         old = acl.roles.get(role["ID"])
@@ -111,13 +96,13 @@ def apply_acl(store: Store, index: int, cmd: dict) -> Any:
         acl.role_names[role["Name"]] = role["ID"]
         store._bump("acl-roles", index)
         return dict(role)
-    if kind == "acl-role-delete":
-        old = acl.roles.pop(cmd["ID"], None)
+    if isinstance(cmd, c.ACLRoleDelete):
+        old = acl.roles.pop(cmd.ID, None)
         if old is not None:
             acl.role_names.pop(old["Name"], None)
             store._bump("acl-roles", index)
         return True
-    return Refusal(f"unknown ACL command {kind!r}", "failed")
+    return Refusal(f"unknown ACL command {type(cmd).__name__}", "failed")
 
 
 def _token_problem(acl: ACLTables, token: dict) -> str | None:
@@ -153,19 +138,19 @@ def _put_token(store: Store, index: int, token: dict) -> dict:
     return dict(token)
 
 
-def _init(store: Store, index: int, cmd: dict) -> bool:
+def _init(store: Store, index: int, cmd: c.ACLInit) -> bool:
     """Create whatever built-in records are missing; never overwrite existing ones."""
     acl = store.acl
-    for policy in cmd.get("Policies", []):
+    for policy in map(c.as_record, cmd.Policies or []):
         if policy["ID"] not in acl.policies and policy["Name"] not in acl.policy_names:
             acl.policies[policy["ID"]] = {**policy, "CreateIndex": index, "ModifyIndex": index}
             acl.policy_names[policy["Name"]] = policy["ID"]
             store._bump("acl-policies", index)
-    for token in cmd.get("Tokens", []):
+    for token in map(c.as_record, cmd.Tokens or []):
         if token["AccessorID"] in acl.tokens or token["SecretID"] in acl.by_secret:
             continue
         _put_token(store, index, token)
         # Consul: an initial management token uses up the one-time bootstrap.
-        if token["AccessorID"] == cmd.get("InitialManagement") and not acl.bootstrap_index:
+        if token["AccessorID"] == cmd.InitialManagement and not acl.bootstrap_index:
             acl.bootstrap_index = index
     return True

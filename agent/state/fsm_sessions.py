@@ -1,10 +1,7 @@
 """The FSM commands that change the session table, and invalidation.
 
-Commands (`Type` "session"):
-
-    {"Type": "session", "Op": "create", "Session": {"ID", "Name", "Node", "LockDelay" (ns),
-     "Behavior", "TTL", "NodeChecks", "ServiceChecks"}}
-    {"Type": "session", "Op": "destroy", "ID": id}
+Commands (`commands.SessionCommand`): `Op` "create" with a `Session` record (its LockDelay in
+nanoseconds), or `Op` "destroy" with the session's `ID`.
 
 The ID is generated before proposing (by the HTTP layer on the leader), so applying is a pure
 function of the log. Invalidation happens inside apply, in the same step as its cause, as in
@@ -21,13 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from agent.state import commands as c
 from agent.state.sessions import NANOSECOND
 from agent.state.structs import Session
 
 if TYPE_CHECKING:
     from agent.state.store import Store
 
-SESSION_COMMAND = "session"
 BEHAVIORS = ("release", "delete")
 MAX_LOCK_DELAY_NS = 60 * NANOSECOND  # Consul caps the delay applied at invalidation
 
@@ -36,19 +33,18 @@ class SessionRefused(Exception):
     """A session command that cannot apply to the current state; nothing was changed."""
 
 
-def apply_session(store: Store, index: int, cmd: dict) -> Any:
+def apply_session(store: Store, index: int, cmd: c.SessionCommand) -> Any:
     """Apply a session command; raises SessionRefused (nothing changed) on a refusal."""
-    op = cmd.get("Op")
-    if op == "create":
-        return create_session(store, index, cmd.get("Session") or {})
-    if op == "destroy":
-        return destroy_session(store, index, cmd.get("ID", ""))
-    raise SessionRefused(f"Invalid session operation {op!r}")
+    if cmd.Op == "create" and cmd.Session is not None:
+        return create_session(store, index, cmd.Session)
+    if cmd.Op == "destroy":
+        return destroy_session(store, index, cmd.ID or "")
+    raise SessionRefused(f"Invalid session operation {cmd.Op!r}")
 
 
-def create_session(store: Store, index: int, raw: dict) -> str:
+def create_session(store: Store, index: int, record: c.SessionRecord) -> str:
     try:
-        session = msgspec.convert(raw, Session)
+        session = msgspec.convert(msgspec.to_builtins(record), Session)
     except msgspec.ValidationError as exc:
         raise SessionRefused(f"invalid session: {exc}") from None
     if not session.ID:

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
+from agent.state.commands import KV, Command, Txn
 from agent.state.results import TxnResult
 from agent.state.structs import KVEntry, Session
 
@@ -101,28 +102,24 @@ class SessionsOwner(Protocol):
     def sessions(self) -> SessionTable: ...
 
 
-def lock_delay_refusal(store: SessionsOwner, command: dict) -> Any:
+def lock_delay_refusal(store: SessionsOwner, command: Command) -> Any:
     """The answer to give, without proposing, when a lock hits a key in lock-delay; else None.
 
     Runs on the server about to propose (the leader), before the command enters the log:
     a plain `?acquire` answers `false`, a txn fails with the offending op's index.
     """
-    kind = command.get("Type")
     delays = store.sessions.lock_delay
-    if kind == "kv":
-        if command.get("Verb") == "lock" and delays.remaining(command.get("Key", "")) > 0:
+    if isinstance(command, KV):
+        if command.Verb == "lock" and delays.remaining(command.Key) > 0:
             return False
         return None
-    if kind == "txn":
+    if isinstance(command, Txn):
         errors = []
-        for i, op in enumerate(command.get("Ops") or ()):
-            kv = op.get("KV") if isinstance(op, dict) else None
-            if kv and kv.get("Verb") == "lock" and delays.remaining(kv.get("Key", "")) > 0:
+        for i, op in enumerate(command.Ops):
+            kv = op.KV
+            if kv is not None and kv.Verb == "lock" and delays.remaining(kv.Key) > 0:
                 errors.append(
-                    {
-                        "OpIndex": i,
-                        "What": f'failed to lock key "{kv.get("Key", "")}" due to lock delay',
-                    }
+                    {"OpIndex": i, "What": f'failed to lock key "{kv.Key}" due to lock delay'}
                 )
         if errors:
             return TxnResult(results=None, errors=errors)

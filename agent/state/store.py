@@ -24,6 +24,7 @@ import msgspec
 from sortedcontainers import SortedDict
 
 from agent.state.acl import ACL_TABLES, ACLTables
+from agent.state.commands import CoordinateUpdate
 from agent.state.sessions import SessionTable
 from agent.state.snapshot import CapturedState, decode_state
 from agent.state.snapshot import SnapshotInvalid as SnapshotInvalid  # raised by restore()
@@ -239,14 +240,14 @@ class Store:
         self._bump_service(svc.Service, index)
         return True
 
-    def set_coordinates(self, index: int, updates: list[dict]) -> None:
+    def set_coordinates(self, index: int, updates: list[CoordinateUpdate]) -> None:
         changed = False
         for update in updates:
-            if update.get("Node") in self.nodes:  # as Consul: only for registered nodes
-                self.coordinates[update["Node"]] = {
-                    "Node": update["Node"],
-                    "Segment": update.get("Segment", ""),
-                    "Coord": update.get("Coord"),
+            if update.Node in self.nodes:  # as Consul: only for registered nodes
+                self.coordinates[update.Node] = {
+                    "Node": update.Node,
+                    "Segment": update.Segment or "",
+                    "Coord": update.Coord,
                 }
                 changed = True
         if changed:

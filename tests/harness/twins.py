@@ -15,6 +15,7 @@ from agent.events import UserEvents
 from agent.http.deps import HTTPDeps
 from agent.metrics import Metrics
 from agent.sessions_reaper import SessionReaper
+from agent.state.commands import Command, encode, tag
 from agent.state.fsm import FSM, Refusal
 from agent.state.store import Store
 
@@ -24,14 +25,19 @@ class MemoryWriter:
 
     def __init__(self, fsm: FSM) -> None:
         self.fsm = fsm
-        self.commands: list[dict] = []
+        self.commands: list[Command] = []
 
-    async def write(self, command: dict) -> Any:
+    async def write(self, command: Command) -> Any:
         self.commands.append(command)
-        result = self.fsm.apply(self.fsm.store.last_index + 1, command)
+        # Through the log's bytes, as on a server: a command that would not decode is refused.
+        result = self.fsm.apply(self.fsm.store.last_index + 1, encode(command))
         if isinstance(result, Refusal):
             raise CommandRefused(result.message, result.kind)
         return result
+
+    def types(self) -> list[str]:
+        """The `Type` of each command written, in order."""
+        return [tag(c) for c in self.commands]
 
 
 @dataclass

@@ -9,6 +9,7 @@ from agent.acl.resolve import ACLNotFound, Resolver, token_from_request
 from agent.state.acl import ANONYMOUS_ACCESSOR, MANAGEMENT_POLICY_ID
 from agent.state.fsm import FSM, Refusal
 from agent.state.store import Store
+from tests.harness.entries import apply_entry
 
 
 def test_request_token_order() -> None:
@@ -23,7 +24,8 @@ def test_request_token_order() -> None:
 def _store() -> tuple[Store, FSM]:
     store = Store()
     fsm = FSM(store)
-    fsm.apply(
+    apply_entry(
+        fsm,
         1,
         {
             "Type": "acl-init",
@@ -39,20 +41,24 @@ def _store() -> tuple[Store, FSM]:
 
 def test_resolve_and_cache_invalidation() -> None:
     store, fsm = _store()
-    fsm.apply(
+    apply_entry(
+        fsm,
         2,
         {
             "Type": "acl-policy-set",
             "Policy": {"ID": "p1", "Name": "ro", "Rules": 'key_prefix "" { policy = "read" }'},
         },
     )
-    fsm.apply(3, {"Type": "acl-token-set", "Token": new_token("a1", "s1", "", [{"ID": "p1"}], "t")})
+    apply_entry(
+        fsm, 3, {"Type": "acl-token-set", "Token": new_token("a1", "s1", "", [{"ID": "p1"}], "t")}
+    )
     r = Resolver(store, "deny")
     ident = r.resolve("s1")
     assert ident.accessor == "a1" and not ident.anonymous
     assert ident.authz.allowed("key", "x", "read") and not ident.authz.allowed("key", "x", "write")
     # a policy change is seen on the next resolve
-    fsm.apply(
+    apply_entry(
+        fsm,
         4,
         {
             "Type": "acl-policy-set",
@@ -63,28 +69,32 @@ def test_resolve_and_cache_invalidation() -> None:
     assert r.resolve("anonymous").anonymous
     with pytest.raises(ACLNotFound):
         r.resolve("nope")
-    fsm.apply(5, {"Type": "acl-token-delete", "AccessorID": "a1"})
+    apply_entry(fsm, 5, {"Type": "acl-token-delete", "AccessorID": "a1"})
     with pytest.raises(ACLNotFound):
         r.resolve("s1")
 
 
 def test_roles_and_management() -> None:
     store, fsm = _store()
-    fsm.apply(
+    apply_entry(
+        fsm,
         2,
         {
             "Type": "acl-policy-set",
             "Policy": {"ID": "p1", "Name": "svc", "Rules": 'service "web" { policy = "write" }'},
         },
     )
-    fsm.apply(
-        3, {"Type": "acl-role-set", "Role": {"ID": "r1", "Name": "web", "Policies": [{"ID": "p1"}]}}
+    apply_entry(
+        fsm,
+        3,
+        {"Type": "acl-role-set", "Role": {"ID": "r1", "Name": "web", "Policies": [{"ID": "p1"}]}},
     )
     token = new_token("a1", "s1", "", [], "t")
     token["Roles"] = [{"ID": "r1"}]
     token["NodeIdentities"] = [{"NodeName": "n1", "Datacenter": "dc1"}]
-    fsm.apply(4, {"Type": "acl-token-set", "Token": token})
-    fsm.apply(
+    apply_entry(fsm, 4, {"Type": "acl-token-set", "Token": token})
+    apply_entry(
+        fsm,
         5,
         {
             "Type": "acl-token-set",
@@ -100,20 +110,26 @@ def test_roles_and_management() -> None:
 
 def test_fsm_refusals_change_nothing() -> None:
     store, fsm = _store()
-    fsm.apply(2, {"Type": "acl-policy-set", "Policy": {"ID": "p1", "Name": "a", "Rules": ""}})
+    apply_entry(
+        fsm, 2, {"Type": "acl-policy-set", "Policy": {"ID": "p1", "Name": "a", "Rules": ""}}
+    )
     before = store.acl.dump()
     assert isinstance(
-        fsm.apply(3, {"Type": "acl-policy-set", "Policy": {"ID": "p2", "Name": "a", "Rules": ""}}),
-        Refusal,
-    )
-    assert isinstance(
-        fsm.apply(
-            4, {"Type": "acl-token-set", "Token": new_token("a", "s", "", [{"ID": "missing"}], "t")}
+        apply_entry(
+            fsm, 3, {"Type": "acl-policy-set", "Policy": {"ID": "p2", "Name": "a", "Rules": ""}}
         ),
         Refusal,
     )
     assert isinstance(
-        fsm.apply(5, {"Type": "acl-policy-delete", "ID": MANAGEMENT_POLICY_ID}), Refusal
+        apply_entry(
+            fsm,
+            4,
+            {"Type": "acl-token-set", "Token": new_token("a", "s", "", [{"ID": "missing"}], "t")},
+        ),
+        Refusal,
+    )
+    assert isinstance(
+        apply_entry(fsm, 5, {"Type": "acl-policy-delete", "ID": MANAGEMENT_POLICY_ID}), Refusal
     )
     assert store.acl.dump() == before
 
@@ -121,7 +137,8 @@ def test_fsm_refusals_change_nothing() -> None:
 def test_bootstrap_once_and_reset() -> None:
     store, fsm = _store()
     assert (
-        fsm.apply(
+        apply_entry(
+            fsm,
             2,
             {
                 "Type": "acl-bootstrap",
@@ -131,17 +148,22 @@ def test_bootstrap_once_and_reset() -> None:
         )["CreateIndex"]
         == 2
     )
-    refused = fsm.apply(
-        3, {"Type": "acl-bootstrap", "Token": new_token("b2", "bs2", "", [], "t"), "ResetIndex": 0}
+    refused = apply_entry(
+        fsm,
+        3,
+        {"Type": "acl-bootstrap", "Token": new_token("b2", "bs2", "", [], "t"), "ResetIndex": 0},
     )
     assert isinstance(refused, Refusal) and refused.kind == "denied"
     assert refused.message == "Permission denied: ACL bootstrap no longer allowed (reset index: 2)"
-    wrong = fsm.apply(
-        3, {"Type": "acl-bootstrap", "Token": new_token("b2", "bs2", "", [], "t"), "ResetIndex": 9}
+    wrong = apply_entry(
+        fsm,
+        3,
+        {"Type": "acl-bootstrap", "Token": new_token("b2", "bs2", "", [], "t"), "ResetIndex": 9},
     )
     assert isinstance(wrong, Refusal) and wrong.message == "Invalid ACL bootstrap reset index"
     assert (
-        fsm.apply(
+        apply_entry(
+            fsm,
             4,
             {
                 "Type": "acl-bootstrap",
@@ -156,7 +178,7 @@ def test_bootstrap_once_and_reset() -> None:
 
 def test_snapshot_round_trip() -> None:
     store, fsm = _store()
-    fsm.apply(2, {"Type": "acl-token-set", "Token": new_token("a1", "s1", "", [], "t")})
+    apply_entry(fsm, 2, {"Type": "acl-token-set", "Token": new_token("a1", "s1", "", [], "t")})
     copy = Store()
     copy.restore(store.snapshot())
     assert copy.acl.dump() == store.acl.dump()

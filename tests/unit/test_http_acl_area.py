@@ -29,7 +29,7 @@ def call(deps: HTTPDeps, method: str, path: str, body: bytes = b"", token: str =
 
 def commands(deps: HTTPDeps) -> list[str]:
     assert isinstance(deps.writer, MemoryWriter)
-    return [c["Type"] for c in deps.writer.commands]
+    return deps.writer.types()
 
 
 def test_bootstrap_then_a_policy_written_and_listed() -> None:

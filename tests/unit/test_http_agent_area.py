@@ -51,7 +51,7 @@ def test_register_syncs_to_the_catalog_and_counts_in_metrics() -> None:
     assert answer.status == 200
     assert set(deps.local.services) == {"web"}
     assert isinstance(deps.writer, MemoryWriter)
-    assert "register" in [c["Type"] for c in deps.writer.commands]
+    assert "register" in deps.writer.types()
     node = deps.identity.node_name
     assert deps.store.services[node]["web"].Port == 80
     listed = json.loads(call(deps, "GET", "/v1/agent/services").body)

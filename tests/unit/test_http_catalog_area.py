@@ -27,7 +27,7 @@ def test_register_is_proposed_and_read_back() -> None:
         call(deps, "PUT", "/v1/catalog/register", body=json.dumps(body).encode()).body
     )
     assert isinstance(deps.writer, MemoryWriter)
-    assert [c["Type"] for c in deps.writer.commands] == ["register"]
+    assert deps.writer.types() == ["register"]
     answer = call(deps, "GET", "/v1/catalog/nodes")
     assert [n["Node"] for n in json.loads(answer.body)] == ["web1"]
     assert (b"x-consul-index", str(deps.store.table_index("nodes")).encode()) in answer.headers

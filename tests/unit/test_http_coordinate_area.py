@@ -25,7 +25,7 @@ def test_update_is_proposed_and_read_back() -> None:
     body = json.dumps({"Node": "web1", "Coord": _COORD}).encode()
     assert call(coordinate.register, deps, "PUT", "/v1/coordinate/update", body=body).status == 200
     assert isinstance(deps.writer, MemoryWriter)
-    assert [c["Type"] for c in deps.writer.commands] == ["register", "coordinate"]
+    assert deps.writer.types() == ["register", "coordinate"]
     [entry] = json.loads(call(coordinate.register, deps, "GET", "/v1/coordinate/node/web1").body)
     assert (entry["Node"], entry["Coord"]["Vec"]) == ("web1", [0.5] * 8)
     listed = json.loads(call(coordinate.register, deps, "GET", "/v1/coordinate/nodes").body)

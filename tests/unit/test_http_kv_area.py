@@ -18,9 +18,7 @@ def test_put_is_proposed_and_read_back() -> None:
     deps = dev_deps()
     assert json.loads(call(kv.register, deps, "PUT", "/v1/kv/app/a", b"flags=7", b"one").body)
     assert isinstance(deps.writer, MemoryWriter)
-    assert [(c["Verb"], c["Key"], c["Flags"]) for c in deps.writer.commands] == [
-        ("set", "app/a", 7)
-    ]
+    assert [(c.Verb, c.Key, c.Flags) for c in deps.writer.commands] == [("set", "app/a", 7)]
     got = call(kv.register, deps, "GET", "/v1/kv/app/a")
     [entry] = json.loads(got.body)
     assert (entry["Key"], base64.b64decode(entry["Value"]), entry["Flags"]) == ("app/a", b"one", 7)

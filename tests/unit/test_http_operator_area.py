@@ -30,7 +30,7 @@ def test_autopilot_settings_are_written_and_read_back() -> None:
     body = b'{"MaxTrailingLogs": 500, "LastContactThreshold": "1s"}'
     assert json.loads(call(deps, "PUT", AUTOPILOT, body=body).body) is True
     assert isinstance(deps.writer, MemoryWriter)
-    assert [c["Type"] for c in deps.writer.commands] == ["autopilot"]
+    assert deps.writer.types() == ["autopilot"]
     stored = json.loads(call(deps, "GET", AUTOPILOT).body)
     assert (stored["MaxTrailingLogs"], stored["LastContactThreshold"]) == (500, "1s")
     stale = str(stored["ModifyIndex"] + 1).encode()

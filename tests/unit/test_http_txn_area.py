@@ -24,7 +24,7 @@ def test_write_then_read_only_txn() -> None:
     answer = json.loads(call(txn.register, deps, "PUT", "/v1/txn", body=body).body)
     assert [r["KV"]["Key"] for r in answer["Results"]] == ["a", "b"]
     assert isinstance(deps.writer, MemoryWriter)
-    assert [c["Type"] for c in deps.writer.commands] == ["txn"]
+    assert deps.writer.types() == ["txn"]
     read = json.dumps([{"KV": {"Verb": "get", "Key": "b"}}]).encode()
     got = call(txn.register, deps, "PUT", "/v1/txn", body=read)
     [result] = json.loads(got.body)["Results"]

@@ -19,6 +19,9 @@ ROOT = Path(__file__).resolve().parents[2]
 RANKS: dict[str, int] = {
     "agent": 0,  # the package itself, and every module not listed below
     "agent.state": 1,
+    "agent.connect": 1,  # the mesh's pure logic: the state and the HTTP areas call into it
+    "agent.ports": 2,  # the seams name the state's types (commands, records)
+    "agent.membership": 2,  # gossip members as catalog commands
     "agent.raft": 2,
     "agent.gossip": 2,
     "agent.acl": 2,
@@ -38,7 +41,15 @@ RANKS: dict[str, int] = {
 }
 # Components: an import between two modules of one component is always allowed (the
 # circle check still applies).
-COMPONENTS = ("agent.state", "agent.raft", "agent.gossip", "agent.acl", "agent.http", "gitkv")
+COMPONENTS = (
+    "agent.state",
+    "agent.connect",
+    "agent.raft",
+    "agent.gossip",
+    "agent.acl",
+    "agent.http",
+    "gitkv",
+)
 # gitkv speaks to clusters over HTTP; from the agent it may use only these pure modules (the
 # gossip key generator among them) and agent.cli, to run `gitkv agent`.
 GITKV_MAY_IMPORT = {"agent.hcl", "agent.durations", "agent.gossip.crypto", "agent.cli", "agent"}

@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from agent.membership import ALIVE, FAILED, LEFT, bootstrap_set, reconcile
+from agent.state.commands import Command, Deregister
 from agent.state.fsm import FSM
 from agent.state.store import Store
+from tests.harness.entries import apply_entry
 
 
 @dataclass
@@ -50,7 +52,7 @@ def test_bootstrap_waits_for_expect_servers() -> None:
     assert bootstrap_set(mixed, "dc1", 3) is None
 
 
-def apply_all(fsm: FSM, commands: list[dict], start: int) -> int:
+def apply_all(fsm: FSM, commands: list[Command], start: int) -> int:
     for command in commands:
         start += 1
         fsm.apply(start, command)
@@ -67,7 +69,8 @@ def test_reconcile_alive_failed_left() -> None:
     assert "consul" in store.services["s1"] and "consul" not in store.services.get("c1", {})
     assert reconcile(members, store, "dc1") == []  # converged: nothing more to do
 
-    fsm.apply(
+    apply_entry(
+        fsm,
         index + 1,
         {
             "Type": "register",
@@ -89,7 +92,8 @@ def test_reconcile_alive_failed_left() -> None:
 
 def test_reconcile_leaves_catalog_only_nodes_alone() -> None:
     fsm = FSM(Store())
-    fsm.apply(
+    apply_entry(
+        fsm,
         1,
         {
             "Type": "register",
@@ -98,7 +102,8 @@ def test_reconcile_leaves_catalog_only_nodes_alone() -> None:
             "Service": {"Service": "db", "Port": 5432},
         },
     )
-    fsm.apply(
+    apply_entry(
+        fsm,
         2,
         {
             "Type": "register",
@@ -108,5 +113,5 @@ def test_reconcile_leaves_catalog_only_nodes_alone() -> None:
         },
     )
     commands = reconcile([server("s1", "127.0.0.11")], fsm.store, "dc1")
-    assert {"Type": "deregister", "Node": "gone"} in commands
-    assert not any(c.get("Node") == "legacy-db" for c in commands)
+    assert Deregister(Node="gone") in commands
+    assert not any(c.Node == "legacy-db" for c in commands)

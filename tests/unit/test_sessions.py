@@ -13,6 +13,7 @@ from agent.state.fsm import FSM, Refusal, TxnResult
 from agent.state.sessions import LockDelays, lock_delay_refusal
 from agent.state.store import Store
 from agent.state.structs import Session
+from tests.harness.entries import apply_entry, typed_command
 from tests.harness.twins import MemoryWriter
 
 S1 = "11111111-1111-1111-1111-111111111111"
@@ -38,7 +39,7 @@ def fsm(clock: FakeClock) -> FSM:
     store = Store()
     store.sessions.lock_delay = LockDelays(clock)
     machine = FSM(store)
-    machine.apply(1, register("n1", check("serfHealth", "passing")))
+    apply_entry(machine, 1, register("n1", check("serfHealth", "passing")))
     return machine
 
 
@@ -71,7 +72,7 @@ def entry(fsm: FSM, key: str):
 
 
 def test_create_stores_session_with_indexes(fsm: FSM) -> None:
-    assert fsm.apply(2, create(S1, Name="web", TTL="10s")) == S1
+    assert apply_entry(fsm, 2, create(S1, Name="web", TTL="10s")) == S1
     session = fsm.store.sessions.get(S1)
     assert (session.Name, session.CreateIndex, session.ModifyIndex, session.Behavior) == (
         "web",
@@ -92,7 +93,7 @@ def test_create_stores_session_with_indexes(fsm: FSM) -> None:
     ],
 )
 def test_create_refusals_change_nothing(fsm: FSM, fields: dict, message: str) -> None:
-    result = fsm.apply(2, create(S1, **fields))
+    result = apply_entry(fsm, 2, create(S1, **fields))
     assert isinstance(result, Refusal)
     assert result.message.startswith(message)
     assert fsm.store.sessions.get(S1) is None
@@ -100,14 +101,14 @@ def test_create_refusals_change_nothing(fsm: FSM, fields: dict, message: str) ->
 
 
 def test_create_refused_on_a_critical_check(fsm: FSM) -> None:
-    fsm.apply(2, register("n1", check("disk", "critical")))
-    result = fsm.apply(3, create(S1, NodeChecks=["disk"]))
+    apply_entry(fsm, 2, register("n1", check("disk", "critical")))
+    result = apply_entry(fsm, 3, create(S1, NodeChecks=["disk"]))
     assert isinstance(result, Refusal)
     assert result.message == "Check 'disk' is in critical state"
 
 
 def test_destroy_unknown_session_is_a_noop(fsm: FSM) -> None:
-    assert fsm.apply(2, destroy(S1)) is True
+    assert apply_entry(fsm, 2, destroy(S1)) is True
     assert fsm.store.table_index("sessions") == 0
 
 
@@ -115,43 +116,43 @@ def test_destroy_unknown_session_is_a_noop(fsm: FSM) -> None:
 
 
 def test_lock_index_counts_new_acquisitions_only(fsm: FSM) -> None:
-    fsm.apply(2, create(S1))
-    fsm.apply(3, create(S2))
-    assert fsm.apply(4, kv("lock", "l", b"a", Session=S1)) is True
+    apply_entry(fsm, 2, create(S1))
+    apply_entry(fsm, 3, create(S2))
+    assert apply_entry(fsm, 4, kv("lock", "l", b"a", Session=S1)) is True
     assert (entry(fsm, "l").LockIndex, entry(fsm, "l").Session) == (1, S1)
     # the holder re-acquires: value updated, LockIndex unchanged
-    assert fsm.apply(5, kv("lock", "l", b"b", Session=S1)) is True
+    assert apply_entry(fsm, 5, kv("lock", "l", b"b", Session=S1)) is True
     assert (entry(fsm, "l").LockIndex, entry(fsm, "l").Value) == (1, b"b")
     # another session is refused and changes nothing
-    assert fsm.apply(6, kv("lock", "l", b"c", Session=S2)) is False
+    assert apply_entry(fsm, 6, kv("lock", "l", b"c", Session=S2)) is False
     assert (entry(fsm, "l").Value, entry(fsm, "l").ModifyIndex) == (b"b", 5)
     # release by the holder keeps LockIndex, clears Session
-    assert fsm.apply(7, kv("unlock", "l", b"d", Session=S2)) is False
-    assert fsm.apply(8, kv("unlock", "l", b"d", Session=S1)) is True
+    assert apply_entry(fsm, 7, kv("unlock", "l", b"d", Session=S2)) is False
+    assert apply_entry(fsm, 8, kv("unlock", "l", b"d", Session=S1)) is True
     assert (entry(fsm, "l").LockIndex, entry(fsm, "l").Session, entry(fsm, "l").Value) == (
         1,
         "",
         b"d",
     )
-    assert fsm.apply(9, kv("lock", "l", Session=S2)) is True
+    assert apply_entry(fsm, 9, kv("lock", "l", Session=S2)) is True
     assert entry(fsm, "l").LockIndex == 2
 
 
 def test_plain_set_keeps_the_lock_and_delete_drops_it(fsm: FSM) -> None:
-    fsm.apply(2, create(S1))
-    fsm.apply(3, kv("lock", "l", Session=S1))
-    fsm.apply(4, kv("set", "l", b"x"))
+    apply_entry(fsm, 2, create(S1))
+    apply_entry(fsm, 3, kv("lock", "l", Session=S1))
+    apply_entry(fsm, 4, kv("set", "l", b"x"))
     assert entry(fsm, "l").Session == S1
-    fsm.apply(5, kv("delete", "l"))
+    apply_entry(fsm, 5, kv("delete", "l"))
     assert entry(fsm, "l") is None
     assert fsm.store.sessions.held.get(S1) is None
 
 
 def test_lock_with_unknown_or_missing_session_is_an_error(fsm: FSM) -> None:
-    result = fsm.apply(2, kv("lock", "l", Session="nope"))
+    result = apply_entry(fsm, 2, kv("lock", "l", Session="nope"))
     assert isinstance(result, Refusal)
     assert result.message == 'invalid session "nope"'
-    assert isinstance(fsm.apply(3, kv("lock", "l", Session="")), Refusal)
+    assert isinstance(apply_entry(fsm, 3, kv("lock", "l", Session="")), Refusal)
     assert entry(fsm, "l") is None
 
 
@@ -159,59 +160,63 @@ def test_lock_with_unknown_or_missing_session_is_an_error(fsm: FSM) -> None:
 
 
 def test_destroy_releases_keys_and_sets_lock_delay(fsm: FSM, clock: FakeClock) -> None:
-    fsm.apply(2, create(S1, LockDelay=5 * SECOND))
-    fsm.apply(3, kv("lock", "a", b"1", Session=S1))
-    fsm.apply(4, kv("lock", "b", b"2", Session=S1))
-    fsm.apply(5, destroy(S1))
+    apply_entry(fsm, 2, create(S1, LockDelay=5 * SECOND))
+    apply_entry(fsm, 3, kv("lock", "a", b"1", Session=S1))
+    apply_entry(fsm, 4, kv("lock", "b", b"2", Session=S1))
+    apply_entry(fsm, 5, destroy(S1))
     for key in ("a", "b"):
         assert (entry(fsm, key).Session, entry(fsm, key).LockIndex) == ("", 1)
         assert entry(fsm, key).ModifyIndex == 5
     assert fsm.store.sessions.get(S1) is None
     assert fsm.store.table_index("sessions") == 5
     store = fsm.store
-    assert lock_delay_refusal(store, kv("lock", "a", Session=S2)) is False
-    assert lock_delay_refusal(store, kv("set", "a")) is None
+    assert lock_delay_refusal(store, typed_command(kv("lock", "a", Session=S2))) is False
+    assert lock_delay_refusal(store, typed_command(kv("set", "a"))) is None
     txn = lock_delay_refusal(
-        store, {"Type": "txn", "Ops": [{"KV": {"Verb": "lock", "Key": "b", "Session": S2}}]}
+        store,
+        typed_command(
+            {"Type": "txn", "Ops": [{"KV": {"Verb": "lock", "Key": "b", "Session": S2}}]}
+        ),
     )
     assert isinstance(txn, TxnResult)
     assert txn.errors == [{"OpIndex": 0, "What": 'failed to lock key "b" due to lock delay'}]
     clock.now += 5.1
-    assert lock_delay_refusal(store, kv("lock", "a", Session=S2)) is None
+    assert lock_delay_refusal(store, typed_command(kv("lock", "a", Session=S2))) is None
 
 
 def test_lock_delay_is_capped_at_a_minute(fsm: FSM, clock: FakeClock) -> None:
-    fsm.apply(2, create(S1, LockDelay=3600 * SECOND))
-    fsm.apply(3, kv("lock", "a", Session=S1))
-    fsm.apply(4, destroy(S1))
+    apply_entry(fsm, 2, create(S1, LockDelay=3600 * SECOND))
+    apply_entry(fsm, 3, kv("lock", "a", Session=S1))
+    apply_entry(fsm, 4, destroy(S1))
     assert fsm.store.sessions.lock_delay.remaining("a") == pytest.approx(60.0)
 
 
 def test_behavior_delete_removes_held_keys(fsm: FSM) -> None:
-    fsm.apply(2, create(S1, Behavior="delete"))
-    fsm.apply(3, kv("lock", "svc/leader", Session=S1))
-    fsm.apply(4, kv("set", "svc/other"))
-    fsm.apply(5, destroy(S1))
+    apply_entry(fsm, 2, create(S1, Behavior="delete"))
+    apply_entry(fsm, 3, kv("lock", "svc/leader", Session=S1))
+    apply_entry(fsm, 4, kv("set", "svc/other"))
+    apply_entry(fsm, 5, destroy(S1))
     assert entry(fsm, "svc/leader") is None
     assert entry(fsm, "svc/other") is not None
     assert fsm.store.kv_key_index("svc/leader") == 5
 
 
 def test_a_check_going_critical_invalidates_its_sessions(fsm: FSM) -> None:
-    fsm.apply(2, register("n1", check("disk", "passing")))
-    fsm.apply(3, create(S1, NodeChecks=["serfHealth", "disk"]))
-    fsm.apply(4, create(S2))
-    fsm.apply(5, kv("lock", "a", Session=S1))
-    fsm.apply(6, register("n1", check("disk", "warning")))
+    apply_entry(fsm, 2, register("n1", check("disk", "passing")))
+    apply_entry(fsm, 3, create(S1, NodeChecks=["serfHealth", "disk"]))
+    apply_entry(fsm, 4, create(S2))
+    apply_entry(fsm, 5, kv("lock", "a", Session=S1))
+    apply_entry(fsm, 6, register("n1", check("disk", "warning")))
     assert fsm.store.sessions.get(S1) is not None
-    fsm.apply(7, register("n1", check("disk", "critical")))
+    apply_entry(fsm, 7, register("n1", check("disk", "critical")))
     assert fsm.store.sessions.get(S1) is None
     assert fsm.store.sessions.get(S2) is not None
     assert entry(fsm, "a").Session == ""
 
 
 def test_service_check_critical_and_check_removal_invalidate(fsm: FSM) -> None:
-    fsm.apply(
+    apply_entry(
+        fsm,
         2,
         {
             "Type": "register",
@@ -221,19 +226,19 @@ def test_service_check_critical_and_check_removal_invalidate(fsm: FSM) -> None:
             "Checks": [{"CheckID": "web-alive", "Status": "passing", "ServiceID": "web1"}],
         },
     )
-    fsm.apply(3, create(S1, NodeChecks=[], ServiceChecks=[{"ID": "web-alive"}]))
-    fsm.apply(4, create(S2, NodeChecks=["serfHealth"]))
-    fsm.apply(5, {"Type": "deregister", "Node": "n1", "ServiceID": "web1"})
+    apply_entry(fsm, 3, create(S1, NodeChecks=[], ServiceChecks=[{"ID": "web-alive"}]))
+    apply_entry(fsm, 4, create(S2, NodeChecks=["serfHealth"]))
+    apply_entry(fsm, 5, {"Type": "deregister", "Node": "n1", "ServiceID": "web1"})
     assert fsm.store.sessions.get(S1) is None
     assert fsm.store.sessions.get(S2) is not None
 
 
 def test_node_deregistration_invalidates_its_sessions(fsm: FSM) -> None:
-    fsm.apply(2, register("n2", check("serfHealth", "passing")))
-    fsm.apply(3, create(S1))
-    fsm.apply(4, create(S2, Node="n2"))
-    fsm.apply(5, kv("lock", "a", Session=S2))
-    fsm.apply(6, {"Type": "deregister", "Node": "n2"})
+    apply_entry(fsm, 2, register("n2", check("serfHealth", "passing")))
+    apply_entry(fsm, 3, create(S1))
+    apply_entry(fsm, 4, create(S2, Node="n2"))
+    apply_entry(fsm, 5, kv("lock", "a", Session=S2))
+    apply_entry(fsm, 6, {"Type": "deregister", "Node": "n2"})
     assert [s.ID for s in fsm.store.sessions.all()] == [S1]
     assert entry(fsm, "a").Session == ""
 
@@ -283,7 +288,8 @@ def test_node_deregistration_invalidates_its_sessions(fsm: FSM) -> None:
 def test_every_catalog_write_that_fails_a_check_invalidates(
     fsm: FSM, command: dict, survivors: list[str]
 ) -> None:
-    fsm.apply(
+    apply_entry(
+        fsm,
         2,
         {
             "Type": "register",
@@ -296,10 +302,12 @@ def test_every_catalog_write_that_fails_a_check_invalidates(
             ],
         },
     )
-    fsm.apply(3, create(S1, NodeChecks=["serfHealth", "disk"], ServiceChecks=[{"ID": "web-alive"}]))
-    fsm.apply(4, create(S2))
-    fsm.apply(5, kv("lock", "a", Session=S1))
-    result = fsm.apply(6, command)
+    apply_entry(
+        fsm, 3, create(S1, NodeChecks=["serfHealth", "disk"], ServiceChecks=[{"ID": "web-alive"}])
+    )
+    apply_entry(fsm, 4, create(S2))
+    apply_entry(fsm, 5, kv("lock", "a", Session=S1))
+    result = apply_entry(fsm, 6, command)
     assert not isinstance(result, Refusal) and getattr(result, "errors", None) is None
     assert [s.ID for s in fsm.store.sessions.all()] == survivors
     assert entry(fsm, "a").Session == ""
@@ -314,9 +322,10 @@ def txn(*ops: dict) -> dict:
 
 
 def test_txn_lock_unlock_check_session(fsm: FSM) -> None:
-    fsm.apply(2, create(S1))
-    fsm.apply(3, create(S2))
-    result = fsm.apply(
+    apply_entry(fsm, 2, create(S1))
+    apply_entry(fsm, 3, create(S2))
+    result = apply_entry(
+        fsm,
         4,
         txn(
             {"Verb": "lock", "Key": "l", "Value": b"v", "Session": S1},
@@ -326,20 +335,21 @@ def test_txn_lock_unlock_check_session(fsm: FSM) -> None:
     assert result.errors is None
     assert result.results[0]["KV"]["Session"] == S1
     assert result.results[0]["KV"]["LockIndex"] == 1
-    refused = fsm.apply(5, txn({"Verb": "lock", "Key": "l", "Session": S2}))
+    refused = apply_entry(fsm, 5, txn({"Verb": "lock", "Key": "l", "Session": S2}))
     assert refused.errors == [
         {"OpIndex": 0, "What": 'failed to lock key "l", lock is already held'}
     ]
-    refused = fsm.apply(6, txn({"Verb": "check-session", "Key": "l", "Session": S2}))
+    refused = apply_entry(fsm, 6, txn({"Verb": "check-session", "Key": "l", "Session": S2}))
     assert refused.errors[0]["What"] == (
         f'failed session check for key "l", current session "{S1}" != "{S2}"'
     )
-    refused = fsm.apply(7, txn({"Verb": "check-session", "Key": "zz", "Session": S2}))
+    refused = apply_entry(fsm, 7, txn({"Verb": "check-session", "Key": "zz", "Session": S2}))
     assert refused.errors[0]["What"] == 'failed to check session, key "zz" doesn\'t exist'
-    refused = fsm.apply(8, txn({"Verb": "lock", "Key": "m", "Session": "nope"}))
+    refused = apply_entry(fsm, 8, txn({"Verb": "lock", "Key": "m", "Session": "nope"}))
     assert refused.errors[0]["What"] == 'invalid session "nope"'
     # unlock then lock by another session inside one txn
-    result = fsm.apply(
+    result = apply_entry(
+        fsm,
         9,
         txn(
             {"Verb": "unlock", "Key": "l", "Session": S1},
@@ -353,16 +363,18 @@ def test_txn_lock_unlock_check_session(fsm: FSM) -> None:
 
 def test_semaphore_pattern(fsm: FSM) -> None:
     """Contenders each hold their own key under a prefix; the limit lives in a CAS'd lock key."""
-    fsm.apply(2, create(S1))
-    fsm.apply(3, create(S2))
-    assert fsm.apply(4, kv("lock", "sem/" + S1, Session=S1)) is True
-    assert fsm.apply(5, kv("lock", "sem/" + S2, Session=S2)) is True
+    apply_entry(fsm, 2, create(S1))
+    apply_entry(fsm, 3, create(S2))
+    assert apply_entry(fsm, 4, kv("lock", "sem/" + S1, Session=S1)) is True
+    assert apply_entry(fsm, 5, kv("lock", "sem/" + S2, Session=S2)) is True
     holders = [e.Session for e in fsm.store.kv_range("sem/") if e.Session]
     assert sorted(holders) == [S1, S2]
-    assert fsm.apply(6, kv("cas", "sem/.lock", b'{"Limit":1,"Holders":["a"]}', Index=0)) is True
+    assert (
+        apply_entry(fsm, 6, kv("cas", "sem/.lock", b'{"Limit":1,"Holders":["a"]}', Index=0)) is True
+    )
     # a second writer with the stale index loses
-    assert fsm.apply(7, kv("cas", "sem/.lock", b"x", Index=0)) is False
-    fsm.apply(8, destroy(S1))
+    assert apply_entry(fsm, 7, kv("cas", "sem/.lock", b"x", Index=0)) is False
+    apply_entry(fsm, 8, destroy(S1))
     assert entry(fsm, "sem/" + S1).Session == ""
 
 
@@ -370,14 +382,14 @@ def test_semaphore_pattern(fsm: FSM) -> None:
 
 
 def test_snapshot_restore_keeps_sessions_and_held_keys(fsm: FSM) -> None:
-    fsm.apply(2, create(S1, TTL="15s", LockDelay=0))
-    fsm.apply(3, kv("lock", "a", Session=S1))
+    apply_entry(fsm, 2, create(S1, TTL="15s", LockDelay=0))
+    apply_entry(fsm, 3, kv("lock", "a", Session=S1))
     data = fsm.store.snapshot()
     other = FSM(Store())
     other.store.restore(data)
     assert other.store.sessions.get(S1) == fsm.store.sessions.get(S1)
     assert other.store.table_index("sessions") == 2
-    other.apply(4, destroy(S1))
+    apply_entry(other, 4, destroy(S1))
     assert other.store.kv_get("a").Session == ""
 
 
@@ -461,9 +473,9 @@ def test_reaper_expires_only_unrenewed_sessions_and_restarts_on_leadership(fsm: 
     clock = FakeClock()
     leading = [True]
     reaper = SessionReaper(fsm.store, MemoryWriter(fsm), lambda: leading[0], clock=clock)
-    fsm.apply(2, create(S1, TTL="10s"))
-    fsm.apply(3, create(S2, TTL="10s"))
-    fsm.apply(4, kv("lock", "l", Session=S1))
+    apply_entry(fsm, 2, create(S1, TTL="10s"))
+    apply_entry(fsm, 3, create(S2, TTL="10s"))
+    apply_entry(fsm, 4, kv("lock", "l", Session=S1))
 
     async def run() -> None:
         await reaper._step()  # becomes leader: fresh 20 s windows
