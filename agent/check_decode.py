@@ -1,8 +1,12 @@
 """Health check bodies decoded as Consul's agent decodes them, and the errors of checks.
 
-JSON keys match case-insensitively, the snake_case spellings of config files are accepted too,
-unknown keys are refused (so the legacy ``Script`` field fails exactly as it does on Consul),
-and durations are Go duration strings or bare numbers of nanoseconds. `agent.checks` builds
+Keys fold and kinds are checked by `agent.gojson` against the check's table
+(`agent.definition_types.CHECK_TYPE_FIELDS`), the one the HTTP bodies are checked against.
+What is particular to checks is here: unknown keys are refused (so the legacy ``Script`` field
+fails exactly as it does on Consul), ``CheckID`` and ``Args`` are older spellings of ``ID`` and
+``ScriptArgs``, hyphens fold like underscores, durations are Go duration strings or bare
+numbers of nanoseconds (any other kind is ignored), integers may come as whole floats (config
+files), and a list of strings with anything else in it is refused whole. `agent.checks` builds
 definitions from what `decode_check` returns.
 """
 
@@ -12,7 +16,22 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from agent.definition_types import CHECK_TYPE_FIELDS
 from agent.durations import parse_nanoseconds
+from agent.gojson import Either, Mismatch, Struct, conform
+from agent.gojson import json_kind as json_type
+
+__all__ = [
+    "BadCheckStatus",
+    "CheckDecodeError",
+    "CheckError",
+    "InvalidCheck",
+    "MissingCheckName",
+    "ScriptChecksDisabled",
+    "decode_check",
+    "json_type",
+    "normalise_key",
+]
 
 
 class CheckError(Exception):
@@ -60,71 +79,60 @@ class ScriptChecksDisabled(CheckError):
 # ---------------------------------------------------------------------------------------------
 # Decoding
 
-# Normalised key (lower case, no underscores) -> dataclass field. Includes every key Consul's
-# decoders know, so that only truly unknown keys are refused.
-_STR_FIELDS = {
-    "id": "check_id",
-    "checkid": "check_id",
-    "name": "name",
-    "notes": "notes",
-    "serviceid": "service_id",
-    "status": "status",
-    "token": "token",
-    "shell": "shell",
-    "dockercontainerid": "docker_container_id",
-    "http": "http",
-    "method": "method",
-    "body": "body",
-    "tlsservername": "tls_server_name",
-    "tcp": "tcp",
-    "udp": "udp",
-    "grpc": "grpc",
-    "h2ping": "h2ping",
-    "osservice": "os_service",
-    "aliasnode": "alias_node",
-    "aliasservice": "alias_service",
-    # Enterprise scoping: accepted and ignored by this open-source-shaped agent.
-    "namespace": "",
-    "partition": "",
+# Older spellings Consul's check decoder reads into another field (folded keys).
+_ALIASES = {"checkid": "ID", "args": "ScriptArgs"}
+# Whole floats are integers here: config files (HCL among them) may give numbers as floats.
+_INT = Either("int", ("float64",))
+_FIELDS = {
+    **{
+        name: _INT if kind == "int" else kind
+        for name, kind in CHECK_TYPE_FIELDS.items()
+        if name not in ("CheckID", "Args")
+    },
+    "ID": "string",  # its refusals have always named it a string
+    # CheckDefinition's own fields, beyond CheckType's; Namespace and Partition (enterprise
+    # scoping) are accepted and ignored by this open-source-shaped agent.
+    "Token": "string",
+    "Namespace": "string",
+    "Partition": "string",
 }
-_BOOL_FIELDS = {
-    "disableredirects": "disable_redirects",
-    "tlsskipverify": "tls_skip_verify",
-    "tcpusetls": "tcp_use_tls",
-    "grpcusetls": "grpc_use_tls",
-    "h2pingusetls": "h2ping_use_tls",
+_STRUCTS = {name: Struct(f"structs.{name}", _FIELDS) for name in ("CheckDefinition", "CheckType")}
+_DURATIONS = {
+    "Interval": "interval_ns",
+    "Timeout": "timeout_ns",
+    "TTL": "ttl_ns",
+    "DeregisterCriticalServiceAfter": "deregister_critical_service_after_ns",
 }
-_INT_FIELDS = {
-    "successbeforepassing": "success_before_passing",
-    "failuresbeforewarning": "failures_before_warning",
-    "failuresbeforecritical": "failures_before_critical",
-    "outputmaxsize": "output_max_size",
-}
-_DURATION_FIELDS = {
-    "interval": "interval_ns",
-    "timeout": "timeout_ns",
-    "ttl": "ttl_ns",
-    "deregistercriticalserviceafter": "deregister_critical_service_after_ns",
-}
-_ARGS_KEYS = ("args", "scriptargs")
-_GO_NAMES = {
-    "check_id": "ID",
-    "service_id": "ServiceID",
-    "docker_container_id": "DockerContainerID",
-    "tls_server_name": "TLSServerName",
-    "tls_skip_verify": "TLSSkipVerify",
-    "disable_redirects": "DisableRedirects",
-    "tcp_use_tls": "TCPUseTLS",
-    "grpc_use_tls": "GRPCUseTLS",
-    "h2ping_use_tls": "H2PingUseTLS",
-    "os_service": "OSService",
-    "alias_node": "AliasNode",
-    "alias_service": "AliasService",
-    "http": "HTTP",
-    "tcp": "TCP",
-    "udp": "UDP",
-    "grpc": "GRPC",
-    "h2ping": "H2PING",
+# Go field -> CheckDefinition attribute, for the fields not read by a rule of their own.
+_ATTRIBUTES = {
+    "ID": "check_id",
+    "Name": "name",
+    "Notes": "notes",
+    "ServiceID": "service_id",
+    "Status": "status",
+    "Token": "token",
+    "Shell": "shell",
+    "DockerContainerID": "docker_container_id",
+    "HTTP": "http",
+    "Method": "method",
+    "Body": "body",
+    "TLSServerName": "tls_server_name",
+    "TCP": "tcp",
+    "UDP": "udp",
+    "GRPC": "grpc",
+    "H2PING": "h2ping",
+    "OSService": "os_service",
+    "AliasNode": "alias_node",
+    "AliasService": "alias_service",
+    "DisableRedirects": "disable_redirects",
+    "TLSSkipVerify": "tls_skip_verify",
+    "TCPUseTLS": "tcp_use_tls",
+    "GRPCUseTLS": "grpc_use_tls",
+    "H2PingUseTLS": "h2ping_use_tls",
+    "SuccessBeforePassing": "success_before_passing",
+    "FailuresBeforeWarning": "failures_before_warning",
+    "FailuresBeforeCritical": "failures_before_critical",
+    "OutputMaxSize": "output_max_size",
 }
 
 
@@ -132,32 +140,13 @@ def normalise_key(key: str) -> str:
     return key.replace("_", "").replace("-", "").lower()
 
 
-def _go_field(field: str) -> str:
-    return _GO_NAMES.get(field, "".join(part.capitalize() for part in field.split("_")))
-
-
-def json_type(value: Any) -> str:
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list | tuple):
-        return "array"
-    return "object"
-
-
-def _type_error(value: Any, struct: str, field: str, go_type: str) -> CheckDecodeError:
-    return CheckDecodeError(
-        f"json: cannot unmarshal {json_type(value)} into Go struct field "
-        f"{struct}.{field} of type {go_type}"
-    )
-
-
 def _go_quote(text: str) -> str:
     """A Go %q-style quoting for field names in decode errors (JSON's escapes are the same)."""
     return json.dumps(text, ensure_ascii=False)
+
+
+def _refused(value: Any, go_type: str, struct: str, field: str) -> CheckDecodeError:
+    return CheckDecodeError(str(Mismatch(value, go_type, struct, field)))
 
 
 def _decode_duration(value: Any) -> int | None:
@@ -172,17 +161,37 @@ def _decode_duration(value: Any) -> int | None:
     return None
 
 
-def _decode_header(value: Any, struct: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+def _strings(value: Any, struct: str, field: str) -> tuple[str, ...]:
+    """A []string that is refused whole, naming the list, for any element not a string (null
+    included), where encoding/json would name the element or zero it."""
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise _refused(value, "[]string", struct, field)
+    return tuple(value)
+
+
+def _header(value: Any, struct: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
     if not isinstance(value, Mapping):
-        raise _type_error(value, struct, "Header", "map[string][]string")
-    pairs = []
-    for name, values in value.items():
-        if values is None:
-            values = []
-        if not isinstance(values, list | tuple) or not all(isinstance(v, str) for v in values):
-            raise _type_error(values, struct, "Header", "[]string")
-        pairs.append((str(name), tuple(values)))
-    return tuple(pairs)
+        raise _refused(value, "map[string][]string", struct, "Header")
+    return tuple(
+        (str(name), _strings([] if values is None else values, struct, "Header"))
+        for name, values in value.items()
+    )
+
+
+def _scalar(value: Any, spec: Any, struct: str, field: str) -> Any:
+    try:
+        value = conform(value, spec, struct=struct, path=field)
+    except Mismatch as exc:
+        raise CheckDecodeError(str(exc)) from None
+    if spec is _INT:
+        # The float as Python spells it, as this refusal always has.
+        if isinstance(value, float) and not value.is_integer():
+            raise CheckDecodeError(
+                f"json: cannot unmarshal number {value} into Go struct field "
+                f"{struct}.{field} of type int"
+            )
+        return int(value)
+    return value
 
 
 def decode_check(body: Any, *, struct: str = "CheckDefinition") -> dict[str, Any]:
@@ -190,53 +199,36 @@ def decode_check(body: Any, *, struct: str = "CheckDefinition") -> dict[str, Any
 
     No defaults are applied and nothing is validated beyond types; ``struct`` only names the
     Go type in error messages (``CheckDefinition`` for check/register, ``CheckType`` for checks
-    nested in a service). Raises ``CheckDecodeError``.
+    nested in a service). Keys are read in the order sent, the first refusal wins. Raises
+    ``CheckDecodeError``.
     """
+    spec = _STRUCTS.get(struct) or Struct(f"structs.{struct}", _FIELDS)
     if not isinstance(body, Mapping):
-        raise CheckDecodeError(
-            f"json: cannot unmarshal {json_type(body)} into Go value of type structs.{struct}"
-        )
+        raise CheckDecodeError(str(Mismatch(body, spec.go_type)))
     fields: dict[str, Any] = {}
     for raw_key, value in body.items():
-        key = normalise_key(str(raw_key))
         if value is None:
             continue  # JSON null leaves the Go zero value
-        if key in _STR_FIELDS:
-            field = _STR_FIELDS[key]
-            if not isinstance(value, str):
-                raise _type_error(value, struct, _go_field(field or key), "string")
-            if field:
-                fields[field] = value
-        elif key in _BOOL_FIELDS:
-            field = _BOOL_FIELDS[key]
-            if not isinstance(value, bool):
-                raise _type_error(value, struct, _go_field(field), "bool")
-            fields[field] = value
-        elif key in _INT_FIELDS:
-            field = _INT_FIELDS[key]
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise _type_error(value, struct, _go_field(field), "int")
-            if isinstance(value, float) and not value.is_integer():
-                raise CheckDecodeError(
-                    f"json: cannot unmarshal number {value} into Go struct field "
-                    f"{struct}.{_go_field(field)} of type int"
-                )
-            fields[field] = int(value)
-        elif key in _DURATION_FIELDS:
-            ns = _decode_duration(value)
-            if ns is not None:
-                fields[_DURATION_FIELDS[key]] = ns
-        elif key in _ARGS_KEYS:
-            if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
-                raise _type_error(value, struct, "ScriptArgs", "[]string")
-            if value or "args" not in fields:
-                fields["args"] = tuple(value)
-        elif key == "header":
-            fields["header"] = _decode_header(value, struct)
-        else:
+        key = normalise_key(str(raw_key))
+        name = spec.field_name(_ALIASES.get(key, key))
+        if name is None:
             # Consul decodes with DisallowUnknownFields; this is also how the long-removed
             # "Script" field is refused.
             raise CheckDecodeError(f"json: unknown field {_go_quote(str(raw_key))}")
+        if name in _DURATIONS:
+            ns = _decode_duration(value)
+            if ns is not None:
+                fields[_DURATIONS[name]] = ns
+        elif name == "ScriptArgs":
+            args = _strings(value, spec.name, name)
+            if args or "args" not in fields:  # an empty list does not undo the other spelling
+                fields["args"] = args
+        elif name == "Header":
+            fields["header"] = _header(value, spec.name)
+        else:
+            value = _scalar(value, spec.fields[name], spec.name, name)
+            if name in _ATTRIBUTES:
+                fields[_ATTRIBUTES[name]] = value
     # H2PING checks default to TLS unless told otherwise (check_definition.go).
     if fields.get("h2ping") and "h2ping_use_tls" not in fields:
         fields["h2ping_use_tls"] = True

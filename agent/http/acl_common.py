@@ -11,11 +11,11 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from agent.gojson import Struct
 from agent.http import gojson
 from agent.http.app import HTTPError, Request
 from agent.http.authz import identity
 from agent.http.bodies import ACL_POLICY, ACL_ROLE, ACL_TOKEN
-from agent.http.gojson import Struct
 from agent.state.acl import (
     TOKEN_HASH_FIELDS,
     ACLTables,
@@ -44,42 +44,6 @@ RESERVED_PREFIX = "00000000-0000-0000-0000-0000000000"
 _NAME_RULE = "Only alphanumeric characters, '-' and '_' are allowed"
 _NAME = re.compile(r"^[A-Za-z0-9\-_]{1,128}$")
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-_FIELDS = {
-    f.lower(): f
-    for f in (
-        "AccessorID",
-        "SecretID",
-        "Description",
-        "Policies",
-        "Roles",
-        "ServiceIdentities",
-        "NodeIdentities",
-        "Local",
-        "ExpirationTime",
-        "ExpirationTTL",
-        "ID",
-        "Name",
-        "Rules",
-        "Datacenters",
-        "ServiceName",
-        "NodeName",
-        "Datacenter",
-        "Token",
-    )
-}
-
-
-def _canon(value: Any) -> Any:
-    """Consul decodes bodies case-insensitively (and accepts snake_case): normalise keys."""
-    if isinstance(value, dict):
-        return {
-            _FIELDS.get(str(k).replace("_", "").lower(), k): _canon(v) for k, v in value.items()
-        }
-    if isinstance(value, list):
-        return [_canon(v) for v in value]
-    return value
-
-
 # Consul's words for a body that does not decode, by what it decodes into.
 _DECODE_PREFIX = {
     ACL_TOKEN: "Token decoding failed: ",
@@ -89,12 +53,12 @@ _DECODE_PREFIX = {
 
 
 async def _body(req: Request, spec: Struct) -> dict:
-    """The body with Consul's field names, once every field has the kind `spec` wants."""
+    """The body as Go decodes it into `spec`: Consul's field names whatever the casing sent,
+    every field of the kind `spec` wants, unknown fields and nulls left out."""
     raw = await req.json()
     if raw is None:
         return {}
-    gojson.conform(raw, spec, _DECODE_PREFIX.get(spec, "Request decode failed: "))
-    return _canon(raw)
+    return gojson.conform(raw, spec, _DECODE_PREFIX.get(spec, "Request decode failed: "))
 
 
 async def _ready(req: Request) -> None:

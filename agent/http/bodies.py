@@ -1,22 +1,20 @@
-"""The Go types Consul decodes each write body into, as `agent.http.gojson` describes them.
+"""The Go types Consul decodes each write body into, as `agent.gojson` describes them.
 
 One table per body, named for Consul's own struct, so a decode error reads exactly as Consul's
 (`... into Go struct field KVTxnOp.KV.Flags of type uint64`). Only the kind and range of each
 field is checked here; what a field means (a known verb, a valid duration text, a name within
-limits) is the handler's to check after.
+limits) is the handler's to check after. Service and check definitions also come from config
+files, so their tables are `agent.definition_types`'.
 """
 
 from __future__ import annotations
 
-from agent.http.gojson import ANY, DURATION, STRING_MAP, STRINGS, Either, List, Map, Struct
-
-HEADER = Map("map[string][]string", STRINGS)
+from agent import definition_types
+from agent.definition_types import HEADER, TAGGED_SERVICE_ADDRESSES, WEIGHTS
+from agent.gojson import ANY, DURATION, STRING_MAP, STRINGS, Either, List, Map, Struct
 
 # ---------------------------------------------------------------------- catalog (structs.*)
 
-WEIGHTS = Struct("structs.Weights", {"Passing": "int", "Warning": "int"})
-SERVICE_ADDRESS = Struct("structs.ServiceAddress", {"Address": "string", "Port": "int"})
-TAGGED_SERVICE_ADDRESSES = Map("map[string]structs.ServiceAddress", SERVICE_ADDRESS)
 NODE_SERVICE = Struct(
     "structs.NodeService",
     {
@@ -230,71 +228,9 @@ SESSION = Struct(
 
 # ---------------------------------------------------------------------- agent
 
-# A check's durations are agent/check_decode.py's to read: Consul takes a string or a number
-# there and ignores any other kind, so they are not checked here.
-CHECK_TYPE_FIELDS = {
-    "CheckID": "types.CheckID",
-    "ID": "types.CheckID",
-    "Name": "string",
-    "Status": "string",
-    "Notes": "string",
-    "ScriptArgs": STRINGS,
-    "Args": STRINGS,
-    "HTTP": "string",
-    "Header": HEADER,
-    "Method": "string",
-    "Body": "string",
-    "DisableRedirects": "bool",
-    "TCP": "string",
-    "TCPUseTLS": "bool",
-    "UDP": "string",
-    "Interval": ANY,
-    "AliasNode": "string",
-    "AliasService": "string",
-    "DockerContainerID": "string",
-    "Shell": "string",
-    "GRPC": "string",
-    "GRPCUseTLS": "bool",
-    "H2PING": "string",
-    "H2PingUseTLS": "bool",
-    "OSService": "string",
-    "TLSServerName": "string",
-    "TLSSkipVerify": "bool",
-    "Timeout": ANY,
-    "TTL": ANY,
-    "SuccessBeforePassing": "int",
-    "FailuresBeforeWarning": "int",
-    "FailuresBeforeCritical": "int",
-    "DeregisterCriticalServiceAfter": ANY,
-    "OutputMaxSize": "int",
-    "ServiceID": "string",
-}
-CHECK_TYPE = Struct("structs.CheckType", CHECK_TYPE_FIELDS)
-CHECK_DEFINITION = Struct("structs.CheckDefinition", CHECK_TYPE_FIELDS)
-SERVICE_DEFINITION = Struct(
-    "structs.ServiceDefinition",
-    {
-        "Kind": "structs.ServiceKind",
-        "ID": "string",
-        "Name": "string",
-        "Tags": STRINGS,
-        "Address": "string",
-        "TaggedAddresses": TAGGED_SERVICE_ADDRESSES,
-        "Meta": STRING_MAP,
-        "Port": "int",
-        "SocketPath": "string",
-        "Check": CHECK_TYPE,
-        "Checks": List("structs.CheckTypes", CHECK_TYPE),
-        "Weights": WEIGHTS,
-        "Token": "string",
-        "EnableTagOverride": "bool",
-        "Proxy": ANY,
-        "Connect": ANY,
-        "Namespace": "string",
-        "Partition": "string",
-        "Locality": ANY,
-    },
-)
+# Registrations also come from config files; the areas find their tables here all the same.
+SERVICE_DEFINITION = definition_types.SERVICE_DEFINITION
+CHECK_DEFINITION = definition_types.CHECK_DEFINITION
 CHECK_UPDATE = Struct("agent.checkUpdate", {"Status": "string", "Output": "string"})
 
 # ---------------------------------------------------------------------- ACL

@@ -25,7 +25,6 @@ from sortedcontainers import SortedDict
 
 from agent.state.acl import ACL_TABLES, ACLTables
 from agent.state.commands import CoordinateUpdate
-from agent.state.mesh import MESH_TABLES, MeshTables
 from agent.state.sessions import SessionTable
 from agent.state.snapshot import CapturedState, decode_state
 from agent.state.snapshot import SnapshotInvalid as SnapshotInvalid  # raised by restore()
@@ -41,7 +40,6 @@ TABLES = (
     "sessions",
     "coordinates",
     *ACL_TABLES,
-    *MESH_TABLES,
 )
 
 
@@ -64,7 +62,6 @@ class Store:
         self.autopilot: dict = {}
         self.sessions = SessionTable()  # agent/state/sessions.py
         self.acl = ACLTables()  # tokens, policies, roles (agent/state/acl.py)
-        self.mesh = MeshTables()  # config entries, the Connect CA (agent/state/mesh.py)
         self.last_index = 0
         self.watches = WatchRegistry()
 
@@ -317,7 +314,6 @@ class Store:
             "checks": [c for per in self.checks.values() for c in per.values()],
             "sessions": self.sessions.dump(),
             "acl": self.acl.dump(),
-            "mesh": self.mesh.dump(),
             "coordinates": list(self.coordinates.values()),
             "autopilot": self.autopilot,
         }
@@ -336,7 +332,6 @@ class Store:
         state = decode_state(stream)
         sessions = SessionTable.load(state.sessions, state.kv, self.sessions.lock_delay)
         acl = ACLTables.load(state.acl)
-        mesh = MeshTables.load(state.mesh)
         # Nothing below can fail: the swap is all or nothing.
         self.kv = state.kv
         self.tombstones = state.tombstones
@@ -347,7 +342,6 @@ class Store:
         self.service_index = state.service_index
         self.sessions = sessions
         self.acl = acl
-        self.mesh = mesh
         self.coordinates = state.coordinates
         self.autopilot = dict(state.autopilot)
         self.last_index = state.last_index

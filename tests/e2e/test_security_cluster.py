@@ -232,9 +232,10 @@ class SecureAgent(Agent):
 
 
 class SecureCluster(SeedCluster):
-    def __init__(self, pki: PKI, extra: list[str]) -> None:
+    def __init__(self, pki: PKI, extra: list[str], gossip_key: str = "") -> None:
         super().__init__(extra=extra, client=False)
         self.pki = pki
+        self.gossip_key = gossip_key  # the -encrypt key, which no log may show
 
     def start(self) -> SecureCluster:
         for index, (name, ip) in enumerate(SERVERS.items()):
@@ -280,8 +281,8 @@ def secure(pki: PKI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secur
     )
     key = generate_key()
     _wait_seed_addresses_free()
-    with SecureCluster(pki, [f"-encrypt={key}", f"-config-file={conf}"]) as cluster:
-        cluster.gossip_key = key  # type: ignore[attr-defined]
+    cluster = SecureCluster(pki, [f"-encrypt={key}", f"-config-file={conf}"], gossip_key=key)
+    with cluster:
         yield cluster
 
 
@@ -389,4 +390,4 @@ def test_agent_with_wrong_gossip_key_is_refused(secure: SecureCluster) -> None:
     with secure.agents["node1"].client() as http:
         names = {m["Name"] for m in http.get("/v1/agent/members").json()}
     assert "intruder" not in names
-    assert secure.gossip_key not in "".join(a.output() for a in secure.agents.values())  # type: ignore[attr-defined]
+    assert secure.gossip_key not in "".join(a.output() for a in secure.agents.values())

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from agent import gojson as go
+from agent.definition_types import SERVICE_DEFINITION
 from agent.http import bodies
 from agent.http.errors import HTTPError
 from agent.http.gojson import MAX_DEPTH, conform, depth, parse
@@ -88,3 +90,30 @@ def test_parse_malformed_and_blank():
         parse(b'{"a":', "Request decode failed: ")
     assert info.value.status == 400
     assert info.value.message.startswith("Request decode failed: ")
+
+
+def test_below_http_a_refusal_is_gos_text_alone():
+    with pytest.raises(go.Mismatch) as info:
+        go.conform({"weights": {"Passing": "1"}}, SERVICE_DEFINITION)
+    assert str(info.value) == (
+        "json: cannot unmarshal string into Go struct field Weights.Weights.Passing of type int"
+    )
+
+
+def test_fold_renames_what_the_table_knows_and_keeps_the_rest():
+    body = {
+        "name": "web",
+        "tagged_addresses": {"lan": {"address": "10.0.0.1"}},
+        "meta": {"port": "x"},
+        "proxy": {"port": 1},
+        "bogus": None,
+        "weights": [1],
+    }
+    assert go.fold(body, SERVICE_DEFINITION) == {
+        "Name": "web",
+        "TaggedAddresses": {"lan": {"Address": "10.0.0.1"}},
+        "Meta": {"port": "x"},
+        "Proxy": {"port": 1},
+        "bogus": None,
+        "Weights": [1],
+    }

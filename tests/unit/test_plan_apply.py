@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import replace
 
 import pytest
 
-from gitkv.apply import MAX_TXN_BYTES, apply_plan, batches, kv_op
+from gitkv.apply import MAX_TXN_BYTES, ApplyResult, apply_plan, batches, kv_op
 from gitkv.errors import StalePlanError
 from gitkv.ledger import Ledger, ledger_key
-from gitkv.plan import CREATE, Change, plan
+from gitkv.plan import CREATE, Change, Plan, plan
 from gitkv.resources import (
     AclPolicy,
     AclToken,
@@ -26,17 +27,20 @@ from gitkv.state import read_live
 from tests.unit.test_plan_fake_consul import FakeConsul
 
 
-def spec(n: int = 3, **kw: object) -> Resources:
+def spec(n: int = 3) -> Resources:
+    """`n` keys under `app/`, owned by the ledger `t`; other kinds and fields via `replace`."""
     pairs = {f"app/k{i:05d}": KVPair(f"app/k{i:05d}", f"v{i}".encode()) for i in range(n)}
-    base: dict[str, object] = {"datacenter": "dc1", "kv": pairs, "name": "t", "digest": "d1"}
-    return Resources(**{**base, **kw})  # type: ignore[arg-type]
+    return Resources(datacenter="dc1", kv=pairs, name="t", digest="d1")
 
 
-def roundtrip(fake: FakeConsul, desired: Resources, **kw: object):  # type: ignore[no-untyped-def]
+def roundtrip(
+    fake: FakeConsul, desired: Resources, *, prune: bool | None = None
+) -> tuple[Plan, ApplyResult, Plan]:
+    """Plan and apply `desired`, then plan again: the plan, the apply's result, the re-plan."""
     with fake.client() as c:
-        p = plan(desired, read_live(c, desired), **kw)  # type: ignore[arg-type]
+        p = plan(desired, read_live(c, desired), prune=prune)
         result = apply_plan(c, p)
-        again = plan(desired, read_live(c, desired), **kw)  # type: ignore[arg-type]
+        again = plan(desired, read_live(c, desired), prune=prune)
     return p, result, again
 
 
@@ -85,7 +89,7 @@ def test_batches_respect_byte_limit() -> None:
 def test_stale_plan_is_refused_naming_the_key_and_changes_nothing() -> None:
     fake = FakeConsul()
     roundtrip(fake, spec(3))
-    changed = spec(3, kv={k: KVPair(k, b"new") for k in ("app/k00000", "app/k00001")})
+    changed = replace(spec(3), kv={k: KVPair(k, b"new") for k in ("app/k00000", "app/k00001")})
     with fake.client() as c:
         p = plan(changed, read_live(c, changed))
         fake.put("app/k00001", b"concurrent")
@@ -144,8 +148,8 @@ WEB = ServiceReg(
 def test_services_external_nodes_and_acl_round_trip(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WEB_TOKEN", "5ecret-5ecret")
     fake = FakeConsul(acl_enabled=True)
-    desired = spec(
-        1,
+    desired = replace(
+        spec(1),
         services={WEB.key: WEB},
         external_nodes={
             "legacy-db": ExternalNode(
@@ -167,7 +171,7 @@ def test_services_external_nodes_and_acl_round_trip(monkeypatch: pytest.MonkeyPa
     assert "5ecret" not in json.dumps(ledger.to_dict())
 
     # Change a service port and a policy; then drop everything with prune.
-    moved = spec(1, services={WEB.key: ServiceReg(**{**WEB.__dict__, "port": 9090})})
+    moved = replace(spec(1), services={WEB.key: ServiceReg(**{**WEB.__dict__, "port": 9090})})
     p, _, again = roundtrip(fake, moved, prune=True)
     actions = {(c.action, c.kind) for c in p.changes}
     assert ("update", "service") in actions
@@ -179,7 +183,7 @@ def test_services_external_nodes_and_acl_round_trip(monkeypatch: pytest.MonkeyPa
 
 def test_acl_disabled_cluster_skips_acl_with_a_note() -> None:
     fake = FakeConsul(acl_enabled=False)
-    desired = spec(1, policies={"p": AclPolicy("p")})
+    desired = replace(spec(1), policies={"p": AclPolicy("p")})
     p, _, again = roundtrip(fake, desired)
     assert all(c.kind == "kv" for c in p.changes)
     assert any("ACL" in n for n in p.notes)
@@ -189,8 +193,8 @@ def test_acl_disabled_cluster_skips_acl_with_a_note() -> None:
 def test_kv_values_keep_exact_bytes_and_flags() -> None:
     fake = FakeConsul()
     raw = bytes(range(256))
-    desired = spec(
-        0, kv={"app/bin": KVPair("app/bin", raw, 7), "app/empty": KVPair("app/empty", b"")}
+    desired = replace(
+        spec(0), kv={"app/bin": KVPair("app/bin", raw, 7), "app/empty": KVPair("app/empty", b"")}
     )
     _, _, again = roundtrip(fake, desired)
     assert base64.b64decode(fake.kv["app/bin"]["Value"]) == raw
@@ -200,12 +204,12 @@ def test_kv_values_keep_exact_bytes_and_flags() -> None:
 
 def test_check_target_change_is_detected_through_the_digest() -> None:
     fake = FakeConsul()
-    _, _, again = roundtrip(fake, spec(0, services={WEB.key: WEB}))
+    _, _, again = roundtrip(fake, replace(spec(0), services={WEB.key: WEB}))
     assert not again.changes
     assert fake.services["web"]["Meta"]["gitkv-checks"]  # the digest gitkv stored
     moved_check = (CheckDef("service:web", "Service 'web' check", "http", "http://other/", "10s"),)
     changed = ServiceReg(**{**WEB.__dict__, "checks": moved_check})
-    p, _, again = roundtrip(fake, spec(0, services={WEB.key: changed}))
+    p, _, again = roundtrip(fake, replace(spec(0), services={WEB.key: changed}))
     assert [(c.action, c.kind) for c in p.changes] == [("update", "service")]
     assert not again.changes
 
@@ -222,7 +226,7 @@ def test_large_ledger_is_stored_in_parts_and_switched_atomically() -> None:
     first_generation = {k.split("/")[3] for k in header["parts"]}
 
     # A new spec digest rewrites the ledger under a new generation; the old one is removed.
-    _, _, again = roundtrip(fake, spec(12_000, digest="d2"))
+    _, _, again = roundtrip(fake, replace(spec(12_000), digest="d2"))
     assert not again.ledger_changed
     header2 = json.loads(fake.value(ledger_key("t")) or b"{}")
     parts_now = {k.split("/")[3] for k in fake.kv if k.startswith("gitkv/state/t/")}

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from gitkv.ledger import Ledger
-from gitkv.plan import plan, plans_to_json
+from gitkv.plan import Plan, plan, plans_to_json
 from gitkv.render import render_human, render_json, render_markdown, summary_line
 from gitkv.resources import AclPolicy, AclToken, AgentSpec, KVPair, Resources, SecretRef
 from gitkv.state import LiveState, Member
@@ -16,7 +16,7 @@ from gitkv.state import LiveState, Member
 SECRET = "9f1c2d3e-very-secret-token"
 
 
-def small_plan(secret: SecretRef) -> list:  # type: ignore[type-arg]
+def small_plan(secret: SecretRef) -> list[Plan]:
     want = Resources(
         datacenter="shenzhen",
         kv={
@@ -142,6 +142,8 @@ def test_secret_never_in_any_output(
         ref = SecretRef(file=str(path))
     assert ref.resolve() == SECRET  # the reference does lead to the secret ...
     plans = small_plan(ref)
+    ledger = plans[0].ledger_after
+    assert ledger is not None
     outputs = [
         render_human(plans),
         render_human(plans, color=True),
@@ -150,7 +152,7 @@ def test_secret_never_in_any_output(
         repr(plans),
         str(ref),
         repr(ref),
-        plans[0].ledger_after.to_bytes().decode(),
+        ledger.to_bytes().decode(),
     ]
     for text in outputs:  # ... but nothing gitkv prints or stores contains it
         assert SECRET not in text

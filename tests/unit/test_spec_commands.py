@@ -27,8 +27,7 @@ def fake_command(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
             raise SpecError([])
         return 7
 
-    module.add_arguments = add_arguments  # type: ignore[attr-defined]
-    module.execute = execute  # type: ignore[attr-defined]
+    vars(module).update(add_arguments=add_arguments, execute=execute)
     monkeypatch.setitem(sys.modules, module.__name__, module)
     monkeypatch.setitem(commands.COMMANDS, "fake", (module.__name__, "a fake command"))
     return module

@@ -9,6 +9,7 @@ import pytest
 
 from gitkv.errors import GitkvError, SpecError
 from gitkv.spec.load import check_spec, load_spec
+from gitkv.spec.model import KVFile
 
 
 def write(base: Path, name: str, text: str) -> Path:
@@ -284,7 +285,9 @@ def test_file_references_resolve_beside_the_spec(tmp_path: Path) -> None:
     path = write(
         tmp_path, "spec.yaml", "version: 1\ndatacenters: {dc1: {kv: {w: {file: conf/web.json}}}}\n"
     )
-    assert load_spec(path).spec.datacenters["dc1"].kv["w"].file == "conf/web.json"  # type: ignore[union-attr]
+    entry = load_spec(path).spec.datacenters["dc1"].kv["w"]
+    assert isinstance(entry, KVFile)
+    assert entry.file == "conf/web.json"
     assert problems(
         write(tmp_path, "bad.yaml", "version: 1\ndatacenters: {dc1: {kv: {w: {file: conf}}}}\n")
     ) == ["bad.yaml:2:36: file 'conf' is a directory, not a file (looked for conf)"]

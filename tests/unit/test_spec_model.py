@@ -7,7 +7,17 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from gitkv.spec.model import Agent, Check, KVFile, KVJson, KVValue, Spec, Token, check_ids
+from gitkv.spec.model import (
+    Agent,
+    AgentPorts,
+    Check,
+    KVFile,
+    KVJson,
+    KVValue,
+    Spec,
+    Token,
+    check_ids,
+)
 
 
 def spec(**dc: Any) -> dict[str, Any]:
@@ -81,7 +91,7 @@ def test_bad_addresses(addr: str) -> None:
 def test_agent_addresses() -> None:
     assert Agent().http_address == "http://127.0.0.1:8500"
     assert Agent(bind="127.0.0.14").http_address == "http://127.0.0.14:8500"
-    agent = Agent(bind="127.0.0.14", client="0.0.0.0", ports={"http": 8600})  # type: ignore[arg-type]
+    agent = Agent(bind="127.0.0.14", client="0.0.0.0", ports=AgentPorts(http=8600))
     assert agent.http_address == "http://127.0.0.14:8600"
     assert errors(spec(agents={"n": {"bind": "127.0.0"}}))[0][1] == "value_error"
 
