@@ -104,6 +104,8 @@ class Authorizer:
         if self.management:
             return True
         rule = self.single.get(resource)
+        if rule is None and resource in ("mesh", "peering"):
+            rule = self.single.get("operator")  # Consul: mesh and peering fall back to operator
         if rule is None:
             # default allow never hands out ACL management (Consul's allow-all authorizer).
             return self.default_allow and resource != "acl"

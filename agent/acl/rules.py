@@ -29,7 +29,7 @@ __all__ = [
 NAMED = ("agent", "event", "identity", "key", "node", "query", "service", "session")
 SINGLE = ("acl", "keyring", "operator", "mesh", "peering")
 LEVELS = ("deny", "read", "list", "write")
-# Attributes a block may carry besides `policy`, ignored by enforcement here.
+# Attributes a block may carry besides `policy`: a service's rules for its intentions.
 _EXTRA_BLOCK_KEYS = {"service": ("intentions",), "identity": ("intentions",)}
 
 
@@ -96,20 +96,41 @@ def _from_hcl(doc: hcl.Object) -> ParsedRules:
             label = entry.labels[0] if entry is item else entry.key
             if not isinstance(entry.value, hcl.Object) or (entry is not item and entry.labels):
                 raise RuleError(f"{name} {label!r} must be a block", entry.line, entry.col)
-            level = None
+            level = intentions = None
             for attr in entry.value.items:
                 if attr.key == "policy" and not attr.labels:
                     level = _level(base, attr)
                 elif attr.key in _EXTRA_BLOCK_KEYS.get(base, ()):
-                    _level(base, attr)
+                    intentions = _level(base, attr)
                 else:
                     raise RuleError(
                         f"unknown attribute {attr.key!r} in {name}", attr.line, attr.col
                     )
-            if level is None:
+            if level is None and intentions is None:
                 raise RuleError(f"{name} {label!r} has no policy", entry.line, entry.col)
-            out.named[(base, label, prefix)] = level
+            _put(out, base, label, prefix, level, intentions)
     return out
+
+
+def _put(
+    out: ParsedRules,
+    base: str,
+    label: str,
+    prefix: bool,
+    level: str | None,
+    intentions: str | None,
+) -> None:
+    """One block's rules. A service block also governs the intentions naming that service
+    as destination: its `intentions` attribute, else read with a read or write policy (as
+    Consul derives it)."""
+    if level is not None:
+        out.named[(base, label, prefix)] = level
+    if base != "service":
+        return
+    if intentions is None and level in ("read", "write"):
+        intentions = "read"
+    if intentions is not None:
+        out.named[("intention", label, prefix)] = intentions
 
 
 # ------------------------------------------------------------------------------ JSON form
@@ -134,14 +155,17 @@ def _from_json(doc: Any) -> ParsedRules:
             if not isinstance(block, dict):
                 raise RuleError(f"{name} must be an object of name -> {{policy}}")
             for label, attrs in block.items():
-                if not isinstance(attrs, dict) or "policy" not in attrs:
+                extra = _EXTRA_BLOCK_KEYS.get(base, ())
+                if not isinstance(attrs, dict) or not (
+                    "policy" in attrs or any(k in attrs for k in extra)
+                ):
                     raise RuleError(f"{name} {label!r} has no policy")
                 for attr in attrs:
-                    if attr != "policy" and attr not in _EXTRA_BLOCK_KEYS.get(base, ()):
+                    if attr != "policy" and attr not in extra:
                         raise RuleError(f"unknown attribute {attr!r} in {name}")
-                out.named[(base, label, name.endswith("_prefix"))] = _json_level(
-                    base, attrs["policy"]
-                )
+                level = _json_level(base, attrs["policy"]) if "policy" in attrs else None
+                intentions = next((_json_level(base, attrs[k]) for k in extra if k in attrs), None)
+                _put(out, base, label, name.endswith("_prefix"), level, intentions)
     return out
 
 

@@ -6,7 +6,7 @@ frame is the header (every table but KV, plus the indexes); the KV table follows
 
 Decoding is all or nothing. Every record is decoded into its Struct (a string where a node name
 belongs, an unsigned integer where an index belongs), and the tables the store keeps as plain
-dicts (ACL records, coordinates, autopilot settings) are checked against the fields the store
+dicts (ACL records, coordinates, autopilot settings, config entries, the CA) are checked against the fields the store
 and its readers rely on. Anything else raises `SnapshotInvalid` before a single table of the
 live store is replaced: a snapshot from a laxer version, a damaged file or a foreign archive
 must never leave a store that answers 500 to every reader.
@@ -72,6 +72,7 @@ class _Header(msgspec.Struct):
     acl: dict[str, Any] = {}
     coordinates: list[dict[str, Any]] = []
     autopilot: dict[str, Any] = {}
+    mesh: dict[str, Any] = {}
 
 
 class _Loose(msgspec.Struct, forbid_unknown_fields=False):
@@ -144,6 +145,34 @@ class _Autopilot(_Loose):
     ModifyIndex: U64 = 0
 
 
+class _Entry(_Loose):
+    Kind: str
+    Name: str
+    CreateIndex: U64 = 0
+    ModifyIndex: U64 = 0
+
+
+class _Root(_Loose):
+    ID: str
+    RootCert: str
+    Active: bool = False
+    SigningKey: str = ""
+    IntermediateCerts: list[str] | None = None
+
+
+class _CA(_Loose):
+    ClusterID: str
+    Config: dict[str, Any] = {}
+    Roots: list[_Root] = []
+    CreateIndex: U64 = 0
+    ModifyIndex: U64 = 0
+
+
+class _Mesh(_Loose):
+    entries: list[_Entry] = []
+    ca: dict[str, Any] = {}  # empty until the CA is initialized, else a _CA
+
+
 # ---------------------------------------------------------------------- decoding
 
 
@@ -163,6 +192,7 @@ class DecodedState:
     acl: dict[str, Any]
     coordinates: dict[str, dict]
     autopilot: dict[str, Any]
+    mesh: dict[str, Any]
 
 
 def decode_state(stream: BinaryIO) -> DecodedState:
@@ -173,6 +203,9 @@ def decode_state(stream: BinaryIO) -> DecodedState:
     for n, coordinate in enumerate(header.coordinates):
         _check(coordinate, _Coordinate, f"coordinates[{n}]")
     _check(header.autopilot, _Autopilot, "autopilot")
+    _check(header.mesh, _Mesh, "mesh")
+    if header.mesh.get("ca"):
+        _check(header.mesh["ca"], _CA, "mesh.ca")
     kv: SortedDict = SortedDict()
     frame_no = 0
     while (frame := _read_frame(stream, allow_end=True)) is not None:
@@ -199,6 +232,7 @@ def decode_state(stream: BinaryIO) -> DecodedState:
         acl=header.acl,
         coordinates={c["Node"]: c for c in header.coordinates},
         autopilot=header.autopilot,
+        mesh=header.mesh,
     )
 
 

@@ -25,6 +25,7 @@ from sortedcontainers import SortedDict
 
 from agent.state.acl import ACL_TABLES, ACLTables
 from agent.state.commands import CoordinateUpdate
+from agent.state.mesh import MESH_TABLES, MeshTables
 from agent.state.sessions import SessionTable
 from agent.state.snapshot import CapturedState, decode_state
 from agent.state.snapshot import SnapshotInvalid as SnapshotInvalid  # raised by restore()
@@ -40,6 +41,7 @@ TABLES = (
     "sessions",
     "coordinates",
     *ACL_TABLES,
+    *MESH_TABLES,
 )
 
 
@@ -62,6 +64,7 @@ class Store:
         self.autopilot: dict = {}
         self.sessions = SessionTable()  # agent/state/sessions.py
         self.acl = ACLTables()  # tokens, policies, roles (agent/state/acl.py)
+        self.mesh = MeshTables()  # config entries, the Connect CA (agent/state/mesh.py)
         self.last_index = 0
         self.watches = WatchRegistry()
 
@@ -314,6 +317,7 @@ class Store:
             "checks": [c for per in self.checks.values() for c in per.values()],
             "sessions": self.sessions.dump(),
             "acl": self.acl.dump(),
+            "mesh": self.mesh.dump(),
             "coordinates": list(self.coordinates.values()),
             "autopilot": self.autopilot,
         }
@@ -332,6 +336,7 @@ class Store:
         state = decode_state(stream)
         sessions = SessionTable.load(state.sessions, state.kv, self.sessions.lock_delay)
         acl = ACLTables.load(state.acl)
+        mesh = MeshTables.load(state.mesh)
         # Nothing below can fail: the swap is all or nothing.
         self.kv = state.kv
         self.tombstones = state.tombstones
@@ -342,6 +347,7 @@ class Store:
         self.service_index = state.service_index
         self.sessions = sessions
         self.acl = acl
+        self.mesh = mesh
         self.coordinates = state.coordinates
         self.autopilot = dict(state.autopilot)
         self.last_index = state.last_index

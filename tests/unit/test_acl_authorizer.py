@@ -82,3 +82,12 @@ def test_key_write_prefix() -> None:
     assert b.key_write_prefix("")
     c = authz('key_prefix "app/" { policy = "write" }', default_allow=True)
     assert c.key_write_prefix("")
+
+
+def test_mesh_falls_back_to_operator_and_intentions_follow_service_blocks() -> None:
+    auth = Authorizer(parse_rules('operator = "write"\nservice "web" { policy = "write" }'), False)
+    assert auth.allowed("mesh", "", "write")
+    assert auth.allowed("intention", "web", "read")
+    assert not auth.allowed("intention", "web", "write")
+    own = Authorizer(parse_rules('operator = "write"\nmesh = "read"'), False)
+    assert own.allowed("mesh", "", "read") and not own.allowed("mesh", "", "write")

@@ -27,6 +27,7 @@ def test_blocks_and_single_values() -> None:
         ("key", "", True): "read",
         ("key", "secret/x", False): "deny",
         ("service", "web", True): "write",
+        ("intention", "web", True): "read",
     }
     assert rules.single == {"keyring": "read", "operator": "write", "acl": "read"}
 
@@ -79,3 +80,14 @@ def test_deeply_nested_rules_are_refused_not_recursed() -> None:
     for text in ['key "a" {' * 5000, "acl = " + "[" * 5000, '{"key":' * 5000]:
         with pytest.raises(RuleError):
             parse_rules(text)
+
+
+def test_a_service_block_governs_its_intentions() -> None:
+    rules = parse_rules('service "db" { policy = "read" intentions = "write" }')
+    assert rules.named[("intention", "db", False)] == "write"
+    only = parse_rules('service_prefix "" { intentions = "read" }')
+    assert only.named == {("intention", "", True): "read"}
+    json_rules = parse_rules('{"service": {"api": {"policy": "write"}}}')
+    assert json_rules.named[("intention", "api", False)] == "read"
+    denied = parse_rules('service "x" { policy = "deny" }')
+    assert ("intention", "x", False) not in denied.named
