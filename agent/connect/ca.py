@@ -41,6 +41,9 @@ Consul's CSR refusals (CAError, 500):
 (plus spiffe.parse_uri's). An agent's CSR may carry any trust domain: it is rewritten to ours,
 since agents ask for certificates before they know the roots.
 
+The configuration side (validate_ca_config, root_changes, should_cross_sign, ...) lives in
+`agent.connect.ca_config` and is re-exported here; `ca_pki` holds the encodings.
+
 Old roots are pruned (`prune_roots`) as Consul's leader does hourly: an inactive root goes once
 twice the current LeafCertTTL has passed since it was rotated out (every leaf it signed has
 expired by then).
@@ -312,24 +315,30 @@ def cross_sign(
         x509.CertificateBuilder()
         .subject_name(new_cert.subject)
         .issuer_name(old_cert.subject)
-        .public_key(new_cert.public_key())  # type: ignore[arg-type]
+        .public_key(new_cert.public_key())
         .serial_number(serial)
         .not_valid_before(_seconds(start))
         .not_valid_after(_seconds(start + CROSS_SIGN_VALIDITY))
     )
     authority = x509.AuthorityKeyIdentifier(key_id(old_key.public_key()), None, None)
+    # The old root's key ID replaces the new root's AuthorityKeyId where it stands, or, when
+    # the new root has none, follows its SubjectKeyId as Go's encoder orders them.
+    has_authority = any(
+        isinstance(extension.value, x509.AuthorityKeyIdentifier)
+        for extension in new_cert.extensions
+    )
     placed = False
     for extension in new_cert.extensions:
         if isinstance(extension.value, x509.AuthorityKeyIdentifier):
             builder, placed = builder.add_extension(authority, critical=False), True
             continue
         builder = builder.add_extension(extension.value, critical=extension.critical)
-        if isinstance(extension.value, x509.SubjectKeyIdentifier) and not placed:
+        if isinstance(extension.value, x509.SubjectKeyIdentifier) and not has_authority:
             builder, placed = builder.add_extension(authority, critical=False), True
     if not placed:
         builder = builder.add_extension(authority, critical=False)
     digest = old_cert.signature_hash_algorithm or hashes.SHA256()
-    return _pem(builder.sign(old_key, digest))  # type: ignore[arg-type]
+    return _pem(builder.sign(old_key, digest))
 
 
 def rotate(
@@ -472,6 +481,8 @@ def sign_leaf(
             "root expired: certificate expired, expiration date: "
             f"{_go_time_string(ca_cert.not_valid_after_utc)} "
         )
+    if not root.get("SigningKey"):
+        raise CAError("provider not initialized")  # Consul's ErrNotInitialized
     ca_key = load_signer(root["SigningKey"])
     public_key = csr.public_key()
     start = utc(now) - CLOCK_DRIFT
@@ -484,14 +495,14 @@ def sign_leaf(
         x509.CertificateBuilder()
         .subject_name(x509.Name([]))
         .issuer_name(ca_cert.subject)
-        .public_key(public_key)  # type: ignore[arg-type]
+        .public_key(public_key)
         .serial_number(serial)
         .not_valid_before(_seconds(start))
         .not_valid_after(_seconds(start + dt.timedelta(seconds=leaf_ttl_seconds)))
         .add_extension(_LEAF_USAGE, critical=True)
         .add_extension(_LEAF_EKU, critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier(key_id(public_key)), critical=False)  # type: ignore[arg-type]
+        .add_extension(x509.SubjectKeyIdentifier(key_id(public_key)), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier(key_id(ca_key.public_key()), None, None), critical=False
         )

@@ -27,6 +27,7 @@ from typing import TypeAlias
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 
 from agent.connect.errors import CAError
 
@@ -51,7 +52,6 @@ __all__ = [
 ]
 
 Signer: TypeAlias = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
-PublicKey: TypeAlias = ec.EllipticCurvePublicKey | rsa.RSAPublicKey
 
 CURVES: dict[int, ec.EllipticCurve] = {
     224: ec.SECP224R1(),
@@ -74,7 +74,7 @@ def serial_hex(serial: int) -> str:
     return hex_string(serial.to_bytes((serial.bit_length() + 7) // 8, "big"))
 
 
-def key_id(public_key: PublicKey) -> bytes:
+def key_id(public_key: CertificatePublicKeyTypes) -> bytes:
     der = public_key.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
