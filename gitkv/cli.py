@@ -1,7 +1,8 @@
 """The `gitkv` command line: argument parsing and output only.
 
-`gitkv agent ...` hands its arguments untouched to the bundled agent, because Consul's
-single-dash flags (`-server`, `-bootstrap-expect=3`) are not argparse-shaped.
+`gitkv agent ...` hands its arguments untouched to the bundled agent, and `gitkv connect ...`
+to the built-in Connect proxy, because Consul's single-dash flags (`-server`,
+`-bootstrap-expect=3`, `-sidecar-for web`) are not argparse-shaped.
 """
 
 from __future__ import annotations
@@ -15,6 +16,10 @@ def main(argv: list[str] | None = None) -> int:
         from agent.cli import main as agent_main
 
         return agent_main(args[1:])
+    if args and args[0] == "connect":
+        from gitkv.connect.cli import main as connect_main
+
+        return connect_main(args[1:])
     from gitkv.commands import run
 
     return run(args)

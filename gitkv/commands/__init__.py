@@ -1,4 +1,4 @@
-"""gitkv's subcommands (everything but `agent`, which `gitkv.cli` hands to the bundled agent).
+"""gitkv's subcommands (everything but `agent` and `connect`, which `gitkv.cli` hands on).
 
 Each command is a module `gitkv.commands.<name>` exposing `add_arguments(parser)` and
 `execute(namespace) -> int`, listed in `COMMANDS` with its one-line help. A module is imported
@@ -44,6 +44,7 @@ def _parser(chosen: str | None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gitkv", description="GitOps for Consul-style clusters.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("agent", help="run the bundled Consul-compatible agent (Consul's flags)")
+    sub.add_parser("connect", help="run the built-in Connect proxy (Consul's flags)")
     for name, (_, help_text) in COMMANDS.items():
         cmd = sub.add_parser(name, help=help_text, description=help_text)
         if name == chosen:
