@@ -14,7 +14,7 @@ import contextlib
 import logging
 import random
 import socket
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import quote
 
 import dns.asyncquery
@@ -22,7 +22,7 @@ import dns.exception
 import dns.message
 import dns.rcode
 
-from agent.dns import FORWARD, parse_request, resolve, servfail
+from agent.dns import parse_request, resolve, servfail
 from agent.dns_catalog import (
     CatalogUnavailable,
     Instance,
@@ -139,7 +139,8 @@ class _UDPProtocol(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        # A datagram endpoint's protocol is always handed the endpoint's DatagramTransport.
+        self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         self.server._spawn(self._answer(data, addr))
@@ -189,7 +190,7 @@ class DNSServer:
                 transport, _ = await loop.create_datagram_endpoint(
                     lambda: _UDPProtocol(self), sock=sock
                 )
-                self._udp.append(transport)  # type: ignore[arg-type]
+                self._udp.append(transport)
                 self.addresses.append(sock.getsockname()[:2])
             else:
                 self._tcp.append(await asyncio.start_server(self._serve_tcp, sock=sock))
@@ -231,9 +232,9 @@ class DNSServer:
             return request
         try:
             response = await resolve(request, self.catalog, self.settings, tcp=tcp, rng=self.rng)
-            if response is FORWARD:
-                return await self._forward(request, wire, tcp)
-            return response.to_wire(max_size=65535)  # type: ignore[union-attr]
+            if isinstance(response, dns.message.Message):
+                return response.to_wire(max_size=65535)
+            return await self._forward(request, wire, tcp)  # resolve answered FORWARD
         except Exception:
             log.exception("dns: failed to answer %s", request.question)
             return servfail(request).to_wire()

@@ -6,7 +6,7 @@ monotonic clock (`loop.time()`) or from a test's fake clock.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,10 +36,6 @@ class GossipConfig:
     event_buffer_size: int = 512
     # Consul's LAN pool refuses members of another datacenter; the WAN pool must not.
     check_datacenter: bool = True
-
-    def with_(self, **changes: object) -> GossipConfig:
-        """A copy with some fields changed (tests shorten reconnect/reap timeouts this way)."""
-        return replace(self, **changes)  # type: ignore[arg-type]
 
 
 def lan_config() -> GossipConfig:

@@ -12,11 +12,14 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import count
+from typing import TypeVar
 
 from agent.gossip.config import GossipConfig
 from agent.gossip.events import GossipEvent, JoinResult, StreamRequest
 from agent.gossip.merge import MergeDelegate
 from agent.gossip.swim import Memberlist
+
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -137,7 +140,7 @@ class Simulation:
         assert result, "join did not complete"
         return result[0]
 
-    def act(self, key: str, fn: Callable[[Memberlist, float], object]) -> object:
+    def act(self, key: str, fn: Callable[[Memberlist, float], T]) -> T:
         """Call a command on a core at the current time and route its outputs."""
         out = fn(self.core(key), self.now)
         self._after_input(key)
@@ -214,25 +217,26 @@ class Simulation:
                 self.core(src).handle_stream_reply(req.id, None, self.now, why)
                 self._after_input(src)
 
+        if dst is None or self.nodes[dst].killed:
+            self._schedule(self.now + self._delay(), lambda: fail("connection refused"))
+            return
+
         def reply(data: bytes) -> None:
-            if self._linked(src, dst):  # type: ignore[arg-type]
+            if self._linked(src, dst):
                 self.core(src).handle_stream_reply(req.id, data, self.now)
                 self._after_input(src)
             else:
                 fail("i/o timeout")
 
         def serve() -> None:
-            if not self._linked(src, dst):  # type: ignore[arg-type]
+            if not self._linked(src, dst):
                 self._schedule(self.now + req.timeout, lambda: fail("i/o timeout"))
                 return
-            data = self.core(dst).handle_stream(src_addr, req.data, self.now)  # type: ignore[arg-type]
-            self._after_input(dst)  # type: ignore[arg-type]
+            data = self.core(dst).handle_stream(src_addr, req.data, self.now)
+            self._after_input(dst)
             self._schedule(self.now + self._delay(), lambda: reply(data))
 
-        if dst is None or self.nodes[dst].killed:
-            self._schedule(self.now + self._delay(), lambda: fail("connection refused"))
-        else:
-            self._schedule(self.now + self._delay(), serve)
+        self._schedule(self.now + self._delay(), serve)
 
     # ------------------------------------------------------------------ checks
 

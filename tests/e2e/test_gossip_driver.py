@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Callable
+from unittest.mock import patch
 
 import pytest
 
@@ -154,20 +155,12 @@ def test_bind_error_names_the_address() -> None:
 def test_idle_driver_arms_one_timer_and_wakes_rarely() -> None:
     async def main() -> None:
         d = await GossipDriver.create("solo", "127.0.0.62", 0, {}, FAST)
-        ticks = 0
-        original = d.core.tick
-
-        def counting(now: float) -> None:
-            nonlocal ticks
-            ticks += 1
-            original(now)
-
-        d.core.tick = counting  # type: ignore[method-assign]
-        start = asyncio.get_running_loop().time()
-        await asyncio.sleep(1.0)
-        elapsed = asyncio.get_running_loop().time() - start
+        with patch.object(d.core, "tick", wraps=d.core.tick) as tick:
+            start = asyncio.get_running_loop().time()
+            await asyncio.sleep(1.0)
+            elapsed = asyncio.get_running_loop().time() - start
         # Alone with nothing to gossip: about one wake-up per probe interval, no busy loop.
-        assert ticks <= elapsed / FAST.probe_interval * 2 + 3
+        assert tick.call_count <= elapsed / FAST.probe_interval * 2 + 3
         await d.close()
 
     asyncio.run(main())

@@ -32,6 +32,7 @@ from agent.gossip.events import (
     MemberUpdate,
     UserEvent,
 )
+from agent.gossip.messages import NodeState
 from agent.gossip.sim import Simulation
 
 _STATUS = {
@@ -41,6 +42,11 @@ _STATUS = {
     MemberStatus.LEFT: "left",
     MemberStatus.FAILED: "failed",
 }
+
+
+def _state_name(state: NodeState | None) -> str:
+    """memberlist's state of a member, lower case ("none" for one the table lacks)."""
+    return "none" if state is None else state.name.lower()
 
 
 def fmt_event(ev: GossipEvent) -> str:
@@ -188,7 +194,7 @@ class GossipEnv:
                 continue
             core = node.core
             view = " ".join(
-                f"{m.name}={core.node_state(m.name).name.lower()}/{core.incarnation(m.name)}"  # type: ignore[union-attr]
+                f"{m.name}={_state_name(core.node_state(m.name))}/{core.incarnation(m.name)}"
                 for m in core.members()
             )
             out.append(f"{key}: {view}")

@@ -12,6 +12,7 @@ import random
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypedDict, Unpack
 
 from agent.raft.core import Config, RaftCore, Ready, Role
 from agent.raft.errors import RaftError
@@ -112,20 +113,33 @@ class Node:
     read_states: list[tuple[int, bytes]] = field(default_factory=list)
 
 
+class CoreOptions(TypedDict, total=False):
+    """The `Config` tunables a test sets for every core of a cluster."""
+
+    election_tick: int
+    heartbeat_tick: int
+    pre_vote: bool
+    check_quorum: bool
+    max_size_per_msg: int
+    max_inflight_msgs: int
+    max_uncommitted_entries: int
+    max_committed_size_per_ready: int
+
+
 def make_core(
-    node_id: str, storage: MemoryStorage, applied: int, seed: int, **kw: object
+    node_id: str, storage: MemoryStorage, applied: int, seed: int, **kw: Unpack[CoreOptions]
 ) -> RaftCore:
-    cfg = Config(id=node_id, applied=applied, rng=random.Random(seed), **kw)  # type: ignore[arg-type]
+    cfg = Config(id=node_id, applied=applied, rng=random.Random(seed), **kw)
     return RaftCore(cfg, storage)
 
 
 class Cluster:
     """Nodes plus a message pool. Delivery order and loss are up to the caller."""
 
-    def __init__(self, core_kw: dict[str, object] | None = None) -> None:
+    def __init__(self, core_kw: CoreOptions | None = None) -> None:
         self.nodes: dict[str, Node] = {}
         self.pending: list[Message] = []
-        self.core_kw = core_kw or {}
+        self.core_kw: CoreOptions = core_kw or {}
         self.groups: list[set[str]] | None = None  # partition; None = fully connected
         self.cut_links: set[frozenset[str]] = set()  # single broken links (non-transitive)
         self.on_apply: Callable[[Node, Entry, bytes], None] | None = None
@@ -307,17 +321,19 @@ class InteractionEnv:
         nonvoters = tuple(kw.get("nonvoters", []))
         addrs = tuple((v, f"127.0.0.{10 + int(v)}:8300") for v in sorted((*voters, *nonvoters)))
         conf = ConfState(tuple(sorted(voters)), tuple(sorted(nonvoters)), addrs)
-        for key, attr in (
-            ("election", "election_tick"),
-            ("heartbeat", "heartbeat_tick"),
-            ("max-inflight", "max_inflight_msgs"),
-            ("max-size", "max_size_per_msg"),
-        ):
-            if key in kw:
-                self.cluster.core_kw[attr] = int(kw[key][0])
-        for key, attr in (("pre-vote", "pre_vote"), ("check-quorum", "check_quorum")):
-            if key in kw:
-                self.cluster.core_kw[attr] = kw[key][0] == "true"
+        opts = self.cluster.core_kw
+        if "election" in kw:
+            opts["election_tick"] = int(kw["election"][0])
+        if "heartbeat" in kw:
+            opts["heartbeat_tick"] = int(kw["heartbeat"][0])
+        if "max-inflight" in kw:
+            opts["max_inflight_msgs"] = int(kw["max-inflight"][0])
+        if "max-size" in kw:
+            opts["max_size_per_msg"] = int(kw["max-size"][0])
+        if "pre-vote" in kw:
+            opts["pre_vote"] = kw["pre-vote"][0] == "true"
+        if "check-quorum" in kw:
+            opts["check_quorum"] = kw["check-quorum"][0] == "true"
         out = []
         for nid in new:
             self.cluster.add_node(nid, conf)

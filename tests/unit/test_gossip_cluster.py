@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from agent.gossip import (
+    Member,
     MemberConflict,
     MemberFailed,
     MemberJoin,
@@ -45,6 +46,13 @@ def events_of(sim: Simulation, key: str, kind: type) -> list[Any]:
     return [ev for _, ev in sim.nodes[key].events if isinstance(ev, kind)]
 
 
+def member_of(sim: Simulation, observer: str, name: str) -> Member:
+    """`name` as `observer` sees it; the test expects it in the table."""
+    member = sim.core(observer).member(name)
+    assert member is not None, f"{observer} does not know {name}"
+    return member
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_join_of_n_nodes_converges(seed: int) -> None:
     sim = Simulation(seed=seed)
@@ -70,7 +78,7 @@ def test_join_without_port_uses_own_gossip_port() -> None:
     sim.add_node("b")
     token = sim.act("b", lambda c, now: c.join(["10.0.0.1"], now))
     sim.run_for(1)
-    result = sim.core("b").join_result(token)  # type: ignore[arg-type]
+    result = sim.core("b").join_result(token)
     assert result is not None and result.joined == 1
 
 
@@ -79,7 +87,7 @@ def test_join_unreachable_reports_each_address() -> None:
     sim.add_node("a")
     token = sim.act("a", lambda c, now: c.join(["10.9.9.9:8301"], now))
     sim.run_for(1)
-    result = sim.core("a").join_result(token)  # type: ignore[arg-type]
+    result = sim.core("a").join_result(token)
     assert result is not None
     assert result.joined == 0
     assert "connection refused" in result.errors["10.9.9.9:8301"]
@@ -202,7 +210,7 @@ def test_user_events_reach_every_member_exactly_once() -> None:
         sim.act("n6", lambda c, now: c.broadcast_user_event("restart", b"", now)),
     ]
     sim.run_for(30)
-    want = sorted((e.name, e.payload, e.id) for e in fired)  # type: ignore[attr-defined]
+    want = sorted((e.name, e.payload, e.id) for e in fired)
     for k in sim.nodes:
         got = sorted((e.name, e.payload, e.id) for e in events_of(sim, k, UserEvent))
         assert got == want, k
@@ -243,7 +251,7 @@ def test_alive_message_with_conflicting_address_is_ignored() -> None:
     )
     conflicts = events_of(sim, "n1", MemberConflict)
     assert conflicts and conflicts[0].other_addr == "10.0.0.9:8301"
-    assert sim.core("n1").member("n2").addr == "10.0.0.2"  # type: ignore[union-attr]
+    assert member_of(sim, "n1", "n2").addr == "10.0.0.2"
 
 
 def test_wrong_datacenter_is_refused() -> None:
@@ -315,7 +323,7 @@ def test_user_event_missed_by_gossip_arrives_by_push_pull_once() -> None:
     sim.heal()
     sim.run_for(40)
     got = [(e.name, e.id) for e in events_of(sim, "n5", UserEvent)]
-    assert got == [("deploy", ev.id)]  # type: ignore[attr-defined]
+    assert got == [("deploy", ev.id)]
 
 
 def test_joiner_does_not_replay_old_events() -> None:
@@ -328,7 +336,7 @@ def test_joiner_does_not_replay_old_events() -> None:
     assert events_of(sim, "n4", UserEvent) == []
     new = sim.act("n1", lambda c, now: c.broadcast_user_event("new", b"", now))
     sim.run_for(5)
-    assert [e.id for e in events_of(sim, "n4", UserEvent)] == [new.id]  # type: ignore[attr-defined]
+    assert [e.id for e in events_of(sim, "n4", UserEvent)] == [new.id]
 
 
 def test_probes_feed_vivaldi_coordinates() -> None:
@@ -362,6 +370,6 @@ def test_restarted_member_rejoins_with_a_higher_incarnation(how: str) -> None:
     observers = [*live, "n3@10.0.0.3:8301"]
     assert sim.run_until(lambda: sim.converged(all_alive(4), observers=observers), limit=10)
     assert sim.run_until(
-        lambda: all(sim.core(k).member("n3").tags.get("build") == "2" for k in observers),  # type: ignore[union-attr]
+        lambda: all(member_of(sim, k, "n3").tags.get("build") == "2" for k in observers),
         limit=10,
     )

@@ -7,10 +7,10 @@ from collections.abc import Callable
 
 import pytest
 
-from agent.gossip import GossipConfig, JoinError, MemberStatus, UserEvent
+from agent.gossip import GossipConfig, JoinError, MemberStatus, MergeDelegate, UserEvent
 from agent.gossip.driver import GossipDriver
 from agent.gossip.events import GossipEvent, MemberJoin
-from agent.gossip.transport import MemoryNetwork
+from agent.gossip.transport import Cipher, MemoryNetwork
 
 FAST = GossipConfig(
     probe_interval=0.1,
@@ -30,7 +30,15 @@ async def wait_for(pred: Callable[[], bool], limit: float = 5.0) -> None:
     assert pred()
 
 
-async def start(net: MemoryNetwork, name: str, i: int, **kw: object) -> GossipDriver:
+async def start(
+    net: MemoryNetwork,
+    name: str,
+    i: int,
+    *,
+    cipher: Cipher | None = None,
+    on_event: Callable[[GossipEvent], None] | None = None,
+    extra_merge_check: MergeDelegate | None = None,
+) -> GossipDriver:
     addr = f"10.1.0.{i}:8301"
     return await GossipDriver.create(
         name,
@@ -40,7 +48,9 @@ async def start(net: MemoryNetwork, name: str, i: int, **kw: object) -> GossipDr
         FAST,
         seed=i,
         transport=net.transport(addr),
-        **kw,  # type: ignore[arg-type]
+        cipher=cipher,
+        on_event=on_event,
+        extra_merge_check=extra_merge_check,
     )
 
 

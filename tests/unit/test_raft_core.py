@@ -8,6 +8,7 @@ Theory and Practice), which describes pre-vote, check-quorum, leadership transfe
 from __future__ import annotations
 
 import random
+from typing import Unpack
 
 import msgspec
 import pytest
@@ -39,7 +40,7 @@ from agent.raft.messages import (
 from agent.raft.progress import ProgressState
 from agent.raft.quorum import VoteResult, committed_index, vote_result
 from agent.raft.storage import MemoryStorage
-from tests.harness.raft_env import Cluster
+from tests.harness.raft_env import Cluster, CoreOptions
 
 ABC = ("1", "2", "3")
 
@@ -52,11 +53,13 @@ def new_core(
     nid: str = "1",
     voters: tuple[str, ...] = ABC,
     storage: MemoryStorage | None = None,
-    **kw: object,
+    rng: random.Random | None = None,
+    **kw: Unpack[CoreOptions],
 ) -> tuple[RaftCore, MemoryStorage]:
     st = storage or MemoryStorage(conf(*voters))
-    kw.setdefault("rng", random.Random(int(nid) if nid.isdigit() else 0))
-    core = RaftCore(Config(id=nid, **kw), st)  # type: ignore[arg-type]
+    if rng is None:
+        rng = random.Random(int(nid) if nid.isdigit() else 0)
+    core = RaftCore(Config(id=nid, rng=rng, **kw), st)
     return core, st
 
 
@@ -87,7 +90,7 @@ def make_leader(core: RaftCore, st: MemoryStorage) -> None:
     drain(core, st)
 
 
-def cluster(n: int = 3, **kw: object) -> Cluster:
+def cluster(n: int = 3, **kw: Unpack[CoreOptions]) -> Cluster:
     c = Cluster(core_kw=kw)
     ids = tuple(str(i) for i in range(1, n + 1))
     for nid in ids:
