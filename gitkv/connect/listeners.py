@@ -2,12 +2,16 @@
 
 Public (inbound): a TLS server (client certificate required, verified against the CA roots;
 each handshake moves onto the context current at that moment, see `certs`); once the
-handshake is done the client's SPIFFE URI goes to the authorizer; denied connections are closed, allowed ones are
-piped to the local application.
+handshake is done the client's SPIFFE URI goes to the authorizer; denied connections are
+closed, allowed ones are piped to the local application.
 
 Upstream (outbound): plain TCP on a local port; each connection resolves the destination's
 instances, dials one over TLS with the proxy's leaf as client certificate, checks that the
 server certificate names the destination service, then pipes.
+
+Every accepted connection gets a handler task (registered in `Connections`, so shutdown can
+end it) that does the setup and then waits on the pipe; the bytes themselves never pass
+through the task (see `pipe`).
 """
 
 from __future__ import annotations
@@ -23,17 +27,17 @@ from gitkv.connect.authz import Authorizer
 from gitkv.connect.certs import Certificates
 from gitkv.connect.config import PublicListener, Upstream
 from gitkv.connect.errors import PeerError
-from gitkv.connect.pipe import BUFFER, close, splice
+from gitkv.connect.pipe import Side, join
 from gitkv.connect.resolve import Resolver
 from gitkv.connect.spiffe import peer_serial, peer_uri, service_sni, verify_service
 
-__all__ = ["Connections", "serve_public", "serve_upstream"]
+__all__ = ["Connections", "bound_port", "serve_public", "serve_upstream"]
 
 log = logging.getLogger("gitkv.connect.proxy")
 
 # An upstream connection tries at most this many instances before giving up.
 DIAL_ATTEMPTS = 3
-_Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+_Handler = Callable[[Side], Awaitable[None]]
 
 
 class Connections:
@@ -42,28 +46,34 @@ class Connections:
     def __init__(self) -> None:
         self.tasks: set[asyncio.Task[None]] = set()
         self.accepted = 0
-        self.refused = 0
+        self.failed = 0
 
-    def track(self, handler: _Handler) -> _Handler:
-        async def tracked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            task = asyncio.current_task()
-            assert task is not None
-            self.tasks.add(task)
-            self.accepted += 1
-            try:
-                await handler(reader, writer)
-            except asyncio.CancelledError:
-                # Shutdown ends the connection; the task stops here (asyncio's stream
-                # callback would log a cancelled handler as an error).
-                close(writer, abort=True)
-            except Exception as exc:
-                self.refused += 1
-                log.debug("connection ended with an error: %r", exc)
-                close(writer, abort=True)
-            finally:
-                self.tasks.discard(task)
+    def protocol_factory(self, handler: _Handler) -> Callable[[], Side]:
+        """A factory for `create_server`: each connection's `Side` starts `handler`."""
+        connections = self
 
-        return tracked
+        class Accepted(Side):
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                super().connection_made(transport)
+                connections.start(handler, self)
+
+        return Accepted
+
+    def start(self, handler: _Handler, side: Side) -> None:
+        self.accepted += 1
+        task = asyncio.ensure_future(self._run(handler, side))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _run(self, handler: _Handler, side: Side) -> None:
+        try:
+            await handler(side)
+        except asyncio.CancelledError:
+            side.abort()  # shutdown: the task ends here, quietly
+        except Exception as exc:
+            self.failed += 1
+            log.debug("connection ended with an error: %r", exc)
+            side.abort()
 
     async def close_all(self) -> None:
         for task in list(self.tasks):
@@ -72,10 +82,12 @@ class Connections:
             await asyncio.gather(*self.tasks, return_exceptions=True)
 
 
-async def _listen(handler: _Handler, host: str, port: int, **tls: Any) -> asyncio.AbstractServer:
+async def _listen(
+    factory: Callable[[], Side], host: str, port: int, **tls: Any
+) -> asyncio.AbstractServer:
     # reuse_address so a restarted proxy can take its port back while old sockets linger.
-    return await asyncio.start_server(
-        handler, host or None, port, limit=BUFFER, reuse_address=True, backlog=1024, **tls
+    return await asyncio.get_running_loop().create_server(
+        factory, host or None, port, reuse_address=True, backlog=1024, **tls
     )
 
 
@@ -85,37 +97,40 @@ async def serve_public(
     authorizer: Authorizer,
     connections: Connections,
 ) -> asyncio.AbstractServer:
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer = writer.get_extra_info("peercert") or {}
+    loop = asyncio.get_running_loop()
+
+    async def handle(inbound: Side) -> None:
+        assert inbound.transport is not None
+        peer = inbound.transport.get_extra_info("peercert") or {}
         try:
             uri = peer_uri(peer)
         except PeerError as exc:
             log.warning("inbound connection refused: %s", exc)
-            close(writer, abort=True)
+            inbound.abort()
             return
         decision = await authorizer.decide(uri, peer_serial(peer))
         if not decision.authorized:
             log.info("inbound connection from %s denied: %s", uri, decision.reason)
-            close(writer, abort=True)
+            inbound.abort()
             return
         try:
-            local_reader, local_writer = await asyncio.wait_for(
-                asyncio.open_connection(listener.local_address, listener.local_port, limit=BUFFER),
+            _, local = await asyncio.wait_for(
+                loop.create_connection(Side, listener.local_address, listener.local_port),
                 listener.local_connect_timeout,
             )
-        except OSError as exc:  # TimeoutError and ssl.SSLError are OSErrors
+        except OSError as exc:  # TimeoutError is one
             log.error(
-                "cannot reach the local service at %s:%d: %s",
+                "cannot reach the local service at %s:%d: %r",
                 listener.local_address,
                 listener.local_port,
-                exc or type(exc).__name__,
+                exc,
             )
-            close(writer, abort=True)
+            inbound.abort()
             return
-        await splice(reader, writer, local_reader, local_writer)
+        await join(inbound, local)
 
     return await _listen(
-        connections.track(handle),
+        connections.protocol_factory(handle),
         listener.bind_address,
         listener.bind_port,
         ssl=certs.server,
@@ -123,28 +138,22 @@ async def serve_public(
     )
 
 
-async def _dial(
-    upstream: Upstream, certs: Certificates, resolver: Resolver
-) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+async def _dial(upstream: Upstream, certs: Certificates, resolver: Resolver) -> Side | None:
+    loop = asyncio.get_running_loop()
     instances = await resolver.instances(upstream.destination, upstream.datacenter)
     if not instances:
         log.error("upstream %s: no connect-capable instance of %r", upstream, upstream.destination)
         return None
-    candidates = random.sample(instances, min(DIAL_ATTEMPTS, len(instances)))
-    for instance in candidates:
-        sni = None
+    for instance in random.sample(instances, min(DIAL_ATTEMPTS, len(instances))):
+        sni = ""
         if certs.trust_domain and instance.datacenter:
             sni = service_sni(
                 upstream.destination, instance.datacenter, certs.trust_domain, upstream.namespace
             )
         try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(
-                    instance.address,
-                    instance.port,
-                    ssl=certs.client,
-                    server_hostname=sni or "",
-                    limit=BUFFER,
+            _, remote = await asyncio.wait_for(
+                loop.create_connection(
+                    Side, instance.address, instance.port, ssl=certs.client, server_hostname=sni
                 ),
                 upstream.connect_timeout,
             )
@@ -154,12 +163,13 @@ async def _dial(
                 upstream,
                 instance.address,
                 instance.port,
-                exc or type(exc).__name__,
+                exc,
             )
             continue
+        assert remote.transport is not None
         try:
             verify_service(
-                writer.get_extra_info("peercert") or {},
+                remote.transport.get_extra_info("peercert") or {},
                 upstream.destination,
                 namespace=upstream.namespace,
                 datacenter=instance.datacenter,
@@ -168,9 +178,9 @@ async def _dial(
             log.error(
                 "upstream %s: %s:%d refused: %s", upstream, instance.address, instance.port, exc
             )
-            close(writer, abort=True)
+            remote.abort()
             continue
-        return reader, writer
+        return remote
     return None
 
 
@@ -180,14 +190,16 @@ async def serve_upstream(
     resolver: Resolver,
     connections: Connections,
 ) -> asyncio.AbstractServer:
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def handle(local: Side) -> None:
         remote = await _dial(upstream, certs, resolver)
         if remote is None:
-            close(writer, abort=True)
+            local.abort()
             return
-        await splice(reader, writer, *remote)
+        await join(local, remote)
 
-    return await _listen(connections.track(handle), upstream.bind_address, upstream.bind_port)
+    return await _listen(
+        connections.protocol_factory(handle), upstream.bind_address, upstream.bind_port
+    )
 
 
 def bound_port(server: asyncio.AbstractServer) -> int:

@@ -34,7 +34,8 @@ from gitkv.connect.config import (
 )
 from gitkv.connect.errors import ConfigError, PeerError, UsageError
 from gitkv.connect.flags import UpstreamFlag, parse_proxy_flags, parse_upstream
-from gitkv.connect.pipe import splice
+from gitkv.connect.listeners import Connections
+from gitkv.connect.pipe import Side, join
 from gitkv.connect.proxy import Proxy
 from gitkv.connect.spiffe import (
     parse_service_uri,
@@ -622,8 +623,10 @@ def test_authorizer_caches_briefly_and_fails_closed() -> None:
 # -- the pipe ---------------------------------------------------------------------------------
 
 
-def test_splice_copies_both_ways_and_passes_half_close_on_plain_tcp() -> None:
+def test_the_pipe_copies_both_ways_and_passes_half_close_on_plain_tcp() -> None:
     async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+
         async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             data = await reader.read()  # until the client's EOF arrives through the pipe
             writer.write(data.upper())
@@ -632,19 +635,22 @@ def test_splice_copies_both_ways_and_passes_half_close_on_plain_tcp() -> None:
         backend = await asyncio.start_server(echo, "127.0.0.1", 0)
         backend_port = backend.sockets[0].getsockname()[1]
 
-        async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            b_reader, b_writer = await asyncio.open_connection("127.0.0.1", backend_port)
-            await splice(reader, writer, b_reader, b_writer)
+        async def relay(front_side: Side) -> None:
+            _, back_side = await loop.create_connection(Side, "127.0.0.1", backend_port)
+            await join(front_side, back_side)
 
-        front = await asyncio.start_server(relay, "127.0.0.1", 0)
+        connections = Connections()
+        front = await loop.create_server(connections.protocol_factory(relay), "127.0.0.1", 0)
         reader, writer = await asyncio.open_connection(
             "127.0.0.1", front.sockets[0].getsockname()[1]
         )
-        payload = os.urandom(600_000).hex().encode()
+        payload = os.urandom(3_000_000).hex().encode()
         writer.write(payload)
         writer.write_eof()
         assert await reader.read() == payload.upper()
         writer.close()
+        await asyncio.sleep(0.05)
+        assert not connections.tasks and connections.failed == 0
         front.close()
         backend.close()
 
@@ -672,7 +678,10 @@ async def _round_trip(port: int, message: bytes) -> bytes:
         await writer.drain()
         got = b""
         while len(got) < len(message):
-            chunk = await asyncio.wait_for(reader.read(65536), 2.0)
+            try:
+                chunk = await asyncio.wait_for(reader.read(65536), 2.0)
+            except ConnectionResetError:  # a refused connection is aborted
+                break
             if not chunk:
                 break
             got += chunk
@@ -763,3 +772,27 @@ def test_an_upstream_that_presents_the_wrong_service_is_refused() -> None:
             await stop()
 
     run(scenario())
+
+
+def test_the_agents_own_ca_certificates_work_both_ways() -> None:
+    """Leaves and roots exactly as the agent's CA renders them (critical SAN, empty subject)."""
+    from agent.connect import ca as agent_ca
+
+    cluster = "11111111-2222-3333-4444-555555555555"
+    now = dt.datetime.now(dt.UTC)
+    root = agent_ca.new_root(cluster, {"Provider": "consul", "Config": {}}, 1, now, "abcdefgh")
+    roots = agent_ca.render_roots([root], f"{cluster}.consul")
+
+    def leaf(service: str, serial: int) -> Leaf:
+        key, csr = agent_ca.new_leaf_key_and_csr(service_uri(f"{cluster}.consul", "dc1", service))
+        issued = agent_ca.sign_leaf(root, csr, serial, now, 72 * 3600, "dc1", f"{cluster}.consul")
+        return Leaf.from_api(agent_ca.render_leaf(issued, key, serial, serial))
+
+    with KeyDir() as keys:
+        trust = roots_bundle(roots["Roots"])
+        server = server_context(leaf("db", 2), trust, keys)
+        client = client_context(leaf("web", 3), trust, keys)
+        seen, got = run(_handshake(server, client))
+    assert seen is not None and verify_service(seen, "web", datacenter="dc1")
+    assert got is not None and verify_service(got, "db", datacenter="dc1")
+    assert peer_serial(seen) == "03"
