@@ -12,6 +12,7 @@ from __future__ import annotations
 from agent.gojson import ANY, STRING_MAP, STRINGS, List, Map, Struct
 
 HEADER = Map("map[string][]string", STRINGS)
+OPAQUE = Map("map[string]interface {}", ANY)
 WEIGHTS = Struct("structs.Weights", {"Passing": "int", "Warning": "int"})
 SERVICE_ADDRESS = Struct("structs.ServiceAddress", {"Address": "string", "Port": "int"})
 TAGGED_SERVICE_ADDRESSES = Map("map[string]structs.ServiceAddress", SERVICE_ADDRESS)
@@ -57,6 +58,89 @@ CHECK_TYPE_FIELDS = {
 }
 CHECK_TYPE = Struct("structs.CheckType", CHECK_TYPE_FIELDS)
 CHECK_DEFINITION = Struct("structs.CheckDefinition", CHECK_TYPE_FIELDS)
+
+# Connect. Consul reads the snake_case spellings of these fields too (its UnmarshalJSON
+# aliases, and config files); `Struct.field_name` folds underscores, so both land here.
+LOCALITY = Struct("structs.Locality", {"Region": "string", "Zone": "string"})
+MESH_GATEWAY = Struct("structs.MeshGatewayConfig", {"Mode": "structs.MeshGatewayMode"})
+UPSTREAM = Struct(
+    "structs.Upstream",
+    {
+        "DestinationType": "string",
+        "DestinationNamespace": "string",
+        "DestinationPartition": "string",
+        "DestinationPeer": "string",
+        "DestinationName": "string",
+        "Datacenter": "string",
+        "LocalBindAddress": "string",
+        "LocalBindPort": "int",
+        "LocalBindSocketPath": "string",
+        "LocalBindSocketMode": "string",
+        "Config": OPAQUE,
+        "MeshGateway": MESH_GATEWAY,
+        "CentrallyConfigured": "bool",
+    },
+)
+EXPOSE_PATH = Struct(
+    "structs.ExposePath",
+    {
+        "ListenerPort": "int",
+        "Path": "string",
+        "LocalPathPort": "int",
+        "Protocol": "string",
+        "ParsedFromCheck": "bool",
+    },
+)
+EXPOSE = Struct(
+    "structs.ExposeConfig",
+    {"Checks": "bool", "Paths": List("[]structs.ExposePath", EXPOSE_PATH)},
+)
+TRANSPARENT_PROXY = Struct(
+    "structs.TransparentProxyConfig", {"OutboundListenerPort": "int", "DialedDirectly": "bool"}
+)
+ACCESS_LOGS = Struct(
+    "structs.AccessLogsConfig",
+    {
+        "Enabled": "bool",
+        "DisableListenerLogs": "bool",
+        "Type": "structs.LogSinkType",
+        "Path": "string",
+        "JSONFormat": "string",
+        "TextFormat": "string",
+    },
+)
+ENVOY_EXTENSION = Struct(
+    "structs.EnvoyExtension",
+    {
+        "Name": "string",
+        "Required": "bool",
+        "Arguments": OPAQUE,
+        "ConsulVersion": "string",
+        "EnvoyVersion": "string",
+    },
+)
+CONNECT_PROXY_CONFIG = Struct(
+    "structs.ConnectProxyConfig",
+    {
+        "EnvoyExtensions": List("[]structs.EnvoyExtension", ENVOY_EXTENSION),
+        "DestinationServiceName": "string",
+        "DestinationServiceID": "string",
+        "LocalServiceAddress": "string",
+        "LocalServicePort": "int",
+        "LocalServiceSocketPath": "string",
+        "Mode": "structs.ProxyMode",
+        "Config": OPAQUE,
+        "Upstreams": List("structs.Upstreams", UPSTREAM),
+        "MeshGateway": MESH_GATEWAY,
+        "Expose": EXPOSE,
+        "TransparentProxy": TRANSPARENT_PROXY,
+        "AccessLogs": ACCESS_LOGS,
+    },
+)
+# SidecarService is a whole service definition: the table is closed over itself below.
+SERVICE_CONNECT = Struct(
+    "structs.ServiceConnect", {"Native": "bool", "SidecarService": ANY, "PeerMeta": ANY}
+)
 SERVICE_DEFINITION = Struct(
     "structs.ServiceDefinition",
     {
@@ -74,10 +158,11 @@ SERVICE_DEFINITION = Struct(
         "Weights": WEIGHTS,
         "Token": "string",
         "EnableTagOverride": "bool",
-        "Proxy": ANY,
-        "Connect": ANY,
+        "Proxy": CONNECT_PROXY_CONFIG,
+        "Connect": SERVICE_CONNECT,
         "Namespace": "string",
         "Partition": "string",
-        "Locality": ANY,
+        "Locality": LOCALITY,
     },
 )
+SERVICE_CONNECT.fields["SidecarService"] = SERVICE_DEFINITION

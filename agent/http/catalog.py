@@ -3,7 +3,12 @@
 Writes are checked here, before they are proposed, the way Consul's `Catalog.Register` RPC
 checks them before its Raft apply: a request that Consul would refuse never reaches the log.
 Type errors in the body are 400s (`Request decode failed: ...`); refusals of the RPC itself
-(`Must provide node`, unknown service of a check, ...) are 500s with Consul's text.
+(`Must provide node`, unknown service of a check, a proxy without a destination, ...) are
+500s with Consul's text. A service's Connect settings are kept as sent: the catalog expands no
+`SidecarService` (that is the agent's sugar).
+
+`/v1/catalog/connect/<service>` lists the instances that accept Connect traffic for a service
+(`agent.state.mesh_views`).
 
 Reads share a few query-parameter helpers with `health.py` and `ui.py` (node-meta, tag and
 `?filter=` handling, the read headers), kept here beside the first user.
@@ -17,15 +22,20 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from agent import render
 from agent.durations import format_nanoseconds, parse_nanoseconds
 from agent.filter import Filter, FilterError, compile_filter
+from agent.gojson import Mismatch
 from agent.http import gojson
 from agent.http.app import HTTPError, Request, Response, Router, json_response
 from agent.http.blocking import QueryOptions, blocking_query, query_options, read_headers
 from agent.http.bodies import DEREGISTER, HEADER, REGISTER
 from agent.http.gojson import STRINGS, Struct
+from agent.proxy_config import decode_connect_fields, multierror, service_errors
 from agent.state.commands import CheckRecord, Deregister, Register, ServiceRecord, typed
+from agent.state.mesh_views import connect_instances
 from agent.state.structs import Node, Service
 
 if TYPE_CHECKING:
@@ -264,7 +274,26 @@ def _weights(raw: dict | None) -> dict:
     return {"Passing": passing, "Warning": warning}
 
 
+def _connect_settings(raw: dict) -> dict:
+    """The service's Connect fields for its record, refused as Consul's Validate refuses."""
+    try:
+        fields = decode_connect_fields(raw, struct="NodeService", path="Service")
+    except Mismatch as exc:
+        raise HTTPError(400, f"Request decode failed: {exc}") from None
+    kind, socket_path = raw.get("Kind") or "", raw.get("SocketPath") or ""
+    errors = service_errors(kind, raw.get("Port") or 0, socket_path, fields, catalog=True)
+    if errors:
+        raise _refused(multierror(errors))
+    return {
+        "SocketPath": socket_path,
+        "Locality": render.locality(fields.locality),
+        "Proxy": msgspec.to_builtins(fields.proxy),
+        "Connect": msgspec.to_builtins(fields.connect),
+    }
+
+
 def build_service(raw: dict) -> ServiceRecord:
+    connect = _connect_settings(raw)
     name, sid = raw.get("Service") or "", raw.get("ID") or ""
     if sid and not name:
         raise _refused("Must provide service name (Service.Service) when service ID is provided")
@@ -288,6 +317,7 @@ def build_service(raw: dict) -> ServiceRecord:
         "Weights": _weights(raw.get("Weights")),
         "EnableTagOverride": bool(raw.get("EnableTagOverride")),
         "Kind": raw.get("Kind") or "",
+        **connect,
     }
     return typed(ServiceRecord, fields)
 
@@ -459,13 +489,19 @@ async def service_nodes(ports: CatalogPorts, req: Request, name: str) -> Respons
 
 
 async def connect_nodes(ports: CatalogPorts, req: Request, name: str) -> Response:
-    """No service mesh here: no instance is Connect-capable."""
+    """The instances that accept Connect traffic for `name`. As in Consul, `?tag=` does not
+    narrow a Connect lookup."""
     if not name:
         raise HTTPError(400, "Missing service name")
     store = ports.store
-    return await blocking_read(
-        req, (("service", name),), lambda: (store.service_name_index(name), [])
-    )
+    meta, flt = node_meta_filters(req), compile_request_filter(req)
+
+    def query() -> tuple[int, list[dict]]:
+        found = connect_instances(store, name)
+        items = [render.service_node(n, s) for n, s in found.pairs if meta_matches(n.Meta, meta)]
+        return found.index, select(flt, items)
+
+    return await blocking_read(req, connect_instances(store, name).topics, query)
 
 
 async def node_services(ports: CatalogPorts, req: Request, name: str) -> Response:
@@ -505,6 +541,9 @@ async def node_service_list(ports: CatalogPorts, req: Request, name: str) -> Res
 
 
 async def gateway_services(ports: CatalogPorts, req: Request, name: str) -> Response:
+    """TODO(C1 config entries): the services an ingress or terminating gateway's config entry
+    links (Consul's gateway-services table, wildcards expanded); until the agent keeps that
+    view, none."""
     if not name:
         raise HTTPError(400, "Missing gateway name")
     store = ports.store

@@ -4,6 +4,11 @@ Indexes follow Consul's state store: check lists carry the checks table's index,
 `/health/service/<name>` carries the service's own index, which moves whenever an instance,
 its node, or any check deciding its health changes (the store bumps it), so a blocking query
 there wakes only for its service.
+
+`/health/connect/<name>` answers the same way for the instances that accept Connect traffic
+for the service (`agent.state.mesh_views`). `/health/ingress/<name>` needs the
+ingress-gateway config entries' view of the catalog (Consul's gateway-services table), which
+this agent does not keep yet: it answers no instance.
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ from agent.http.catalog import (
     select,
     tag_filters,
 )
-from agent.state.structs import HealthCheck
+from agent.state.mesh_views import connect_instances
+from agent.state.structs import HealthCheck, Node, Service
 
 if TYPE_CHECKING:
     from agent.http.deps import HTTPDeps
@@ -107,15 +113,12 @@ async def service_instances(ports: HealthPorts, req: Request, name: str) -> Resp
     peered = bool(req.raw_query and req.get("peer"))
 
     def query() -> tuple[int, list[dict]]:
-        items = []
-        for n, s in [] if peered else store.service_instances(name):
-            if (tags and not has_tags(s.Tags, tags)) or not meta_matches(n.Meta, meta):
-                continue
-            checks = render.instance_checks(store.node_checks(n.Node), s.ID)
-            if passing and not _all_passing(checks):
-                continue
-            items.append(render.check_service_node(n, s, checks))
-        return store.service_name_index(name), select(flt, items)
+        pairs = [
+            (n, s)
+            for n, s in ([] if peered else store.service_instances(name))
+            if (not tags or has_tags(s.Tags, tags)) and meta_matches(n.Meta, meta)
+        ]
+        return store.service_name_index(name), select(flt, _with_checks(store, pairs, passing))
 
     return await blocking_read(req, (("service", name),), query)
 
@@ -139,8 +142,37 @@ async def checks_in_state(ports: HealthPorts, req: Request, state: str) -> Respo
     return await blocking_read(req, [("table", t) for t in tables], query)
 
 
-async def mesh_instances(ports: HealthPorts, req: Request, name: str) -> Response:
-    """`/health/connect` and `/health/ingress`: no service mesh here, so never any instance."""
+def _with_checks(store: Store, pairs: list[tuple[Node, Service]], passing: bool) -> list[dict]:
+    items = []
+    for n, s in pairs:
+        checks = render.instance_checks(store.node_checks(n.Node), s.ID)
+        if passing and not _all_passing(checks):
+            continue
+        items.append(render.check_service_node(n, s, checks))
+    return items
+
+
+async def connect_instances_health(ports: HealthPorts, req: Request, name: str) -> Response:
+    """The Connect-capable instances of `name` with their health; as in Consul, `?tag=` does
+    not narrow a Connect lookup."""
+    if not name:
+        raise HTTPError(400, "Missing service name")
+    store = ports.store
+    meta, flt = node_meta_filters(req), compile_request_filter(req)
+    passing = _bool_param(req, "passing")
+    peered = bool(req.raw_query and req.get("peer"))
+
+    def query() -> tuple[int, list[dict]]:
+        found = connect_instances(store, name)
+        pairs = [] if peered else [(n, s) for n, s in found.pairs if meta_matches(n.Meta, meta)]
+        return found.index, select(flt, _with_checks(store, pairs, passing))
+
+    return await blocking_read(req, connect_instances(store, name).topics, query)
+
+
+async def ingress_instances(ports: HealthPorts, req: Request, name: str) -> Response:
+    """TODO(C1 config entries): the ingress gateways whose ingress-gateway entry exposes the
+    service (Consul's gateway-services table); until the agent keeps that view, none."""
     if not name:
         raise HTTPError(400, "Missing service name")
     store = ports.store
@@ -151,10 +183,11 @@ async def mesh_instances(ports: HealthPorts, req: Request, name: str) -> Respons
 
 def register(router: Router, deps: HTTPDeps) -> None:
     ports = HealthPorts(deps.store)
-    mesh = partial(mesh_instances, ports)
     router.add("/v1/health/node/", {"GET": partial(node_checks, ports)}, prefix=True)
     router.add("/v1/health/checks/", {"GET": partial(service_checks, ports)}, prefix=True)
     router.add("/v1/health/service/", {"GET": partial(service_instances, ports)}, prefix=True)
     router.add("/v1/health/state/", {"GET": partial(checks_in_state, ports)}, prefix=True)
-    router.add("/v1/health/connect/", {"GET": mesh}, prefix=True)
-    router.add("/v1/health/ingress/", {"GET": mesh}, prefix=True)
+    router.add(
+        "/v1/health/connect/", {"GET": partial(connect_instances_health, ports)}, prefix=True
+    )
+    router.add("/v1/health/ingress/", {"GET": partial(ingress_instances, ports)}, prefix=True)

@@ -20,6 +20,7 @@ from typing import Annotated, Any, get_args
 import msgspec
 
 from agent.errors import CommandRefused
+from agent.state.structs import ConnectProxyConfig, Locality, ServiceConnect
 
 I64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 # msgspec cannot express uint64's upper bound; msgpack cannot encode an int above it either,
@@ -91,6 +92,12 @@ class ServiceRecord(_Part):
     Weights: Weights | None = None
     EnableTagOverride: bool | None = None
     Kind: str | None = None
+    # The Connect settings are the store's own records: what the HTTP layer decoded and
+    # validated is what the FSM keeps.
+    SocketPath: str | None = None
+    Locality: Locality | None = None
+    Proxy: ConnectProxyConfig | None = None
+    Connect: ServiceConnect | None = None
     ModifyIndex: U64 | None = None
 
 

@@ -385,6 +385,10 @@ def service_from(raw: c.ServiceRecord) -> Service:
         ),
         EnableTagOverride=bool(raw.EnableTagOverride),
         Kind=raw.Kind or "",
+        SocketPath=raw.SocketPath or "",
+        Locality=raw.Locality,
+        Proxy=raw.Proxy or c.ConnectProxyConfig(),
+        Connect=raw.Connect or c.ServiceConnect(),
     )
 
 

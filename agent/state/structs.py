@@ -3,9 +3,17 @@
 Field names are Consul's wire names (PascalCase), so a record encodes straight to the JSON a
 client expects without a translation layer. `gc=False` matters for the KV table: a million
 entries are a million objects the cyclic collector would otherwise keep walking.
+
+A service's Connect settings (`Proxy`, `Connect`, `Locality`) are nested records with Go's zero
+values as defaults, so every service carries them and a snapshot written before they existed
+loads with the zero values. They are `omit_defaults`: a plain service's proxy costs a few bytes
+in the log and in snapshots. How they render (Go's `omitempty` rules, which differ between the
+catalog and the agent API) is `agent.render`'s.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import msgspec
 
@@ -36,6 +44,99 @@ class Weights(msgspec.Struct, gc=False):
     Warning: int = 1
 
 
+class _Nested(msgspec.Struct, gc=False, omit_defaults=True):
+    pass
+
+
+class Locality(_Nested):
+    Region: str = ""
+    Zone: str = ""
+
+
+class MeshGatewayConfig(_Nested):
+    Mode: str = ""
+
+
+class ExposePath(_Nested):
+    ListenerPort: int = 0
+    Path: str = ""
+    LocalPathPort: int = 0
+    Protocol: str = ""
+    ParsedFromCheck: bool = False
+
+
+class ExposeConfig(_Nested):
+    Checks: bool = False
+    Paths: list[ExposePath] = []
+
+
+class TransparentProxyConfig(_Nested):
+    OutboundListenerPort: int = 0
+    DialedDirectly: bool = False
+
+
+class AccessLogsConfig(_Nested):
+    Enabled: bool = False
+    DisableListenerLogs: bool = False
+    Type: str = ""
+    Path: str = ""
+    JSONFormat: str = ""
+    TextFormat: str = ""
+
+
+class EnvoyExtension(_Nested):
+    Name: str = ""
+    Required: bool = False
+    Arguments: dict[str, Any] | None = None
+    ConsulVersion: str = ""
+    EnvoyVersion: str = ""
+
+
+class Upstream(_Nested):
+    DestinationType: str = ""
+    DestinationNamespace: str = ""
+    DestinationPartition: str = ""
+    DestinationPeer: str = ""
+    DestinationName: str = ""
+    Datacenter: str = ""
+    LocalBindAddress: str = ""
+    LocalBindPort: int = 0
+    LocalBindSocketPath: str = ""
+    LocalBindSocketMode: str = ""
+    Config: dict[str, Any] = {}
+    MeshGateway: MeshGatewayConfig = msgspec.field(default_factory=MeshGatewayConfig)
+    CentrallyConfigured: bool = False
+
+
+class ConnectProxyConfig(_Nested):
+    """Consul's ConnectProxyConfig: what a connect-proxy or gateway instance proxies, and
+    how. `Config` is the proxy's own opaque configuration, kept as given."""
+
+    EnvoyExtensions: list[EnvoyExtension] = []
+    DestinationServiceName: str = ""
+    DestinationServiceID: str = ""
+    LocalServiceAddress: str = ""
+    LocalServicePort: int = 0
+    LocalServiceSocketPath: str = ""
+    Mode: str = ""
+    Config: dict[str, Any] = {}
+    Upstreams: list[Upstream] = []
+    MeshGateway: MeshGatewayConfig = msgspec.field(default_factory=MeshGatewayConfig)
+    Expose: ExposeConfig = msgspec.field(default_factory=ExposeConfig)
+    TransparentProxy: TransparentProxyConfig = msgspec.field(default_factory=TransparentProxyConfig)
+    AccessLogs: AccessLogsConfig = msgspec.field(default_factory=AccessLogsConfig)
+
+
+class ServiceConnect(_Nested):
+    """`Native` marks a service that speaks Connect itself. `SidecarService` is registration
+    sugar the agent expands and never stores; it is kept only when written straight into the
+    catalog, as Consul keeps it, as the (Go-named) definition that was sent."""
+
+    Native: bool = False
+    SidecarService: dict[str, Any] | None = None
+    PeerMeta: dict[str, Any] | None = None
+
+
 class Service(msgspec.Struct, gc=False):
     """A service instance registered on a node (the catalog's NodeService)."""
 
@@ -49,8 +150,20 @@ class Service(msgspec.Struct, gc=False):
     Weights: Weights = msgspec.field(default_factory=Weights)
     EnableTagOverride: bool = False
     Kind: str = ""
+    SocketPath: str = ""
+    Locality: Locality | None = None
+    Proxy: ConnectProxyConfig = msgspec.field(default_factory=ConnectProxyConfig)
+    Connect: ServiceConnect = msgspec.field(default_factory=ServiceConnect)
     CreateIndex: int = 0
     ModifyIndex: int = 0
+
+    @property
+    def connect_name(self) -> str:
+        """The service this instance accepts Connect traffic for ("" for none): a proxy's
+        destination, or its own name for a Connect-native service (Consul's connect index)."""
+        if self.Kind == "connect-proxy":
+            return self.Proxy.DestinationServiceName
+        return self.Service if self.Connect.Native else ""
 
 
 class HealthCheck(msgspec.Struct, gc=False):

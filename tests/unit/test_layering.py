@@ -26,9 +26,12 @@ RANKS: dict[str, int] = {
     "agent.gossip": 2,
     "agent.acl": 2,
     "agent.render": 2,  # store records as Consul's JSON (HTTP and DNS share it)
+    "agent.proxy_config": 2,  # Connect settings of registrations, decoded into store records
+    "agent.sidecars": 3,  # SidecarService expansion: reads service definitions
     "agent.rpc": 3,
     "agent.events": 3,
     "agent.local": 3,
+    "agent.anti_entropy": 3,  # the local state's catalog writes
     "agent.cluster": 3,
     "agent.wan": 3,
     "agent.sessions_reaper": 3,
