@@ -123,6 +123,8 @@ _DEFAULTS: dict[str, Any] = {
         "serf_lan": 8301,
         "serf_wan": 8302,
         "server": 8300,
+        "sidecar_min_port": 21000,
+        "sidecar_max_port": 21255,
     },
     "ui_config": {"enabled": False, "content_path": "/ui/"},
 }

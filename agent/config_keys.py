@@ -573,6 +573,8 @@ IMPLEMENTED: Final[frozenset[str]] = frozenset(
         "ports.serf_lan",
         "ports.serf_wan",
         "ports.server",
+        "ports.sidecar_min_port",
+        "ports.sidecar_max_port",
         "primary_datacenter",
         "protocol",
         "raft_protocol",

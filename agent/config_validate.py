@@ -47,6 +47,7 @@ _UUID_RE = re.compile(
 )
 _META_KEY_RE = re.compile(r"^[a-zA-Z0-9_-]+$")
 _PORT_KEYS = ("http", "https", "grpc", "grpc_tls", "dns", "server", "serf_lan", "serf_wan")
+_SIDECAR_PORT_KEYS = ("sidecar_min_port", "sidecar_max_port")
 
 
 def build(
@@ -204,6 +205,17 @@ def _ports(v: View, server: bool) -> Ports:
     for name in ("server", "serf_lan"):
         if values[name] <= 0:
             raise v.fail(f"ports.{name}", "port must be greater than zero")
+    for name in _SIDECAR_PORT_KEYS:  # Consul's portVal: zero or less disables
+        dotted = f"ports.{name}"
+        port = int(v.get(dotted))
+        if port > 65535:
+            raise v.fail(dotted, f"invalid port: {port}")
+        values[name] = -1 if port <= 0 else port
+    if values["sidecar_max_port"] < values["sidecar_min_port"]:
+        raise v.fail(
+            "ports.sidecar_min_port",
+            "sidecar_min_port must be less than sidecar_max_port. To disable, set both to zero.",
+        )
     return Ports(**values)
 
 

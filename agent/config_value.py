@@ -34,6 +34,9 @@ class Ports:
     server: int = 8300
     serf_lan: int = 8301
     serf_wan: int = 8302
+    # The range sidecar proxies get their port from when registered without one (-1: none).
+    sidecar_min_port: int = 21000
+    sidecar_max_port: int = 21255
 
 
 @dataclass(frozen=True)

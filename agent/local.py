@@ -4,7 +4,12 @@ Consul's model: an agent owns the services and checks registered through it; the
 the data dir, their checks run here, and anti-entropy makes the catalog's view of this node
 equal to the local view (adding what is missing, updating what differs, removing services and
 checks of this node that the agent does not know). The catalog is written only through
-consensus, like every other write.
+consensus, like every other write (`agent.anti_entropy` does a pass; this module decides when).
+
+A registration with a `Connect.SidecarService` brings its sidecar along (`agent.sidecars`):
+registered, persisted and removed with the service. Alias checks are evaluated here, from the
+agent's own checks (`agent.check_alias`), on every local change; an alias of another node's
+service reads the catalog every `ALIAS_POLL` seconds.
 """
 
 from __future__ import annotations
@@ -12,42 +17,34 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
-from urllib.parse import quote
-
-import msgspec
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from agent.aio import wait_event
+from agent.anti_entropy import AntiEntropy, LocalHost
+from agent.check_alias import AliasedCheck, alias_status
 from agent.check_probes import HTTPClients
 from agent.check_runners import make_runner
 from agent.checks import CheckDefinition, CheckError, parse_check_registration
 from agent.limits import check_limits_error, service_limits_error
 from agent.local_files import DefinitionFiles
-from agent.ports import AgentIdentity, APICaller, RemoteReader, Writer
-from agent.services import ServiceDefinition, ServiceError, parse_service
-from agent.state.commands import CheckRecord, Deregister, Register, ServiceRecord, typed
-from agent.state.fsm import check_from, service_from
-from agent.state.store import without_indexes
-from agent.state.structs import HealthCheck, Node, Service
-
-if TYPE_CHECKING:
-    from agent.state.store import Store
+from agent.services import (
+    VALIDATE_AGENT,
+    VALIDATE_FULL,
+    VALIDATE_NONE,
+    ServiceDefinition,
+    ServiceError,
+    parse_service,
+)
+from agent.sidecars import allocate_port, default_checks, sidecar_id, sidecar_registration
 
 log = logging.getLogger("agent.local")
 
-SERF_CHECK = "serfHealth"
-CONSUL_SERVICE = "consul"
 NODE_MAINT = "_node_maintenance"
 SERVICE_MAINT_PREFIX = "_service_maintenance:"
 SYNC_INTERVAL = 60.0
-
-
-@dataclass
-class CatalogView:
-    node: Node | None
-    services: dict[str, Service]
-    checks: dict[str, HealthCheck]
+ALIAS_POLL = 2.0  # Consul blocks on the servers' index; polling the catalog is close enough
+_ALIAS_PASSES = 8  # an alias of an alias of ... settles in as many passes as the chain is long
 
 
 @dataclass
@@ -74,29 +71,17 @@ def _guard_limits(defn: ServiceDefinition) -> None:
         raise ServiceError(why, 400)
 
 
-class LocalHost(AgentIdentity, Writer, APICaller, RemoteReader, Protocol):
-    """What the local state needs of the agent it serves: who this node is, and its ways to
-    the catalog: a write through consensus, the HTTP API with a token (anti-entropy under
-    ACLs), a server's answer (client agents hold no state), and the store on a server."""
-
-    def agent_tokens(self) -> dict[str, str]:
-        """The agent's ACL token slots (`agent`, `default`, ...)."""
-        ...
-
-    def local_store(self) -> Store | None:
-        """This server's store; None on a client agent."""
-        ...
-
-
 class LocalState:
     def __init__(self, agent: LocalHost) -> None:
         self.agent = agent
+        self._entropy = AntiEntropy(agent)
         self.services: dict[str, ServiceDefinition] = {}
         self.checks: dict[str, LocalCheck] = {}
         self._clients: HTTPClients | None = None
         self._sync_task: asyncio.Task | None = None
         self._sync_wakeup: asyncio.Event | None = None
         self._reap_task: asyncio.Task | None = None
+        self._alias_task: asyncio.Task | None = None
         self._started = False
         self._sync_lock = asyncio.Lock()
         self._changed = asyncio.Event()
@@ -130,6 +115,8 @@ class LocalState:
             try:
                 defn = self.add_service(raw, persist=False, remote=False, scripts=allow_local)
                 self.config_service_ids.add(defn.id)
+                if defn.sidecar is not None:
+                    self.config_service_ids.add(sidecar_id(defn.id))
             except (ServiceError, CheckError) as exc:
                 log.error("config service definition refused: %s", exc)
         for raw in cfg.checks:
@@ -149,7 +136,8 @@ class LocalState:
             self.remove_check(cid)
 
     def _load_service(self, data: dict) -> str:
-        defn = self.add_service(data["Registration"], persist=False, scripts=True)
+        sidecar = bool(data.get("LocallyRegisteredAsSidecar"))
+        defn = self.add_service(data["Registration"], persist=False, scripts=True, sidecar=sidecar)
         for cid, state in data.get("CheckState", {}).items():
             if cid in self.checks:
                 self.checks[cid].status = state["Status"]
@@ -165,7 +153,10 @@ class LocalState:
         return cid
 
     def _persist_service(self, defn: ServiceDefinition) -> None:
-        self._service_files.write(defn.id, {"Registration": defn.raw})
+        data: dict[str, Any] = {"Registration": defn.raw}
+        if defn.is_sidecar:  # as Consul's persistedService records it
+            data["LocallyRegisteredAsSidecar"] = True
+        self._service_files.write(defn.id, data)
 
     def _persist_check(self, check: LocalCheck, raw: dict) -> None:
         self._check_files.write(
@@ -188,12 +179,57 @@ class LocalState:
         remote: bool = True,
         scripts: bool | None = None,
         replace_checks: bool = False,
+        sidecar: bool = False,
     ) -> ServiceDefinition:
+        """Register (or replace) a service, and the sidecar its registration asks for.
+        `sidecar` marks a persisted sidecar coming back from the data dir."""
         cfg = self.agent.config
         allow = cfg.enable_script_checks if scripts is None else scripts
-        defn = parse_service(body, self.agent.datacenter, enable_script_checks=allow, remote=remote)
+        defn = parse_service(
+            body,
+            self.agent.datacenter,
+            enable_script_checks=allow,
+            remote=remote,
+            validation=VALIDATE_AGENT if sidecar else VALIDATE_FULL,
+        )
+        defn = replace(defn, is_sidecar=sidecar)
+        proxy = self._expand_sidecar(defn, allow, remote) if defn.sidecar is not None else None
         if persist:
-            _guard_limits(defn)
+            for each in (defn, proxy):
+                if each is not None:
+                    _guard_limits(each)
+        self._install_service(defn, persist, replace_checks)
+        if proxy is not None:
+            self._install_service(proxy, persist, replace_checks)
+        self.trigger_sync()
+        return defn
+
+    def _expand_sidecar(
+        self, defn: ServiceDefinition, scripts: bool, remote: bool
+    ) -> ServiceDefinition:
+        """The sidecar `defn` asks for: judged as Consul's agent judges it before giving it a
+        port (the lowest free in the sidecar range) and, if it names none, its two checks."""
+        body = sidecar_registration(defn)
+        datacenter = self.agent.datacenter
+        checked = parse_service(
+            body, datacenter, enable_script_checks=scripts, remote=remote, validation=VALIDATE_AGENT
+        )
+        if checked.service["Port"] < 1:
+            ports = self.agent.config.ports
+            used = [(sid, other.service.get("Port") or 0) for sid, other in self.services.items()]
+            body["Port"] = allocate_port(
+                checked.id, used, ports.sidecar_min_port, ports.sidecar_max_port
+            )
+        if not checked.checks:
+            body["Checks"] = default_checks(body)
+        expanded = parse_service(
+            body, datacenter, enable_script_checks=scripts, remote=remote, validation=VALIDATE_NONE
+        )
+        return replace(expanded, is_sidecar=True)
+
+    def _install_service(
+        self, defn: ServiceDefinition, persist: bool, replace_checks: bool
+    ) -> None:
         old = self.services.get(defn.id)
         self.services[defn.id] = defn
         keep = {c.check_id for c in defn.checks}
@@ -210,10 +246,9 @@ class LocalState:
             self._install_check(check_def, previous)
         if persist:
             self._persist_service(defn)
-        self.trigger_sync()
-        return defn
 
     def remove_service(self, service_id: str) -> bool:
+        """Deregister a service, with the sidecar its registration brought."""
         if service_id not in self.services:
             return False
         del self.services[service_id]
@@ -221,6 +256,9 @@ class LocalState:
             if check.definition.service_id == service_id:
                 self._drop_check(cid)
         self._service_files.unlink(service_id)
+        proxy = self.services.get(sidecar_id(service_id))
+        if proxy is not None and proxy.is_sidecar:
+            self.remove_service(proxy.id)
         self.trigger_sync()
         return True
 
@@ -284,20 +322,71 @@ class LocalState:
 
     def update_check(self, check_id: str, status: str, output: str) -> None:
         check = self.checks.get(check_id)
-        if check is None:
+        if check is None or not self._set_status(check, status, output):
             return
+        if check.definition.is_ttl and check.persist and not check.definition.service_id:
+            self._persist_check(check, self._registration_of(check_id))
+        self.trigger_sync()
+
+    def _set_status(self, check: LocalCheck, status: str, output: str) -> bool:
+        """Record a check's result; False when nothing changed."""
         if self.agent.config.discard_check_output:
             output = ""
         if check.status == status and check.output == output:
-            return
+            return False
         check.status, check.output = status, output
         if status == "critical":
             check.critical_since = check.critical_since or time.monotonic()
         else:
             check.critical_since = None
-        if check.definition.is_ttl and check.persist and not check.definition.service_id:
-            self._persist_check(check, self._registration_of(check_id))
-        self.trigger_sync()
+        return True
+
+    # ------------------------------------------------------------------ alias checks
+
+    def _refresh_aliases(self) -> None:
+        """Local aliases follow the agent's own checks (Consul's CheckAlias.runLocal)."""
+        aliases = [
+            c for c in self.checks.values() if c.definition.is_alias and not c.definition.alias_node
+        ]
+        for _ in range(_ALIAS_PASSES if aliases else 0):
+            seen = [self._aliased(c) for _, c in sorted(self.checks.items())]
+            changed = False
+            for check in aliases:
+                wanted = check.definition.alias_service
+                status, output = alias_status(
+                    "", wanted, seen, lambda wanted=wanted: wanted in self.services
+                )
+                changed = self._set_status(check, status, output) or changed
+            if not changed:
+                return
+
+    def _aliased(self, check: LocalCheck) -> AliasedCheck:
+        defn = check.definition
+        return AliasedCheck(
+            self.agent.node_name, defn.service_id, defn.name, check.status, check.output
+        )
+
+    async def _remote_alias(self, check: LocalCheck) -> tuple[str, str]:
+        """An alias of a service (or node) elsewhere, from the catalog (CheckAlias.runQuery)."""
+        node, wanted = check.definition.alias_node, check.definition.alias_service
+        try:
+            view = await self._entropy.catalog_view(node)
+        except Exception as exc:  # no server to ask: Consul reports the failure as critical
+            return "critical", f"Failure checking aliased node or service: {exc}"
+        seen = [
+            AliasedCheck(c.Node, c.ServiceID, c.Name, c.Status, c.Output)
+            for _, c in sorted(view.checks.items())
+        ]
+        return alias_status(node, wanted, seen, lambda: wanted in view.services)
+
+    async def _alias_loop(self) -> None:
+        while True:
+            await asyncio.sleep(ALIAS_POLL)
+            for check in list(self.checks.values()):
+                if check.definition.is_alias and check.definition.alias_node:
+                    status, output = await self._remote_alias(check)
+                    if self.checks.get(check.definition.check_id) is check:
+                        self.update_check(check.definition.check_id, status, output)
 
     def _registration_of(self, check_id: str) -> dict:
         stored = self._check_files.read(check_id)
@@ -369,55 +458,12 @@ class LocalState:
 
     # ------------------------------------------------------------------ anti-entropy
 
-    def node_registration(self) -> Register:
-        agent = self.agent
-        addr = agent.address
-        return Register(
-            ID=agent.node_id,
-            Node=agent.node_name,
-            Address=addr,
-            Datacenter=agent.datacenter,
-            TaggedAddresses={"lan": addr, "lan_ipv4": addr, "wan": addr, "wan_ipv4": addr},
-            NodeMeta={"consul-network-segment": "", "consul-version": agent.version}
-            | dict(agent.config.node_meta),
-            # serfHealth is the leader's to set, from gossip (agent.membership.reconcile).
-        )
-
-    def _node_in_sync(self, view: CatalogView) -> bool:
-        """The catalog's record of this node matches what this agent would register."""
-        current = view.node
-        if current is None:
-            return False
-        wanted = self.node_registration()
-        return (
-            current.Address == wanted.Address
-            and wanted.ID == current.ID
-            and current.Meta == wanted.NodeMeta
-            and current.TaggedAddresses == wanted.TaggedAddresses
-        )
-
-    async def _catalog_write(self, command: Register | Deregister) -> None:
-        """A catalog write of anti-entropy. With ACLs on it goes through the catalog API with
-        this agent's token (`acl.tokens.agent`, else `default`), so the servers enforce what
-        that token may do, as Consul's agent does; a refusal is logged and skipped."""
-        agent = self.agent
-        if not agent.config.acl.enabled:
-            await agent.write(command)
-            return
-        tokens = agent.agent_tokens()
-        token = tokens.get("agent") or tokens.get("default") or ""
-        path = "/v1/catalog/register" if isinstance(command, Register) else "/v1/catalog/deregister"
-        body = {k: v for k, v in msgspec.to_builtins(command).items() if k != "Type"}
-        status, text = await agent.api_call("PUT", path, body, token)
-        if status == 403:
-            log.warning("anti-entropy: sync blocked by ACLs (set acl.tokens.agent): %s", text)
-        elif status != 200:
-            raise RuntimeError(f"{path} answered {status}: {text}")
-
     async def sync_node(self) -> None:
-        await self._catalog_write(self.node_registration())
+        entropy = self._entropy
+        await entropy.catalog_write(entropy.node_registration())
 
     def trigger_sync(self) -> None:
+        self._refresh_aliases()  # local aliases follow every change, as it happens
         if self._sync_wakeup is not None:
             self._sync_wakeup.set()
         # Every local change passes here: wake hash-blocking readers of /v1/agent/service/<id>.
@@ -442,96 +488,21 @@ class LocalState:
 
     async def _sync(self) -> None:
         """Make the catalog's entries for this node equal to the local state."""
-        agent = self.agent
-        node = agent.node_name
-        view = await self._catalog_view()
-        if not self._node_in_sync(view):
-            await self.sync_node()
-        for sid in list(view.services):
-            # "consul" is the servers' own service, kept by the leader (as in Consul).
-            if sid not in self.services and sid != CONSUL_SERVICE:
-                await self._catalog_write(Deregister(Node=node, ServiceID=sid))
-        for cid in list(view.checks):
-            if cid not in self.checks and cid != SERF_CHECK:
-                await self._catalog_write(Deregister(Node=node, CheckID=cid))
-        for defn in list(self.services.values()):
-            svc = defn.service
-            checks = [
-                self._catalog_check(c)
-                for c in self.checks.values()
-                if c.definition.service_id == defn.id
-            ]
-            if self._in_sync(view, svc, checks):
-                continue
-            log.info("synced service %r", defn.id)
-            await self._catalog_write(
-                Register(
-                    Node=node,
-                    Address=agent.address,
-                    SkipNodeUpdate=True,
-                    Service=typed(ServiceRecord, svc),
-                    Checks=typed(list[CheckRecord], checks),
-                )
+        wanted = {
+            defn.id: (
+                defn.record,
+                [
+                    self._catalog_check(c)
+                    for c in self.checks.values()
+                    if c.definition.service_id == defn.id
+                ],
             )
+            for defn in list(self.services.values())
+        }
         node_checks = [
             self._catalog_check(c) for c in self.checks.values() if not c.definition.service_id
         ]
-        if node_checks and not self._in_sync(view, None, node_checks):
-            await self._catalog_write(
-                Register(
-                    Node=node,
-                    Address=agent.address,
-                    SkipNodeUpdate=True,
-                    Checks=typed(list[CheckRecord], node_checks),
-                )
-            )
-
-    async def _catalog_view(self) -> CatalogView:
-        """This node's records in the catalog: the local store on a server, a server's
-        answer (over RPC) on a client agent, which holds no state of its own."""
-        agent, node = self.agent, self.agent.node_name
-        store = agent.local_store()
-        if store is not None:
-            return CatalogView(
-                store.nodes.get(node),
-                dict(store.services.get(node, {})),
-                dict(store.checks.get(node, {})),
-            )
-        catalog = await agent.read_remote(f"/v1/catalog/node/{quote(node)}")
-        health = await agent.read_remote(f"/v1/health/node/{quote(node)}") or []
-        if not catalog:
-            return CatalogView(None, {}, {})
-        raw_node = catalog["Node"]
-        services = {
-            sid: service_from(typed(ServiceRecord, raw))
-            for sid, raw in (catalog.get("Services") or {}).items()
-        }
-        checks = {c["CheckID"]: check_from(typed(CheckRecord, c), node, services) for c in health}
-        node_record = Node(
-            Node=raw_node["Node"],
-            Address=raw_node.get("Address", ""),
-            ID=raw_node.get("ID", ""),
-            Datacenter=raw_node.get("Datacenter", ""),
-            TaggedAddresses=raw_node.get("TaggedAddresses") or {},
-            Meta=raw_node.get("Meta") or {},
-        )
-        return CatalogView(node_record, services, checks)
-
-    def _in_sync(self, view: CatalogView, svc: dict | None, checks: list[dict]) -> bool:
-        """Whether the catalog already holds exactly these records (so no write is needed)."""
-        node = self.agent.node_name
-        if svc is not None:
-            current = view.services.get(svc["ID"])
-            wanted = service_from(typed(ServiceRecord, svc))
-            if current is None or without_indexes(current) != without_indexes(wanted):
-                return False
-        services = view.services
-        for raw in checks:
-            current = view.checks.get(raw["CheckID"])
-            wanted = check_from(typed(CheckRecord, raw), node, services)
-            if current is None or without_indexes(current) != without_indexes(wanted):
-                return False
-        return True
+        await self._entropy.sync(wanted, list(self.checks), node_checks)
 
     def _catalog_check(self, check: LocalCheck) -> dict:
         rendered = self.render_check(check)
@@ -582,9 +553,10 @@ class LocalState:
         self._sync_wakeup.set()
         self._sync_task = asyncio.create_task(self._sync_loop(), name="anti-entropy")
         self._reap_task = asyncio.create_task(self._reap_loop(), name="critical-reaper")
+        self._alias_task = asyncio.create_task(self._alias_loop(), name="remote-aliases")
 
     async def stop(self) -> None:
-        for task in (self._sync_task, self._reap_task):
+        for task in (self._sync_task, self._reap_task, self._alias_task):
             if task is not None:
                 task.cancel()
                 try:

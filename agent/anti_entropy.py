@@ -1,0 +1,197 @@
+"""Anti-entropy: making the catalog's records of this node equal to the agent's local state.
+
+Consul's model: the agent owns the services and checks registered through it, and the catalog's
+view of its node is brought to match (what is missing added, what differs updated, services and
+checks of this node the agent does not know removed). `AntiEntropy.sync` does one pass, given
+what the local state wants; the local state (`agent.local`) decides when. Every write goes
+through consensus, like every other write; with ACLs on it goes through the catalog API with
+the agent's token, so the servers judge it as they judge any client.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+from urllib.parse import quote
+
+import msgspec
+
+from agent.ports import AgentIdentity, APICaller, RemoteReader, Writer
+from agent.state.commands import CheckRecord, Deregister, Register, ServiceRecord, typed
+from agent.state.fsm import check_from, service_from
+from agent.state.store import without_indexes
+from agent.state.structs import HealthCheck, Node, Service
+
+if TYPE_CHECKING:
+    from agent.state.store import Store
+
+log = logging.getLogger("agent.local")
+
+SERF_CHECK = "serfHealth"
+CONSUL_SERVICE = "consul"
+
+
+class LocalHost(AgentIdentity, Writer, APICaller, RemoteReader, Protocol):
+    """What the local state needs of the agent it serves: who this node is, and its ways to
+    the catalog: a write through consensus, the HTTP API with a token (anti-entropy under
+    ACLs), a server's answer (client agents hold no state), and the store on a server."""
+
+    def agent_tokens(self) -> dict[str, str]:
+        """The agent's ACL token slots (`agent`, `default`, ...)."""
+        ...
+
+    def local_store(self) -> Store | None:
+        """This server's store; None on a client agent."""
+        ...
+
+
+@dataclass
+class CatalogView:
+    node: Node | None
+    services: dict[str, Service]
+    checks: dict[str, HealthCheck]
+
+
+# A service as the local state wants it in the catalog: its NodeService fields and its checks
+# (HealthCheck JSON without indexes).
+Wanted = tuple[dict, list[dict]]
+
+
+class AntiEntropy:
+    def __init__(self, agent: LocalHost) -> None:
+        self.agent = agent
+
+    def node_registration(self) -> Register:
+        agent = self.agent
+        addr = agent.address
+        return Register(
+            ID=agent.node_id,
+            Node=agent.node_name,
+            Address=addr,
+            Datacenter=agent.datacenter,
+            TaggedAddresses={"lan": addr, "lan_ipv4": addr, "wan": addr, "wan_ipv4": addr},
+            NodeMeta={"consul-network-segment": "", "consul-version": agent.version}
+            | dict(agent.config.node_meta),
+            # serfHealth is the leader's to set, from gossip (agent.membership.reconcile).
+        )
+
+    def _node_in_sync(self, view: CatalogView) -> bool:
+        """The catalog's record of this node matches what this agent would register."""
+        current = view.node
+        if current is None:
+            return False
+        wanted = self.node_registration()
+        return (
+            current.Address == wanted.Address
+            and wanted.ID == current.ID
+            and current.Meta == wanted.NodeMeta
+            and current.TaggedAddresses == wanted.TaggedAddresses
+        )
+
+    async def catalog_write(self, command: Register | Deregister) -> None:
+        """A catalog write of anti-entropy. With ACLs on it goes through the catalog API with
+        this agent's token (`acl.tokens.agent`, else `default`), so the servers enforce what
+        that token may do, as Consul's agent does; a refusal is logged and skipped."""
+        agent = self.agent
+        if not agent.config.acl.enabled:
+            await agent.write(command)
+            return
+        tokens = agent.agent_tokens()
+        token = tokens.get("agent") or tokens.get("default") or ""
+        path = "/v1/catalog/register" if isinstance(command, Register) else "/v1/catalog/deregister"
+        body = {k: v for k, v in msgspec.to_builtins(command).items() if k != "Type"}
+        status, text = await agent.api_call("PUT", path, body, token)
+        if status == 403:
+            log.warning("anti-entropy: sync blocked by ACLs (set acl.tokens.agent): %s", text)
+        elif status != 200:
+            raise RuntimeError(f"{path} answered {status}: {text}")
+
+    async def sync(
+        self, services: dict[str, Wanted], check_ids: Iterable[str], node_checks: list[dict]
+    ) -> None:
+        """One pass: the catalog's entries for this node made equal to `services` (by ID),
+        `node_checks` and the known `check_ids`."""
+        agent = self.agent
+        node = agent.node_name
+        known_checks = set(check_ids)
+        view = await self.catalog_view(node)
+        if not self._node_in_sync(view):
+            await self.catalog_write(self.node_registration())
+        for sid in list(view.services):
+            # "consul" is the servers' own service, kept by the leader (as in Consul).
+            if sid not in services and sid != CONSUL_SERVICE:
+                await self.catalog_write(Deregister(Node=node, ServiceID=sid))
+        for cid in list(view.checks):
+            if cid not in known_checks and cid != SERF_CHECK:
+                await self.catalog_write(Deregister(Node=node, CheckID=cid))
+        for sid, (record, checks) in services.items():
+            if self._in_sync(view, record, checks):
+                continue
+            log.info("synced service %r", sid)
+            await self.catalog_write(
+                Register(
+                    Node=node,
+                    Address=agent.address,
+                    SkipNodeUpdate=True,
+                    Service=typed(ServiceRecord, record),
+                    Checks=typed(list[CheckRecord], checks),
+                )
+            )
+        if node_checks and not self._in_sync(view, None, node_checks):
+            await self.catalog_write(
+                Register(
+                    Node=node,
+                    Address=agent.address,
+                    SkipNodeUpdate=True,
+                    Checks=typed(list[CheckRecord], node_checks),
+                )
+            )
+
+    async def catalog_view(self, node: str) -> CatalogView:
+        """A node's records in the catalog: the local store on a server, a server's answer
+        (over RPC) on a client agent, which holds no state of its own."""
+        agent = self.agent
+        store = agent.local_store()
+        if store is not None:
+            return CatalogView(
+                store.nodes.get(node),
+                dict(store.services.get(node, {})),
+                dict(store.checks.get(node, {})),
+            )
+        catalog = await agent.read_remote(f"/v1/catalog/node/{quote(node)}")
+        health = await agent.read_remote(f"/v1/health/node/{quote(node)}") or []
+        if not catalog:
+            return CatalogView(None, {}, {})
+        raw_node = catalog["Node"]
+        services = {
+            sid: service_from(typed(ServiceRecord, raw))
+            for sid, raw in (catalog.get("Services") or {}).items()
+        }
+        checks = {c["CheckID"]: check_from(typed(CheckRecord, c), node, services) for c in health}
+        node_record = Node(
+            Node=raw_node["Node"],
+            Address=raw_node.get("Address", ""),
+            ID=raw_node.get("ID", ""),
+            Datacenter=raw_node.get("Datacenter", ""),
+            TaggedAddresses=raw_node.get("TaggedAddresses") or {},
+            Meta=raw_node.get("Meta") or {},
+        )
+        return CatalogView(node_record, services, checks)
+
+    def _in_sync(self, view: CatalogView, svc: dict | None, checks: list[dict]) -> bool:
+        """Whether the catalog already holds exactly these records (so no write is needed)."""
+        node = self.agent.node_name
+        if svc is not None:
+            current = view.services.get(svc["ID"])
+            wanted = service_from(typed(ServiceRecord, svc))
+            if current is None or without_indexes(current) != without_indexes(wanted):
+                return False
+        services = view.services
+        for raw in checks:
+            current = view.checks.get(raw["CheckID"])
+            wanted = check_from(typed(CheckRecord, raw), node, services)
+            if current is None or without_indexes(current) != without_indexes(wanted):
+                return False
+        return True
