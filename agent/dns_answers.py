@@ -1,7 +1,10 @@
 """The answer to one question inside our zones, before trimming and encoding.
 
 `domain_answer` serves names under our domain (SOA, NS, then by query kind: nodes, services,
-`addr` names, and the kinds this agent cannot serve, which are "not found"); `ptr_answer`
+the Connect-capable instances of a service (`<svc>.connect`: its sidecar proxies, by their own
+address and port), `addr` names, and the kinds this agent cannot serve, which are "not
+found": prepared queries, and `<svc>.ingress`, which needs the ingress gateways' config
+entries); `ptr_answer`
 serves reverse names under `arpa.`. Both read the catalog and nothing else; errors of the
 catalog become SERVFAIL, as Consul answers a failed RPC.
 """
@@ -99,6 +102,12 @@ async def _dispatch(ctx: Context, answer: Answer, query: Query) -> None:
         dc = _dc_of(ctx, query.suffixes)
         service, tag = service_and_tag(query.parts)
         await _service_query(ctx, answer, service, tag, dc)
+    elif kind == "connect":
+        if not query.parts:
+            raise _NotFound
+        dc = _dc_of(ctx, query.suffixes)
+        # Only the last label names the service: a Connect lookup takes no tag (Consul).
+        await _service_query(ctx, answer, query.parts[-1], "", dc, connect=True)
     elif kind == "node":
         if not query.parts:
             raise _NotFound
@@ -110,7 +119,7 @@ async def _dispatch(ctx: Context, answer: Answer, query: Query) -> None:
         if not query.parts or parse_locality(query.suffixes) is None:
             raise _NotFound
         # No virtual IPs without the service mesh: an empty success, as Consul gives.
-    else:  # query (no prepared queries here), connect and ingress (no mesh), invalid
+    else:  # query (no prepared queries here), ingress (TODO: ingress-gateway entries), invalid
         raise _NotFound
 
 
@@ -145,8 +154,11 @@ def _addr_query(ctx: Context, answer: Answer, parts: Sequence[str]) -> None:
         answer.additional.append(record)
 
 
-async def _service_query(ctx: Context, answer: Answer, service: str, tag: str, dc: str) -> None:
-    instances = await ctx.catalog.service(service)
+async def _service_query(
+    ctx: Context, answer: Answer, service: str, tag: str, dc: str, *, connect: bool = False
+) -> None:
+    catalog = ctx.catalog
+    instances = await (catalog.connect(service) if connect else catalog.service(service))
     if tag:
         wanted = tag.lower()
         instances = [i for i in instances if any(t.lower() == wanted for t in i.tags)]

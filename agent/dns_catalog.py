@@ -50,6 +50,9 @@ class Instance:
     weight_passing: int = 1
     weight_warning: int = 1
     statuses: tuple[str, ...] = ()
+    # The service this instance accepts Connect traffic for (a proxy's destination, a
+    # Connect-native service's own name), "" for none.
+    connect_for: str = ""
 
 
 class CatalogUnavailable(Exception):
@@ -67,6 +70,11 @@ class Catalog(Protocol):
 
     async def service(self, name: str) -> list[Instance]:
         """Every instance of the service, healthy or not."""
+        ...
+
+    async def connect(self, name: str) -> list[Instance]:
+        """Every instance that accepts Connect traffic for the service (its sidecar proxies,
+        its Connect-native instances, the terminating gateways linked to it)."""
         ...
 
     async def instances_at(self, address: str) -> list[Instance]:
@@ -91,6 +99,10 @@ class MemoryCatalog:
     async def service(self, name: str) -> list[Instance]:
         wanted = name.lower()
         return [i for i in self._instances if i.service.lower() == wanted]
+
+    async def connect(self, name: str) -> list[Instance]:
+        wanted = name.lower()
+        return [i for i in self._instances if i.connect_for.lower() == wanted and i.connect_for]
 
     async def instances_at(self, address: str) -> list[Instance]:
         return [i for i in self._instances if i.address and i.address == address]
@@ -119,6 +131,7 @@ def instance_from_struct(node: Any, service: Any, checks: Iterable[Any]) -> Inst
         weight_passing=service.Weights.Passing,
         weight_warning=service.Weights.Warning,
         statuses=tuple(c.Status for c in checks),
+        connect_for=service.connect_name,
     )
 
 

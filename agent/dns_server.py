@@ -35,6 +35,7 @@ from agent.dns_catalog import (
 from agent.dns_settings import DNSSettings
 from agent.errors import ListenError
 from agent.render import instance_checks
+from agent.state.mesh_views import connect_instances
 
 if TYPE_CHECKING:
     from agent.dns_catalog import Catalog
@@ -76,6 +77,13 @@ class StoreCatalog:
     async def instances_at(self, address: str) -> list[Instance]:
         return self._instances(lambda svc: bool(svc.Address) and svc.Address == address)
 
+    async def connect(self, name: str) -> list[Instance]:
+        store = self.store
+        return [
+            instance_from_struct(node, svc, instance_checks(store.node_checks(node.Node), svc.ID))
+            for node, svc in connect_instances(store, name).pairs
+        ]
+
     def _instances(self, keep: Any) -> list[Instance]:
         store = self.store
         out = []
@@ -113,6 +121,10 @@ class RemoteCatalog:
 
     async def service(self, name: str) -> list[Instance]:
         reply = await self._get(f"/v1/health/service/{quote(name, safe='')}")
+        return [instance_from_json(entry) for entry in reply or []]
+
+    async def connect(self, name: str) -> list[Instance]:
+        reply = await self._get(f"/v1/health/connect/{quote(name, safe='')}")
         return [instance_from_json(entry) for entry in reply or []]
 
     async def instances_at(self, address: str) -> list[Instance]:
