@@ -156,8 +156,9 @@ def works(port: int) -> bool:
         return False
 
 
-def register_pair(http: httpx.Client, echo_port: int) -> dict[str, int]:
-    """db (the echo server) and web, each with a sidecar registration like Consul's expansion."""
+def register_pair(http: httpx.Client, echo_port: int, *, nested: bool) -> dict[str, int]:
+    """db (the echo server) and web, each with a sidecar: a `connect.sidecar_service` block the
+    agent expands (`nested`), or the separate connect-proxy registration it expands to."""
     ports = {"db_public": free_port(), "web_public": free_port(), "upstream": free_port()}
     web_app = free_port()
     for service, app_port, public, upstreams in (
@@ -169,10 +170,16 @@ def register_pair(http: httpx.Client, echo_port: int) -> dict[str, int]:
             [{"DestinationName": "db", "LocalBindPort": ports["upstream"]}],
         ),
     ):
-        r = http.put(
-            "/v1/agent/service/register", json={"ID": service, "Name": service, "Port": app_port}
-        )
+        # The sidecar inherits the service's address: 127.0.0.1, never every interface.
+        body: dict = {"ID": service, "Name": service, "Address": "127.0.0.1", "Port": app_port}
+        if nested:
+            body["Connect"] = {
+                "SidecarService": {"Port": public, "Proxy": {"Upstreams": upstreams}}
+            }
+        r = http.put("/v1/agent/service/register", json=body)
         assert r.status_code == 200, r.text
+        if nested:
+            continue
         sidecar = {
             "Kind": "connect-proxy",
             "ID": f"{service}-sidecar-proxy",
@@ -231,7 +238,7 @@ def _proxies(
 
 def _traffic_and_intentions(agent: AgentProc, echo_port: int, sidecar: bool) -> None:
     with agent.client() as http:
-        ports = register_pair(http, echo_port)
+        ports = register_pair(http, echo_port, nested=sidecar)
         db, web = _proxies(agent, ports, echo_port, sidecar)
         try:
             db.wait_listening(ports["db_public"])
