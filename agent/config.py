@@ -114,6 +114,8 @@ _DEFAULTS: dict[str, Any] = {
         "use_cache": False,
     },
     "limits": {"kv_max_value_size": 512 * 1024, "txn_max_req_len": 512 * 1024},
+    # Consul 1.2x enables the service mesh on servers unless told otherwise.
+    "connect": {"enabled": True, "ca_provider": "consul"},
     "performance": {"leave_drain_time": "5s", "raft_multiplier": 5, "rpc_hold_timeout": "7s"},
     "ports": {
         "dns": 8600,

@@ -158,6 +158,10 @@ class AgentConfig:
     raft_trailing_logs: int
     leave_drain_time: float
     rpc_hold_timeout: float
+    connect_enabled: bool
+    connect_ca_provider: str
+    connect_ca_config: dict[str, Any]
+    config_entries_bootstrap: tuple[dict[str, Any], ...]
     kv_max_value_size: int
     txn_max_req_len: int
     http_response_headers: dict[str, str]

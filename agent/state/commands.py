@@ -332,6 +332,33 @@ class ACLRoleDelete(_Command, tag="acl-role-delete"):
     ID: str
 
 
+# ---------------------------------------------------------------------- the service mesh
+#
+# Entries and the CA state arrive normalized and validated by the HTTP layer
+# (agent/connect/); the FSM adds indexes, checks CAS and the cross-entry rules.
+
+
+class ConfigEntrySet(_Command, tag="config-entry-set"):
+    Entry: dict[str, Any]
+    CAS: U64 | None = None  # 0: only if absent; n: only if its ModifyIndex is n
+
+
+class ConfigEntryDelete(_Command, tag="config-entry-delete"):
+    EntryKind: str
+    Name: str
+    CAS: U64 | None = None
+
+
+class CASet(_Command, tag="connect-ca-set"):
+    """The whole CA state at once (roots and configuration change together, as Consul
+    writes them atomically on a rotation)."""
+
+    ClusterID: str
+    Config: dict[str, Any]
+    Roots: list[dict[str, Any]]
+    CAS: U64 | None = None  # the ModifyIndex of the CA state this was computed from
+
+
 Command = (
     KV
     | Txn
@@ -350,6 +377,9 @@ Command = (
     | ACLPolicyDelete
     | ACLRoleSet
     | ACLRoleDelete
+    | ConfigEntrySet
+    | ConfigEntryDelete
+    | CASet
 )
 ACL_COMMANDS = (
     ACLInit,
@@ -451,6 +481,10 @@ def problem(command: Command) -> str | None:
         return _verb_problem(command.Verb, KV_VERBS, "KV")
     if isinstance(command, Txn):
         return _txn_problem(command)
+    if isinstance(command, ConfigEntrySet):
+        kind, name = command.Entry.get("Kind"), command.Entry.get("Name")
+        if not isinstance(kind, str) or not kind or not isinstance(name, str):
+            return "invalid config-entry-set command: the entry needs a Kind and a Name"
     if isinstance(command, SessionCommand):
         if command.Op == "create" and command.Session is None:
             return "invalid session command: create without a Session"

@@ -20,6 +20,7 @@ import msgspec
 
 from agent.state import commands as c
 from agent.state.fsm_acl import apply_acl
+from agent.state.fsm_mesh import MESH_COMMANDS, apply_mesh
 from agent.state.fsm_sessions import (
     SessionRefused,
     apply_session,
@@ -50,6 +51,8 @@ class FSM:
         }
         for kind in c.ACL_COMMANDS:  # agent/state/fsm_acl.py
             self._handlers[kind] = self._apply_acl
+        for kind in MESH_COMMANDS:  # agent/state/fsm_mesh.py
+            self._handlers[kind] = self._apply_mesh
 
     def apply(self, index: int, entry: bytes | memoryview | c.Command) -> Any:
         why = None
@@ -72,6 +75,9 @@ class FSM:
     def skip(self, index: int) -> None:
         """An entry that holds no command (a membership change, a leader's no-op)."""
         self.store.last_index = index
+
+    def _apply_mesh(self, index: int, cmd: Any) -> Any:
+        return apply_mesh(self.store, index, cmd)
 
     def _apply_acl(self, index: int, cmd: Any) -> Any:
         return apply_acl(self.store, index, cmd)

@@ -665,17 +665,21 @@ def test_deprecated_tls_keys_are_folded_into_tls(tmp_path: Path) -> None:
 
 def test_ignored_keys_are_recorded_once_in_order(tmp_path: Path) -> None:
     a = write(
-        tmp_path / "a.json", {"connect": {"enabled": True}, "telemetry": {"disable_hostname": True}}
+        tmp_path / "a.json",
+        {"connect": {"enabled": True}, "telemetry": {"disable_hostname": True}},
     )
     b = write(
         tmp_path / "b.json",
-        {"connect": {"enabled": True, "ca_config": {"x": 1}}, "watches": [{"type": "key"}]},
+        {
+            "connect": {"enabled": True, "enable_mesh_gateway_wan_federation": True},
+            "watches": [{"type": "key"}],
+            "telemetry": {"disable_hostname": False},
+        },
     )
     cfg = load(f"-config-file={a}", f"-config-file={b}")
     assert cfg.ignored_keys == (
-        "connect.enabled",
         "telemetry.disable_hostname",
-        "connect.ca_config",
+        "connect.enable_mesh_gateway_wan_federation",
         "watches",
     )
 
@@ -844,7 +848,6 @@ def test_realistic_server_json(tmp_path: Path) -> None:
         "ports.grpc",
         "ports.grpc_tls",
         "ui_config.metrics_provider",
-        "connect.enabled",
         "telemetry.prometheus_retention_time",
         "telemetry.disable_hostname",
         "performance.leave_drain_time",

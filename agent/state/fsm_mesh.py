@@ -1,0 +1,93 @@
+"""The FSM commands that change the mesh tables (`agent/state/mesh.py`).
+
+`ConfigEntrySet` / `ConfigEntryDelete` answer `True`, or `False` when a CAS does not hold (as
+Consul's `PUT /v1/config?cas=` answers). Before a write lands, the cross-entry rules are
+checked against the tables as they would be after it (a router needs an HTTP-like protocol,
+a redirect may not loop, ...): that check reads only the log's state, so every server refuses
+the same writes. `CASet` replaces the CA state when its CAS still holds.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from agent.connect.chain import graph_problem
+from agent.state import commands as c
+from agent.state.results import Refusal
+
+if TYPE_CHECKING:
+    from agent.state.store import Store
+
+MESH_COMMANDS = (c.ConfigEntrySet, c.ConfigEntryDelete, c.CASet)
+
+
+def apply_mesh(store: Store, index: int, cmd: Any) -> Any:
+    if isinstance(cmd, c.ConfigEntrySet):
+        return _set_entry(store, index, cmd)
+    if isinstance(cmd, c.ConfigEntryDelete):
+        return _delete_entry(store, index, cmd)
+    if isinstance(cmd, c.CASet):
+        return _set_ca(store, index, cmd)
+    return Refusal(f"unknown mesh command {type(cmd).__name__}", "failed")
+
+
+def _cas_holds(current: dict[str, Any] | None, cas: int | None) -> bool:
+    if cas is None:
+        return True
+    if cas == 0:
+        return current is None
+    return current is not None and current.get("ModifyIndex") == cas
+
+
+def _set_entry(store: Store, index: int, cmd: c.ConfigEntrySet) -> Any:
+    tables = store.mesh
+    key = (str(cmd.Entry["Kind"]), str(cmd.Entry["Name"]))
+    current = tables.entries.get(key)
+    if not _cas_holds(current, cmd.CAS):
+        return False
+    entry = dict(cmd.Entry)
+    entry["CreateIndex"] = current["CreateIndex"] if current is not None else index
+    entry["ModifyIndex"] = index
+    after = dict(tables.entries)
+    after[key] = entry
+    why = graph_problem(after, key, entries_before=tables.entries)
+    if why is not None:
+        return Refusal(why, "failed")
+    tables.entries[key] = entry
+    store._bump("config-entries", index)
+    return True
+
+
+def _delete_entry(store: Store, index: int, cmd: c.ConfigEntryDelete) -> Any:
+    tables = store.mesh
+    key = (cmd.EntryKind, cmd.Name)
+    current = tables.entries.get(key)
+    if cmd.CAS is not None and (current is None or current.get("ModifyIndex") != cmd.CAS):
+        return False
+    if current is None:
+        return True
+    after = dict(tables.entries)
+    del after[key]
+    why = graph_problem(after, key, entries_before=tables.entries)
+    if why is not None:
+        return Refusal(why, "failed")
+    del tables.entries[key]
+    store._bump("config-entries", index)
+    return True
+
+
+def _set_ca(store: Store, index: int, cmd: c.CASet) -> Any:
+    current = store.mesh.ca or None
+    if not _cas_holds(current, cmd.CAS):
+        return False
+    if current is not None and current.get("ClusterID") and cmd.ClusterID != current["ClusterID"]:
+        return Refusal("the cluster ID of an initialized CA cannot change", "invalid")
+    store.mesh.ca = {
+        "ClusterID": cmd.ClusterID,
+        "Config": dict(cmd.Config),
+        "Roots": [dict(r) for r in cmd.Roots],
+        "CreateIndex": current["CreateIndex"] if current is not None else index,
+        "ModifyIndex": index,
+    }
+    store._bump("connect-ca", index)
+    return True
