@@ -20,6 +20,7 @@ from typing import Any
 
 from agent.acl.enforce import ACLRuntime
 from agent.cluster import ClusterManager
+from agent.connect.errors import CAError, MeshError
 from agent.dns_server import RemoteCatalog, StoreCatalog, start_dns
 from agent.errors import (
     CommandRefused,
@@ -39,6 +40,9 @@ from agent.http.reads import Reads
 from agent.http.routes import build_router
 from agent.http.server import start_http
 from agent.local import LocalState
+from agent.mesh_bootstrap import BootstrapEntries
+from agent.mesh_ca import CARuntime, LeafCache, LocalSigner, RemoteSigner, Signer
+from agent.mesh_intentions import RemoteIntentions, StoreIntentions
 from agent.metrics import Metrics
 from agent.raft.node import RaftNode
 from agent.rpc import RPCError, RPCPool, RPCServer
@@ -179,6 +183,30 @@ class Agent:
             lambda: self.consensus is not None and self.consensus.is_leader,
         )
         self.local = LocalState(self)
+        self.mesh_ca: CARuntime | None = None
+        self.bootstrap_entries: BootstrapEntries | None = None
+        signer: Signer
+        if self.consensus is not None:
+            self.mesh_ca = CARuntime(
+                self.store,
+                self,
+                lambda: self.consensus is not None and self.consensus.is_leader,
+                self.datacenter,
+                config.connect_ca_config,
+                config.connect_ca_provider,
+            )
+            signer = LocalSigner(self.mesh_ca)
+            self.bootstrap_entries = BootstrapEntries(
+                self.store,
+                self,
+                lambda: self.consensus is not None and self.consensus.is_leader,
+                config.config_entries_bootstrap,
+            )
+            intentions: Any = StoreIntentions(self.store)
+        else:
+            signer = RemoteSigner(self._server_call)
+            intentions = RemoteIntentions(self, time.monotonic)
+        self.leaves = LeafCache(signer, self.datacenter, time.monotonic)
         self.session_reaper = SessionReaper(
             self.store, self, lambda: self.consensus is not None and self.consensus.is_leader
         )
@@ -211,6 +239,10 @@ class Agent:
             cluster=self.cluster,
             events=self.events,
             sessions_reaper=self.session_reaper,
+            ca=self.mesh_ca,
+            signer=signer,
+            leaves=self.leaves,
+            intentions=intentions,
         )
         # In-process calls (api_call, forwarded requests) use the App directly: their paths
         # and bodies are our own, so they skip the listeners' edge checks.
@@ -290,7 +322,12 @@ class Agent:
         target = self.pick_server()
         if target is None:
             raise NoServers()
-        args = {"method": "GET", "path": path, "query": b"", "headers": [], "body": b""}
+        # The agent's own reads carry its token (acl.tokens.agent, else default), as Consul's
+        # agent uses it for its internal operations; with ACLs off there is none.
+        tokens = self.agent_tokens() if self.config.acl.enabled else {}
+        token = tokens.get("agent") or tokens.get("default") or ""
+        headers = [[b"x-consul-token", token.encode()]] if token else []
+        args = {"method": "GET", "path": path, "query": b"", "headers": headers, "body": b""}
         reply = await self.rpc_pool.call(target, "http", args, timeout=30)
         if reply["status"] == 404:
             return None
@@ -321,6 +358,32 @@ class Agent:
                 self.consensus.leader_address, "apply", entry, timeout=30
             )
         raise RPCError("No cluster leader")
+
+    async def _server_call(self, method: str, args: Any) -> Any:
+        """A client agent's RPC to a server (the CA signs and answers there)."""
+        target = self.pick_server()
+        if target is None:
+            raise NoServers()
+        try:
+            return await self.rpc_pool.call(target, method, args, timeout=30)
+        except RPCError as exc:
+            raise CAError(str(exc)) from None
+
+    async def _rpc_ca_sign(self, args: Any) -> Any:
+        if self.mesh_ca is None or not isinstance(args, dict):
+            raise RPCError("not a server", 400)
+        try:
+            return self.mesh_ca.sign_local(str(args.get("CSR") or ""), str(args.get("Service")))
+        except MeshError as exc:
+            raise RPCError(exc.message, exc.status) from None
+
+    async def _rpc_ca_roots(self, _: Any) -> Any:
+        if self.mesh_ca is None:
+            raise RPCError("not a server", 400)
+        try:
+            return self.mesh_ca.roots_view()
+        except MeshError as exc:
+            raise RPCError(exc.message, exc.status) from None
 
     def last_contact_ms(self) -> int:
         """Milliseconds since this server last heard from the leader (0 on the leader)."""
@@ -407,6 +470,8 @@ class Agent:
         server.register("raft_snapshot", snapshot)
         server.register("raft_snapshot_chunk", snapshot_chunk)
         server.register("raft_peers", raft_peers)
+        server.register("ca_sign", self._rpc_ca_sign)
+        server.register("ca_roots", self._rpc_ca_roots)
         bind = (
             self.config.bind_addr
             if self.config.bind_addr not in ("0.0.0.0", "::")

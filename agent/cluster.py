@@ -66,6 +66,8 @@ class ClusterHost(AgentIdentity, Writer, Protocol):
     rpc_pool: RPCPool
     rpc_tls: RPCTLS
     acl_runtime: Any  # agent.acl.enforce.ACLRuntime
+    mesh_ca: Any  # agent.mesh_ca.CARuntime on servers, None on client agents
+    bootstrap_entries: Any  # agent.mesh_bootstrap.BootstrapEntries on servers
 
     def request_stop(self, exit_code: int = 0, leave: bool = False) -> None: ...
 
@@ -270,6 +272,10 @@ class ClusterManager:
             # The built-in ACL records (global-management, anonymous, initial management
             # token) are written by whichever server leads, as soon as it leads.
             await agent.acl_runtime.ensure_initialized()
+        if agent.mesh_ca is not None and agent.config.connect_enabled:
+            await agent.mesh_ca.ensure_initialized()  # the leader creates the Connect CA
+        if agent.bootstrap_entries is not None:
+            await agent.bootstrap_entries.ensure_written()
         voters = set(consensus.voter_ids())
         by_id = {}
         for m in members:

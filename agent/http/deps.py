@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     from agent.cluster import ClusterManager
     from agent.events import EventLog
     from agent.local import LocalState
+    from agent.mesh_ca import CARuntime, LeafCache, Signer
+    from agent.mesh_intentions import Entries
     from agent.metrics import Metrics
     from agent.ports import AgentIdentity, Leadership, Writer
     from agent.raft.node import RaftNode
@@ -41,6 +43,16 @@ class AgentControl(Protocol):
     def reload(self) -> None: ...
 
 
+class IntentionSource(Protocol):
+    """The service-intentions entries this agent authorizes connections with."""
+
+    async def entries(self) -> Entries: ...
+
+    def version(self) -> int:
+        """Changes whenever the entries may have changed."""
+        ...
+
+
 class SessionRenewer(Protocol):
     """The leader's session TTL timers (`agent/sessions_reaper.py`), as `/v1/session/*`
     restarts them: a create or renew touches no replicated state, only this window."""
@@ -63,3 +75,7 @@ class HTTPDeps:
     cluster: ClusterManager | None  # gossip pools: members, keyring, WAN (None in twins)
     events: EventLog  # user events this agent received
     sessions_reaper: SessionRenewer  # session TTL timers: create and renew restart them
+    ca: CARuntime | None  # servers: the Connect CA in the store, its rotation and signing
+    signer: Signer  # this agent's way to the CA (its own store, or a server over RPC)
+    leaves: LeafCache  # this agent's leaf certificates
+    intentions: IntentionSource  # what authorize decides with

@@ -537,6 +537,18 @@ def table(ports: GuardPorts) -> dict[str, dict[str, Guard] | str]:
         "/v1/internal/ui/exported-services": {"GET": _NONE},
         "/ui/": {"GET": _NONE},
         "/ui": {"GET": _NONE},
+        # The mesh's areas decide per kind and per entry (config entries' rules, intentions'
+        # destination, the CA's operator rule), so their handlers check for themselves.
+        "/v1/config": {"PUT": _NONE},
+        "/v1/config/": {"GET": _NONE, "DELETE": _NONE},
+        "/v1/connect/ca/roots": {"GET": _NONE},
+        "/v1/connect/ca/configuration": {"GET": _NONE, "PUT": _NONE},
+        "/v1/agent/connect/ca/roots": {"GET": _NONE},
+        "/v1/agent/connect/ca/leaf/": {"GET": _NONE},
+        "/v1/agent/connect/authorize": {"POST": _NONE},
+        "/v1/connect/intentions": {"GET": _NONE, "POST": _NONE},
+        "/v1/connect/intentions/": {m: _NONE for m in ("GET", "PUT", "DELETE", "POST")},
+        "/v1/discovery-chain/": {"GET": _NONE, "POST": _NONE},
     }
 
 

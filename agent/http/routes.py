@@ -34,6 +34,10 @@ AREAS = (
     "agent.http.ui",
     "agent.http.session",
     "agent.http.event",
+    "agent.http.config_entries",
+    "agent.http.connect_ca",
+    "agent.http.intentions",
+    "agent.http.discovery_chain",
 )
 
 

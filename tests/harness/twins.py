@@ -4,6 +4,7 @@ leadership, a plain identity. No sockets, no Raft, no Agent."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,8 @@ from agent.config import AgentConfig, load_config
 from agent.errors import CommandRefused
 from agent.events import UserEvents
 from agent.http.deps import HTTPDeps
+from agent.mesh_ca import CARuntime, LeafCache, LocalSigner
+from agent.mesh_intentions import StoreIntentions
 from agent.metrics import Metrics
 from agent.sessions_reaper import SessionReaper
 from agent.state.commands import Command, encode, tag
@@ -130,6 +133,15 @@ def http_deps(config: AgentConfig | None = None) -> HTTPDeps:
     fsm = FSM(store)
     identity = Identity(config)
     writer = MemoryWriter(fsm)
+    ca_runtime = CARuntime(
+        store,
+        writer,
+        lambda: True,
+        identity.datacenter,
+        config.connect_ca_config,
+        config.connect_ca_provider,
+    )
+    signer = LocalSigner(ca_runtime)
     acl = None
     if config.acl.enabled:
         acl = ACLRuntime(store, config.acl, None, identity.node_name, writer, lambda: True)
@@ -147,4 +159,8 @@ def http_deps(config: AgentConfig | None = None) -> HTTPDeps:
         cluster=None,
         events=UserEvents(identity.node_name, list, lambda: None),
         sessions_reaper=SessionReaper(store, writer, lambda: True),  # never started
+        ca=ca_runtime,
+        signer=signer,
+        leaves=LeafCache(signer, identity.datacenter, time.monotonic),
+        intentions=StoreIntentions(store),
     )
