@@ -2,9 +2,8 @@
 
 `domain_answer` serves names under our domain (SOA, NS, then by query kind: nodes, services,
 the Connect-capable instances of a service (`<svc>.connect`: its sidecar proxies, by their own
-address and port), `addr` names, and the kinds this agent cannot serve, which are "not
-found": prepared queries, and `<svc>.ingress`, which needs the ingress gateways' config
-entries); `ptr_answer`
+address and port), the ingress gateways exposing a service (`<svc>.ingress`), `addr` names,
+and the kind this agent cannot serve, which is "not found": prepared queries); `ptr_answer`
 serves reverse names under `arpa.`. Both read the catalog and nothing else; errors of the
 catalog become SERVFAIL, as Consul answers a failed RPC.
 """
@@ -108,6 +107,12 @@ async def _dispatch(ctx: Context, answer: Answer, query: Query) -> None:
         dc = _dc_of(ctx, query.suffixes)
         # Only the last label names the service: a Connect lookup takes no tag (Consul).
         await _service_query(ctx, answer, query.parts[-1], "", dc, connect=True)
+    elif kind == "ingress":
+        if not query.parts:
+            raise _NotFound
+        dc = _dc_of(ctx, query.suffixes)
+        # The ingress gateways exposing the service, by their own address and port.
+        await _service_query(ctx, answer, query.parts[-1], "", dc, ingress=True)
     elif kind == "node":
         if not query.parts:
             raise _NotFound
@@ -119,7 +124,7 @@ async def _dispatch(ctx: Context, answer: Answer, query: Query) -> None:
         if not query.parts or parse_locality(query.suffixes) is None:
             raise _NotFound
         # No virtual IPs without the service mesh: an empty success, as Consul gives.
-    else:  # query (no prepared queries here), ingress (TODO: ingress-gateway entries), invalid
+    else:  # query (no prepared queries here), invalid
         raise _NotFound
 
 
@@ -155,10 +160,20 @@ def _addr_query(ctx: Context, answer: Answer, parts: Sequence[str]) -> None:
 
 
 async def _service_query(
-    ctx: Context, answer: Answer, service: str, tag: str, dc: str, *, connect: bool = False
+    ctx: Context,
+    answer: Answer,
+    service: str,
+    tag: str,
+    dc: str,
+    *,
+    connect: bool = False,
+    ingress: bool = False,
 ) -> None:
     catalog = ctx.catalog
-    instances = await (catalog.connect(service) if connect else catalog.service(service))
+    if ingress:
+        instances = await catalog.ingress(service)
+    else:
+        instances = await (catalog.connect(service) if connect else catalog.service(service))
     if tag:
         wanted = tag.lower()
         instances = [i for i in instances if any(t.lower() == wanted for t in i.tags)]

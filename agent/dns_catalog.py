@@ -53,6 +53,7 @@ class Instance:
     # The service this instance accepts Connect traffic for (a proxy's destination, a
     # Connect-native service's own name), "" for none.
     connect_for: str = ""
+    ingress_for: tuple[str, ...] = ()  # (MemoryCatalog) services an ingress gateway exposes
 
 
 class CatalogUnavailable(Exception):
@@ -75,6 +76,10 @@ class Catalog(Protocol):
     async def connect(self, name: str) -> list[Instance]:
         """Every instance that accepts Connect traffic for the service (its sidecar proxies,
         its Connect-native instances, the terminating gateways linked to it)."""
+        ...
+
+    async def ingress(self, name: str) -> list[Instance]:
+        """Instances of the ingress gateways whose config entry exposes the service."""
         ...
 
     async def instances_at(self, address: str) -> list[Instance]:
@@ -103,6 +108,10 @@ class MemoryCatalog:
     async def connect(self, name: str) -> list[Instance]:
         wanted = name.lower()
         return [i for i in self._instances if i.connect_for.lower() == wanted and i.connect_for]
+
+    async def ingress(self, name: str) -> list[Instance]:
+        wanted = name.lower()
+        return [i for i in self._instances if wanted in (s.lower() for s in i.ingress_for)]
 
     async def instances_at(self, address: str) -> list[Instance]:
         return [i for i in self._instances if i.address and i.address == address]

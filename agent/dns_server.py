@@ -35,7 +35,7 @@ from agent.dns_catalog import (
 from agent.dns_settings import DNSSettings
 from agent.errors import ListenError
 from agent.render import instance_checks
-from agent.state.mesh_views import connect_instances
+from agent.state.mesh_views import connect_instances, ingress_gateways
 
 if TYPE_CHECKING:
     from agent.dns_catalog import Catalog
@@ -84,6 +84,13 @@ class StoreCatalog:
             for node, svc in connect_instances(store, name).pairs
         ]
 
+    async def ingress(self, name: str) -> list[Instance]:
+        store = self.store
+        return [
+            instance_from_struct(node, svc, instance_checks(store.node_checks(node.Node), svc.ID))
+            for node, svc in ingress_gateways(store, name).pairs
+        ]
+
     def _instances(self, keep: Any) -> list[Instance]:
         store = self.store
         out = []
@@ -125,6 +132,10 @@ class RemoteCatalog:
 
     async def connect(self, name: str) -> list[Instance]:
         reply = await self._get(f"/v1/health/connect/{quote(name, safe='')}")
+        return [instance_from_json(entry) for entry in reply or []]
+
+    async def ingress(self, name: str) -> list[Instance]:
+        reply = await self._get(f"/v1/health/ingress/{quote(name, safe='')}")
         return [instance_from_json(entry) for entry in reply or []]
 
     async def instances_at(self, address: str) -> list[Instance]:

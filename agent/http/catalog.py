@@ -34,6 +34,7 @@ from agent.http.blocking import QueryOptions, blocking_query, query_options, rea
 from agent.http.bodies import DEREGISTER, HEADER, REGISTER
 from agent.http.gojson import STRINGS, Struct
 from agent.proxy_config import decode_connect_fields, multierror, service_errors
+from agent.state import mesh_views
 from agent.state.commands import CheckRecord, Deregister, Register, ServiceRecord, typed
 from agent.state.mesh_views import connect_instances
 from agent.state.structs import Node, Service
@@ -541,14 +542,18 @@ async def node_service_list(ports: CatalogPorts, req: Request, name: str) -> Res
 
 
 async def gateway_services(ports: CatalogPorts, req: Request, name: str) -> Response:
-    """TODO(C1 config entries): the services an ingress or terminating gateway's config entry
-    links (Consul's gateway-services table, wildcards expanded); until the agent keeps that
-    view, none."""
+    """What an ingress or terminating gateway's config entry links (Consul's gateway-services
+    table, wildcards expanded to the typical services registered)."""
     if not name:
         raise HTTPError(400, "Missing gateway name")
     store = ports.store
     return await blocking_read(
-        req, (("table", "services"),), lambda: (store.table_index("services"), [])
+        req,
+        (("table", "services"), ("table", "config-entries")),
+        lambda: (
+            max(store.table_index("services", "config-entries"), 1),
+            mesh_views.gateway_services(store, name),
+        ),
     )
 
 

@@ -28,7 +28,7 @@ from agent.http.catalog import (
     select,
     tag_filters,
 )
-from agent.state.mesh_views import connect_instances
+from agent.state.mesh_views import connect_instances, ingress_gateways
 from agent.state.structs import HealthCheck, Node, Service
 
 if TYPE_CHECKING:
@@ -171,14 +171,19 @@ async def connect_instances_health(ports: HealthPorts, req: Request, name: str) 
 
 
 async def ingress_instances(ports: HealthPorts, req: Request, name: str) -> Response:
-    """TODO(C1 config entries): the ingress gateways whose ingress-gateway entry exposes the
-    service (Consul's gateway-services table); until the agent keeps that view, none."""
+    """The ingress gateways whose ingress-gateway entry exposes the service, with health."""
     if not name:
         raise HTTPError(400, "Missing service name")
     store = ports.store
-    return await blocking_read(
-        req, (("service", name),), lambda: (store.service_name_index(name), [])
-    )
+    meta, flt = node_meta_filters(req), compile_request_filter(req)
+    passing = _bool_param(req, "passing")
+
+    def query() -> tuple[int, list[dict]]:
+        found = ingress_gateways(store, name)
+        pairs = [(n, s) for n, s in found.pairs if meta_matches(n.Meta, meta)]
+        return found.index, select(flt, _with_checks(store, pairs, passing))
+
+    return await blocking_read(req, ingress_gateways(store, name).topics, query)
 
 
 def register(router: Router, deps: HTTPDeps) -> None:

@@ -24,7 +24,14 @@ from agent.state.structs import Node, Service
 if TYPE_CHECKING:
     from agent.state.store import Store
 
-__all__ = ["TERMINATING_GATEWAY", "ConnectInstances", "connect_instances"]
+__all__ = [
+    "INGRESS_GATEWAY",
+    "TERMINATING_GATEWAY",
+    "ConnectInstances",
+    "connect_instances",
+    "gateway_services",
+    "ingress_gateways",
+]
 
 TERMINATING_GATEWAY = "terminating-gateway"
 _ENTRIES_TABLE = "config-entries"
@@ -95,3 +102,101 @@ def _has_typical(store: Store, wanted: str) -> bool:
         for per_node in store.services.values()
         for svc in per_node.values()
     )
+
+
+# ---------------------------------------------------------------------- gateway services
+#
+# Consul keeps a gateway-services table, filled from ingress- and terminating-gateway entries
+# (a `*` expanded to every typical service registered); here it is computed from the entries
+# and the catalog on each read, which is the same answer without a second table to keep.
+
+INGRESS_GATEWAY = "ingress-gateway"
+
+
+def _typical_names(store: Store) -> list[str]:
+    names = {
+        svc.Service
+        for per_node in store.services.values()
+        for svc in per_node.values()
+        if svc.Kind == ""
+    }
+    return sorted(names)
+
+
+def gateway_services(store: Store, gateway: str) -> list[dict]:
+    """`/v1/catalog/gateway-services/<gateway>`: what the gateway's config entry links."""
+    found: list[dict] = []
+    ingress = store.mesh.entry(INGRESS_GATEWAY, gateway)
+    if ingress is not None:
+        for listener in ingress.get("Listeners") or ():
+            for linked in listener.get("Services") or ():
+                found.extend(_ingress_links(store, gateway, ingress, listener, linked))
+    terminating = store.mesh.entry(TERMINATING_GATEWAY, gateway)
+    if terminating is not None:
+        for linked in terminating.get("Services") or ():
+            name = str(linked.get("Name") or "")
+            wildcard = name == "*"
+            for service in _typical_names(store) if wildcard else [name]:
+                item: dict = {
+                    "Gateway": {"Name": gateway},
+                    "Service": {"Name": service},
+                    "GatewayKind": TERMINATING_GATEWAY,
+                }
+                for key in ("CAFile", "CertFile", "KeyFile", "SNI"):
+                    if linked.get(key):
+                        item[key] = linked[key]
+                if wildcard:
+                    item["FromWildcard"] = True
+                item["ServiceKind"] = "service"
+                item["CreateIndex"] = terminating.get("CreateIndex", 0)
+                item["ModifyIndex"] = terminating.get("ModifyIndex", 0)
+                found.append(item)
+    return sorted(found, key=lambda g: (g["Service"]["Name"], g.get("Port", 0)))
+
+
+def _ingress_links(
+    store: Store, gateway: str, entry: dict, listener: dict, linked: dict
+) -> list[dict]:
+    name = str(linked.get("Name") or "")
+    wildcard = name == "*"
+    out = []
+    for service in _typical_names(store) if wildcard else [name]:
+        item: dict = {
+            "Gateway": {"Name": gateway},
+            "Service": {"Name": service},
+            "GatewayKind": INGRESS_GATEWAY,
+            "Port": listener.get("Port", 0),
+            "Protocol": listener.get("Protocol") or "tcp",
+        }
+        if linked.get("Hosts"):
+            item["Hosts"] = list(linked["Hosts"])
+        if wildcard:
+            item["FromWildcard"] = True
+        item["CreateIndex"] = entry.get("CreateIndex", 0)
+        item["ModifyIndex"] = entry.get("ModifyIndex", 0)
+        out.append(item)
+    return out
+
+
+def ingress_gateways(store: Store, service: str) -> ConnectInstances:
+    """`/v1/health/ingress/<svc>` and `<svc>.ingress.<domain>`: instances of the ingress
+    gateways whose entry exposes the service (by name, or by a `*` listener service)."""
+    wanted = service.lower()
+    gateways = set()
+    for entry in store.mesh.of_kind(INGRESS_GATEWAY):
+        for listener in entry.get("Listeners") or ():
+            for linked in listener.get("Services") or ():
+                linked_name = str(linked.get("Name") or "")
+                if linked_name.lower() == wanted or (
+                    linked_name == "*" and _has_typical(store, wanted)
+                ):
+                    gateways.add(str(entry.get("Name") or ""))
+    pairs = [
+        (node, svc)
+        for node in _nodes(store)
+        for _, svc in sorted(store.services[node.Node].items())
+        if svc.Kind == INGRESS_GATEWAY and svc.Service in gateways
+    ]
+    index = max(store.table_index(_ENTRIES_TABLE), store.table_index("services"), 1)
+    topics = (("table", "services"), ("table", _ENTRIES_TABLE))
+    return ConnectInstances(pairs, index, topics)
