@@ -158,6 +158,23 @@ class AgentAPI:
         )
         return None if resp.status_code == 404 else self._decode(resp)
 
+    async def agent_service_changed(
+        self, service_id: str, digest: str, wait: float = BLOCK_WAIT
+    ) -> tuple[dict[str, Any] | None, str]:
+        """The registration once its ContentHash differs from `digest` (or `wait` ran out),
+        and its hash; (None, "") when it is gone."""
+        resp = await self._request(
+            "GET",
+            "/v1/agent/service/" + quote(service_id, safe=""),
+            params={"hash": digest, "wait": f"{int(wait * 1000)}ms"} if digest else None,
+            ok=(200, 404),
+            timeout=wait + wait / 16 + 10,
+        )
+        if resp.status_code == 404:
+            return None, ""
+        body = self._decode(resp) or {}
+        return body, str(body.get("ContentHash") or resp.headers.get("X-Consul-ContentHash", ""))
+
     async def agent_services(self) -> dict[str, dict[str, Any]]:
         return dict(self._decode(await self._request("GET", "/v1/agent/services")) or {})
 

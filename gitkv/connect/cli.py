@@ -29,7 +29,7 @@ from gitkv.connect.config import (
 )
 from gitkv.connect.errors import ConfigError, UsageError
 from gitkv.connect.flags import HTTP_FLAGS, ProxyFlags, parse_proxy_flags
-from gitkv.connect.proxy import Proxy
+from gitkv.connect.proxy import Proxy, follow_registration
 from gitkv.errors import GitkvError
 
 __all__ = ["main", "proxy_settings", "resolve_config"]
@@ -141,8 +141,9 @@ def proxy_settings(flags: ProxyFlags, env: Mapping[str, str]) -> ConsulSettings:
     return ConsulSettings.from_env(env=merged)
 
 
-async def resolve_config(flags: ProxyFlags, api: AgentAPI) -> tuple[ProxyConfig, list[str]]:
-    """The proxy's config and the banner lines that describe where it came from."""
+async def resolve_config(flags: ProxyFlags, api: AgentAPI) -> tuple[ProxyConfig, list[str], str]:
+    """The proxy's config, the banner lines that describe where it came from, and the
+    ContentHash of the registration it was read from ("" for flags)."""
     if flags.proxy_id or flags.sidecar_for:
         proxy_id = flags.proxy_id
         lines = ["Configuration mode: Agent API"]
@@ -154,8 +155,10 @@ async def resolve_config(flags: ProxyFlags, api: AgentAPI) -> tuple[ProxyConfig,
         if service is None:
             raise ConfigError(f"unknown service ID on the local agent: {proxy_id}")
         config = from_registration(service)
+        digest = str(service.get("ContentHash") or "")
     else:
         config = from_flags(flags)
+        digest = ""
         lines = ["Configuration mode: Flags", f"           Service: {config.service}"]
     for upstream in config.upstreams:
         lines.append(
@@ -169,7 +172,7 @@ async def resolve_config(flags: ProxyFlags, api: AgentAPI) -> tuple[ProxyConfig,
         if public
         else "   Public listener: Disabled"
     )
-    return config, lines
+    return config, lines, digest
 
 
 async def _sidecar_id(api: AgentAPI, sidecar_for: str) -> str:
@@ -187,7 +190,7 @@ async def _run(flags: ProxyFlags, env: Mapping[str, str], out: TextIO) -> int:
     api = AgentAPI(proxy_settings(flags, env))
     try:
         print("==> Connect proxy starting...", file=out, flush=True)
-        config, lines = await resolve_config(flags, api)
+        config, lines, digest = await resolve_config(flags, api)
         for line in lines:
             print(f"    {line}", file=out)
         proxy = Proxy(config, api)
@@ -198,9 +201,16 @@ async def _run(flags: ProxyFlags, env: Mapping[str, str], out: TextIO) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, stop.set)
+        follow = None
+        if config.proxy_id:
+            follow = asyncio.ensure_future(follow_registration(proxy, api, config.proxy_id, digest))
         try:
             await proxy.wait(stop)
         finally:
+            if follow is not None:
+                follow.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await follow
             await proxy.close()
         print("==> Connect proxy shutdown", file=out, flush=True)
         return 0

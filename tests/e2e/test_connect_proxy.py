@@ -268,6 +268,19 @@ def _traffic_and_intentions(agent: AgentProc, echo_port: int, sidecar: bool) -> 
             set_intention(http, "allow")
             took = until(lambda: works(ports["upstream"]), 3.0)
             assert took is not None and took <= 1.5, f"allow took {took}"
+
+            if sidecar:  # the proxy follows its registration: an upstream moves
+                moved = free_port()
+                body = {"ID": "web", "Name": "web", "Address": "127.0.0.1", "Port": free_port()}
+                body["Connect"] = {
+                    "SidecarService": {
+                        "Port": ports["web_public"],
+                        "Proxy": {"Upstreams": [{"DestinationName": "db", "LocalBindPort": moved}]},
+                    }
+                }
+                assert http.put("/v1/agent/service/register", json=body).status_code == 200
+                assert until(lambda: works(moved), 10.0) is not None, web.output()
+                assert until(lambda: not works(ports["upstream"]), 5.0) is not None
         finally:
             codes = (web.stop(), db.stop())
             logs = web.output() + db.output()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import os
+import socket
 import ssl
 import stat
 from collections.abc import Awaitable, Callable
@@ -671,8 +672,8 @@ async def _echo_server() -> tuple[asyncio.AbstractServer, int]:
     return server, server.sockets[0].getsockname()[1]
 
 
-async def _round_trip(port: int, message: bytes) -> bytes:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+async def _round_trip(port: int, message: bytes, host: str = "127.0.0.1") -> bytes:
+    reader, writer = await asyncio.open_connection(host, port)
     try:
         writer.write(message)
         await writer.drain()
@@ -796,3 +797,69 @@ def test_the_agents_own_ca_certificates_work_both_ways() -> None:
     assert seen is not None and verify_service(seen, "web", datacenter="dc1")
     assert got is not None and verify_service(got, "db", datacenter="dc1")
     assert peer_serial(seen) == "03"
+
+
+def test_reconfigure_binds_new_listeners_and_closes_dropped_ones() -> None:
+    async def scenario() -> None:
+        agent = FakeAgent(MiniCA())
+        web, db, stop = await _pair(agent)
+        try:
+            db_port = web.upstream_ports["db"]
+            agent.instances["cache"] = agent.instances["db"]  # same listener: refused (names db)
+            config = ProxyConfig(
+                "web", None, (Upstream("db", 0, "127.0.0.2"), Upstream("cache", 0))
+            )
+            await web.reconfigure(config)
+            assert set(web.upstream_ports) == {"db", "cache"}
+            moved = web.upstream_ports["db"]
+            assert await _round_trip(moved, b"moved", host="127.0.0.2") == b"moved"
+            assert await _round_trip(web.upstream_ports["cache"], b"x") == b""
+            with pytest.raises(OSError):  # the listener it replaced is closed
+                await asyncio.open_connection("127.0.0.1", db_port)
+            # A new identity: the proxy fetches that service's leaf and authorizes as it.
+            await web.reconfigure(ProxyConfig("api", None, (Upstream("db", 0),)))
+            assert web.certs.service == "api" and web.authorizer.target == "api"
+            assert await _round_trip(web.upstream_ports["db"], b"as api") == b"as api"
+            assert web.certs.leaf is not None
+            assert web.certs.leaf.serial == agent.leaves["api"]["SerialNumber"]
+        finally:
+            await stop()
+
+    run(scenario())
+
+
+def test_follow_registration_reconfigures_on_each_change() -> None:
+    async def scenario() -> None:
+        from gitkv.connect.proxy import follow_registration
+
+        agent = FakeAgent(MiniCA())
+        web, db, stop = await _pair(agent)
+        changes: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+        async def changed(service_id: str, digest: str) -> tuple[dict[str, Any] | None, str]:
+            body = await changes.get()
+            return body, body["ContentHash"]
+
+        agent.agent_service_changed = changed  # type: ignore[attr-defined]
+        follower = asyncio.ensure_future(follow_registration(web, agent, "web-sidecar-proxy", "h0"))  # type: ignore[arg-type]
+        try:
+            registration = dict(SIDECAR, Port=0, ContentHash="h1")
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", 0))
+                port = probe.getsockname()[1]
+            registration["Proxy"] = dict(
+                SIDECAR["Proxy"], Upstreams=[{"DestinationName": "db", "LocalBindPort": port}]
+            )
+            await changes.put(registration)
+            for _ in range(100):
+                if web.config.proxy_id == "web-sidecar-proxy":
+                    break
+                await asyncio.sleep(0.01)
+            assert web.config == from_registration(registration)
+            assert web.upstream_ports == {"db": port}
+            assert await _round_trip(port, b"followed") == b"followed"
+        finally:
+            follower.cancel()
+            await stop()
+
+    run(scenario())
