@@ -1,43 +1,113 @@
-"""Config entries, pure: decoding a request body the way Consul's `PUT /v1/config` does,
-normalizing and validating an entry, printing it as `GET /v1/config` does, and the ACL rule
-of each kind.
+"""Config entries, pure: a `PUT /v1/config` body decoded as Consul decodes it, each kind's
+Normalize and Validate, the entry printed as `GET /v1/config` prints it, and the ACL rule of
+each kind.
 
-Decoding follows Consul's pipeline (`agent/config_endpoint.go`, `lib/decode`): the `Kind` (or
-`kind`) key picks the kind's field table (`entry_tables.py`); names match without regard to
-case and by their snake_case alias; mapstructure's weak typing turns "5" into 5 and numbers
-into strings; every key the kind does not have is an error, all of them reported at once as
-go-multierror prints them, with status 400. Validation errors (`entry_checks.py`) are plain
-500s, as Consul answers its RPC's refusals.
+    entry = normalize(decode_entry(body))   # EntryError 400 / 500
+    validate(entry)                          # EntryError 500
+    require(write_rules(entry))              # the caller's ACL check
+    ...store entry (+ CreateIndex/ModifyIndex)...
+    render_entry(stored)                     # the GET body
 
-A stored entry is a dict with the canonical field names, `Kind` and `Name` first; empty
-optional fields are left out (Consul's `omitempty`), the always-printed structs are filled
-in on render.
+Every kind is a Go struct described as data (`entry_types.KindSpec`: a field table plus its
+Normalize and Validate); one decoder (`entry_decode`, mapstructure's rules and Consul's
+hooks) and one renderer (`entry_render`, encoding/json's rules) serve them all. The kinds
+live by family in `entry_kinds_service`, `entry_kinds_chain`, `entry_kinds_gateway`,
+`entry_kinds_api_gateway`, `entry_kinds_mesh` and `entry_kinds_intentions`.
+
+A stored entry is a dict with Go's field names, `Kind` and `Name` first (mesh: "mesh", though
+its GET shape has no Name), zero values left out except under pointers, durations as integer
+nanoseconds, split weights as their shortest decimal. Errors are `EntryError`s carrying
+Consul's status: 400 for decoding ("Request decoding failed: ..."), 500 for Normalize and
+Validate (RPC errors), 403 for the controller-owned bound-api-gateway.
+
+Not reproduced: Consul 1.17+'s `Hash` field (a hashstructure digest of the entry; accepted in
+a request, never stored or printed), the argument checks of each built-in Envoy extension,
+and file-system-certificate / control-plane-request-limit (refused as unknown kinds).
 """
 
 from __future__ import annotations
 
-import math
-import re
+import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from agent.connect import entry_checks
-from agent.connect.entry_tables import ALWAYS, KIND_FIELDS, NAMELESS, Table
+from agent.connect.chain_graph import related_services
+from agent.connect.entry_decode import DecodeFailed, decode_struct, go_kind
+from agent.connect.entry_kinds_api_gateway import (
+    API_GATEWAY,
+    BOUND_API_GATEWAY,
+    HTTP_ROUTE,
+    TCP_ROUTE,
+)
+from agent.connect.entry_kinds_chain import SERVICE_RESOLVER, SERVICE_ROUTER, SERVICE_SPLITTER
+from agent.connect.entry_kinds_gateway import (
+    INGRESS_GATEWAY,
+    INLINE_CERTIFICATE,
+    TERMINATING_GATEWAY,
+    terminating_warnings,
+)
+from agent.connect.entry_kinds_intentions import SERVICE_INTENTIONS
+from agent.connect.entry_kinds_mesh import EXPORTED_SERVICES, JWT_PROVIDER, MESH, SAMENESS_GROUP
+from agent.connect.entry_kinds_service import (
+    PROXY_DEFAULTS,
+    SERVICE_DEFAULTS,
+    proxy_defaults_name_problem,
+)
+from agent.connect.entry_render import render_struct
+from agent.connect.entry_types import KindSpec
 from agent.connect.errors import EntryError
-from agent.connect.intention_writes import normalize_intentions
-from agent.durations import DurationError, format_nanoseconds, parse_nanoseconds
 
-KINDS = frozenset(KIND_FIELDS)
+__all__ = [
+    "KINDS",
+    "AnyOf",
+    "Need",
+    "decode_entry",
+    "normalize",
+    "read_rule",
+    "render_entry",
+    "validate",
+    "validate_delete_name",
+    "warnings",
+    "write_rules",
+]
+
+_SPECS: dict[str, KindSpec] = {
+    spec.kind: spec
+    for spec in (
+        SERVICE_DEFAULTS,
+        PROXY_DEFAULTS,
+        SERVICE_ROUTER,
+        SERVICE_SPLITTER,
+        SERVICE_RESOLVER,
+        INGRESS_GATEWAY,
+        TERMINATING_GATEWAY,
+        SERVICE_INTENTIONS,
+        MESH,
+        EXPORTED_SERVICES,
+        SAMENESS_GROUP,
+        API_GATEWAY,
+        BOUND_API_GATEWAY,
+        HTTP_ROUTE,
+        TCP_ROUTE,
+        INLINE_CERTIFICATE,
+        JWT_PROVIDER,
+    )
+}
+# Consul's AllConfigEntryKinds order, less the two kinds not implemented here.
+KINDS: tuple[str, ...] = tuple(_SPECS)
 _DECODE = "Request decoding failed: "
-_COMMON: Table = {"Kind": "string", "Name": "string", "Meta": "strmap"}
-_IGNORED = {"createindex", "modifyindex", "hash"}
-_SNAKE = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+_NO_KIND = "Payload does not contain a kind/Kind key at the top level"
+# Decoded from a request (mapstructure fills them) but never kept: the store owns the
+# indexes, and the hash is not computed here.
+_NOT_KEPT = ("RaftIndex", "Hash")
 
 
 @dataclass(frozen=True)
 class Need:
-    """One ACL permission: `level` on `resource` (`segment` None: a single-valued one)."""
+    """One ACL permission: `level` ("read"/"write") on `resource` ("service", "intention",
+    "mesh", "operator"); `segment` None for the single-valued ones (mesh: which falls back to
+    operator), "" for "any service"."""
 
     resource: str
     segment: str | None
@@ -46,347 +116,156 @@ class Need:
 
 @dataclass(frozen=True)
 class AnyOf:
-    """Permissions of which one group must hold entirely."""
+    """Permission groups of which one must hold entirely."""
 
     options: tuple[tuple[Need, ...], ...]
+
+
+def _spec(kind: str) -> KindSpec:
+    spec = _SPECS.get(kind)
+    if spec is None:
+        raise EntryError(f"invalid config entry kind: {kind}", 500)
+    return spec
+
+
+def _ordered(entry: Mapping[str, Any]) -> dict[str, Any]:
+    head = {key: entry[key] for key in ("Kind", "Name") if key in entry}
+    return head | {key: value for key, value in entry.items() if key not in head}
+
+
+def _named(spec: KindSpec, entry: dict[str, Any]) -> dict[str, Any]:
+    entry["Kind"] = spec.kind
+    entry["Name"] = entry.get("Name") or "" if spec.has_name else "mesh"
+    return _ordered(entry)
 
 
 # ---------------------------------------------------------------------- decoding
 
 
-def _fold(name: str) -> str:
-    return name.replace("_", "").replace("-", "").lower()
-
-
-def _lookup(table: Table) -> dict[str, str]:
-    """Folded spellings (any case, snake_case alias) -> canonical name."""
-    found = {}
-    for name in table:
-        found[_fold(name)] = name
-        found[_fold(_SNAKE.sub("_", name))] = name
-    return found
-
-
-def _go_kind(value: Any) -> str:
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "int64"
-    if isinstance(value, float):
-        return "float64"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "slice"
-    if isinstance(value, dict):
-        return "map"
-    return "ptr"
-
-
-def _scalar(kind: str, value: Any, path: str) -> Any:
-    """mapstructure's WeaklyTypedInput conversions, with its error texts."""
-    if kind == "string":
-        if isinstance(value, str):
-            return value
-        if isinstance(value, bool):
-            return "1" if value else "0"
-        if isinstance(value, int):
-            return str(value)
-        if isinstance(value, float):
-            return repr(value) if not value.is_integer() else str(int(value))
-    elif kind == "bool":
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, int | float):
-            return value != 0
-        if isinstance(value, str):
-            if value.lower() in ("1", "t", "true"):
-                return True
-            if value.lower() in ("", "0", "f", "false"):
-                return False
-            raise EntryError(f"cannot parse '{path}' as bool: invalid syntax", 400)
-    elif kind in ("int", "float"):
-        if isinstance(value, bool):
-            return int(value)
-        if isinstance(value, int):
-            return value if kind == "int" else float(value)
-        if isinstance(value, float):
-            if kind == "float":
-                return value
-            if value.is_integer():
-                return int(value)
-        if isinstance(value, str):
-            try:
-                return int(value, 0) if kind == "int" else float(value)
-            except ValueError:
-                raise EntryError(f"cannot parse '{path}' as {kind}: invalid syntax", 400) from None
-    elif kind == "duration":
-        if isinstance(value, bool):
-            raise EntryError(f"'{path}' expected type 'time.Duration', got 'bool'", 400)
-        if isinstance(value, int | float):
-            return format_nanoseconds(int(value))
-        if isinstance(value, str):
-            try:
-                return format_nanoseconds(parse_nanoseconds(value)) if value else ""
-            except DurationError as exc:
-                raise EntryError(f"error decoding '{path}': {exc}", 400) from None
-    elif kind == "any":
-        return value
-    raise EntryError(
-        f"'{path}' expected type '{kind}', got unconvertible type '{_go_kind(value)}'", 400
-    )
-
-
-class _Decoder:
-    def __init__(self) -> None:
-        self.unknown: list[str] = []
-
-    def value(self, kind: Any, value: Any, path: str) -> Any:
-        if value is None:
-            return None
-        if isinstance(kind, dict):
-            return self.struct(kind, value, path)
-        if isinstance(kind, tuple):
-            shape, inner = kind
-            if shape == "list":
-                if isinstance(value, dict):  # HCL blocks: one object where a list belongs
-                    value = [value]
-                if not isinstance(value, list):
-                    raise EntryError(f"'{path}': source data must be an array or slice", 400)
-                return [self.value(inner, v, f"{path}[{i}]") for i, v in enumerate(value)]
-            if not isinstance(value, dict):
-                raise EntryError(f"'{path}' expected a map, got '{_go_kind(value)}'", 400)
-            return {str(k): self.value(inner, v, f"{path}[{k}]") for k, v in value.items()}
-        if kind == "strmap":
-            if not isinstance(value, dict):
-                raise EntryError(f"'{path}' expected a map, got '{_go_kind(value)}'", 400)
-            return {str(k): _scalar("string", v, f"{path}[{k}]") for k, v in value.items()}
-        return _scalar(kind, value, path)
-
-    def struct(self, table: Table, value: Any, path: str) -> dict[str, Any]:
-        if isinstance(value, list) and len(value) == 1 and isinstance(value[0], dict):
-            value = value[0]  # HCL's single block as a list of one
-        if not isinstance(value, dict):
-            raise EntryError(f"'{path}' expected a map, got '{_go_kind(value)}'", 400)
-        names = _lookup(table)
-        out: dict[str, Any] = {}
-        for key, raw in value.items():
-            folded = _fold(str(key))
-            canonical = names.get(folded)
-            if canonical is None:
-                if not path and folded in _IGNORED:
-                    continue
-                self.unknown.append(f"{path}.{key}" if path else str(key))
-                continue
-            if canonical in out and raw is not None and str(key) != canonical:
-                continue  # the canonical spelling wins over an alias (Consul)
-            decoded = self.value(
-                table[canonical], raw, f"{path}.{canonical}" if path else canonical
-            )
-            if decoded is not None:
-                out[canonical] = decoded
-        return out
-
-
-def _unknown_message(key: str) -> str:
-    lowered = key.lower()
-    if lowered.endswith("namespace"):
-        return f'invalid config key "{key}", namespaces are a consul enterprise feature'
-    if "jwt" in lowered:
-        return (
-            f'invalid config key "{key}", api-gateway jwt validation is a consul enterprise feature'
-        )
-    return f'invalid config key "{key}"'
-
-
-def multierror(problems: list[str]) -> str:
-    head = "1 error occurred" if len(problems) == 1 else f"{len(problems)} errors occurred"
-    return head + ":\n" + "".join(f"\t* {p}\n" for p in problems) + "\n"
-
-
 def decode_entry(raw: Any) -> dict[str, Any]:
-    """The entry a `PUT /v1/config` body holds (EntryError 400 otherwise)."""
+    """The entry a `PUT /v1/config` body holds, as Consul's DecodeConfigEntry reads it.
+
+    `raw` is the parsed JSON body (the caller answers an empty body with "... EOF" and bad
+    JSON with the parser's text). Raises EntryError 400 with Consul's message.
+    """
+    if raw is None:
+        raw = {}
     if not isinstance(raw, dict):
-        raise EntryError(f"{_DECODE}Payload does not contain a kind/Kind key at the top level", 400)
-    kind = raw.get("Kind", raw.get("kind"))
-    if kind is None:
-        raise EntryError(f"{_DECODE}Payload does not contain a kind/Kind key at the top level", 400)
+        raise EntryError(f"{_DECODE}'' expected a map, got '{go_kind(raw)}'", 400)
+    if "Kind" in raw:
+        kind = raw["Kind"]
+    elif "kind" in raw:
+        kind = raw["kind"]
+    else:
+        raise EntryError(_DECODE + _NO_KIND, 400)
     if not isinstance(kind, str):
         raise EntryError(f"{_DECODE}Kind value in payload is not a string", 400)
-    if kind not in KINDS:
+    spec = _SPECS.get(kind)
+    if spec is None:
         raise EntryError(f"{_DECODE}invalid config entry kind: {kind}", 400)
-    table = _COMMON | KIND_FIELDS[kind]
-    decoder = _Decoder()
     try:
-        entry = decoder.struct(table, raw, "")
-    except EntryError as exc:
-        raise EntryError(f"{_DECODE}{multierror([exc.message])}", 400) from None
-    if decoder.unknown:
-        problems = [_unknown_message(k) for k in decoder.unknown]
-        raise EntryError(f"{_DECODE}{multierror(problems)}", 400)
-    entry["Kind"] = kind
-    return _ordered(entry)
+        entry = decode_struct(raw, spec.table)
+    except DecodeFailed as failed:
+        raise EntryError(_DECODE + str(failed), 400) from None
+    for key in _NOT_KEPT:
+        entry.pop(key, None)
+    return _named(spec, entry)
 
 
-def _ordered(entry: Mapping[str, Any]) -> dict[str, Any]:
-    head = {k: entry[k] for k in ("Kind", "Name") if k in entry}
-    return head | {k: v for k, v in entry.items() if k not in head}
-
-
-# ---------------------------------------------------------------------- normalize
+# ---------------------------------------------------------------------- normalize, validate
 
 
 def normalize(entry: Mapping[str, Any]) -> dict[str, Any]:
-    """Consul's Normalize(): the kind's defaults and spellings, before Validate."""
-    out = dict(entry)
-    kind = out["Kind"]
-    name = str(out.get("Name") or "")
-    if kind == "proxy-defaults":
-        if name in ("", "global"):
-            out["Name"] = "global"
-        else:
-            raise EntryError(f'invalid name ("{name}"), only "global" is supported')
-    elif kind == "mesh":
-        out["Name"] = "mesh"
-    elif kind == "exported-services" and not name:
-        out["Name"] = "default"
+    """Consul's Normalize() of the entry's kind: a new dict (the input is not changed).
+
+    EntryError 500 for what Normalize refuses (a proxy-defaults name other than "global", a
+    proxy Config whose protocol is not a string)."""
+    spec = _spec(entry["Kind"])
+    out = copy.deepcopy(dict(entry))
     out.setdefault("Name", "")
-    if kind == "service-defaults" and out.get("Protocol"):
-        out["Protocol"] = str(out["Protocol"]).lower()
-    elif kind == "proxy-defaults":
-        config = out.get("Config")
-        if isinstance(config, dict) and isinstance(config.get("protocol"), str):
-            config = dict(config, protocol=config["protocol"].lower())
-            out["Config"] = config
-    elif kind == "service-splitter":
-        out["Splits"] = [
-            dict(s, Weight=_round_weight(s.get("Weight", 0.0))) for s in out.get("Splits") or ()
-        ]
-    elif kind == "service-router":
-        out["Routes"] = [_upper_methods(r) for r in out.get("Routes") or ()]
-    elif kind == "ingress-gateway":
-        out["Listeners"] = [
-            dict(li, Protocol=str(li.get("Protocol") or "tcp").lower())
-            for li in out.get("Listeners") or ()
-        ]
-    elif kind == "jwt-provider" and not out.get("ClockSkewSeconds"):
-        out["ClockSkewSeconds"] = 30
-    elif kind == "service-intentions":
-        out = normalize_intentions(out)
-    return _ordered(out)
-
-
-def _round_weight(weight: Any) -> float | int:
-    value = math.floor(float(weight) * 100 + 0.5) / 100
-    return int(value) if value.is_integer() else value
-
-
-def _upper_methods(route: Mapping[str, Any]) -> dict[str, Any]:
-    http = ((route.get("Match") or {}).get("HTTP")) or None
-    if not http or not http.get("Methods"):
-        return dict(route)
-    methods = [str(m).upper() for m in http["Methods"]]
-    return dict(route, Match=dict(route["Match"], HTTP=dict(http, Methods=methods)))
+    spec.normalize(out)
+    return _named(spec, out)
 
 
 def validate(entry: Mapping[str, Any]) -> None:
-    """Consul's Validate() for the entry's kind; EntryError (500) naming the problem."""
-    entry_checks.check(entry)
+    """Consul's Validate() of the (normalized) entry's kind: EntryError 500 with its message."""
+    _spec(entry["Kind"]).validate(dict(entry))
+
+
+def warnings(entry: Mapping[str, Any]) -> list[str]:
+    """What Consul logs when the entry is written (it is written regardless)."""
+    if entry.get("Kind") == "terminating-gateway":
+        return terminating_warnings(dict(entry))
+    return []
 
 
 def validate_delete_name(kind: str, name: str) -> str:
-    """The name a DELETE acts on, after the kind's Normalize (proxy-defaults: only global;
-    mesh: whatever the URL says, it is always the one mesh entry)."""
-    if kind == "proxy-defaults" and name not in ("", "global"):
-        raise EntryError(f'invalid name ("{name}"), only "global" is supported')
+    """The name a `DELETE /v1/config/<kind>/<name>` acts on, after the kind's Normalize:
+    proxy-defaults only takes "global" (EntryError 500 otherwise), mesh ignores the URL's
+    name. An unknown kind is EntryError 400, as Consul answers a DELETE."""
+    if kind not in _SPECS:
+        raise EntryError(f"invalid config entry kind: {kind}", 400)
+    if kind == "proxy-defaults":
+        if problem := proxy_defaults_name_problem(name):
+            raise EntryError(problem, 500)
+        return "global"
     if kind == "mesh":
         return "mesh"
-    return name or ("global" if kind == "proxy-defaults" else name)
+    return name
 
 
 # ---------------------------------------------------------------------- rendering
 
 
 def render_entry(entry: Mapping[str, Any]) -> dict[str, Any]:
-    """The entry as `GET /v1/config/<kind>/<name>` prints it."""
-    kind = entry["Kind"]
-    out: dict[str, Any] = {"Kind": kind}
-    if kind not in NAMELESS:
-        out["Name"] = entry.get("Name", "")
-    for field in KIND_FIELDS[kind]:
-        if field in entry:
-            out[field] = entry[field]
-        elif field in ALWAYS.get(kind, ()):
-            out[field] = {}
-    if kind == "proxy-defaults" and "Config" not in out:
-        out = _put_after(out, "Name", "Config", None)
-    if entry.get("Meta"):
-        out["Meta"] = entry["Meta"]
+    """The stored entry as `GET /v1/config/<kind>/<name>` prints it: the Go struct's fields
+    in order (value structs always, `null` for nil fields without omitempty), Kind first for
+    the kinds whose MarshalJSON adds it, then CreateIndex and ModifyIndex."""
+    spec = _spec(entry["Kind"])
+    out: dict[str, Any] = {}
+    if not spec.has_kind:
+        out["Kind"] = spec.kind
+    body = dict(entry)
+    body["Kind"] = spec.kind
+    out.update(render_struct(spec.table, body))
     out["CreateIndex"] = entry.get("CreateIndex", 0)
     out["ModifyIndex"] = entry.get("ModifyIndex", 0)
     return out
 
 
-def _put_after(out: dict[str, Any], after: str, key: str, value: Any) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for k, v in out.items():
-        result[k] = v
-        if k == after:
-            result[key] = value
-    return result
-
-
 # ---------------------------------------------------------------------- ACL
 
-
-_SERVICE_KINDS = ("service-defaults", "service-router", "service-splitter", "service-resolver")
+_READ_NONE = frozenset({"proxy-defaults", "mesh", "sameness-group"})
+_READ_MESH = frozenset({"exported-services", "http-route", "tcp-route", "inline-certificate"})
+_CHAIN = frozenset({"service-router", "service-splitter", "service-resolver"})
 
 
 def read_rule(kind: str, name: str) -> tuple[Need, ...] | AnyOf:
-    """What reading an entry of `kind` named `name` needs (Consul's CanRead)."""
-    if kind in ("proxy-defaults", "mesh", "sameness-group"):
+    """What reading an entry of `kind` named `name` needs (Consul's CanRead); () for nothing.
+    jwt-provider: write on any service (a sidecar's token) or mesh read."""
+    if kind in _READ_NONE:
         return ()
+    if kind in _READ_MESH:
+        return (Need("mesh", None, "read"),)
     if kind == "service-intentions":
         return (Need("intention", name, "read"),)
-    if kind in ("exported-services", "http-route", "tcp-route", "inline-certificate"):
-        return (Need("mesh", None, "read"),)
     if kind == "jwt-provider":
         return AnyOf(((Need("service", "", "write"),), (Need("mesh", None, "read"),)))
     return (Need("service", name, "read"),)
 
 
 def write_rules(entry: Mapping[str, Any]) -> tuple[Need, ...]:
-    """What writing (or deleting) `entry` needs (Consul's CanWrite): a chain entry needs write
-    on its service and read on every service it sends traffic to."""
+    """What writing (or deleting) `entry` needs (Consul's CanWrite), all of it. A chain entry
+    needs write on its service and read on every other service it sends traffic to; writing
+    a bound-api-gateway is refused outright (EntryError 403)."""
     kind, name = entry["Kind"], str(entry.get("Name") or "")
     if kind == "bound-api-gateway":
         raise EntryError("Permission denied: only writeable by controller", 403)
     if kind == "service-intentions":
         return (Need("intention", name, "write"),)
-    if kind not in _SERVICE_KINDS:
+    if kind == "service-defaults":
+        return (Need("service", name, "write"),)
+    if kind not in _CHAIN:
         return (Need("mesh", None, "write"),)
-    needs = [Need("service", name, "write")]
-    for other in sorted(set(_related(entry)) - {name}):
-        needs.append(Need("service", other, "read"))
-    return tuple(needs)
-
-
-def _related(entry: Mapping[str, Any]) -> list[str]:
-    kind = entry["Kind"]
-    found: list[str] = []
-    if kind == "service-router":
-        for route in entry.get("Routes") or ():
-            service = (route.get("Destination") or {}).get("Service")
-            if service:
-                found.append(service)
-    elif kind == "service-splitter":
-        found += [s["Service"] for s in entry.get("Splits") or () if s.get("Service")]
-    elif kind == "service-resolver":
-        redirect = entry.get("Redirect") or {}
-        if redirect.get("Service"):
-            found.append(redirect["Service"])
-        for failover in (entry.get("Failover") or {}).values():
-            if failover.get("Service"):
-                found.append(failover["Service"])
-            found += [t["Service"] for t in failover.get("Targets") or () if t.get("Service")]
-    return found
+    others = [s for s in related_services(kind, entry) if s != name]
+    return (Need("service", name, "write"), *(Need("service", s, "read") for s in others))
