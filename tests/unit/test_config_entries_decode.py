@@ -125,7 +125,7 @@ def test_the_kind_is_found_first(raw: dict[str, Any], message: str) -> None:
         ),
         (
             {"Kind": "service-defaults", "Name": "w", "Meta": {"k" * 129: "v"}},
-            f'Meta key "{"k" * 129}" exceeds maximum length 128',
+            f'1 error occurred:\n\t* Meta key "{"k" * 129}" exceeds maximum length 128\n\n',
         ),
     ],
 )
@@ -171,6 +171,7 @@ def test_render_prints_the_always_present_structs_and_indexes() -> None:
     assert entries.render_entry(stored) == {
         "Kind": "service-defaults",
         "Name": "web",
+        "Protocol": "",
         "TransparentProxy": {},
         "MeshGateway": {},
         "Expose": {},
