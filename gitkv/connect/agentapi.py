@@ -12,7 +12,7 @@ import ssl
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import httpx
@@ -22,7 +22,13 @@ from gitkv.client import ConsulSettings
 from gitkv.connect.config import SIDECAR_SUFFIX
 from gitkv.errors import ClusterError
 
-__all__ = ["AgentAPI", "Instance", "instances_from_catalog", "instances_from_health"]
+__all__ = [
+    "AgentAPI",
+    "Instance",
+    "LocalAgent",
+    "instances_from_catalog",
+    "instances_from_health",
+]
 
 # How long a blocking query may park at the agent; the HTTP timeout adds a margin on top
 # (Consul adds up to wait/16 of jitter).
@@ -63,6 +69,49 @@ def instances_from_catalog(nodes: Any) -> list[Instance]:
         if address and port:
             found.append(Instance(address, port, str(node.get("Datacenter") or "")))
     return found
+
+
+class LocalAgent(Protocol):
+    """What the proxy asks of its local agent: the port `AgentAPI` fills over HTTP and tests
+    fill in memory.
+
+    The bodies are the agent's JSON answers as decoded. `roots` and `leaf` are blocking
+    queries: given the index of the last answer they may park for up to `wait` seconds until
+    something newer exists, and return the new answer with its index. Failures raise (the
+    proxy logs them and retries, or, for `authorize`, denies the connection).
+    """
+
+    async def agent_service(self, service_id: str) -> dict[str, Any] | None:
+        """The local registration `service_id`, or None when the agent has none."""
+        ...
+
+    async def agent_service_changed(
+        self, service_id: str, digest: str, wait: float = BLOCK_WAIT
+    ) -> tuple[dict[str, Any] | None, str]:
+        """The registration once its ContentHash differs from `digest`, and that hash."""
+        ...
+
+    async def agent_services(self) -> dict[str, dict[str, Any]]:
+        """Every local registration by service ID."""
+        ...
+
+    async def roots(self, index: int = 0, wait: float = BLOCK_WAIT) -> tuple[dict[str, Any], int]:
+        """The Connect CA roots and their index."""
+        ...
+
+    async def leaf(
+        self, service: str, index: int = 0, wait: float = BLOCK_WAIT
+    ) -> tuple[dict[str, Any], int]:
+        """`service`'s leaf certificate and key, and their index."""
+        ...
+
+    async def authorize(self, target: str, client_uri: str, client_serial: str) -> tuple[bool, str]:
+        """Whether intentions let `client_uri` connect to `target`, and the agent's reason."""
+        ...
+
+    async def connect_instances(self, service: str, datacenter: str = "") -> list[Instance]:
+        """Where `service`'s Connect-capable instances listen."""
+        ...
 
 
 def _verify(settings: ConsulSettings) -> ssl.SSLContext | bool:

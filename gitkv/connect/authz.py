@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from gitkv.connect.agentapi import AgentAPI
+from gitkv.connect.agentapi import LocalAgent
 from gitkv.connect.cache import TTLCache
 
 __all__ = ["AUTHORIZE_TTL", "Authorizer", "Decision"]
@@ -34,7 +34,7 @@ class Decision:
 class Authorizer:
     def __init__(
         self,
-        api: AgentAPI,
+        api: LocalAgent,
         target: str,
         *,
         ttl: float = AUTHORIZE_TTL,

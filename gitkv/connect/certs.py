@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from gitkv.connect.agentapi import AgentAPI
+from gitkv.connect.agentapi import LocalAgent
 from gitkv.connect.tls import KeyDir, Leaf, client_context, roots_bundle, server_context
 
 __all__ = ["Certificates"]
@@ -36,7 +36,7 @@ MAX_BACKOFF = 30.0
 class Certificates:
     def __init__(
         self,
-        api: AgentAPI,
+        api: LocalAgent,
         service: str,
         keys: KeyDir,
         *,

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from typing import TextIO
 
 from gitkv.client import ConsulSettings
-from gitkv.connect.agentapi import AgentAPI
+from gitkv.connect.agentapi import AgentAPI, LocalAgent
 from gitkv.connect.config import (
     ProxyConfig,
     find_sidecar,
@@ -141,7 +141,7 @@ def proxy_settings(flags: ProxyFlags, env: Mapping[str, str]) -> ConsulSettings:
     return ConsulSettings.from_env(env=merged)
 
 
-async def resolve_config(flags: ProxyFlags, api: AgentAPI) -> tuple[ProxyConfig, list[str], str]:
+async def resolve_config(flags: ProxyFlags, api: LocalAgent) -> tuple[ProxyConfig, list[str], str]:
     """The proxy's config, the banner lines that describe where it came from, and the
     ContentHash of the registration it was read from ("" for flags)."""
     if flags.proxy_id or flags.sidecar_for:
@@ -175,7 +175,7 @@ async def resolve_config(flags: ProxyFlags, api: AgentAPI) -> tuple[ProxyConfig,
     return config, lines, digest
 
 
-async def _sidecar_id(api: AgentAPI, sidecar_for: str) -> str:
+async def _sidecar_id(api: LocalAgent, sidecar_for: str) -> str:
     # The sidecar's default ID first (one request), then Consul's search of every local
     # connect-proxy for one whose Proxy.DestinationServiceID names the service.
     default = await api.agent_service(sidecar_proxy_id(sidecar_for))

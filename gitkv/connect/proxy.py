@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 
-from gitkv.connect.agentapi import AgentAPI
+from gitkv.connect.agentapi import LocalAgent
 from gitkv.connect.authz import Authorizer
 from gitkv.connect.certs import MAX_BACKOFF, Certificates
 from gitkv.connect.config import ProxyConfig, PublicListener, Upstream, from_registration
@@ -32,7 +32,7 @@ log = logging.getLogger("gitkv.connect.proxy")
 
 
 class Proxy:
-    def __init__(self, config: ProxyConfig, api: AgentAPI) -> None:
+    def __init__(self, config: ProxyConfig, api: LocalAgent) -> None:
         self.config = config
         self.api = api
         self.keys = KeyDir()
@@ -148,7 +148,7 @@ class Proxy:
         self.keys.close()
 
 
-async def follow_registration(proxy: Proxy, api: AgentAPI, proxy_id: str, digest: str) -> None:
+async def follow_registration(proxy: Proxy, api: LocalAgent, proxy_id: str, digest: str) -> None:
     """Run until cancelled: reconfigure `proxy` whenever its registration changes.
 
     `digest` is the ContentHash of the registration the proxy started from. A registration

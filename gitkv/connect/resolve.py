@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from gitkv.connect.agentapi import AgentAPI, Instance
+from gitkv.connect.agentapi import Instance, LocalAgent
 from gitkv.connect.cache import TTLCache
 
 __all__ = ["RESOLVE_TTL", "Resolver"]
@@ -21,7 +21,7 @@ RESOLVE_TTL = 1.0
 class Resolver:
     def __init__(
         self,
-        api: AgentAPI,
+        api: LocalAgent,
         *,
         ttl: float = RESOLVE_TTL,
         clock: Callable[[], float] = time.monotonic,

@@ -20,8 +20,9 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -171,7 +172,12 @@ def register_pair(http: httpx.Client, echo_port: int, *, nested: bool) -> dict[s
         ),
     ):
         # The sidecar inherits the service's address: 127.0.0.1, never every interface.
-        body: dict = {"ID": service, "Name": service, "Address": "127.0.0.1", "Port": app_port}
+        body: dict[str, Any] = {
+            "ID": service,
+            "Name": service,
+            "Address": "127.0.0.1",
+            "Port": app_port,
+        }
         if nested:
             body["Connect"] = {
                 "SidecarService": {"Port": public, "Proxy": {"Upstreams": upstreams}}
@@ -208,7 +214,7 @@ def set_intention(http: httpx.Client, action: str) -> None:
     assert r.status_code == 200, r.text
 
 
-def until(predicate, timeout: float) -> float | None:  # type: ignore[no-untyped-def]
+def until(predicate: Callable[[], bool], timeout: float) -> float | None:
     """Seconds until `predicate()` held, or None if it never did within `timeout`."""
     start = time.monotonic()
     while time.monotonic() - start < timeout:

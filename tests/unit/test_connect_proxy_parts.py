@@ -10,7 +10,7 @@ import socket
 import ssl
 import stat
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from cryptography import x509
@@ -145,8 +145,9 @@ class MiniCA:
 
 
 class FakeAgent:
-    """The agent endpoints the proxy calls, in memory. Blocking queries park on an event that
-    `rotate()` sets, the way a real long-poll wakes on a new index."""
+    """The agent endpoints the proxy calls (`LocalAgent`), in memory. Blocking queries park on
+    an event that `rotate()` sets, the way a real long-poll wakes on a new index; a changed
+    registration is whatever a test puts on `registrations`."""
 
     def __init__(self, ca: MiniCA) -> None:
         self.ca = ca
@@ -156,7 +157,10 @@ class FakeAgent:
         self.changed = asyncio.Event()
         self.allow: dict[str, bool] = {}
         self.authorize_calls = 0
+        self.authorize_error: Exception | None = None  # raised by authorize() when set
         self.instances: dict[str, list[Instance]] = {}
+        self.services: dict[str, dict[str, Any]] = {}
+        self.registrations: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
 
     def leaf_for(self, service: str) -> dict[str, Any]:
         if service not in self.leaves:
@@ -168,17 +172,33 @@ class FakeAgent:
             self.changed.clear()
             await self.changed.wait()
 
+    async def agent_service(self, service_id: str) -> dict[str, Any] | None:
+        return self.services.get(service_id)
+
+    async def agent_service_changed(
+        self, service_id: str, digest: str, wait: float = 60
+    ) -> tuple[dict[str, Any] | None, str]:
+        body = await self.registrations.get()
+        return body, str(body.get("ContentHash") or "")
+
+    async def agent_services(self) -> dict[str, dict[str, Any]]:
+        return dict(self.services)
+
     async def roots(self, index: int = 0, wait: float = 60) -> tuple[dict[str, Any], int]:
         await self._park(index)
         return {"TrustDomain": self.ca.trust_domain, "Roots": list(self.roots_list)}, self.index
 
-    async def leaf(self, service: str, index: int = 0, wait: float = 60) -> tuple[dict, int]:
+    async def leaf(
+        self, service: str, index: int = 0, wait: float = 60
+    ) -> tuple[dict[str, Any], int]:
         await self._park(index)
         return self.leaf_for(service), self.index
 
-    async def authorize(self, target: str, uri: str, serial: str) -> tuple[bool, str]:
+    async def authorize(self, target: str, client_uri: str, client_serial: str) -> tuple[bool, str]:
+        if self.authorize_error is not None:
+            raise self.authorize_error
         self.authorize_calls += 1
-        source = parse_service_uri(uri).service
+        source = parse_service_uri(client_uri).service
         allowed = self.allow.get(source, True)
         return allowed, f"{source} => {target}: {'allow' if allowed else 'deny'}"
 
@@ -194,8 +214,11 @@ class FakeAgent:
         self.changed.set()
 
 
-def run(coro: Awaitable[Any]) -> Any:
-    return asyncio.run(asyncio.wait_for(coro, 20))  # type: ignore[arg-type]
+T = TypeVar("T")
+
+
+def run(coro: Awaitable[T]) -> T:
+    return asyncio.run(asyncio.wait_for(coro, 20))
 
 
 # -- flags -----------------------------------------------------------------------------------
@@ -328,7 +351,7 @@ def test_host_port_splitting() -> None:
             split_host_port(bad, "-listen")
 
 
-SIDECAR = {
+SIDECAR: dict[str, Any] = {
     "Kind": "connect-proxy",
     "ID": "web-sidecar-proxy",
     "Service": "web-sidecar-proxy",
@@ -536,7 +559,7 @@ def test_a_rotation_moves_new_handshakes_onto_the_new_certificates() -> None:
         old_ca, new_ca = MiniCA(), MiniCA()
         agent = FakeAgent(old_ca)
         with KeyDir() as keys:
-            certs = Certificates(agent, "db", keys)  # type: ignore[arg-type]
+            certs = Certificates(agent, "db", keys)
             await certs.load()
             first_server = certs.server
             watcher = asyncio.ensure_future(certs.watch())
@@ -600,7 +623,7 @@ def test_authorizer_caches_briefly_and_fails_closed() -> None:
     async def scenario() -> None:
         now = [0.0]
         agent = FakeAgent(MiniCA())
-        authz = Authorizer(agent, "db", ttl=0.5, clock=lambda: now[0])  # type: ignore[arg-type]
+        authz = Authorizer(agent, "db", ttl=0.5, clock=lambda: now[0])
         web = service_uri(TD, "dc1", "web")
         assert (await authz.decide(web, "02")).authorized
         agent.allow["web"] = False
@@ -610,10 +633,7 @@ def test_authorizer_caches_briefly_and_fails_closed() -> None:
         assert not decision.authorized and "deny" in decision.reason
         assert agent.authorize_calls == 2
 
-        async def broken(*_: object) -> tuple[bool, str]:
-            raise OSError("connection refused")
-
-        agent.authorize = broken  # type: ignore[method-assign]
+        agent.authorize_error = OSError("connection refused")
         now[0] = 2.0
         decision = await authz.decide(web, "02")
         assert not decision.authorized and "connection refused" in decision.reason
@@ -697,11 +717,11 @@ async def _pair(
     echo, echo_port = await _echo_server()
     db = Proxy(
         ProxyConfig("db", PublicListener("127.0.0.1", 0, "127.0.0.1", echo_port)),
-        agent,  # type: ignore[arg-type]
+        agent,
     )
     await db.start()
     agent.instances["db"] = [Instance("127.0.0.1", db.public_port, "dc1")]
-    web = Proxy(ProxyConfig("web", None, (Upstream("db", 0),)), agent)  # type: ignore[arg-type]
+    web = Proxy(ProxyConfig("web", None, (Upstream("db", 0),)), agent)
     await web.start()
 
     async def stop() -> None:
@@ -763,7 +783,7 @@ def test_an_upstream_that_presents_the_wrong_service_is_refused() -> None:
         try:
             # "cache" resolves to db's listener, whose certificate names db, not cache.
             agent.instances["cache"] = agent.instances["db"]
-            cache = Proxy(ProxyConfig("web", None, (Upstream("cache", 0),)), agent)  # type: ignore[arg-type]
+            cache = Proxy(ProxyConfig("web", None, (Upstream("cache", 0),)), agent)
             await cache.start()
             try:
                 assert await _round_trip(cache.upstream_ports["cache"], b"x") == b""
@@ -834,14 +854,7 @@ def test_follow_registration_reconfigures_on_each_change() -> None:
 
         agent = FakeAgent(MiniCA())
         web, db, stop = await _pair(agent)
-        changes: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-
-        async def changed(service_id: str, digest: str) -> tuple[dict[str, Any] | None, str]:
-            body = await changes.get()
-            return body, body["ContentHash"]
-
-        agent.agent_service_changed = changed  # type: ignore[attr-defined]
-        follower = asyncio.ensure_future(follow_registration(web, agent, "web-sidecar-proxy", "h0"))  # type: ignore[arg-type]
+        follower = asyncio.ensure_future(follow_registration(web, agent, "web-sidecar-proxy", "h0"))
         try:
             registration = dict(SIDECAR, Port=0, ContentHash="h1")
             with socket.socket() as probe:
@@ -850,7 +863,7 @@ def test_follow_registration_reconfigures_on_each_change() -> None:
             registration["Proxy"] = dict(
                 SIDECAR["Proxy"], Upstreams=[{"DestinationName": "db", "LocalBindPort": port}]
             )
-            await changes.put(registration)
+            await agent.registrations.put(registration)
             for _ in range(100):
                 if web.config.proxy_id == "web-sidecar-proxy":
                     break
