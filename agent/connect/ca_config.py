@@ -31,10 +31,10 @@ import copy
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
 
+from agent.connect import weak
 from agent.connect.errors import CAError
 from agent.durations import NS_PER_SECOND, DurationError, format_nanoseconds, parse_nanoseconds
 
@@ -132,50 +132,6 @@ _FIELDS = {
 }
 
 
-def _go_kind(value: Any) -> str:
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int | float):
-        return "float64"  # what a JSON number decodes to in Go
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "[]interface {}"
-    return "map[string]interface {}"
-
-
-def _go_print(value: Any) -> str:
-    """Go's %v of a decoded JSON value, near enough for an error message."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer() and abs(value) < 1e21:
-        return str(int(value))
-    if isinstance(value, list):
-        return "[" + " ".join(_go_print(item) for item in value) + "]"
-    if isinstance(value, dict):
-        pairs = (f"{key}:{_go_print(value[key])}" for key in sorted(value))
-        return "map[" + " ".join(pairs) + "]"
-    return str(value)
-
-
-def _float_text(value: float) -> str:
-    """strconv.FormatFloat(f, 'f', -1, 64): shortest digits, never an exponent."""
-    text = format(Decimal(repr(value)), "f")
-    return text[:-2] if text.endswith(".0") else text
-
-
-def _parse_int(name: str, text: str) -> int:
-    text = text or "0"
-    try:
-        if re.fullmatch(r"[+-]?0[0-7_]+", text):
-            return int(text, 8)  # Go's base-0 ParseInt reads a leading 0 as octal
-        return int(text, 0)
-    except ValueError:
-        raise CAError(
-            f"cannot parse '{name}' as int: strconv.ParseInt: parsing \"{text}\": invalid syntax"
-        ) from None
-
-
 def _weak(name: str, go_type: str, value: Any) -> Any:
     """One field's value under mapstructure's WeaklyTypedInput rules (CAError if none fits)."""
     if go_type == "time.Duration" and isinstance(value, str):
@@ -183,49 +139,20 @@ def _weak(name: str, go_type: str, value: Any) -> Any:
             return parse_nanoseconds(value)
         except DurationError as exc:
             raise CAError(f"error decoding '{name}': {exc}") from None
-    if go_type in ("time.Duration", "int"):
-        if isinstance(value, bool):
-            return int(value)
-        if isinstance(value, int | float):
-            return int(value)
-        if isinstance(value, str):
-            return _parse_int(name, value)
-    elif go_type == "float32":
-        if isinstance(value, int | float):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value or "0")
-            except ValueError:
-                raise CAError(
-                    f"cannot parse '{name}' as float: strconv.ParseFloat: parsing "
-                    f'"{value}": invalid syntax'
-                ) from None
-    elif go_type == "bool":
-        if isinstance(value, int | float):  # bool is an int here too
-            return value != 0
-        if isinstance(value, str):
-            if value in ("", "0", "f", "F", "false", "FALSE", "False"):
-                return False
-            if value in ("1", "t", "T", "true", "TRUE", "True"):
-                return True
-            raise CAError(
-                f"cannot parse '{name}' as bool: strconv.ParseBool: parsing \"{value}\": "
-                "invalid syntax"
-            )
-    elif go_type == "string":
-        if isinstance(value, str):
-            return value
-        if isinstance(value, bool):
-            return "1" if value else "0"
-        if isinstance(value, int):
-            return str(value)
-        if isinstance(value, float):
-            return _float_text(value)
-    raise CAError(
-        f"'{name}' expected type '{go_type}', got unconvertible type '{_go_kind(value)}', "
-        f"value: '{_go_print(value)}'"
-    )
+    try:
+        if go_type in ("time.Duration", "int"):
+            return weak.to_int(value, 64)
+        if go_type == "float32":
+            # Kept unnarrowed, and "" read as 0, as this decode always has.
+            return weak.to_float("0" if value == "" else value, 64)
+        if go_type == "bool":
+            return weak.to_bool(value)
+        return weak.to_string(value)
+    except weak.Mismatch:
+        raise CAError(weak.mismatch_text(name, go_type, value)) from None
+    except ValueError as exc:
+        what = "float" if go_type == "float32" else "int" if go_type != "bool" else "bool"
+        raise CAError(weak.parse_failure_text(name, what, exc)) from None
 
 
 def _lookup(raw: Mapping[str, Any], name: str) -> tuple[bool, Any]:
@@ -418,7 +345,7 @@ def _decode_body(body: Any) -> dict[str, Any]:
         if kind != _JSON_KIND_OF[go_type]:
             problem = _mismatch(kind, field, go_type)
         elif go_type == "uint64" and (value < 0 or value != int(value)):
-            problem = _mismatch(f"number {_go_print(value)}", field, go_type)
+            problem = _mismatch(f"number {weak.format_f(float(value))}", field, go_type)
         elif field == "State":
             bad = next((v for v in value.values() if not isinstance(v, str)), None)
             if bad is not None:

@@ -70,20 +70,24 @@ def go_upper(text: str) -> str:
     return "".join(up if len(up := char.upper()) == 1 else char for char in text)
 
 
-def meta_problems(meta: Mapping[str, str] | None) -> list[str]:
-    """validateConfigEntryMeta's findings (Go walks the map in random order; we in order)."""
+def meta_problems(meta: Mapping[str, str] | None, prefix: str = "") -> list[str]:
+    """validateConfigEntryMeta's findings (Go walks the map in random order; we in order).
+
+    Legacy intention sources check their LegacyMeta the same way, each message led by the
+    source's path (`prefix`, e.g. "Sources[0].")."""
     meta = meta or {}
     problems = []
     if len(meta) > META_MAX_KEY_PAIRS:
-        problems.append(f"Meta exceeds maximum element count {META_MAX_KEY_PAIRS}")
+        problems.append(f"{prefix}Meta exceeds maximum element count {META_MAX_KEY_PAIRS}")
     for key, value in meta.items():
         if byte_len(key) > META_KEY_MAX_LENGTH:
             problems.append(
-                f"Meta key {go_quote(key)} exceeds maximum length {META_KEY_MAX_LENGTH}"
+                f"{prefix}Meta key {go_quote(key)} exceeds maximum length {META_KEY_MAX_LENGTH}"
             )
         if byte_len(value) > META_VALUE_MAX_LENGTH:
             problems.append(
-                f"Meta value for key {go_quote(key)} exceeds maximum length {META_VALUE_MAX_LENGTH}"
+                f"{prefix}Meta value for key {go_quote(key)} exceeds maximum length "
+                f"{META_VALUE_MAX_LENGTH}"
             )
     return problems
 

@@ -29,14 +29,13 @@ under a pointer; it raises `DecodeFailed` with the whole message after
 from __future__ import annotations
 
 import base64
-import math
 import re
-import struct as _struct
-from decimal import Decimal
 from typing import Any
 
+from agent.connect import weak
 from agent.connect.entry_types import Map, Ptr, Scalar, Slice, Struct, is_zero
 from agent.connect.intention_names import go_quote, multierror
+from agent.connect.weak import f32, go_kind, go_value_text
 from agent.durations import DurationError, parse_nanoseconds
 
 __all__ = ["DecodeFailed", "decode_struct", "f32", "go_kind", "go_value_text"]
@@ -56,186 +55,7 @@ _ABSENT = object()
 _EXEMPT = frozenset({"Kind", "kind", "CreateIndex", "ModifyIndex"})
 
 
-# ---------------------------------------------------------------- Go's names for values
-
-
-def go_kind(value: Any) -> str:
-    """reflect.Kind of a JSON value as Go holds it."""
-    if isinstance(value, dict):
-        return "map"
-    if isinstance(value, list):
-        return "slice"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, bool):
-        return "bool"
-    return "float64"
-
-
-def _go_type_name(value: Any) -> str:
-    if isinstance(value, dict):
-        return "map[string]interface {}"
-    if isinstance(value, list):
-        return "[]interface {}"
-    return go_kind(value)
-
-
-def _digits(x: float) -> tuple[str, int, bool]:
-    """Shortest decimal digits of x and the decimal point's position (Go's `decimal`)."""
-    sign, digits, exp = Decimal(repr(abs(x))).as_tuple()
-    text = "".join(map(str, digits)).rstrip("0") or "0"
-    point = len(digits) + int(exp)
-    return text, point, math.copysign(1.0, x) < 0
-
-
-def _format_f(x: float) -> str:
-    """strconv.FormatFloat(x, 'f', -1, 64)."""
-    if x == 0:
-        return "-0" if math.copysign(1.0, x) < 0 else "0"
-    text, point, negative = _digits(x)
-    if point <= 0:
-        body = "0." + "0" * -point + text
-    elif point >= len(text):
-        body = text + "0" * (point - len(text))
-    else:
-        body = text[:point] + "." + text[point:]
-    return ("-" if negative else "") + body
-
-
-def _format_v(x: float) -> str:
-    """fmt's %v of a float64 (%g with the shortest digits, exponent from 1e+06 on)."""
-    if x == 0:
-        return "-0" if math.copysign(1.0, x) < 0 else "0"
-    text, point, negative = _digits(x)
-    exp = point - 1
-    sign = "-" if negative else ""
-    if exp < -4 or exp >= 6:
-        mantissa = text[0] + ("." + text[1:] if len(text) > 1 else "")
-        return f"{sign}{mantissa}e{'+' if exp >= 0 else '-'}{abs(exp):02d}"
-    return _format_f(x)
-
-
-def go_value_text(value: Any) -> str:
-    """fmt's %v of a JSON value as Go decoded it."""
-    if value is None:
-        return "<nil>"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return _format_v(float(value))
-    if isinstance(value, list):
-        return "[" + " ".join(go_value_text(v) for v in value) + "]"
-    if isinstance(value, dict):
-        pairs = (f"{k}:{go_value_text(value[k])}" for k in sorted(value))
-        return "map[" + " ".join(pairs) + "]"
-    return str(value)
-
-
-# --------------------------------------------------------------------- strconv
-
-
-def _underscore_ok(text: str) -> bool:
-    saw, i = "^", 0
-    if text[:1] in ("+", "-"):
-        text = text[1:]
-    hexa = False
-    if len(text) >= 2 and text[0] == "0" and text[1].lower() in "box":
-        i, saw, hexa = 2, "0", text[1].lower() == "x"
-    while i < len(text):
-        char = text[i]
-        if char.isascii() and (char.isdigit() or (hexa and char.lower() in "abcdef")):
-            saw = "0"
-        elif char == "_":
-            if saw != "0":
-                return False
-            saw = "_"
-        elif saw == "_":
-            return False
-        else:
-            saw = "!"
-        i += 1
-    return saw != "_"
-
-
-def _parse_uint(text: str, bits: int, func: str, original: str) -> int:
-    """strconv.ParseUint(text, 0, bits); errors name `func` and quote `original`."""
-    syntax = f"strconv.{func}: parsing {go_quote(original)}: invalid syntax"
-    if not text:
-        raise ValueError(syntax)
-    base, body = 10, text
-    if text[0] == "0" and len(text) >= 3 and text[1].lower() in "box":
-        base, body = {"b": 2, "o": 8, "x": 16}[text[1].lower()], text[2:]
-    elif text[0] == "0":
-        base, body = 8, text[1:]
-    if "_" in text and not _underscore_ok(text):
-        raise ValueError(syntax)
-    body = body.replace("_", "")
-    if body == "" and base == 8:
-        return 0
-    allowed = "0123456789abcdef"[:base]
-    if not body or any(c.lower() not in allowed or not c.isascii() for c in body):
-        raise ValueError(syntax)
-    value = int(body, base)
-    if value >= 1 << bits:
-        raise ValueError(f"strconv.{func}: parsing {go_quote(original)}: value out of range")
-    return value
-
-
-def _parse_int(text: str, bits: int) -> int:
-    negative = text[:1] == "-"
-    body = text[1:] if text[:1] in ("+", "-") else text
-    magnitude = _parse_uint(body, 64, "ParseInt", text)
-    limit = 1 << (bits - 1)
-    if (not negative and magnitude >= limit) or (negative and magnitude > limit):
-        raise ValueError(f"strconv.ParseInt: parsing {go_quote(text)}: value out of range")
-    return -magnitude if negative else magnitude
-
-
-_FLOAT = re.compile(
-    r"[+-]?(?:(?:\d[\d_]*)?\.?\d[\d_]*(?:[eE][+-]?\d+)?|\d[\d_]*\.(?:[eE][+-]?\d+)?"
-    r"|inf|infinity|nan)",
-    re.IGNORECASE,
-)
-
-
-def f32(value: float) -> float:
-    try:
-        return _struct.unpack("<f", _struct.pack("<f", value))[0]
-    except OverflowError:
-        return math.copysign(math.inf, value)
-
-
-def _parse_float(text: str, bits: int) -> float:
-    if not _FLOAT.fullmatch(text) or ("_" in text and not _underscore_ok(text)):
-        raise ValueError(f"strconv.ParseFloat: parsing {go_quote(text)}: invalid syntax")
-    value = float(text.replace("_", ""))
-    narrowed = f32(value) if bits == 32 else value
-    if math.isinf(narrowed) and not math.isinf(value):
-        raise ValueError(f"strconv.ParseFloat: parsing {go_quote(text)}: value out of range")
-    return narrowed
-
-
-def _parse_bool(text: str) -> bool:
-    if text in ("1", "t", "T", "TRUE", "true", "True"):
-        return True
-    if text in ("0", "f", "F", "FALSE", "false", "False"):
-        return False
-    raise ValueError(f"strconv.ParseBool: parsing {go_quote(text)}: invalid syntax")
-
-
-def _wrap(value: int, bits: int, signed: bool) -> int:
-    """What reflect's SetInt/SetUint leave in a field of that width."""
-    value &= (1 << bits) - 1
-    if signed and value >= 1 << (bits - 1):
-        value -= 1 << bits
-    return value
-
-
-def _float_to_int(value: float) -> int:
-    # Go's int64(f) on amd64: out of range (or NaN) gives the minimum int64.
-    if math.isnan(value) or not -(2**63) <= value < 2**63:
-        return -(2**63)
-    return int(value)
+# --------------------------------------------------------------------- time and names
 
 
 _RFC3339 = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d+)?(Z|[+-]\d{2}:\d{2})")
@@ -383,64 +203,28 @@ class _Decoder:
     def scalar(self, name: str, data: Any, t: Scalar) -> Any:
         try:
             return _SCALARS[t.kind](self, name, data, t)
-        except _Mismatch:
-            raise _Failed(
-                [
-                    f"'{name}' expected type '{t.go_type}', got unconvertible type "
-                    f"'{_go_type_name(data)}', value: '{go_value_text(data)}'"
-                ]
-            ) from None
+        except weak.Mismatch:
+            raise _Failed([weak.mismatch_text(name, t.go_type, data)]) from None
         except ValueError as err:
             what = {"int": "int", "duration": "int", "uint": "uint"}.get(t.kind, t.kind)
-            raise _Failed([f"cannot parse '{name}' as {what}: {err}"]) from None
+            raise _Failed([weak.parse_failure_text(name, what, err)]) from None
 
     # scalar kinds ------------------------------------------------------------------------
 
     def _string(self, name: str, data: Any, t: Scalar) -> str:
-        if isinstance(data, str):
-            return data
-        if isinstance(data, bool):
-            return "1" if data else "0"
-        if isinstance(data, int | float):
-            return _format_f(float(data))
-        raise _Mismatch
+        return weak.to_string(data)
 
     def _bool(self, name: str, data: Any, t: Scalar) -> bool:
-        if isinstance(data, bool):
-            return data
-        if isinstance(data, int | float):
-            return float(data) != 0
-        if isinstance(data, str):
-            return False if data == "" else _parse_bool(data)
-        raise _Mismatch
+        return weak.to_bool(data)
 
     def _int(self, name: str, data: Any, t: Scalar) -> int:
-        if isinstance(data, bool):
-            return int(data)
-        if isinstance(data, int | float):
-            return _wrap(_float_to_int(float(data)), t.bits, signed=True)
-        if isinstance(data, str):
-            return _parse_int(data or "0", t.bits)
-        raise _Mismatch
+        return weak.to_int(data, t.bits)
 
     def _uint(self, name: str, data: Any, t: Scalar) -> int:
-        if isinstance(data, bool):
-            return int(data)
-        if isinstance(data, int | float):
-            return _wrap(_float_to_int(float(data)), t.bits, signed=False)
-        if isinstance(data, str):
-            text = data or "0"
-            return _parse_uint(text, t.bits, "ParseUint", text)
-        raise _Mismatch
+        return weak.to_uint(data, t.bits)
 
     def _float(self, name: str, data: Any, t: Scalar) -> float:
-        if isinstance(data, bool):
-            return 1.0 if data else 0.0
-        if isinstance(data, int | float):
-            return f32(float(data)) if t.bits == 32 else float(data)
-        if isinstance(data, str):
-            return _parse_float(data, t.bits)
-        raise _Mismatch
+        return weak.to_float(data, t.bits)
 
     def _time(self, name: str, data: Any, t: Scalar) -> str:
         if isinstance(data, _Time):
@@ -467,10 +251,6 @@ class _Decoder:
 
     def _any(self, name: str, data: Any, t: Scalar) -> Any:
         return data
-
-
-class _Mismatch(Exception):
-    pass
 
 
 class _Time:

@@ -39,6 +39,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from agent.connect.entry_checks import byte_len, meta_problems
 from agent.connect.errors import IntentionError
 from agent.connect.intention_names import (
     DEFAULT_NAMESPACE,
@@ -48,7 +49,7 @@ from agent.connect.intention_names import (
     precedence,
 )
 from agent.connect.intention_view import KIND, Entries, find_legacy, legacy_id_problem
-from agent.limits import META_KEY_MAX_LENGTH, META_MAX_KEY_PAIRS, META_VALUE_MAX_LENGTH
+from agent.limits import META_VALUE_MAX_LENGTH
 
 __all__ = [
     "check_apply_body",
@@ -94,10 +95,6 @@ def rfc3339(moment: datetime) -> str:
     if moment.microsecond:
         text += "." + f"{moment.microsecond:06d}".rstrip("0")
     return text + "Z"
-
-
-def _byte_len(text: str) -> int:
-    return len(text.encode("utf-8", "surrogatepass"))
 
 
 def _field(body: Mapping[str, Any], key: str) -> Any:
@@ -183,23 +180,6 @@ def _wildcard_problems(kind: str, namespace: str, name: str) -> list[str]:
     return problems
 
 
-def _meta_problems(meta: Mapping[str, str], prefix: str = "") -> list[str]:
-    problems = []
-    if len(meta) > META_MAX_KEY_PAIRS:
-        problems.append(f"{prefix}Meta exceeds maximum element count {META_MAX_KEY_PAIRS}")
-    for key, value in meta.items():
-        if _byte_len(key) > META_KEY_MAX_LENGTH:
-            problems.append(
-                f"{prefix}Meta key {go_quote(key)} exceeds maximum length {META_KEY_MAX_LENGTH}"
-            )
-        if _byte_len(value) > META_VALUE_MAX_LENGTH:
-            problems.append(
-                f"{prefix}Meta value for key {go_quote(key)} exceeds maximum length "
-                f"{META_VALUE_MAX_LENGTH}"
-            )
-    return problems
-
-
 def validate_legacy(body: Mapping[str, Any]) -> None:
     """``Intention.Validate``, the legacy API's check: every problem, as one multierror text.
 
@@ -220,9 +200,9 @@ def validate_legacy(body: Mapping[str, Any]) -> None:
     ]
     problems += _wildcard_problems("Source", source_ns, source)
     problems += _wildcard_problems("Destination", dest_ns, dest)
-    if _byte_len(_text(body, "Description")) > META_VALUE_MAX_LENGTH:
+    if byte_len(_text(body, "Description")) > META_VALUE_MAX_LENGTH:
         problems.append(f"Description exceeds maximum length {META_VALUE_MAX_LENGTH}")
-    problems += _meta_problems(_field(body, "Meta") or {})
+    problems += meta_problems(_field(body, "Meta") or {})
     if _text(body, "Action") not in _ACTIONS:
         problems.append("Action must be set to 'allow' or 'deny'")
     if _field(body, "Permissions"):
@@ -275,13 +255,13 @@ def _check_source_legacy(i: int, source: Mapping[str, Any], destination_wild: bo
     peer = source.get("Peer") or ""
     if WILDCARD in peer:
         raise IntentionError(f"{at}Peer: cannot use wildcard '*' in peer")
-    if _byte_len(source.get("Description") or "") > META_VALUE_MAX_LENGTH:
+    if byte_len(source.get("Description") or "") > META_VALUE_MAX_LENGTH:
         raise IntentionError(f"{at}Description exceeds maximum length {META_VALUE_MAX_LENGTH}")
     if peer:
         raise IntentionError(f"{at}Peer cannot be set by legacy intentions")
-    meta_problems = _meta_problems(source.get("LegacyMeta") or {}, at)
-    if meta_problems:
-        raise IntentionError(meta_problems[0])
+    problems = meta_problems(source.get("LegacyMeta") or {}, at)
+    if problems:
+        raise IntentionError(problems[0])
     for field in ("LegacyCreateTime", "LegacyUpdateTime", "LegacyID"):
         if not source.get(field):
             raise IntentionError(f"{at}{field} must be set")
