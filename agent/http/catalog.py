@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from agent import render
+from agent.connect.central_config import merged_proxy
 from agent.durations import format_nanoseconds, parse_nanoseconds
 from agent.filter import Filter, FilterError, compile_filter
 from agent.gojson import Mismatch
@@ -116,6 +117,30 @@ def select_values(flt: Filter | None, items: dict[str, dict]) -> dict[str, dict]
         return flt.select_values(items)
     except FilterError as exc:
         raise _filter_error(exc) from None
+
+
+def central_config(req: Request) -> bool:
+    """`?merge-central-config`: proxies and gateways answer with proxy-defaults and their
+    service-defaults merged into their Proxy (Consul's MergeNodeServiceWithCentralConfig),
+    so the read also waits on, and is indexed by, the config entries."""
+    return bool(req.raw_query) and req.has("merge-central-config")
+
+
+def central_topics(topics: Iterable[Hashable], merging: bool) -> list[Hashable]:
+    return [*topics, ("table", "config-entries")] if merging else list(topics)
+
+
+def central_index(store: Store, index: int, merging: bool) -> int:
+    return max(index, store.table_index("config-entries")) if merging else index
+
+
+def merged_service_nodes(store: Store, items: list[dict]) -> list[dict]:
+    entries = store.mesh.entries
+    for item in items:
+        item["ServiceProxy"] = merged_proxy(
+            entries, item["ServiceKind"], item["ServiceName"], item["ServiceProxy"]
+        )
+    return items
 
 
 def catalog_headers(req: Request, index: int, opts: QueryOptions) -> list[tuple[bytes, bytes]]:
@@ -477,6 +502,7 @@ async def service_nodes(ports: CatalogPorts, req: Request, name: str) -> Respons
     store = ports.store
     meta, flt, tags = node_meta_filters(req), compile_request_filter(req), tag_filters(req)
     peered = bool(req.raw_query and req.get("peer"))  # no peers: nothing imported from one
+    merging = central_config(req)
 
     def query() -> tuple[int, list[dict]]:
         items = [
@@ -484,9 +510,12 @@ async def service_nodes(ports: CatalogPorts, req: Request, name: str) -> Respons
             for n, s in ([] if peered else store.service_instances(name))
             if (not tags or has_tags(s.Tags, tags)) and meta_matches(n.Meta, meta)
         ]
-        return store.service_name_index(name), select(flt, items)
+        if merging:
+            items = merged_service_nodes(store, items)
+        index = central_index(store, store.service_name_index(name), merging)
+        return index, select(flt, items)
 
-    return await blocking_read(req, (("service", name),), query)
+    return await blocking_read(req, central_topics((("service", name),), merging), query)
 
 
 async def connect_nodes(ports: CatalogPorts, req: Request, name: str) -> Response:
@@ -496,13 +525,17 @@ async def connect_nodes(ports: CatalogPorts, req: Request, name: str) -> Respons
         raise HTTPError(400, "Missing service name")
     store = ports.store
     meta, flt = node_meta_filters(req), compile_request_filter(req)
+    merging = central_config(req)
 
     def query() -> tuple[int, list[dict]]:
         found = connect_instances(store, name)
         items = [render.service_node(n, s) for n, s in found.pairs if meta_matches(n.Meta, meta)]
-        return found.index, select(flt, items)
+        if merging:
+            items = merged_service_nodes(store, items)
+        return central_index(store, found.index, merging), select(flt, items)
 
-    return await blocking_read(req, connect_instances(store, name).topics, query)
+    topics = central_topics(connect_instances(store, name).topics, merging)
+    return await blocking_read(req, topics, query)
 
 
 async def node_services(ports: CatalogPorts, req: Request, name: str) -> Response:

@@ -18,9 +18,13 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from agent import render
+from agent.connect.central_config import merged_proxy
 from agent.http.app import HTTPError, Request, Response, Router
 from agent.http.catalog import (
     blocking_read,
+    central_config,
+    central_index,
+    central_topics,
     compile_request_filter,
     has_tags,
     meta_matches,
@@ -111,6 +115,7 @@ async def service_instances(ports: HealthPorts, req: Request, name: str) -> Resp
     passing = _bool_param(req, "passing")
     # Cluster peering: nothing is imported from any peer, so a named peer has no instances.
     peered = bool(req.raw_query and req.get("peer"))
+    merging = central_config(req)
 
     def query() -> tuple[int, list[dict]]:
         pairs = [
@@ -118,9 +123,10 @@ async def service_instances(ports: HealthPorts, req: Request, name: str) -> Resp
             for n, s in ([] if peered else store.service_instances(name))
             if (not tags or has_tags(s.Tags, tags)) and meta_matches(n.Meta, meta)
         ]
-        return store.service_name_index(name), select(flt, _with_checks(store, pairs, passing))
+        items = _with_checks(store, pairs, passing, merging)
+        return central_index(store, store.service_name_index(name), merging), select(flt, items)
 
-    return await blocking_read(req, (("service", name),), query)
+    return await blocking_read(req, central_topics((("service", name),), merging), query)
 
 
 async def checks_in_state(ports: HealthPorts, req: Request, state: str) -> Response:
@@ -142,13 +148,19 @@ async def checks_in_state(ports: HealthPorts, req: Request, state: str) -> Respo
     return await blocking_read(req, [("table", t) for t in tables], query)
 
 
-def _with_checks(store: Store, pairs: list[tuple[Node, Service]], passing: bool) -> list[dict]:
+def _with_checks(
+    store: Store, pairs: list[tuple[Node, Service]], passing: bool, merging: bool = False
+) -> list[dict]:
     items = []
     for n, s in pairs:
         checks = render.instance_checks(store.node_checks(n.Node), s.ID)
         if passing and not _all_passing(checks):
             continue
-        items.append(render.check_service_node(n, s, checks))
+        item = render.check_service_node(n, s, checks)
+        if merging:
+            service = item["Service"]
+            service["Proxy"] = merged_proxy(store.mesh.entries, s.Kind, s.Service, service["Proxy"])
+        items.append(item)
     return items
 
 
@@ -161,13 +173,16 @@ async def connect_instances_health(ports: HealthPorts, req: Request, name: str) 
     meta, flt = node_meta_filters(req), compile_request_filter(req)
     passing = _bool_param(req, "passing")
     peered = bool(req.raw_query and req.get("peer"))
+    merging = central_config(req)
 
     def query() -> tuple[int, list[dict]]:
         found = connect_instances(store, name)
         pairs = [] if peered else [(n, s) for n, s in found.pairs if meta_matches(n.Meta, meta)]
-        return found.index, select(flt, _with_checks(store, pairs, passing))
+        items = _with_checks(store, pairs, passing, merging)
+        return central_index(store, found.index, merging), select(flt, items)
 
-    return await blocking_read(req, connect_instances(store, name).topics, query)
+    topics = central_topics(connect_instances(store, name).topics, merging)
+    return await blocking_read(req, topics, query)
 
 
 async def ingress_instances(ports: HealthPorts, req: Request, name: str) -> Response:
