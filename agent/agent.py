@@ -42,6 +42,7 @@ from agent.http.server import start_http
 from agent.local import LocalState
 from agent.mesh_bootstrap import BootstrapEntries
 from agent.mesh_ca import CARuntime, LeafCache, LocalSigner, RemoteSigner, Signer
+from agent.mesh_entries import RemoteServiceDefaults
 from agent.mesh_intentions import RemoteIntentions, StoreIntentions
 from agent.metrics import Metrics
 from agent.raft.node import RaftNode
@@ -203,9 +204,11 @@ class Agent:
                 config.config_entries_bootstrap,
             )
             intentions: Any = StoreIntentions(self.store)
+            central_config: Any = intentions  # every entry of the store
         else:
             signer = RemoteSigner(self._server_call)
             intentions = RemoteIntentions(self, time.monotonic)
+            central_config = RemoteServiceDefaults(self, time.monotonic)
         self.leaves = LeafCache(signer, self.datacenter, time.monotonic)
         self.session_reaper = SessionReaper(
             self.store, self, lambda: self.consensus is not None and self.consensus.is_leader
@@ -243,6 +246,7 @@ class Agent:
             signer=signer,
             leaves=self.leaves,
             intentions=intentions,
+            central_config=central_config,
         )
         # In-process calls (api_call, forwarded requests) use the App directly: their paths
         # and bodies are our own, so they skip the listeners' edge checks.

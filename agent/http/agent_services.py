@@ -1,6 +1,10 @@
 """`/v1/agent/service/*`, `/v1/agent/services`, `/v1/agent/maintenance` and
 `/v1/agent/health/service/*`: the services registered with this agent, their maintenance
 mode, and their health as this agent's own checks see it.
+
+A proxy's or gateway's `Proxy` is shown with central config merged in (proxy-defaults and
+its service-defaults, `agent.connect.central_config`), as Consul's service manager registers
+it locally; the registration itself stays as it was sent.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ import time
 from typing import TYPE_CHECKING
 
 from agent.checks import CheckError
+from agent.connect.central_config import GATEWAY_KINDS, PROXY_KIND, merged_proxy
 from agent.http.agent_common import AgentPorts, filtered, ok
 from agent.http.app import HTTPError, Request, Response, json_response, text_response
 from agent.http.blocking import query_options
@@ -17,7 +22,6 @@ from agent.http.gojson import conform
 from agent.services import ServiceError, content_hash
 
 if TYPE_CHECKING:
-    from agent.local import LocalState
     from agent.services import ServiceDefinition
 
 __all__ = [
@@ -35,9 +39,18 @@ _TRUE_VALUES = {"1", "t", "T", "true", "TRUE", "True"}
 _FALSE_VALUES = {"0", "f", "F", "false", "FALSE", "False"}
 
 
+async def _rendered(ports: AgentPorts, defn: ServiceDefinition) -> dict:
+    body = ports.local.render_service(defn)
+    kind = body.get("Kind", "")
+    if "Proxy" in body and (kind == PROXY_KIND or kind in GATEWAY_KINDS):
+        entries = await ports.central_config.entries()
+        body["Proxy"] = merged_proxy(entries, kind, body["Service"], body["Proxy"], agent=True)
+    return body
+
+
 async def agent_services(ports: AgentPorts, req: Request, _: str) -> Response:
     local = ports.local
-    rendered = [local.render_service(d) for d in local.services.values()]
+    rendered = [await _rendered(ports, d) for d in local.services.values()]
     rendered = filtered(req, rendered)
     return json_response(req, {s["ID"]: s for s in rendered})
 
@@ -47,7 +60,7 @@ async def agent_service(ports: AgentPorts, req: Request, service_id: str) -> Res
     defn = local.services.get(service_id)
     if defn is None:
         raise HTTPError(404, f"unknown service ID: {service_id}")
-    body = local.render_service(defn)
+    body = await _rendered(ports, defn)
     digest = content_hash(body)
     wanted = req.get("hash") if req.raw_query else None
     if wanted and wanted == digest:
@@ -60,7 +73,7 @@ async def agent_service(ports: AgentPorts, req: Request, service_id: str) -> Res
             defn = local.services.get(service_id)
             if defn is None:
                 raise HTTPError(404, f"unknown service ID: {service_id}")
-            body = local.render_service(defn)
+            body = await _rendered(ports, defn)
             digest = content_hash(body)
             if digest != wanted:
                 break
@@ -141,7 +154,8 @@ def _aggregate(statuses: list[str]) -> str:
 _HEALTH_CODES = {"passing": 200, "warning": 429, "critical": 503, "maintenance": 503}
 
 
-def _service_health(local: LocalState, defn: ServiceDefinition) -> tuple[str, dict]:
+async def _service_health(ports: AgentPorts, defn: ServiceDefinition) -> tuple[str, dict]:
+    local = ports.local
     checks = [
         local.render_check(c)
         for c in local.checks.values()
@@ -159,7 +173,7 @@ def _service_health(local: LocalState, defn: ServiceDefinition) -> tuple[str, di
     status = _aggregate(statuses)
     return status, {
         "AggregatedStatus": status,
-        "Service": local.render_service(defn),
+        "Service": await _rendered(ports, defn),
         "Checks": checks,
     }
 
@@ -173,7 +187,7 @@ async def health_by_id(ports: AgentPorts, req: Request, service_id: str) -> Resp
         if text:
             return text_response(message, 404)
         return json_response(req, None, status=404) if False else text_response(message, 404)
-    status, body = _service_health(local, defn)
+    status, body = await _service_health(ports, defn)
     if text:
         return text_response(status, _HEALTH_CODES[status])
     return json_response(req, body, status=_HEALTH_CODES[status])
@@ -181,7 +195,7 @@ async def health_by_id(ports: AgentPorts, req: Request, service_id: str) -> Resp
 
 async def health_by_name(ports: AgentPorts, req: Request, name: str) -> Response:
     local = ports.local
-    entries = [_service_health(local, d) for d in local.services.values() if d.name == name]
+    entries = [await _service_health(ports, d) for d in local.services.values() if d.name == name]
     text = req.get("format") == "text"
     if not entries:
         message = f"ServiceName {name} Not Found"

@@ -163,4 +163,5 @@ def http_deps(config: AgentConfig | None = None) -> HTTPDeps:
         signer=signer,
         leaves=LeafCache(signer, identity.datacenter, time.monotonic),
         intentions=StoreIntentions(store),
+        central_config=StoreIntentions(store),
     )

@@ -3,8 +3,11 @@ case by case as Consul's resolve and MergeServiceConfig tests put them."""
 
 from __future__ import annotations
 
+import asyncio
+
 from agent import render
 from agent.connect.central_config import merge, merged_proxy, resolve
+from agent.mesh_entries import RemoteServiceDefaults
 from agent.state.structs import ConnectProxyConfig, MeshGatewayConfig, Upstream
 
 
@@ -276,3 +279,33 @@ def test_resolve_without_upstreams_returns_no_upstream_configs():
     assert resolved["Meta"] == {"a": "b"}
     out = merge(_sidecar(), resolved)
     assert out["Expose"] == {"Checks": True}
+
+
+class _Reader:
+    def __init__(self) -> None:
+        self.paths: list[str] = []
+        self.fail = False
+
+    async def read_remote(self, path: str):
+        self.paths.append(path)
+        if self.fail:
+            raise OSError("no server")
+        kind = path.rsplit("/", 1)[1]
+        return [{"Kind": kind, "Name": "global" if kind == "proxy-defaults" else "web"}]
+
+
+def test_client_cache_reads_both_kinds_and_keeps_the_last_answer():
+    now = [0.0]
+    reader = _Reader()
+    cache = RemoteServiceDefaults(reader, lambda: now[0], max_age=1.0)
+
+    async def scenario() -> None:
+        first = await cache.entries()
+        assert set(first) == {("proxy-defaults", "global"), ("service-defaults", "web")}
+        await cache.entries()
+        assert reader.paths == ["/v1/config/proxy-defaults", "/v1/config/service-defaults"]
+        now[0] = 5.0
+        reader.fail = True
+        assert await cache.entries() == first
+
+    asyncio.run(scenario())

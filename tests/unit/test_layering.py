@@ -39,6 +39,7 @@ RANKS: dict[str, int] = {
     "agent.services": 3,
     "agent.mesh_ca": 3,
     "agent.mesh_intentions": 3,
+    "agent.mesh_entries": 3,  # a client agent's cache of a server's central service config
     "agent.mesh_bootstrap": 3,
     "agent.http": 4,
     "agent.agent": 5,
