@@ -44,6 +44,11 @@ class RPCError(Exception):
         self.status = status
 
 
+class DialError(RPCError):
+    """The target could not be reached at all: nothing was sent, so trying another (a new
+    leader) cannot run the request twice."""
+
+
 Handler = Callable[[Any], Awaitable[Any]]
 MessageHandler = Callable[[str, Any], None]
 
@@ -227,7 +232,7 @@ class RPCPool:
             fut.set_result(conn)
             return conn
         except (OSError, TimeoutError) as exc:
-            error = RPCError(f"rpc error: failed to dial {address}: {exc or 'timeout'}")
+            error = DialError(f"rpc error: failed to dial {address}: {exc or 'timeout'}")
             fut.set_exception(error)
             fut.exception()  # retrieved: no "never retrieved" warning for lone dialers
             raise error from None

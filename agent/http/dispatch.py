@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
@@ -134,8 +135,19 @@ class App:
                 return await handler(req, rest)
         target = forward_target(self.host, req)
         if target is not None:
-            return await forward(self.host, req, target)
+            return await forward(
+                self.host,
+                req,
+                target,
+                hold=self.config.rpc_hold_timeout,
+                retarget=partial(self._retarget, req),
+            )
         return await handler(req, rest)
+
+    def _retarget(self, req: Request) -> str | None:
+        """Where a forwarded request goes now that its target could not be dialed: the new
+        leader (or a server, from a client agent); this server itself if it now leads."""
+        return forward_target(self.host, req) or self.host.rpc_address
 
     def not_found(self, path: str) -> Response:
         if path in ("/", ""):

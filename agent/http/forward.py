@@ -9,6 +9,8 @@ same way and blocking queries block on the server that owns the data.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import msgspec
@@ -16,7 +18,7 @@ import msgspec
 from agent.errors import AgentError, NoServers
 from agent.http.app import HTTPError, Request, Response
 from agent.http.errors import as_http
-from agent.rpc import RPCError
+from agent.rpc import DialError, RPCError
 
 if TYPE_CHECKING:
     from agent.rpc import RPCPool
@@ -30,6 +32,7 @@ SERVER_LOCAL = ("/v1/status/",)
 PASSED_HEADERS = {b"x-consul-token", b"authorization", b"content-type", b"cache-control"}
 HOP_HEADER = b"x-gitkv-forwarded"
 WRITE_METHODS = {"PUT", "POST", "DELETE", "PATCH"}
+HOLD_STEP = 0.2  # seconds between tries while a forwarded request waits for a new leader
 BLOCKING_MARGIN = 60.0
 
 
@@ -49,6 +52,7 @@ class ForwardHost(Protocol):
     node_name: str
     consensus: Any
     rpc_pool: RPCPool
+    rpc_address: str  # this agent's own RPC listener (a server that just became leader)
 
     def pick_server(self) -> str | None: ...
 
@@ -127,7 +131,12 @@ def _timeout(req: Request) -> float:
 
 
 async def forward(
-    agent: ForwardHost, req: Request, target: str, cross_dc: bool = False
+    agent: ForwardHost,
+    req: Request,
+    target: str,
+    cross_dc: bool = False,
+    hold: float = 0.0,
+    retarget: Callable[[], str | None] | None = None,
 ) -> Response:
     """Send `req` to `target` and return its answer. `cross_dc`: the target is a server of
     another datacenter, which answers as for its own; its hop count starts afresh there
@@ -144,16 +153,44 @@ async def forward(
     }
     if hops == 1 and not cross_dc and req.path == "/v1/session/create":
         args["body"] = session_body_with_node(args["body"], agent.node_name)
-    try:
-        reply = await agent.rpc_pool.call(target, "http", args, timeout=_timeout(req))
-    except RPCError as exc:
-        raise HTTPError(500, str(exc)) from None
+    reply = await _call_holding(agent, req, target, args, hold, retarget)
     return Response(
         reply["body"],
         reply["status"],
         reply["content_type"],
         [(k, v) for k, v in reply["headers"]],
     )
+
+
+async def _call_holding(
+    agent: ForwardHost,
+    req: Request,
+    target: str,
+    args: dict,
+    hold: float,
+    retarget: Callable[[], str | None] | None,
+) -> dict:
+    """The RPC, retried for up to `hold` seconds while its target cannot be dialed and
+    `retarget` names another (Consul's rpc_hold_timeout: a request that meets a leader
+    election waits for the new leader instead of failing). Only dial failures are retried:
+    nothing reached the old target, so a write is never applied twice."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + hold
+    while True:
+        try:
+            return await agent.rpc_pool.call(target, "http", args, timeout=_timeout(req))
+        except DialError as exc:
+            if retarget is None or loop.time() >= deadline:
+                raise HTTPError(500, str(exc)) from None
+            failed = str(exc)
+        except RPCError as exc:
+            raise HTTPError(500, str(exc)) from None
+        await asyncio.sleep(HOLD_STEP)
+        try:
+            target = retarget() or target
+        except (HTTPError, AgentError):  # no leader yet: keep waiting while the hold lasts
+            if loop.time() >= deadline:
+                raise HTTPError(500, failed) from None
 
 
 def session_body_with_node(body: bytes, node: str) -> bytes:
