@@ -42,8 +42,8 @@ from agent.http.server import start_http
 from agent.local import LocalState
 from agent.mesh_bootstrap import BootstrapEntries
 from agent.mesh_ca import CARuntime, LeafCache, LocalSigner, RemoteSigner, Signer
-from agent.mesh_entries import RemoteServiceDefaults
-from agent.mesh_intentions import RemoteIntentions, StoreIntentions
+from agent.mesh_entries import RemoteServiceDefaults, StoreEntries
+from agent.mesh_intentions import RemoteIntentions
 from agent.metrics import Metrics
 from agent.raft.node import RaftNode
 from agent.rpc import RPCError, RPCPool, RPCServer
@@ -203,7 +203,7 @@ class Agent:
                 lambda: self.consensus is not None and self.consensus.is_leader,
                 config.config_entries_bootstrap,
             )
-            intentions: Any = StoreIntentions(self.store)
+            intentions: Any = StoreEntries(self.store)
             central_config: Any = intentions  # every entry of the store
         else:
             signer = RemoteSigner(self._server_call)

@@ -15,7 +15,7 @@ from agent.errors import CommandRefused
 from agent.events import UserEvents
 from agent.http.deps import HTTPDeps
 from agent.mesh_ca import CARuntime, LeafCache, LocalSigner
-from agent.mesh_intentions import StoreIntentions
+from agent.mesh_entries import StoreEntries
 from agent.metrics import Metrics
 from agent.sessions_reaper import SessionReaper
 from agent.state.commands import Command, encode, tag
@@ -162,6 +162,6 @@ def http_deps(config: AgentConfig | None = None) -> HTTPDeps:
         ca=ca_runtime,
         signer=signer,
         leaves=LeafCache(signer, identity.datacenter, time.monotonic),
-        intentions=StoreIntentions(store),
-        central_config=StoreIntentions(store),
+        intentions=StoreEntries(store),
+        central_config=StoreEntries(store),
     )
