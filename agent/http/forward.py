@@ -29,8 +29,19 @@ LOCAL_PREFIXES = ("/v1/agent/", "/ui", "/v1/internal/ui/metrics-proxy/", "/v1/ev
 REMOTE_EVENT = "/v1/event/fire/"
 # Answered by any server from its own Raft view.
 SERVER_LOCAL = ("/v1/status/",)
-PASSED_HEADERS = {b"x-consul-token", b"authorization", b"content-type", b"cache-control"}
 HOP_HEADER = b"x-gitkv-forwarded"
+# The agent that took the request, and the address of its client: Consul's agent puts both
+# in an RPC's QuerySource (`?near=_agent`, a prepared query's `Near: "_ip"`).
+AGENT_HEADER = b"x-gitkv-agent-node"
+CLIENT_HEADER = b"x-forwarded-for"
+PASSED_HEADERS = {
+    b"x-consul-token",
+    b"authorization",
+    b"content-type",
+    b"cache-control",
+    AGENT_HEADER,
+    CLIENT_HEADER,
+}
 WRITE_METHODS = {"PUT", "POST", "DELETE", "PATCH"}
 HOLD_STEP = 0.2  # seconds between tries while a forwarded request waits for a new leader
 BLOCKING_MARGIN = 60.0
@@ -143,6 +154,12 @@ async def forward(
     (it may still need to reach its leader), as a loop across datacenters cannot happen."""
     hops = 1 if cross_dc else int(req.headers.get(HOP_HEADER, b"0") or 0) + 1
     headers = [[k, v] for k, v in req.headers.items() if k in PASSED_HEADERS]
+    if HOP_HEADER not in req.headers:  # the first agent names itself and its client
+        node, client = origin(req, agent.node_name)
+        headers = [h for h in headers if h[0] not in (AGENT_HEADER, CLIENT_HEADER)]
+        headers.append([AGENT_HEADER, node.encode()])
+        if client:
+            headers.append([CLIENT_HEADER, client.encode()])
     headers.append([HOP_HEADER, str(hops).encode()])
     args = {
         "method": req.method,
@@ -191,6 +208,19 @@ async def _call_holding(
         except (HTTPError, AgentError):  # no leader yet: keep waiting while the hold lasts
             if loop.time() >= deadline:
                 raise HTTPError(500, failed) from None
+
+
+def origin(req: Request, own_node: str) -> tuple[str, str]:
+    """(the agent that took the request, its client's address): as the first agent put
+    them in the headers of a request it forwarded (or of its own reads of a server), else
+    this agent and the connection's peer. The client's address is X-Forwarded-For's first
+    entry when a proxy set one (Consul's sourceAddrFromRequest)."""
+    node = req.header(AGENT_HEADER) or own_node
+    forwarded = req.header(CLIENT_HEADER)
+    if forwarded:
+        return node, forwarded.split(",")[0].strip()
+    client = req.scope.get("client")
+    return node, str(client[0]) if client else ""
 
 
 def session_body_with_node(body: bytes, node: str) -> bytes:

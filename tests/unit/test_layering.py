@@ -26,6 +26,7 @@ RANKS: dict[str, int] = {
     "agent.gossip": 2,
     "agent.acl": 2,
     "agent.render": 2,  # store records as Consul's JSON (HTTP and DNS share it)
+    "agent.queries.execute": 2,  # prepared-query execution rules (reads gossip coordinates)
     "agent.proxy_config": 2,  # Connect settings of registrations, decoded into store records
     "agent.sidecars": 3,  # SidecarService expansion: reads service definitions
     "agent.rpc": 3,
@@ -36,6 +37,7 @@ RANKS: dict[str, int] = {
     "agent.wan": 3,
     "agent.sessions_reaper": 3,
     "agent.dns_server": 3,
+    "agent.queries.runner": 3,  # a server's query execution: store, ACLs, WAN failover
     "agent.services": 3,
     "agent.mesh_ca": 3,
     "agent.mesh_intentions": 3,
