@@ -12,13 +12,11 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from agent.http.app import HTTPError, Request, Response, Router, json_response
-from agent.http.blocking import read_headers
+from agent.http.app import HTTPError, Request, Response, Router
 
 if TYPE_CHECKING:
     from agent.http.deps import HTTPDeps
     from agent.ports import AgentIdentity
-    from agent.state.store import Store
 
 # Modules with a `register(router)` function, in no particular order.
 AREAS = (
@@ -38,19 +36,13 @@ AREAS = (
     "agent.http.connect_ca",
     "agent.http.intentions",
     "agent.http.discovery_chain",
+    "agent.http.query",
 )
 
 
 def _refuse(status: int, message: str):
     async def handler(req: Request, rest: str) -> Response:
         raise HTTPError(status, message)
-
-    return handler
-
-
-def _empty_list(store: Store, table: str = "kvs"):
-    async def handler(req: Request, rest: str) -> Response:
-        return json_response(req, [], read_headers(req, store.table_index(table)))
 
     return handler
 
@@ -100,15 +92,8 @@ def _acl_routes(router: Router) -> None:
         router.add(path, {method: gone}, prefix=prefix)
 
 
-def _later_routes(router: Router, store: Store) -> None:
+def _later_routes(router: Router) -> None:
     """Features of later issues: verb rules now, honest answers until they land."""
-    router.add(
-        "/v1/query",
-        {
-            "GET": _empty_list(store),
-            "POST": _refuse(500, "prepared queries are not supported by this agent yet"),
-        },
-    )
     enterprise = _refuse(404, "Consul Enterprise feature: network areas are not available")
     router.add("/v1/operator/area", {"GET": enterprise, "POST": enterprise})
     router.add(
@@ -137,7 +122,7 @@ def build_router(deps: HTTPDeps) -> Router:
     router.add("/ui/", {"GET": ui}, prefix=True)
     router.add("/ui", {"GET": ui})
     _acl_routes(router)
-    _later_routes(router, deps.store)
+    _later_routes(router)
     for name in AREAS:
         try:
             module = importlib.import_module(name)

@@ -359,6 +359,69 @@ class CASet(_Command, tag="connect-ca-set"):
     CAS: U64 | None = None  # the ModifyIndex of the CA state this was computed from
 
 
+# ---------------------------------------------------------------------- prepared queries
+#
+# The query arrives decoded and validated by the HTTP layer (agent/queries/definition.py),
+# with its ID; the FSM adds indexes and checks what depends on the state (name and ID
+# uniqueness, the session, the template compiling). Every field is declared, so the stored
+# record carries each one, as Consul renders it.
+
+
+class QueryTemplateRecord(_Record):
+    Type: str = ""
+    Regexp: str = ""
+    RemoveEmptyTags: bool = False
+
+
+class QueryFailoverTargetRecord(_Record):
+    Peer: str = ""
+    Datacenter: str = ""
+
+
+class QueryFailoverRecord(_Record):
+    NearestN: I64 = 0
+    Datacenters: list[str] | None = None
+    Targets: list[QueryFailoverTargetRecord] | None = None
+
+
+class ServiceQueryRecord(_Record):
+    Service: str = ""
+    SamenessGroup: str = ""
+    Failover: QueryFailoverRecord = msgspec.field(default_factory=QueryFailoverRecord)
+    OnlyPassing: bool = False
+    IgnoreCheckIDs: list[str] | None = None
+    Near: str = ""
+    Tags: list[str] | None = None
+    NodeMeta: StrMap | None = None
+    ServiceMeta: StrMap | None = None
+    Connect: bool = False
+    Peer: str = ""
+
+
+class QueryDNSRecord(_Record):
+    TTL: str = ""
+
+
+class PreparedQueryRecord(_Record):
+    ID: str
+    Name: str = ""
+    Session: str = ""
+    Token: str = ""
+    Template: QueryTemplateRecord = msgspec.field(default_factory=QueryTemplateRecord)
+    Service: ServiceQueryRecord = msgspec.field(default_factory=ServiceQueryRecord)
+    DNS: QueryDNSRecord = msgspec.field(default_factory=QueryDNSRecord)
+
+
+class PreparedQuerySet(_Command, tag="prepared-query-set"):
+    """Create or update (the same in the log, as in Consul's state store)."""
+
+    Query: PreparedQueryRecord
+
+
+class PreparedQueryDelete(_Command, tag="prepared-query-delete"):
+    ID: str
+
+
 Command = (
     KV
     | Txn
@@ -380,6 +443,8 @@ Command = (
     | ConfigEntrySet
     | ConfigEntryDelete
     | CASet
+    | PreparedQuerySet
+    | PreparedQueryDelete
 )
 ACL_COMMANDS = (
     ACLInit,

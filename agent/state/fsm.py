@@ -21,6 +21,7 @@ import msgspec
 from agent.state import commands as c
 from agent.state.fsm_acl import apply_acl
 from agent.state.fsm_mesh import MESH_COMMANDS, apply_mesh
+from agent.state.fsm_queries import QUERY_COMMANDS, apply_query
 from agent.state.fsm_sessions import (
     SessionRefused,
     apply_session,
@@ -53,6 +54,8 @@ class FSM:
             self._handlers[kind] = self._apply_acl
         for kind in MESH_COMMANDS:  # agent/state/fsm_mesh.py
             self._handlers[kind] = self._apply_mesh
+        for kind in QUERY_COMMANDS:  # agent/state/fsm_queries.py
+            self._handlers[kind] = self._apply_query
 
     def apply(self, index: int, entry: bytes | memoryview | c.Command) -> Any:
         why = None
@@ -78,6 +81,9 @@ class FSM:
 
     def _apply_mesh(self, index: int, cmd: Any) -> Any:
         return apply_mesh(self.store, index, cmd)
+
+    def _apply_query(self, index: int, cmd: Any) -> Any:
+        return apply_query(self.store, index, cmd)
 
     def _apply_acl(self, index: int, cmd: Any) -> Any:
         return apply_acl(self.store, index, cmd)

@@ -9,7 +9,8 @@ Consul's state store: a destroy (from the API or from the leader's TTL reaper), 
 session names going critical or being removed, or the session's node being deregistered (the
 FSM's catalog writes call `invalidate_check` and `invalidate_node`). The session's held keys
 are then released (`Session` cleared, `LockIndex` kept) or deleted (behavior `delete`), and
-each released key enters lock-delay (`agent/state/sessions.py`).
+each released key enters lock-delay (`agent/state/sessions.py`), and the prepared queries
+bound to the session are deleted.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from agent.state import commands as c
+from agent.state.fsm_queries import drop_session_queries
 from agent.state.sessions import NANOSECOND
 from agent.state.structs import Session
 
@@ -90,6 +92,7 @@ def destroy_session(store: Store, index: int, session_id: str) -> bool:
             store.kv_put(index, msgspec.structs.replace(entry, Session=""))
         if delay > 0:
             table.lock_delay.set(key, delay)
+    drop_session_queries(store, index, session_id)
     store._bump("sessions", index)
     return True
 

@@ -6,7 +6,8 @@ frame is the header (every table but KV, plus the indexes); the KV table follows
 
 Decoding is all or nothing. Every record is decoded into its Struct (a string where a node name
 belongs, an unsigned integer where an index belongs), and the tables the store keeps as plain
-dicts (ACL records, coordinates, autopilot settings, config entries, the CA) are checked against the fields the store
+dicts (ACL records, coordinates, autopilot settings, config entries, the CA, prepared
+queries) are checked against the fields the store
 and its readers rely on. Anything else raises `SnapshotInvalid` before a single table of the
 live store is replaced: a snapshot from a laxer version, a damaged file or a foreign archive
 must never leave a store that answers 500 to every reader.
@@ -73,6 +74,7 @@ class _Header(msgspec.Struct):
     coordinates: list[dict[str, Any]] = []
     autopilot: dict[str, Any] = {}
     mesh: dict[str, Any] = {}
+    queries: list[dict[str, Any]] = []
 
 
 class _Loose(msgspec.Struct, forbid_unknown_fields=False):
@@ -168,6 +170,39 @@ class _CA(_Loose):
     ModifyIndex: U64 = 0
 
 
+class _QueryTemplate(_Loose):
+    Type: str = ""
+    Regexp: str = ""
+    RemoveEmptyTags: bool = False
+
+
+class _Failover(_Loose):
+    NearestN: int = 0
+    Datacenters: list[str] | None = None
+    Targets: list[dict[str, str]] | None = None
+
+
+class _ServiceQuery(_Loose):
+    Service: str
+    Failover: _Failover
+    Tags: list[str] | None = None
+    IgnoreCheckIDs: list[str] | None = None
+    NodeMeta: dict[str, str] | None = None
+    ServiceMeta: dict[str, str] | None = None
+
+
+class _Query(_Loose):
+    ID: str
+    Name: str
+    Session: str
+    Token: str
+    Template: _QueryTemplate
+    Service: _ServiceQuery
+    DNS: dict[str, Any]
+    CreateIndex: U64 = 0
+    ModifyIndex: U64 = 0
+
+
 class _Mesh(_Loose):
     entries: list[_Entry] = []
     ca: dict[str, Any] = {}  # empty until the CA is initialized, else a _CA
@@ -193,6 +228,7 @@ class DecodedState:
     coordinates: dict[str, dict]
     autopilot: dict[str, Any]
     mesh: dict[str, Any]
+    queries: list[dict[str, Any]]
 
 
 def decode_state(stream: BinaryIO) -> DecodedState:
@@ -206,6 +242,8 @@ def decode_state(stream: BinaryIO) -> DecodedState:
     _check(header.mesh, _Mesh, "mesh")
     if header.mesh.get("ca"):
         _check(header.mesh["ca"], _CA, "mesh.ca")
+    for n, query in enumerate(header.queries):
+        _check(query, _Query, f"queries[{n}]")
     kv: SortedDict = SortedDict()
     frame_no = 0
     while (frame := _read_frame(stream, allow_end=True)) is not None:
@@ -233,6 +271,7 @@ def decode_state(stream: BinaryIO) -> DecodedState:
         coordinates={c["Node"]: c for c in header.coordinates},
         autopilot=header.autopilot,
         mesh=header.mesh,
+        queries=header.queries,
     )
 
 

@@ -1,7 +1,8 @@
 """The in-memory state store: tables, Consul's raft-index bookkeeping, watches, snapshots.
 
 The store owns its tables: KV (with tombstones), the catalog (nodes, services, checks,
-coordinates), sessions (`agent/state/sessions.py`) and ACL (`agent/state/acl.py`). Only the
+coordinates), sessions (`agent/state/sessions.py`), ACL (`agent/state/acl.py`), the mesh's
+entries and CA (`agent/state/mesh.py`) and prepared queries (`agent/state/queries.py`). Only the
 FSM writes here (`agent/state/fsm*.py`), always with the raft index of the command being
 applied, so every record's `CreateIndex`/`ModifyIndex` and every table's max index are a pure
 function of the log. Readers (the HTTP layer) run on the same event loop and never see a
@@ -26,6 +27,7 @@ from sortedcontainers import SortedDict
 from agent.state.acl import ACL_TABLES, ACLTables
 from agent.state.commands import CoordinateUpdate
 from agent.state.mesh import MESH_TABLES, MeshTables
+from agent.state.queries import QUERY_TABLES, QueryTable
 from agent.state.sessions import SessionTable
 from agent.state.snapshot import CapturedState, decode_state
 from agent.state.snapshot import SnapshotInvalid as SnapshotInvalid  # raised by restore()
@@ -42,6 +44,7 @@ TABLES = (
     "coordinates",
     *ACL_TABLES,
     *MESH_TABLES,
+    *QUERY_TABLES,
 )
 
 
@@ -65,6 +68,7 @@ class Store:
         self.sessions = SessionTable()  # agent/state/sessions.py
         self.acl = ACLTables()  # tokens, policies, roles (agent/state/acl.py)
         self.mesh = MeshTables()  # config entries, the Connect CA (agent/state/mesh.py)
+        self.queries = QueryTable()  # prepared queries (agent/state/queries.py)
         self.last_index = 0
         self.watches = WatchRegistry()
 
@@ -318,6 +322,7 @@ class Store:
             "sessions": self.sessions.dump(),
             "acl": self.acl.dump(),
             "mesh": self.mesh.dump(),
+            "queries": self.queries.dump(),
             "coordinates": list(self.coordinates.values()),
             "autopilot": self.autopilot,
         }
@@ -337,6 +342,7 @@ class Store:
         sessions = SessionTable.load(state.sessions, state.kv, self.sessions.lock_delay)
         acl = ACLTables.load(state.acl)
         mesh = MeshTables.load(state.mesh)
+        queries = QueryTable.load(state.queries)
         # Nothing below can fail: the swap is all or nothing.
         self.kv = state.kv
         self.tombstones = state.tombstones
@@ -348,6 +354,7 @@ class Store:
         self.sessions = sessions
         self.acl = acl
         self.mesh = mesh
+        self.queries = queries
         self.coordinates = state.coordinates
         self.autopilot = dict(state.autopilot)
         self.last_index = state.last_index

@@ -20,6 +20,7 @@ RANKS: dict[str, int] = {
     "agent": 0,  # the package itself, and every module not listed below
     "agent.state": 1,
     "agent.connect": 1,  # the mesh's pure logic: the state and the HTTP areas call into it
+    "agent.queries": 1,  # prepared queries' definitions and templates: the FSM compiles them
     "agent.ports": 2,  # the seams name the state's types (commands, records)
     "agent.membership": 2,  # gossip members as catalog commands
     "agent.raft": 2,
