@@ -182,6 +182,7 @@ class Agent:
             self.node_name,
             self,
             lambda: self.consensus is not None and self.consensus.is_leader,
+            self.datacenter,
         )
         self.local = LocalState(self)
         self.mesh_ca: CARuntime | None = None

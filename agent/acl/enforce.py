@@ -67,8 +67,9 @@ class ACLRuntime:
     the agent's token slots, and the one-time creation of the built-in records.
 
     It gets what it uses, not the agent: the store (read), the ACL settings, where to keep
-    persisted tokens, this node's name, a writer for the built-ins, and whether this server
-    leads (only the leader writes them)."""
+    persisted tokens, this node's name, a writer for the built-ins, whether this server
+    leads (only the leader writes them), and its datacenter (for datacenter-limited
+    policies)."""
 
     def __init__(
         self,
@@ -78,13 +79,14 @@ class ACLRuntime:
         node_name: str,
         writer: Writer,
         is_leader: Callable[[], bool],
+        datacenter: str = "",
     ) -> None:
         self.store = store
         self.cfg = cfg
         self.node_name = node_name
         self.writer = writer
         self.is_leader = is_leader
-        self.resolver = Resolver(store, cfg.default_policy)
+        self.resolver = Resolver(store, cfg.default_policy, datacenter)
         self.tokens: dict[str, str] = {
             kind: getattr(cfg.tokens, kind, None) or "" for kind in TOKEN_KINDS
         }

@@ -5,6 +5,11 @@ none of them the agent's default token (`acl.tokens.default`, or one set through
 `PUT /v1/agent/token/default`), else the anonymous token. An unknown (or expired) secret is
 refused with `ACL not found` rather than downgraded to anonymous, as Consul does.
 
+A token's permissions are the union of its policies, its roles' policies, and the synthetic
+policies Consul makes from service and node identities and templated policies (each role's as
+well as the token's own). A policy, identity or templated policy limited to `Datacenters`
+counts only in those (a node identity only in its `Datacenter`), as Consul filters them.
+
 Authorizers are cached per secret and dropped whenever any ACL table's index moves, so a
 token or policy change takes effect on the next request without any explicit invalidation.
 """
@@ -17,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent.acl.authorizer import Authorizer, merge_rules
 from agent.acl.rules import ParsedRules, RuleError, parse_rules
+from agent.acl.templated import BUILTINS, render_rules
 from agent.state.acl import (
     ACL_TABLES,
     ANONYMOUS_ACCESSOR,
@@ -99,12 +105,15 @@ def _expired(token: dict, now: dt.datetime) -> bool:
 class Resolver:
     """Secret -> Identity over one store, with a cache keyed on the ACL tables' index."""
 
-    def __init__(self, store: Store, default_policy: str) -> None:
+    def __init__(self, store: Store, default_policy: str, datacenter: str = "") -> None:
         self.store = store
         self.default_allow = default_policy == "allow"
+        # "" (no datacenter known, as in unit tests): datacenter limits are not applied.
+        self.datacenter = datacenter
         self._cache: dict[str, Identity] = {}
         self._cache_key: tuple[int, int] = (0, -1)
         self._parsed: dict[tuple[str, int], ParsedRules] = {}
+        self._templated: dict[tuple[str, str], ParsedRules] = {}
 
     def resolve(self, secret: str, now: dt.datetime | None = None) -> Identity:
         # A snapshot restore swaps the tables object; its indexes alone might repeat.
@@ -136,6 +145,7 @@ class Resolver:
         policy_ids = [link["ID"] for link in token.get("Policies") or []]
         services = list(token.get("ServiceIdentities") or [])
         nodes = list(token.get("NodeIdentities") or [])
+        templated = list(token.get("TemplatedPolicies") or [])
         for link in token.get("Roles") or []:
             role = acl.roles.get(link["ID"])
             if role is None:
@@ -143,13 +153,38 @@ class Resolver:
             policy_ids += [p["ID"] for p in role.get("Policies") or []]
             services += role.get("ServiceIdentities") or []
             nodes += role.get("NodeIdentities") or []
+            templated += role.get("TemplatedPolicies") or []
+        services = [s for s in services if self._here(s.get("Datacenters"))]
+        nodes = [n for n in nodes if self._here([n["Datacenter"]] if n.get("Datacenter") else [])]
         parsed = [identity_rules(services, nodes)]
+        parsed += [self._templated_rules(t) for t in templated if self._here(t.get("Datacenters"))]
         for ident in policy_ids:
             policy = acl.policies.get(ident)
-            if policy is not None:
+            if policy is not None and self._here(policy.get("Datacenters")):
                 parsed.append(self._rules(policy))
         management = MANAGEMENT_POLICY_ID in policy_ids
         return Authorizer(merge_rules(parsed), self.default_allow, management)
+
+    def _here(self, datacenters: list[str] | None) -> bool:
+        """Whether something limited to `datacenters` (none: everywhere) counts here."""
+        return not datacenters or not self.datacenter or self.datacenter in datacenters
+
+    def _templated_rules(self, templated: dict) -> ParsedRules:
+        template = BUILTINS.get(templated.get("TemplateName", ""))
+        if template is None:
+            return ParsedRules()  # checked on write; an unknown template grants nothing
+        name = str((templated.get("TemplateVariables") or {}).get("name") or "")
+        key = (template.name, name)
+        rules = self._templated.get(key)
+        if rules is None:
+            try:
+                rules = parse_rules(render_rules(template, templated.get("TemplateVariables")))
+            except RuleError:
+                rules = ParsedRules()  # names are checked on write; a bad one grants nothing
+            if len(self._templated) > 4096:
+                self._templated.clear()
+            self._templated[key] = rules
+        return rules
 
     def _rules(self, policy: dict) -> ParsedRules:
         key = (policy["ID"], policy.get("ModifyIndex", 0))

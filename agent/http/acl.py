@@ -38,6 +38,7 @@ from agent.http.acl_policies import (
     role_item,
     role_list,
 )
+from agent.http.acl_templated import templated_list, templated_preview, templated_read
 from agent.http.app import HTTPError, Request, Response, Router, json_response
 from agent.http.authz import identity, require
 from agent.http.blocking import blocking_query, read_headers
@@ -299,6 +300,13 @@ def register(router: Router, deps: HTTPDeps) -> None:
         ("/v1/acl/role/name/", {"GET": partial(role_by_name, ports)}, True),
         ("/v1/acl/roles", {"GET": partial(role_list, ports)}, False),
         ("/v1/agent/token/", {"PUT": partial(agent_token, ports)}, True),
+        ("/v1/acl/templated-policies", {"GET": partial(templated_list, ports)}, False),
+        ("/v1/acl/templated-policy/name/", {"GET": partial(templated_read, ports)}, True),
+        (
+            "/v1/acl/templated-policy/preview/",
+            {"POST": partial(templated_preview, ports)},
+            True,
+        ),
     ]
     auth_methods = _not_supported("auth methods")
     binding_rules = _not_supported("binding rules")

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from agent.acl.templated import TemplatedPolicyError, normalize
 from agent.gojson import Struct
 from agent.http import gojson
 from agent.http.app import HTTPError, Request
@@ -89,7 +90,7 @@ def render_token(acl: ACLTables, token: dict, show_secret: bool) -> dict:
     roles = _links(acl.roles, token.get("Roles"))
     if roles:
         out["Roles"] = roles
-    for field in ("ServiceIdentities", "NodeIdentities"):
+    for field in ("ServiceIdentities", "NodeIdentities", "TemplatedPolicies"):
         if token.get(field):
             out[field] = token[field]
     out["Local"] = bool(token.get("Local"))
@@ -127,7 +128,7 @@ def render_role(acl: ACLTables, role: dict) -> dict:
     policies = _links(acl.policies, role.get("Policies"))
     if policies:
         out["Policies"] = policies
-    for field in ("ServiceIdentities", "NodeIdentities"):
+    for field in ("ServiceIdentities", "NodeIdentities", "TemplatedPolicies"):
         if role.get(field):
             out[field] = role[field]
     out["Hash"] = role.get("Hash", "")
@@ -197,6 +198,14 @@ def _identities(raw: Any, field: str, name_key: str, owner: str = "token") -> li
     return out
 
 
+def templated_policies(raw: Any, owner: str, local: bool = False) -> list[dict]:
+    """`TemplatedPolicies` checked and stored as Consul does (agent.acl.templated), or 400."""
+    try:
+        return normalize(raw, owner, local)
+    except TemplatedPolicyError as exc:
+        raise HTTPError(400, str(exc)) from None
+
+
 def _token_fields(acl: ACLTables, body: dict) -> dict:
     return {
         "Description": str(body.get("Description") or ""),
@@ -206,6 +215,9 @@ def _token_fields(acl: ACLTables, body: dict) -> dict:
             body.get("ServiceIdentities"), "ServiceIdentities", "ServiceName"
         ),
         "NodeIdentities": _identities(body.get("NodeIdentities"), "NodeIdentities", "NodeName"),
+        "TemplatedPolicies": templated_policies(
+            body.get("TemplatedPolicies"), "token", bool(body.get("Local"))
+        ),
         "Local": bool(body.get("Local")),
         "ExpirationTime": body.get("ExpirationTime") or "",
     }

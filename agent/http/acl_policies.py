@@ -16,6 +16,7 @@ from agent.http.acl_common import (
     _resolve_links,
     render_policy,
     render_role,
+    templated_policies,
 )
 from agent.http.app import HTTPError, Request, Response, json_response
 from agent.http.authz import require
@@ -180,6 +181,7 @@ def _validate_role(acl: ACLTables, body: dict, ident: str) -> dict:
         "NodeIdentities": _identities(
             body.get("NodeIdentities"), "NodeIdentities", "NodeName", "role"
         ),
+        "TemplatedPolicies": templated_policies(body.get("TemplatedPolicies"), "role"),
     }
     role["Hash"] = record_hash(role, ROLE_HASH_FIELDS)
     return role

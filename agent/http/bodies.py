@@ -244,6 +244,20 @@ _NODE_IDENTITIES = List(
     "[]*structs.ACLNodeIdentity",
     Struct("structs.ACLNodeIdentity", {"NodeName": "string", "Datacenter": "string"}),
 )
+# The variables' Go field carries the JSON name `name`; Go matches any casing of it.
+TEMPLATED_POLICY_VARIABLES = Struct("structs.ACLTemplatedPolicyVariables", {"name": "string"})
+_TEMPLATED_POLICIES = List(
+    "[]*structs.ACLTemplatedPolicy",
+    Struct(
+        "structs.ACLTemplatedPolicy",
+        {
+            "TemplateID": "string",
+            "TemplateName": "string",
+            "TemplateVariables": TEMPLATED_POLICY_VARIABLES,
+            "Datacenters": STRINGS,
+        },
+    ),
+)
 ACL_TOKEN = Struct(
     "structs.ACLToken",
     {
@@ -254,7 +268,7 @@ ACL_TOKEN = Struct(
         "Roles": _LINKS,
         "ServiceIdentities": _SERVICE_IDENTITIES,
         "NodeIdentities": _NODE_IDENTITIES,
-        "TemplatedPolicies": ANY,
+        "TemplatedPolicies": _TEMPLATED_POLICIES,
         "Local": "bool",
         "AuthMethod": "string",
         "ExpirationTime": "time.Time",
@@ -284,7 +298,7 @@ ACL_ROLE = Struct(
         "Policies": _LINKS,
         "ServiceIdentities": _SERVICE_IDENTITIES,
         "NodeIdentities": _NODE_IDENTITIES,
-        "TemplatedPolicies": ANY,
+        "TemplatedPolicies": _TEMPLATED_POLICIES,
         "Namespace": "string",
         "Partition": "string",
     },

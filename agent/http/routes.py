@@ -73,6 +73,9 @@ def _acl_routes(router: Router) -> None:
         ("/v1/acl/token/self", ("GET",), False),
         ("/v1/acl/token/", ("GET", "PUT", "DELETE"), True),
         ("/v1/agent/token/", ("PUT",), True),
+        ("/v1/acl/templated-policies", ("GET",), False),
+        ("/v1/acl/templated-policy/name/", ("GET",), True),
+        ("/v1/acl/templated-policy/preview/", ("POST",), True),
     ):
         router.add(path, dict.fromkeys(methods, off), prefix=prefix)
     # The pre-1.4 ACL API: gone since Consul 1.11, which answers 410 with this text.

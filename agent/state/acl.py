@@ -85,8 +85,16 @@ TOKEN_HASH_FIELDS = (
     "Roles",
     "ServiceIdentities",
     "NodeIdentities",
+    "TemplatedPolicies",
     "Local",
     "ExpirationTime",
 )
 POLICY_HASH_FIELDS = ("Name", "Description", "Rules", "Datacenters")
-ROLE_HASH_FIELDS = ("Name", "Description", "Policies", "ServiceIdentities", "NodeIdentities")
+ROLE_HASH_FIELDS = (
+    "Name",
+    "Description",
+    "Policies",
+    "ServiceIdentities",
+    "NodeIdentities",
+    "TemplatedPolicies",
+)

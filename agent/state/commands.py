@@ -264,6 +264,17 @@ class NodeIdentity(_Record, omit_defaults=True):
     Datacenter: str | None = ""
 
 
+class TemplatedPolicyVariables(_Record, omit_defaults=True):
+    name: str | None = None  # Consul's JSON spelling of the variable
+
+
+class TemplatedPolicy(_Record, omit_defaults=True):
+    TemplateName: str
+    TemplateID: str | None = ""
+    TemplateVariables: TemplatedPolicyVariables | None = None
+    Datacenters: list[str] | None = None
+
+
 class TokenRecord(_Record):
     AccessorID: str
     SecretID: str
@@ -272,6 +283,7 @@ class TokenRecord(_Record):
     Roles: list[Link] | None = []
     ServiceIdentities: list[ServiceIdentity] | None = []
     NodeIdentities: list[NodeIdentity] | None = []
+    TemplatedPolicies: list[TemplatedPolicy] | None = []
     Local: bool | None = False
     ExpirationTime: str | None = ""
     CreateTime: str | None = ""
@@ -294,6 +306,7 @@ class RoleRecord(_Record):
     Policies: list[Link] | None = []
     ServiceIdentities: list[ServiceIdentity] | None = []
     NodeIdentities: list[NodeIdentity] | None = []
+    TemplatedPolicies: list[TemplatedPolicy] | None = []
     Hash: str | None = ""
 
 
