@@ -39,6 +39,7 @@ __all__ = [
     "Identity",
     "Resolver",
     "identity_rules",
+    "token_expired",
     "token_from_request",
 ]
 
@@ -87,6 +88,12 @@ def identity_rules(services: list[dict], nodes: list[dict]) -> ParsedRules:
         rules.named[("node", ident.get("NodeName", ""), False)] = "write"
         rules.named[("service", "", True)] = "read"
     return rules
+
+
+def token_expired(token: dict, now: dt.datetime | None = None) -> bool:
+    """Whether the token's ExpirationTime has passed (it is then gone, as in Consul, even
+    before the leader reaps it)."""
+    return _expired(token, now or dt.datetime.now(dt.UTC))
 
 
 def _expired(token: dict, now: dt.datetime) -> bool:

@@ -18,6 +18,16 @@ from typing import TYPE_CHECKING
 
 from agent.acl import enforce
 from agent.acl.enforce import new_token, now_rfc3339
+from agent.acl.resolve import token_expired
+from agent.http.acl_auth_methods import (
+    AuthRuntime,
+    method_create,
+    method_item,
+    method_list,
+    rule_create,
+    rule_item,
+    rule_list,
+)
 from agent.http.acl_common import (
     ACLPorts,
     _body,
@@ -28,6 +38,7 @@ from agent.http.acl_common import (
     _write_token,
     render_token,
 )
+from agent.http.acl_login import login, logout
 from agent.http.acl_policies import (
     policy_by_name,
     policy_create,
@@ -100,6 +111,8 @@ async def token_create(ports: ACLPorts, req: Request, _: str) -> Response:
         _check_uuid(secret, "SecretID")
         if acl.token_by_secret(secret) is not None:
             raise HTTPError(400, "Invalid Token: SecretID is already in use")
+    if body.get("AuthMethod"):
+        raise HTTPError(400, "AuthMethod field is disallowed outside of login")
     fields = _token_fields(acl, body)
     ttl = body.get("ExpirationTTL")
     if ttl:
@@ -129,7 +142,7 @@ def _expiry_from_ttl(ttl: str) -> str:
 
 def _token_or_404(acl: ACLTables, accessor: str) -> dict:
     token = acl.tokens.get(accessor)
-    if token is None:
+    if token is None or token_expired(token):  # an expired token is gone until reaped
         raise HTTPError(403, "ACL not found")
     return token
 
@@ -161,8 +174,10 @@ async def token_item(ports: ACLPorts, req: Request, rest: str) -> Response:
     # PUT: full replace, keeping the secret and creation time.
     body = await _body(req, ACL_TOKEN)
     old = acl.tokens.get(accessor)
-    if old is None:
+    if old is None or token_expired(old):
         raise HTTPError(400, f"Cannot find token {accessor!r}")
+    if body.get("AuthMethod") and body["AuthMethod"] != old.get("AuthMethod"):
+        raise HTTPError(400, f"Cannot change AuthMethod of {accessor}")
     if body.get("AccessorID") and body["AccessorID"] != accessor:
         raise HTTPError(400, "Token Accessor ID in URL and payload do not match")
     if body.get("SecretID") and body["SecretID"] != old["SecretID"]:
@@ -178,6 +193,7 @@ async def token_item(ports: ACLPorts, req: Request, rest: str) -> Response:
         "AccessorID": accessor,
         "SecretID": old["SecretID"],
         **fields,
+        "AuthMethod": old.get("AuthMethod") or "",
         "CreateTime": old.get("CreateTime", ""),
     }
     stored = await _write_token(ports.writer, token)
@@ -189,6 +205,8 @@ async def _token_clone(ports: ACLPorts, req: Request, accessor: str) -> Response
     old = _token_or_404(ports.store.acl, accessor)
     if accessor == ANONYMOUS_ACCESSOR:
         raise HTTPError(400, "Cannot clone the anonymous token")
+    if old.get("AuthMethod"):
+        raise HTTPError(400, "Cannot clone a token created from an auth method")
     body = await _body(req, ACL_TOKEN)
     token = {
         **{k: old.get(k) for k in TOKEN_HASH_FIELDS},
@@ -214,7 +232,7 @@ async def token_list(ports: ACLPorts, req: Request, _: str) -> Response:
     await _ready(req)
     require(req, "acl", None, "read")
     acl = ports.store.acl
-    policy, role = req.get("policy"), req.get("role")
+    policy, role, method = req.get("policy"), req.get("role"), req.get("authmethod")
     show = _can_see_secrets(req)
 
     def query() -> tuple[int, list]:
@@ -224,8 +242,10 @@ async def token_list(ports: ACLPorts, req: Request, _: str) -> Response:
                 continue
             if role and role not in {r["ID"] for r in token.get("Roles") or []}:
                 continue
-            if req.get("authmethod"):
-                continue  # no auth methods here: nothing was created by one
+            if method and token.get("AuthMethod") != method:
+                continue
+            if token_expired(token):
+                continue  # Consul lists no expired token, reaped or not
             stub = render_token(acl, token, show)
             out.append(stub)
         return ports.store.table_index("acl-tokens"), out
@@ -269,17 +289,6 @@ async def agent_token(ports: ACLPorts, req: Request, kind: str) -> Response:
     return Response(b"")
 
 
-def _not_supported(what: str):
-    async def handler(req: Request, _: str) -> Response:
-        await _ready(req)
-        require(req, "acl", None, "read" if req.method == "GET" else "write")
-        if req.method == "GET" and not _.strip("/"):
-            return json_response(req, [])
-        raise HTTPError(400, f"{what} are not supported by this agent")
-
-    return handler
-
-
 def register(router: Router, deps: HTTPDeps) -> None:
     """Replace the 'ACL support disabled' routes with the real ones (ACLs enabled)."""
     ports = ACLPorts(deps.store, deps.writer, deps.identity)
@@ -308,17 +317,16 @@ def register(router: Router, deps: HTTPDeps) -> None:
             True,
         ),
     ]
-    auth_methods = _not_supported("auth methods")
-    binding_rules = _not_supported("binding rules")
+    auth = AuthRuntime()
     routes += [
-        ("/v1/acl/auth-methods", {"GET": auth_methods}, False),
-        ("/v1/acl/auth-method", {"PUT": auth_methods}, False),
-        ("/v1/acl/auth-method/", dict.fromkeys(methods, auth_methods), True),
-        ("/v1/acl/binding-rules", {"GET": binding_rules}, False),
-        ("/v1/acl/binding-rule", {"PUT": binding_rules}, False),
-        ("/v1/acl/binding-rule/", dict.fromkeys(methods, binding_rules), True),
-        ("/v1/acl/login", {"POST": _not_supported("auth methods")}, False),
-        ("/v1/acl/logout", {"POST": _not_supported("auth methods")}, False),
+        ("/v1/acl/auth-methods", {"GET": partial(method_list, ports)}, False),
+        ("/v1/acl/auth-method", {"PUT": partial(method_create, auth, ports)}, False),
+        ("/v1/acl/auth-method/", dict.fromkeys(methods, partial(method_item, auth, ports)), True),
+        ("/v1/acl/binding-rules", {"GET": partial(rule_list, ports)}, False),
+        ("/v1/acl/binding-rule", {"PUT": partial(rule_create, auth, ports)}, False),
+        ("/v1/acl/binding-rule/", dict.fromkeys(methods, partial(rule_item, auth, ports)), True),
+        ("/v1/acl/login", {"POST": partial(login, auth, ports)}, False),
+        ("/v1/acl/logout", {"POST": partial(logout, ports)}, False),
     ]
     for path, table, prefix in routes:
         if prefix:

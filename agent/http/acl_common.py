@@ -16,7 +16,14 @@ from agent.gojson import Struct
 from agent.http import gojson
 from agent.http.app import HTTPError, Request
 from agent.http.authz import identity
-from agent.http.bodies import ACL_POLICY, ACL_ROLE, ACL_TOKEN
+from agent.http.bodies import (
+    ACL_AUTH_METHOD,
+    ACL_BINDING_RULE,
+    ACL_LOGIN,
+    ACL_POLICY,
+    ACL_ROLE,
+    ACL_TOKEN,
+)
 from agent.state.acl import (
     TOKEN_HASH_FIELDS,
     ACLTables,
@@ -50,13 +57,17 @@ _DECODE_PREFIX = {
     ACL_TOKEN: "Token decoding failed: ",
     ACL_POLICY: "Policy decoding failed: ",
     ACL_ROLE: "Role decoding failed: ",
+    ACL_AUTH_METHOD: "AuthMethod decoding failed: ",
+    ACL_BINDING_RULE: "BindingRule decoding failed: ",
+    ACL_LOGIN: "Failed to decode request body: ",
 }
 
 
-async def _body(req: Request, spec: Struct) -> dict:
+async def _body(req: Request, spec: Struct, limit: int | None = None) -> dict:
     """The body as Go decodes it into `spec`: Consul's field names whatever the casing sent,
-    every field of the kind `spec` wants, unknown fields and nulls left out."""
-    raw = await req.json()
+    every field of the kind `spec` wants, unknown fields and nulls left out. `limit`: a
+    smaller body cap than the agent's default (413 beyond it)."""
+    raw = await (req.json(limit) if limit is not None else req.json())
     if raw is None:
         return {}
     return gojson.conform(raw, spec, _DECODE_PREFIX.get(spec, "Request decode failed: "))
@@ -94,6 +105,8 @@ def render_token(acl: ACLTables, token: dict, show_secret: bool) -> dict:
         if token.get(field):
             out[field] = token[field]
     out["Local"] = bool(token.get("Local"))
+    if token.get("AuthMethod"):
+        out["AuthMethod"] = token["AuthMethod"]
     if token.get("ExpirationTime"):
         out["ExpirationTime"] = token["ExpirationTime"]
     out["CreateTime"] = token.get("CreateTime", "")

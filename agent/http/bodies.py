@@ -303,6 +303,45 @@ ACL_ROLE = Struct(
         "Partition": "string",
     },
 )
+ACL_AUTH_METHOD = Struct(
+    "structs.ACLAuthMethod",
+    {
+        "Name": "string",
+        "Type": "string",
+        "DisplayName": "string",
+        "Description": "string",
+        "MaxTokenTTL": DURATION,
+        "TokenLocality": "string",
+        "Config": Map("map[string]interface {}", ANY),
+        "Namespace": "string",
+        "Partition": "string",
+        "NamespaceRules": ANY,
+    },
+)
+ACL_BINDING_RULE = Struct(
+    "structs.ACLBindingRule",
+    {
+        "ID": "string",
+        "Description": "string",
+        "AuthMethod": "string",
+        "Selector": "string",
+        "BindType": "string",
+        "BindName": "string",
+        "BindVars": Struct("structs.ACLTemplatedPolicyVariables", {"Name": "string"}),
+        "Namespace": "string",
+        "Partition": "string",
+    },
+)
+ACL_LOGIN = Struct(
+    "structs.ACLLoginParams",
+    {
+        "AuthMethod": "string",
+        "BearerToken": "string",
+        "Meta": STRING_MAP,
+        "Namespace": "string",
+        "Partition": "string",
+    },
+)
 
 # ---------------------------------------------------------------------- coordinates
 

@@ -1,4 +1,5 @@
-"""ACL tables (tokens, policies, roles): records, their name and secret indexes, hashes.
+"""ACL tables (tokens, policies, roles, auth methods, binding rules): records, their name and
+secret indexes, hashes.
 
 Records are plain dicts with Consul's wire field names, stored without link names: a token's
 `Policies` holds `[{"ID": ...}]` and the HTTP layer adds each `Name` on read, so renaming a
@@ -18,11 +19,18 @@ import msgspec
 MANAGEMENT_POLICY_ID = "00000000-0000-0000-0000-000000000001"
 ANONYMOUS_ACCESSOR = "00000000-0000-0000-0000-000000000002"
 ANONYMOUS_SECRET = "anonymous"
-ACL_TABLES = ("acl-tokens", "acl-policies", "acl-roles")
+ACL_TABLES = (
+    "acl-tokens",
+    "acl-policies",
+    "acl-roles",
+    "acl-auth-methods",
+    "acl-binding-rules",
+)
 
 
 class ACLTables:
-    """The three ACL tables plus their name/secret indexes and the bootstrap marker."""
+    """The ACL tables plus their name/secret indexes and the bootstrap marker. Auth methods
+    are keyed by their (unique, immutable) name, binding rules by ID."""
 
     def __init__(self) -> None:
         self.tokens: dict[str, dict] = {}
@@ -31,6 +39,8 @@ class ACLTables:
         self.policy_names: dict[str, str] = {}
         self.roles: dict[str, dict] = {}
         self.role_names: dict[str, str] = {}
+        self.auth_methods: dict[str, dict] = {}
+        self.binding_rules: dict[str, dict] = {}
         self.bootstrap_index = 0
 
     def token_by_secret(self, secret: str) -> dict | None:
@@ -45,6 +55,13 @@ class ACLTables:
         ident = self.role_names.get(name)
         return self.roles.get(ident) if ident is not None else None
 
+    def rules_of(self, method: str) -> list[dict]:
+        """A method's binding rules, by ID (Consul's memdb order)."""
+        return sorted(
+            (r for r in self.binding_rules.values() if r["AuthMethod"] == method),
+            key=lambda r: r["ID"],
+        )
+
     # ------------------------------------------------------------------ snapshots
 
     def dump(self) -> dict:
@@ -52,6 +69,8 @@ class ACLTables:
             "tokens": list(self.tokens.values()),
             "policies": list(self.policies.values()),
             "roles": list(self.roles.values()),
+            "auth_methods": list(self.auth_methods.values()),
+            "binding_rules": list(self.binding_rules.values()),
             "bootstrap_index": self.bootstrap_index,
         }
 
@@ -69,6 +88,10 @@ class ACLTables:
         for role in raw.get("roles", []):
             tables.roles[role["ID"]] = role
             tables.role_names[role["Name"]] = role["ID"]
+        for method in raw.get("auth_methods", []):
+            tables.auth_methods[method["Name"]] = method
+        for rule in raw.get("binding_rules", []):
+            tables.binding_rules[rule["ID"]] = rule
         tables.bootstrap_index = int(raw.get("bootstrap_index", 0))
         return tables
 

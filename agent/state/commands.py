@@ -285,6 +285,7 @@ class TokenRecord(_Record):
     NodeIdentities: list[NodeIdentity] | None = []
     TemplatedPolicies: list[TemplatedPolicy] | None = []
     Local: bool | None = False
+    AuthMethod: str | None = ""
     ExpirationTime: str | None = ""
     CreateTime: str | None = ""
     Hash: str | None = ""
@@ -310,6 +311,33 @@ class RoleRecord(_Record):
     Hash: str | None = ""
 
 
+class AuthMethodRecord(_Record):
+    """An auth method as Consul stores it; `MaxTokenTTL` in nanoseconds (a Go duration),
+    `Config` the type's settings as the body gave them (validated by agent/acl/auth_methods)."""
+
+    Name: str
+    Type: str
+    DisplayName: str | None = ""
+    Description: str | None = ""
+    MaxTokenTTL: I64 | None = 0
+    TokenLocality: str | None = ""
+    Config: dict[str, Any] | None = None
+
+
+class BindVars(_Record, omit_defaults=True):
+    Name: str | None = None
+
+
+class BindingRuleRecord(_Record):
+    ID: str
+    AuthMethod: str
+    Description: str | None = ""
+    Selector: str | None = ""
+    BindType: str | None = ""
+    BindName: str | None = ""
+    BindVars: BindVars | None = None
+
+
 class ACLInit(_Command, tag="acl-init"):
     Policies: list[PolicyRecord] | None = None
     Tokens: list[TokenRecord] | None = None
@@ -323,10 +351,19 @@ class ACLBootstrap(_Command, tag="acl-bootstrap"):
 
 class ACLTokenSet(_Command, tag="acl-token-set"):
     Token: TokenRecord
+    # A token made by `POST /v1/acl/login` (Consul's AllowMissingLinks + ProhibitUnprivileged):
+    # role and policy links that vanished meanwhile are kept but refused if nothing is left.
+    Login: bool | None = None
 
 
 class ACLTokenDelete(_Command, tag="acl-token-delete"):
     AccessorID: str
+
+
+class ACLTokenBatchDelete(_Command, tag="acl-token-batch-delete"):
+    """The leader's reaping of expired tokens (it decides which; the FSM reads no clock)."""
+
+    AccessorIDs: list[str]
 
 
 class ACLPolicySet(_Command, tag="acl-policy-set"):
@@ -342,6 +379,24 @@ class ACLRoleSet(_Command, tag="acl-role-set"):
 
 
 class ACLRoleDelete(_Command, tag="acl-role-delete"):
+    ID: str
+
+
+class ACLAuthMethodSet(_Command, tag="acl-auth-method-set"):
+    AuthMethod: AuthMethodRecord
+
+
+class ACLAuthMethodDelete(_Command, tag="acl-auth-method-delete"):
+    """Deletes the method, its binding rules and every token it made (as Consul does)."""
+
+    Name: str
+
+
+class ACLBindingRuleSet(_Command, tag="acl-binding-rule-set"):
+    BindingRule: BindingRuleRecord
+
+
+class ACLBindingRuleDelete(_Command, tag="acl-binding-rule-delete"):
     ID: str
 
 
@@ -453,6 +508,11 @@ Command = (
     | ACLPolicyDelete
     | ACLRoleSet
     | ACLRoleDelete
+    | ACLTokenBatchDelete
+    | ACLAuthMethodSet
+    | ACLAuthMethodDelete
+    | ACLBindingRuleSet
+    | ACLBindingRuleDelete
     | ConfigEntrySet
     | ConfigEntryDelete
     | CASet
@@ -468,6 +528,11 @@ ACL_COMMANDS = (
     ACLPolicyDelete,
     ACLRoleSet,
     ACLRoleDelete,
+    ACLTokenBatchDelete,
+    ACLAuthMethodSet,
+    ACLAuthMethodDelete,
+    ACLBindingRuleSet,
+    ACLBindingRuleDelete,
 )
 COMMAND_TYPES: tuple[type[msgspec.Struct], ...] = get_args(Command)
 TYPES = frozenset(cls.__struct_config__.tag for cls in COMMAND_TYPES)

@@ -1,8 +1,10 @@
 """The FSM commands that change the ACL tables (`agent/state/acl.py`).
 
 Commands (`agent/state/commands.py`): `ACLInit` (the built-in policy and tokens),
-`ACLBootstrap`, `ACLTokenSet`/`ACLTokenDelete`, `ACLPolicySet`/`ACLPolicyDelete`,
-`ACLRoleSet`/`ACLRoleDelete`. The tables keep records as maps (`commands.as_record`).
+`ACLBootstrap`, `ACLTokenSet`/`ACLTokenDelete`/`ACLTokenBatchDelete`,
+`ACLPolicySet`/`ACLPolicyDelete`, `ACLRoleSet`/`ACLRoleDelete`,
+`ACLAuthMethodSet`/`ACLAuthMethodDelete`, `ACLBindingRuleSet`/`ACLBindingRuleDelete`. The
+tables keep records as maps (`commands.as_record`).
 
 Everything random or time-dependent arrives inside the command, so applying one is a pure
 function of the log. A command that fails a state-dependent check returns a `Refusal`; a set
@@ -41,16 +43,20 @@ def apply_acl(store: Store, index: int, cmd: Any) -> Any:
         return _put_token(store, index, c.as_record(cmd.Token))
     if isinstance(cmd, c.ACLTokenSet):
         token = c.as_record(cmd.Token)
-        problem = _token_problem(acl, token)
+        problem = _token_problem(acl, token, bool(cmd.Login))
         if problem:
-            return Refusal(problem, "invalid")
+            return problem
         return _put_token(store, index, token)
     if isinstance(cmd, c.ACLTokenDelete):
-        old = acl.tokens.pop(cmd.AccessorID, None)
-        if old is not None:
-            acl.by_secret.pop(old["SecretID"], None)
-            store._bump("acl-tokens", index)
+        _delete_tokens(store, index, [cmd.AccessorID])
         return True
+    if isinstance(cmd, c.ACLTokenBatchDelete):
+        _delete_tokens(store, index, cmd.AccessorIDs)
+        return True
+    if isinstance(cmd, c.ACLAuthMethodSet | c.ACLAuthMethodDelete):
+        return _apply_auth_method(store, index, cmd)
+    if isinstance(cmd, c.ACLBindingRuleSet | c.ACLBindingRuleDelete):
+        return _apply_binding_rule(store, index, cmd)
     if isinstance(cmd, c.ACLPolicySet):
         policy = c.as_record(cmd.Policy)
         owner = acl.policy_names.get(policy["Name"])
@@ -105,22 +111,95 @@ def apply_acl(store: Store, index: int, cmd: Any) -> Any:
     return Refusal(f"unknown ACL command {type(cmd).__name__}", "failed")
 
 
-def _token_problem(acl: ACLTables, token: dict) -> str | None:
+def _token_problem(acl: ACLTables, token: dict, login: bool) -> Refusal | None:
     owner = acl.by_secret.get(token["SecretID"])
     if owner is not None and owner != token["AccessorID"]:
-        return "Invalid Token: SecretID is already in use"
+        return Refusal("Invalid Token: SecretID is already in use", "invalid")
     if token["SecretID"] in (ANONYMOUS_SECRET,) and token["AccessorID"] != ANONYMOUS_ACCESSOR:
-        return "Invalid Token: SecretID is already in use"
+        return Refusal("Invalid Token: SecretID is already in use", "invalid")
     old = acl.tokens.get(token["AccessorID"])
     if old is not None and old["SecretID"] != token["SecretID"]:
-        return "Cannot change a token's SecretID"
+        return Refusal("Cannot change a token's SecretID", "invalid")
+    method = token.get("AuthMethod")
+    if method and method not in acl.auth_methods:
+        # A login racing the method's deletion: the cascade would have missed this token.
+        return Refusal(f"No such auth method with Name: {method}", "invalid")
+    policies = [p for p in token.get("Policies") or [] if p["ID"] in acl.policies]
+    roles = [r for r in token.get("Roles") or [] if r["ID"] in acl.roles]
+    if login:
+        # Consul's ProhibitUnprivileged: links that vanished since the login bound them are
+        # kept, but a token left with nothing would be useless (ErrTokenHasNoPrivileges).
+        identities = [token.get(f) for f in ("ServiceIdentities", "NodeIdentities")]
+        if not (policies or roles or any(identities) or token.get("TemplatedPolicies")):
+            return Refusal("Permission denied", "denied")
+        return None
     for link in token.get("Policies") or []:
         if link["ID"] not in acl.policies:
-            return f"No such ACL policy with ID {link['ID']!r}"
+            return Refusal(f"No such ACL policy with ID {link['ID']!r}", "invalid")
     for link in token.get("Roles") or []:
         if link["ID"] not in acl.roles:
-            return f"No such ACL role with ID {link['ID']!r}"
+            return Refusal(f"No such ACL role with ID {link['ID']!r}", "invalid")
     return None
+
+
+def _delete_tokens(store: Store, index: int, accessors: list[str]) -> None:
+    acl = store.acl
+    changed = False
+    for accessor in accessors:
+        old = acl.tokens.pop(accessor, None)
+        if old is not None:
+            acl.by_secret.pop(old["SecretID"], None)
+            changed = True
+    if changed:
+        store._bump("acl-tokens", index)
+
+
+def _apply_auth_method(
+    store: Store, index: int, cmd: c.ACLAuthMethodSet | c.ACLAuthMethodDelete
+) -> Any:
+    acl = store.acl
+    if isinstance(cmd, c.ACLAuthMethodSet):
+        method = c.as_record(cmd.AuthMethod)
+        old = acl.auth_methods.get(method["Name"])
+        if old is not None and old["Type"] != method["Type"]:
+            return Refusal("the Type field of an Auth Method is immutable", "invalid")
+        method["CreateIndex"] = old["CreateIndex"] if old is not None else index
+        method["ModifyIndex"] = index
+        acl.auth_methods[method["Name"]] = method
+        store._bump("acl-auth-methods", index)
+        return dict(method)
+    if acl.auth_methods.pop(cmd.Name, None) is None:
+        return True
+    store._bump("acl-auth-methods", index)
+    rules = [r["ID"] for r in acl.binding_rules.values() if r["AuthMethod"] == cmd.Name]
+    for ident in rules:
+        del acl.binding_rules[ident]
+    if rules:
+        store._bump("acl-binding-rules", index)
+    made = [t["AccessorID"] for t in acl.tokens.values() if t.get("AuthMethod") == cmd.Name]
+    _delete_tokens(store, index, made)
+    return True
+
+
+def _apply_binding_rule(
+    store: Store, index: int, cmd: c.ACLBindingRuleSet | c.ACLBindingRuleDelete
+) -> Any:
+    acl = store.acl
+    if isinstance(cmd, c.ACLBindingRuleDelete):
+        if acl.binding_rules.pop(cmd.ID, None) is not None:
+            store._bump("acl-binding-rules", index)
+        return True
+    rule = c.as_record(cmd.BindingRule)
+    if rule["AuthMethod"] not in acl.auth_methods:
+        return Refusal("failed inserting acl binding rule: auth method not found", "invalid")
+    old = acl.binding_rules.get(rule["ID"])
+    if old is not None and old["AuthMethod"] != rule["AuthMethod"]:
+        return Refusal("the AuthMethod field of an Binding Rule is immutable", "invalid")
+    rule["CreateIndex"] = old["CreateIndex"] if old is not None else index
+    rule["ModifyIndex"] = index
+    acl.binding_rules[rule["ID"]] = rule
+    store._bump("acl-binding-rules", index)
+    return dict(rule)
 
 
 def _put_token(store: Store, index: int, token: dict) -> dict:

@@ -114,10 +114,27 @@ class _Role(_Loose):
     ModifyIndex: U64 = 0
 
 
+class _AuthMethod(_Loose):
+    Name: str
+    Type: str
+    Config: dict[str, Any] | None = None
+    CreateIndex: U64 = 0
+    ModifyIndex: U64 = 0
+
+
+class _BindingRule(_Loose):
+    ID: str
+    AuthMethod: str
+    CreateIndex: U64 = 0
+    ModifyIndex: U64 = 0
+
+
 class _ACL(_Loose):
     tokens: list[_Token] = []
     policies: list[_Policy] = []
     roles: list[_Role] = []
+    auth_methods: list[_AuthMethod] = []
+    binding_rules: list[_BindingRule] = []
     bootstrap_index: U64 = 0
 
 

@@ -1,0 +1,289 @@
+"""Binding rules: what a verified login identity turns into on the token it gets.
+
+An auth method verifies a bearer token and yields an `Identity`: the fields a rule's
+`Selector` is evaluated over (go-bexpr, `agent.filter`), and the variables a rule's `BindName`
+interpolates (HIL-style `${value.name}`). Each matching rule contributes one binding:
+
+    service           -> ServiceIdentities [{ServiceName: <name>}]
+    node              -> NodeIdentities [{NodeName: <name>, Datacenter: <this dc>}]
+    role / policy     -> a link to the role or policy of that name, if it exists at login
+    templated-policy  -> TemplatedPolicies [{TemplateName: BindName, TemplateVariables}]
+
+As in Consul (agent/consul/auth/binder.go), a selector that fails to parse or evaluate never
+matches, a computed name that is not valid for its type fails the login, and a rule is checked
+on write by binding it against a blank identity whose variables all read "fake".
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent.filter import (
+    Binary,
+    Collection,
+    FilterError,
+    Match,
+    Node,
+    Not,
+    compile_filter,
+    parse,
+)
+
+__all__ = [
+    "BIND_TYPES",
+    "TEMPLATED_POLICIES",
+    "BindError",
+    "Bindings",
+    "Identity",
+    "bind",
+    "check_rule",
+    "check_selector",
+    "interpolate",
+]
+
+BIND_TYPES = ("service", "node", "role", "policy", "templated-policy")
+# Consul's built-in policy templates and whether each needs the `name` variable (the only
+# variable a binding rule's BindVars can set).
+TEMPLATED_POLICIES = {
+    "builtin/service": True,
+    "builtin/node": True,
+    "builtin/dns": False,
+    "builtin/nomad-server": False,
+    "builtin/workload-identity": True,
+    "builtin/api-gateway": True,
+    "builtin/nomad-client": True,
+}
+_IDENTITY_NAME = re.compile(r"^[a-z0-9]([a-z0-9\-_]*[a-z0-9])?$")  # service and node identities
+_ROLE_NAME = re.compile(r"^[A-Za-z0-9\-_]{1,256}$")
+_POLICY_NAME = re.compile(r"^[A-Za-z0-9\-_]{1,128}$")
+_TEMPLATE_NAME = re.compile(r"^[A-Za-z0-9\-_]+$")
+_VARIABLE = re.compile(r"\$\{\s*([A-Za-z_][A-Za-z0-9_.\-]*)\s*\}")
+
+
+class BindError(ValueError):
+    """A binding rule or bind name that cannot be used; `str()` is Consul's text."""
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What an auth method verified: `fields` for selectors (nested maps, as go-bexpr walks
+    the method's field struct), `variables` for `${...}` in bind names. `roots` names the
+    selector paths the method offers: root -> how many segments may follow (None: any key
+    of a map, then nothing)."""
+
+    fields: dict[str, Any]
+    variables: dict[str, str]
+    roots: dict[str, frozenset[str] | None] = field(default_factory=dict)
+
+
+@dataclass
+class Bindings:
+    service_identities: list[dict] = field(default_factory=list)
+    node_identities: list[dict] = field(default_factory=list)
+    roles: list[dict] = field(default_factory=list)
+    policies: list[dict] = field(default_factory=list)
+    templated_policies: list[dict] = field(default_factory=list)
+
+    def none(self) -> bool:
+        return not (
+            self.service_identities
+            or self.node_identities
+            or self.roles
+            or self.policies
+            or self.templated_policies
+        )
+
+
+# ---------------------------------------------------------------------- ${...} templates
+
+
+def interpolate(template: str, variables: dict[str, str], lowercase: bool = True) -> str:
+    """Consul's InterpolateHIL: `${var}` replaced by the variable's value (lower-cased, as
+    login does), `$${` a literal `${`; an unknown variable or any other expression fails."""
+    if "${" not in template:
+        return template
+    out: list[str] = []
+    pos = 0
+    while pos < len(template):
+        if template.startswith("$${", pos):
+            out.append("${")
+            pos += 3
+            continue
+        if not template.startswith("${", pos):
+            out.append(template[pos])
+            pos += 1
+            continue
+        found = _VARIABLE.match(template, pos)
+        if found is None:
+            end = template.find("}", pos)
+            shown = template[pos:] if end < 0 else template[pos : end + 1]
+            raise BindError(f"unsupported expression {shown!r}: only variables can be used")
+        name = found.group(1)
+        if name not in variables:
+            raise BindError(f"unknown variable accessed: {name}")
+        value = variables[name]
+        out.append(value.lower() if lowercase else value)
+        pos = found.end()
+    return "".join(out)
+
+
+def _quoted(text: str) -> str:
+    """Go's %q, for the ASCII names it is used on here."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _valid_name(bind_type: str) -> Callable[[str], bool]:
+    if bind_type in ("service", "node"):
+        return lambda name: len(name) <= 256 and bool(_IDENTITY_NAME.match(name))
+    if bind_type == "policy":
+        return lambda name: bool(_POLICY_NAME.match(name))
+    return lambda name: bool(_ROLE_NAME.match(name))
+
+
+def _bind_name(template: str, variables: dict[str, str], valid: Callable[[str], bool]) -> str:
+    try:
+        computed = interpolate(template, variables)
+    except BindError as exc:
+        raise BindError(f"error interpreting template: {exc}") from None
+    if not valid(computed):
+        raise BindError(f"invalid bind name: {_quoted(computed)}")
+    return computed
+
+
+def _templated_policy(name: str, bind_vars: dict | None, variables: dict[str, str]) -> dict:
+    if name not in TEMPLATED_POLICIES:
+        raise BindError(
+            "Bind name for templated-policy bind type does not match existing template "
+            f"name: {name}"
+        )
+    values: dict[str, str] = {}
+    if bind_vars and bind_vars.get("Name"):
+        try:
+            values["Name"] = interpolate(str(bind_vars["Name"]), variables)
+        except BindError as exc:
+            raise BindError(f"failed to interpret templated policy variables: {exc}") from None
+    if TEMPLATED_POLICIES[name]:
+        if not values.get("Name"):
+            raise BindError(
+                "templated policy failed validation: 1 error occurred:\n\t* name is required\n\n"
+            )
+        if not _TEMPLATE_NAME.match(values["Name"]):
+            raise BindError(
+                "templated policy failed validation: 1 error occurred:\n"
+                "\t* name: Does not match pattern '^[a-zA-Z0-9-_]+$'\n\n"
+            )
+    out: dict[str, Any] = {"TemplateName": name}
+    if values:
+        out["TemplateVariables"] = values
+    return out
+
+
+def check_rule(
+    bind_type: str, bind_name: str, bind_vars: dict | None, variable_names: list[str]
+) -> None:
+    """Consul's IsValidBindingRule: the rule, bound against an identity whose variables all
+    read "fake", must give a valid name (or templated policy). Raises BindError."""
+    fake = dict.fromkeys(variable_names, "fake")
+    try:
+        if bind_type == "templated-policy":
+            _templated_policy(bind_name, bind_vars, fake)
+        elif bind_type in BIND_TYPES:
+            _bind_name(bind_name, fake, _valid_name(bind_type))
+        else:
+            raise BindError(f"invalid Binding Rule: unknown BindType {_quoted(bind_type)}")
+    except BindError as exc:
+        if bind_type not in BIND_TYPES:
+            raise
+        raise BindError(f'failed to validate bindType "{bind_type}": {exc}') from None
+
+
+# ---------------------------------------------------------------------- selectors
+
+
+def _selectors(node: Node, bound: frozenset[str]) -> list[tuple[str, ...]]:
+    """Every selector path an expression reads, except names a collection binds."""
+    if isinstance(node, Match):
+        paths = [node.selector.path]
+    elif isinstance(node, Binary):
+        return [p for operand in node.operands for p in _selectors(operand, bound)]
+    elif isinstance(node, Not):
+        return _selectors(node.operand, bound)
+    elif isinstance(node, Collection):
+        names = {n for n in (node.default, node.index, node.value) if n}
+        return [node.selector.path, *_selectors(node.inner, bound | names)]
+    else:
+        return []
+    return [p for p in paths if p and p[0] not in bound]
+
+
+def check_selector(selector: str, identity: Identity) -> None:
+    """A selector must parse and name only fields the method offers (go-bexpr checks its
+    selectors against the method's field struct). Raises BindError."""
+    try:
+        compile_filter(selector)
+        tree = parse(selector)
+    except FilterError as exc:
+        raise BindError(str(exc)) from None
+    for path in _selectors(tree, frozenset()):
+        root = path[0]
+        if root not in identity.roots:
+            raise BindError(f'Selector "{".".join(path)}" is not valid')
+        allowed = identity.roots[root]
+        # A map root (None) takes any one key; a struct root takes only its fields.
+        ok = len(path) <= 2 and (allowed is None or len(path) == 1 or path[1] in allowed)
+        if not ok:
+            raise BindError(f'Selector "{".".join(path)}" is not valid')
+
+
+def _matches(selector: str, fields: dict[str, Any]) -> bool:
+    if not selector:
+        return True  # catch-all
+    try:
+        return compile_filter(selector).matches(fields)
+    except FilterError:
+        return False  # a selector that cannot be evaluated never matches (Consul's)
+
+
+# ---------------------------------------------------------------------- login
+
+
+def bind(
+    rules: list[dict],
+    identity: Identity,
+    datacenter: str,
+    role_by_name: Callable[[str], dict | None],
+    policy_by_name: Callable[[str], dict | None],
+) -> Bindings:
+    """What the matching rules grant `identity`. Raises BindError for a computed name that
+    is not valid (the login fails, as in Consul)."""
+    out = Bindings()
+    variables = identity.variables
+    for rule in rules:
+        if not _matches(rule.get("Selector") or "", identity.fields):
+            continue
+        kind, template = rule.get("BindType") or "", rule.get("BindName") or ""
+        if kind == "templated-policy":
+            out.templated_policies.append(
+                _templated_policy(template, rule.get("BindVars"), variables)
+            )
+            continue
+        name = _bind_name(template, variables, _valid_name(kind))
+        if kind == "service":
+            if {"ServiceName": name} not in out.service_identities:
+                out.service_identities.append({"ServiceName": name})
+        elif kind == "node":
+            node = {"NodeName": name, "Datacenter": datacenter}
+            if node not in out.node_identities:
+                out.node_identities.append(node)
+        elif kind == "role":
+            role = role_by_name(name)
+            if role is not None and {"ID": role["ID"]} not in out.roles:
+                out.roles.append({"ID": role["ID"]})
+        elif kind == "policy":
+            policy = policy_by_name(name)
+            if policy is not None and {"ID": policy["ID"]} not in out.policies:
+                out.policies.append({"ID": policy["ID"]})
+    return out
