@@ -53,6 +53,7 @@ from agent.state.fsm import FSM, Refusal, TxnResult
 from agent.state.sessions import lock_delay_refusal
 from agent.state.store import Store
 from agent.tls import RPCTLS, TLSConfigError, rpc_tls
+from agent.token_reaper import TokenReaper
 from agent.wan import WanPool
 
 log = logging.getLogger("agent")
@@ -214,6 +215,12 @@ class Agent:
         self.session_reaper = SessionReaper(
             self.store, self, lambda: self.consensus is not None and self.consensus.is_leader
         )
+        # Expired ACL tokens are removed by the leader (Consul's token reaping routine).
+        self.token_reaper: TokenReaper | None = None
+        if config.acl.enabled and self.consensus is not None:
+            self.token_reaper = TokenReaper(
+                self.store, self, lambda: self.consensus is not None and self.consensus.is_leader
+            )
         self._servers: list[Any] = []
         self.dns: Any = None  # agent.dns_server.DNSServer while running
         self._stopped = asyncio.Event()
@@ -457,6 +464,8 @@ class Agent:
             await self.local.sync_node()
         self.local.start()
         self.session_reaper.start()
+        if self.token_reaper is not None:
+            self.token_reaper.start()
 
     async def _start_rpc(self) -> None:
         server = RPCServer(lambda peer, payload: self.consensus and self.consensus.deliver(payload))
@@ -489,6 +498,8 @@ class Agent:
         if self._leave_on_stop:
             await self.graceful_leave()
         await self.session_reaper.stop()
+        if self.token_reaper is not None:
+            await self.token_reaper.stop()
         await self.local.stop()
         if self.dns is not None:
             await self.dns.close()

@@ -37,6 +37,7 @@ RANKS: dict[str, int] = {
     "agent.cluster": 3,
     "agent.wan": 3,
     "agent.sessions_reaper": 3,
+    "agent.token_reaper": 3,
     "agent.dns_server": 3,
     "agent.queries.runner": 3,  # a server's query execution: store, ACLs, WAN failover
     "agent.services": 3,
