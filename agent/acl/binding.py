@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from agent.acl import templated
 from agent.filter import (
     Binary,
     Collection,
@@ -34,7 +35,6 @@ from agent.filter import (
 
 __all__ = [
     "BIND_TYPES",
-    "TEMPLATED_POLICIES",
     "BindError",
     "Bindings",
     "Identity",
@@ -45,21 +45,9 @@ __all__ = [
 ]
 
 BIND_TYPES = ("service", "node", "role", "policy", "templated-policy")
-# Consul's built-in policy templates and whether each needs the `name` variable (the only
-# variable a binding rule's BindVars can set).
-TEMPLATED_POLICIES = {
-    "builtin/service": True,
-    "builtin/node": True,
-    "builtin/dns": False,
-    "builtin/nomad-server": False,
-    "builtin/workload-identity": True,
-    "builtin/api-gateway": True,
-    "builtin/nomad-client": True,
-}
 _IDENTITY_NAME = re.compile(r"^[a-z0-9]([a-z0-9\-_]*[a-z0-9])?$")  # service and node identities
 _ROLE_NAME = re.compile(r"^[A-Za-z0-9\-_]{1,256}$")
 _POLICY_NAME = re.compile(r"^[A-Za-z0-9\-_]{1,128}$")
-_TEMPLATE_NAME = re.compile(r"^[A-Za-z0-9\-_]+$")
 _VARIABLE = re.compile(r"\$\{\s*([A-Za-z_][A-Za-z0-9_.\-]*)\s*\}")
 
 
@@ -154,29 +142,27 @@ def _bind_name(template: str, variables: dict[str, str], valid: Callable[[str], 
 
 
 def _templated_policy(name: str, bind_vars: dict | None, variables: dict[str, str]) -> dict:
-    if name not in TEMPLATED_POLICIES:
+    """Consul's generateTemplatedPolicies: a builtin template, its `name` variable
+    interpolated, checked against the template's schema (agent.acl.templated)."""
+    template = templated.lookup(name)
+    if template is None:
         raise BindError(
             "Bind name for templated-policy bind type does not match existing template "
             f"name: {name}"
         )
-    values: dict[str, str] = {}
-    if bind_vars and bind_vars.get("Name"):
-        try:
-            values["Name"] = interpolate(str(bind_vars["Name"]), variables)
-        except BindError as exc:
-            raise BindError(f"failed to interpret templated policy variables: {exc}") from None
-    if TEMPLATED_POLICIES[name]:
-        if not values.get("Name"):
-            raise BindError(
-                "templated policy failed validation: 1 error occurred:\n\t* name is required\n\n"
-            )
-        if not _TEMPLATE_NAME.match(values["Name"]):
-            raise BindError(
-                "templated policy failed validation: 1 error occurred:\n"
-                "\t* name: Does not match pattern '^[a-zA-Z0-9-_]+$'\n\n"
-            )
-    out: dict[str, Any] = {"TemplateName": name}
-    if values:
+    values: dict[str, str] | None = None
+    if bind_vars is not None:
+        values = {}
+        if bind_vars.get("name"):
+            try:
+                values["name"] = interpolate(str(bind_vars["name"]), variables)
+            except BindError as exc:
+                raise BindError(f"failed to interpret templated policy variables: {exc}") from None
+    problem = templated.validate(template, values)
+    if problem is not None:
+        raise BindError(f"templated policy failed validation: {problem}")
+    out: dict[str, Any] = {"TemplateID": template.id, "TemplateName": name}
+    if values is not None:
         out["TemplateVariables"] = values
     return out
 

@@ -82,6 +82,7 @@ def _token(record: dict, bindings: Bindings, meta: dict | None) -> dict:
         "Roles": bindings.roles,
         "ServiceIdentities": bindings.service_identities,
         "NodeIdentities": bindings.node_identities,
+        "TemplatedPolicies": bindings.templated_policies,
         "Local": record.get("TokenLocality") != "global",
         "AuthMethod": record["Name"],
         "ExpirationTime": "",
@@ -118,9 +119,6 @@ async def login(runtime: AuthRuntime, ports: ACLPorts, req: Request, _: str) -> 
         )
     except (LoginError, BindError) as exc:
         raise HTTPError(500, str(exc)) from None
-    if bindings.templated_policies:
-        # Token records carry no templated policies yet: a rule binding one grants nothing.
-        bindings.templated_policies = []
     if bindings.none():
         raise HTTPError(403, "Permission denied")
     token = _token(record, bindings, body.get("Meta"))

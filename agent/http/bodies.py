@@ -327,7 +327,7 @@ ACL_BINDING_RULE = Struct(
         "Selector": "string",
         "BindType": "string",
         "BindName": "string",
-        "BindVars": Struct("structs.ACLTemplatedPolicyVariables", {"Name": "string"}),
+        "BindVars": Struct("structs.ACLTemplatedPolicyVariables", {"name": "string"}),
         "Namespace": "string",
         "Partition": "string",
     },

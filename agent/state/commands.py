@@ -324,10 +324,6 @@ class AuthMethodRecord(_Record):
     Config: dict[str, Any] | None = None
 
 
-class BindVars(_Record, omit_defaults=True):
-    Name: str | None = None
-
-
 class BindingRuleRecord(_Record):
     ID: str
     AuthMethod: str
@@ -335,7 +331,7 @@ class BindingRuleRecord(_Record):
     Selector: str | None = ""
     BindType: str | None = ""
     BindName: str | None = ""
-    BindVars: BindVars | None = None
+    BindVars: TemplatedPolicyVariables | None = None  # {"name": ...}, as Consul spells it
 
 
 class ACLInit(_Command, tag="acl-init"):

@@ -386,7 +386,7 @@ def test_binding_rule_crud_and_bad_input(env: Env) -> None:
         ),
         (
             {**base, "BindType": "templated-policy", "BindName": "builtin/service"},
-            "name is required",
+            "Invalid type. Expected: object, given: null",
         ),
         ({**base, "ID": "not-a-uuid"}, "Binding Rule ID invalid UUID"),
     ]
@@ -403,7 +403,49 @@ def test_binding_rule_crud_and_bad_input(env: Env) -> None:
         "BindVars": {"Name": "${value.service}"},
     }
     r = env.mgmt("PUT", "/v1/acl/binding-rule", json=templated)
-    assert r.status_code == 200 and r.json()["BindVars"] == {"Name": "${value.service}"}, r.text
+    assert r.status_code == 200 and r.json()["BindVars"] == {"name": "${value.service}"}, r.text
     assert env.mgmt("DELETE", f"/v1/acl/binding-rule/{r.json()['ID']}").json() is True
     assert env.mgmt("GET", f"/v1/acl/binding-rule/{r.json()['ID']}").status_code == 404
     assert [r["ID"] for r in env.mgmt("GET", "/v1/acl/binding-rules").json()] == [rule["ID"]]
+
+
+def test_templated_policy_binding_is_enforced(env: Env) -> None:
+    r = env.mgmt(
+        "PUT",
+        "/v1/acl/auth-method",
+        json={
+            "Name": "tpl-jwt",
+            "Type": "jwt",
+            "Config": {
+                "JWTValidationPubKeys": [_pem(env.rsa)],
+                "BoundAudiences": [AUDIENCE],
+                "ClaimMappings": {"service": "service"},
+            },
+        },
+    )
+    assert r.status_code == 200, r.text
+    r = env.mgmt(
+        "PUT",
+        "/v1/acl/binding-rule",
+        json={
+            "AuthMethod": "tpl-jwt",
+            "BindType": "templated-policy",
+            "BindName": "builtin/service",
+            "BindVars": {"Name": "${value.service}"},
+        },
+    )
+    assert r.status_code == 200, r.text
+    r = env.login("tpl-jwt", jwt.encode(_claims(service="Cart"), env.rsa, algorithm="RS256"))
+    assert r.status_code == 200, r.text
+    token = r.json()
+    assert [(t["TemplateName"], t["TemplateVariables"]) for t in token["TemplatedPolicies"]] == [
+        ("builtin/service", {"name": "cart"})
+    ]
+    secret = token["SecretID"]
+    cart = {"Name": "cart", "Port": 9000}
+    r = env.with_token(secret, "PUT", "/v1/agent/service/register", json=cart)
+    assert r.status_code == 200, r.text
+    r = env.with_token(secret, "PUT", "/v1/agent/service/register", json={"Name": "web"})
+    assert r.status_code == 403, r.text
+    assert env.mgmt("DELETE", "/v1/acl/auth-method/tpl-jwt").json() is True
+    assert env.with_token(secret, "GET", "/v1/acl/token/self").status_code == 403

@@ -50,7 +50,7 @@ def test_bind_each_type() -> None:
             rule("role", "missing-role"),
             rule("policy", "readers", '"admins" in list.groups'),
             rule("service", "never", 'value.team == "other"'),
-            rule("templated-policy", "builtin/service", BindVars={"Name": "${value.name}"}),
+            rule("templated-policy", "builtin/service", BindVars={"name": "${value.name}"}),
         ],
         ident,
     )
@@ -59,7 +59,11 @@ def test_bind_each_type() -> None:
     assert got.roles == [{"ID": "role-1"}]
     assert got.policies == [{"ID": "pol-1"}]
     assert got.templated_policies == [
-        {"TemplateName": "builtin/service", "TemplateVariables": {"Name": "web"}}
+        {
+            "TemplateID": "00000000-0000-0000-0000-000000000003",
+            "TemplateName": "builtin/service",
+            "TemplateVariables": {"name": "web"},
+        }
     ]
 
 
@@ -81,8 +85,10 @@ def test_check_rule_binds_a_fake_identity() -> None:
         check_rule("node", "UPPER_not_lowered!", None, [])
     with pytest.raises(BindError, match="does not match existing template name"):
         check_rule("templated-policy", "builtin/unknown", None, [])
-    with pytest.raises(BindError, match="name is required"):
+    with pytest.raises(BindError, match="Expected: object, given: null"):
         check_rule("templated-policy", "builtin/node", None, [])
+    with pytest.raises(BindError, match="has an invalid name"):
+        check_rule("templated-policy", "builtin/node", {"name": "${value.x}-"}, ["value.x"])
     check_rule("templated-policy", "builtin/dns", None, [])
 
 
