@@ -255,6 +255,7 @@ class Agent:
             leaves=self.leaves,
             intentions=intentions,
             central_config=central_config,
+            api=self,
         )
         # In-process calls (api_call, forwarded requests) use the App directly: their paths
         # and bodies are our own, so they skip the listeners' edge checks.
@@ -313,18 +314,21 @@ class Agent:
             raise CommandRefused(str(exc), "invalid" if exc.status == 400 else "failed") from None
         return decode_result(reply)
 
-    async def api_call(self, method: str, path: str, body: Any, token: str = "") -> tuple[int, str]:
+    async def api_call(
+        self, method: str, path: str, body: Any, token: str = "", query: str = ""
+    ) -> tuple[int, str]:
         """Run an HTTP API call through this agent's own handlers (forwarding, ACL checks and
-        all), as a client would; for the agent's writes that must carry its token."""
+        all), as a client would; for the agent's writes that must carry its token. `query` is
+        the raw query string (`dc=east`)."""
         headers = [[b"content-type", b"application/json"]]
         if token:
             headers.append([b"x-consul-token", token.encode()])
         args = {
             "method": method,
             "path": path,
-            "query": b"",
+            "query": query.encode(),
             "headers": headers,
-            "body": json.dumps(body).encode(),
+            "body": json.dumps(body).encode() if body is not None else b"",
         }
         reply = await serve_forwarded(self.app, args)
         return reply["status"], reply["body"].decode(errors="replace")

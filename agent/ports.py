@@ -70,5 +70,5 @@ class APICaller(Protocol):
     included, as a client would: for the agent's own writes that must carry its token."""
 
     async def api_call(
-        self, method: str, path: str, body: Any, token: str = ""
+        self, method: str, path: str, body: Any, token: str = "", query: str = ""
     ) -> tuple[int, str]: ...

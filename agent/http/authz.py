@@ -44,7 +44,7 @@ def identity(req: Request) -> Identity:
     return found
 
 
-def allowed(req: Request, resource: str, name: str, level: str) -> bool:
+def allowed(req: Request, resource: str, name: str | None, level: str) -> bool:
     return not enabled(req) or decide(identity(req), resource, name, level)
 
 

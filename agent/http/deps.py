@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from agent.mesh_ca import CARuntime, LeafCache, Signer
     from agent.mesh_intentions import Entries
     from agent.metrics import Metrics
-    from agent.ports import AgentIdentity, Leadership, Writer
+    from agent.ports import AgentIdentity, APICaller, Leadership, Writer
     from agent.raft.node import RaftNode
     from agent.state.fsm import FSM
     from agent.state.store import Store
@@ -87,3 +87,5 @@ class HTTPDeps:
     leaves: LeafCache  # this agent's leaf certificates
     intentions: IntentionSource  # what authorize decides with
     central_config: CentralConfigSource  # what /v1/agent/service merges into local proxies
+    # this agent's own API, forwarding included (a read of another datacenter); None in twins
+    api: APICaller | None = None

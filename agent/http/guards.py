@@ -32,6 +32,7 @@ from agent.http.authz import (
     require,
     require_management,
 )
+from agent.http.debug import ROUTES as DEBUG_ROUTES
 
 if TYPE_CHECKING:
     from agent.local import LocalState
@@ -511,6 +512,9 @@ def table(ports: GuardPorts) -> dict[str, dict[str, Guard] | str]:
             "PUT": Guard(need("keyring", "write")),
             "DELETE": Guard(need("keyring", "write")),
         },
+        "/v1/operator/usage": {"GET": _OP_READ},
+        # CE answers 404 "requires Consul Enterprise" before any token is looked at.
+        "/v1/operator/utilization": {"GET": _NONE},
         "/v1/operator/area": {"GET": _OP_READ, "POST": _OP_WRITE},
         "/v1/operator/area/": {"GET": _OP_READ, "PUT": _OP_WRITE, "DELETE": _OP_WRITE},
         "/v1/snapshot": {"GET": _MANAGEMENT, "PUT": _MANAGEMENT},
@@ -535,6 +539,14 @@ def table(ports: GuardPorts) -> dict[str, dict[str, Guard] | str]:
         "/v1/internal/ui/services": {"GET": Guard(after=_items("service", "Name"))},
         "/v1/internal/ui/catalog-overview": {"GET": _OP_READ},
         "/v1/internal/ui/exported-services": {"GET": _NONE},
+        # Peering is off: Consul's peering service refuses before it resolves a token.
+        "/v1/peering/token": {"POST": _NONE},
+        "/v1/peering/establish": {"POST": _NONE},
+        "/v1/peering/": {"GET": _NONE, "DELETE": _NONE},
+        "/v1/peerings": {"GET": _NONE},
+        "/v1/exported-services": {"GET": Guard(need("mesh", "read"))},
+        # pprof: a bare 403 without operator:read, decided by agent/http/debug.py itself.
+        **dict.fromkeys(DEBUG_ROUTES, "acl"),
         "/ui/": {"GET": _NONE},
         "/ui": {"GET": _NONE},
         # The mesh's areas decide per kind and per entry (config entries' rules, intentions'

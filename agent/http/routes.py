@@ -37,6 +37,10 @@ AREAS = (
     "agent.http.intentions",
     "agent.http.discovery_chain",
     "agent.http.query",
+    "agent.http.operator_usage",
+    "agent.http.peering",
+    "agent.http.exported",
+    "agent.http.debug",
 )
 
 
