@@ -89,6 +89,11 @@ def build(
         ui_enabled=bool(v.get("ui_config.enabled")),
         ui_dir=v.get("ui_config.dir"),
         ui_content_path=_content_path(v.get("ui_config.content_path", "/ui/")),
+        ui_metrics_proxy={
+            "base_url": v.get("ui_config.metrics_proxy.base_url") or "",
+            "add_headers": list(v.get("ui_config.metrics_proxy.add_headers") or []),
+            "path_allowlist": list(v.get("ui_config.metrics_proxy.path_allowlist") or []),
+        },
         log_level=_log_level(v),
         log_json=bool(v.get("log_json")),
         log_file=v.get("log_file"),

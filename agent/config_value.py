@@ -186,6 +186,8 @@ class AgentConfig:
     ignored_keys: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
     tls: TLSConfig = field(default_factory=TLSConfig)
+    # ui_config.metrics_proxy: {"base_url", "add_headers": [{"name", "value"}], "path_allowlist"}
+    ui_metrics_proxy: dict[str, Any] = field(default_factory=dict)
 
     def http_addrs(self) -> list[tuple[str, int]]:
         """(host, port) pairs the HTTP API listens on; empty when disabled."""

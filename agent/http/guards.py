@@ -539,6 +539,10 @@ def table(ports: GuardPorts) -> dict[str, dict[str, Guard] | str]:
         "/v1/internal/ui/services": {"GET": Guard(after=_items("service", "Name"))},
         "/v1/internal/ui/catalog-overview": {"GET": _OP_READ},
         "/v1/internal/ui/exported-services": {"GET": _NONE},
+        "/v1/internal/ui/gateway-services-nodes/": {
+            "GET": Guard(need("service", "read", _rest), _items("service", "Name"))
+        },
+        "/v1/internal/ui/metrics-proxy/": "acl",
         # Peering is off: Consul's peering service refuses before it resolves a token.
         "/v1/peering/token": {"POST": _NONE},
         "/v1/peering/establish": {"POST": _NONE},

@@ -41,6 +41,7 @@ AREAS = (
     "agent.http.peering",
     "agent.http.exported",
     "agent.http.debug",
+    "agent.http.ui_metrics_proxy",
 )
 
 

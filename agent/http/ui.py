@@ -12,6 +12,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from agent import render
+from agent.http import ui_summary
 from agent.http.app import HTTPError, Request, Response, Router, json_response
 from agent.http.blocking import blocking_query, query_options
 from agent.http.catalog import (
@@ -22,25 +23,24 @@ from agent.http.catalog import (
     sorted_nodes,
     sorted_services,
 )
+from agent.state import mesh_views
 
 if TYPE_CHECKING:
     from agent.http.deps import HTTPDeps
+    from agent.ports import AgentIdentity
     from agent.state.store import Store
 
 
 @dataclass(frozen=True)
 class UIPorts:
     store: Store
+    identity: AgentIdentity
 
 
 _TABLES = ("nodes", "services", "checks")
+_ENTRIES = "config-entries"
 _TOPICS = tuple(("table", t) for t in _TABLES)
 _STATUS_RANK = {"passing": 0, "warning": 1, "critical": 2}
-_SUMMARY_COUNTERS = {
-    "passing": "ChecksPassing",
-    "warning": "ChecksWarning",
-    "critical": "ChecksCritical",
-}
 
 
 def _node_info(store: Store, name: str) -> dict:
@@ -88,69 +88,56 @@ def _instances(store: Store) -> list[dict]:
     return out
 
 
-def summarize_services(instances: list[dict]) -> list[dict]:
-    """Consul's ServiceListingSummary per service name, sorted by name."""
-    summaries: dict[str, dict] = {}
-    seen_checks: dict[str, dict[tuple[str, str], str]] = {}
-    for inst in instances:
-        svc, node_name = inst["Service"], inst["Node"]["Node"]
-        name = svc["Service"]
-        summary = summaries.get(name)
-        if summary is None:
-            summary = summaries[name] = {
-                "Name": name,
-                "Datacenter": "",
-                "Tags": None,
-                "Nodes": [],
-                "ExternalSources": None,
-                "InstanceCount": 0,
-                "ChecksPassing": 0,
-                "ChecksWarning": 0,
-                "ChecksCritical": 0,
-                "GatewayConfig": {},
-                "TransparentProxy": False,
-                "ConnectNative": False,
-                "ConnectedWithProxy": False,
-                "ConnectedWithGateway": False,
-            }
-        if svc.get("Kind"):
-            summary["Kind"] = svc["Kind"]
-        summary["Nodes"].append(node_name)
-        summary["Datacenter"] = inst["Node"]["Datacenter"]
-        summary["InstanceCount"] += 1
-        for tag in svc["Tags"]:
-            summary["Tags"] = summary["Tags"] or []
-            if tag not in summary["Tags"]:
-                summary["Tags"].append(tag)
-        source = svc["Meta"].get("external-source")
-        if source:
-            summary["ExternalSources"] = summary["ExternalSources"] or []
-            if source not in summary["ExternalSources"]:
-                summary["ExternalSources"].append(source)
-        for c in inst["Checks"]:
-            seen_checks.setdefault(name, {})[(node_name, c["CheckID"])] = c["Status"]
-    out = []
-    for name in sorted(summaries):
-        summary = summaries[name]
-        summary["Nodes"].sort()
-        if summary["Tags"]:
-            summary["Tags"].sort()
-        for status in seen_checks.get(name, {}).values():
-            key = _SUMMARY_COUNTERS.get(status)
-            if key:
-                summary[key] += 1
-        out.append(summary)
-    return out
-
-
 async def services(ports: UIPorts, req: Request, _: str) -> Response:
     store = ports.store
     flt = compile_request_filter(req)
 
     def query() -> tuple[int, list[dict]]:
-        return store.table_index(*_TABLES), summarize_services(select(flt, _instances(store)))
+        dump = select(flt, _instances(store))
+        index = store.table_index(*_TABLES, _ENTRIES)
+        return index, ui_summary.listing(dump, _gateway_links(store))
 
-    return await blocking_read(req, _TOPICS, query)
+    return await blocking_read(req, _TOPICS + ((("table", _ENTRIES)),), query)
+
+
+def _gateway_links(store: Store) -> list[tuple[str, str]]:
+    """(service, gateway) for every service an ingress or terminating gateway links."""
+    links = []
+    for kind in (mesh_views.INGRESS_GATEWAY, mesh_views.TERMINATING_GATEWAY):
+        for entry in store.mesh.of_kind(kind):
+            for linked in mesh_views.gateway_services(store, str(entry.get("Name") or "")):
+                if linked["GatewayKind"] == kind:
+                    links.append((linked["Service"]["Name"], linked["Gateway"]["Name"]))
+    return links
+
+
+def gateway_dump(store: Store, gateway: str) -> list[dict]:
+    """Consul's GatewayServiceDump: each service the gateway links, as its instances with the
+    link attached, or the link alone when the service has no instance."""
+    dump: list[dict] = []
+    for linked in mesh_views.gateway_services(store, gateway):
+        name = linked["Service"]["Name"]
+        found = [i for i in _instances(store) if i["Service"]["Service"] == name]
+        for instance in found:
+            dump.append(instance | {"GatewayService": linked})
+        if not found:
+            dump.append({"GatewayService": linked})
+    return dump
+
+
+async def gateway_services_nodes(ports: UIPorts, req: Request, name: str) -> Response:
+    if not name:
+        raise HTTPError(400, "Missing gateway name")
+    store, config = ports.store, ports.identity.config
+    domains = [config.domain] + ([config.alt_domain] if config.alt_domain else [])
+
+    def query() -> tuple[int, list[dict]]:
+        summaries, _ = ui_summary.summarize(
+            gateway_dump(store, name), ports.identity.datacenter, domains
+        )
+        return store.table_index(*_TABLES, _ENTRIES), ui_summary.prepare(summaries)
+
+    return await blocking_read(req, _TOPICS + ((("table", _ENTRIES)),), query)
 
 
 def _worst(statuses: list[str]) -> str:
@@ -214,9 +201,14 @@ async def exported_services(req: Request, _: str) -> Response:
 
 
 def register(router: Router, deps: HTTPDeps) -> None:
-    ports = UIPorts(deps.store)
+    ports = UIPorts(deps.store, deps.identity)
     router.add("/v1/internal/ui/nodes", {"GET": partial(nodes, ports)})
     router.add("/v1/internal/ui/node/", {"GET": partial(node, ports)}, prefix=True)
     router.add("/v1/internal/ui/services", {"GET": partial(services, ports)})
     router.add("/v1/internal/ui/catalog-overview", {"GET": partial(catalog_overview, ports)})
     router.add("/v1/internal/ui/exported-services", {"GET": exported_services})
+    router.add(
+        "/v1/internal/ui/gateway-services-nodes/",
+        {"GET": partial(gateway_services_nodes, ports)},
+        prefix=True,
+    )
