@@ -95,7 +95,7 @@ def _mesh_error(exc: MeshError) -> HTTPError:
     return HTTPError(exc.status, exc.message)
 
 
-def _can_read(req: Request, intention: dict[str, Any]) -> bool:
+def can_read_intention(req: Request, intention: dict[str, Any]) -> bool:
     if not enabled(req):
         return True
     return allowed(req, "intention", intention.get("DestinationName", ""), "read") or allowed(
@@ -189,7 +189,7 @@ async def exact(ports: IntentionPorts, req: Request) -> Response:
     except MeshError as exc:
         raise _mesh_error(exc) from None
     if not write:
-        if not _can_read(req, found):
+        if not can_read_intention(req, found):
             raise HTTPError(403, "Permission denied")
         return json_response(req, found, read_headers(req, found.get("ModifyIndex", 0)))
     source, destination = query.source.name, query.destination.name
@@ -213,7 +213,7 @@ async def by_id(ports: IntentionPorts, req: Request, ident: str) -> Response:
     try:
         if req.method == "GET":
             view = ixn.get_legacy(mesh.entries, ident)
-            if not _can_read(req, view):
+            if not can_read_intention(req, view):
                 raise HTTPError(403, "Permission denied")
             return json_response(req, view, read_headers(req, view.get("ModifyIndex", 0)))
         if req.method == "DELETE":
@@ -267,7 +267,7 @@ async def listing(ports: IntentionPorts, req: Request, rest: str) -> Response:
     def query() -> tuple[int, list[dict[str, Any]]]:
         found = []
         for item in ixn.all_intentions(mesh.entries):
-            if _can_read(req, item):
+            if can_read_intention(req, item):
                 found.append(item)
             else:
                 mark_filtered(req)

@@ -1,8 +1,10 @@
-"""`/v1/internal/ui/*`: the summaries Consul's web UI reads (nodes, one node, services,
-catalog overview), built from the same store records and renderers as the public API.
+"""`/v1/internal/ui/*`: what Consul's web UI reads (nodes, one node, the services listing,
+a gateway's services and intentions, the catalog overview), built from the same store records
+and renderers as the public API; the service summaries themselves are agent/http/ui_summary.py's
+and the metrics proxy is agent/http/ui_metrics_proxy.py.
 
-Their index is the highest of the nodes, services and checks tables: any of them changes
-what the UI shows.
+Their index is the highest of the nodes, services and checks tables (and the config entries',
+where gateways or intentions take part): any of them changes what the UI shows.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from agent import render
+from agent.connect import intentions as ixn
 from agent.http import ui_summary
 from agent.http.app import HTTPError, Request, Response, Router, json_response
+from agent.http.authz import mark_filtered
 from agent.http.blocking import blocking_query, query_options
 from agent.http.catalog import (
     blocking_read,
@@ -23,6 +27,7 @@ from agent.http.catalog import (
     sorted_nodes,
     sorted_services,
 )
+from agent.http.intentions import can_read_intention
 from agent.state import mesh_views
 
 if TYPE_CHECKING:
@@ -40,6 +45,7 @@ class UIPorts:
 _TABLES = ("nodes", "services", "checks")
 _ENTRIES = "config-entries"
 _TOPICS = tuple(("table", t) for t in _TABLES)
+_ENTRY_TOPICS = (*_TOPICS, ("table", _ENTRIES))
 _STATUS_RANK = {"passing": 0, "warning": 1, "critical": 2}
 
 
@@ -97,7 +103,7 @@ async def services(ports: UIPorts, req: Request, _: str) -> Response:
         index = store.table_index(*_TABLES, _ENTRIES)
         return index, ui_summary.listing(dump, _gateway_links(store))
 
-    return await blocking_read(req, _TOPICS + ((("table", _ENTRIES)),), query)
+    return await blocking_read(req, _ENTRY_TOPICS, query)
 
 
 def _gateway_links(store: Store) -> list[tuple[str, str]]:
@@ -137,7 +143,7 @@ async def gateway_services_nodes(ports: UIPorts, req: Request, name: str) -> Res
         )
         return store.table_index(*_TABLES, _ENTRIES), ui_summary.prepare(summaries)
 
-    return await blocking_read(req, _TOPICS + ((("table", _ENTRIES)),), query)
+    return await blocking_read(req, _ENTRY_TOPICS, query)
 
 
 def _worst(statuses: list[str]) -> str:
@@ -190,6 +196,33 @@ def catalog_overview_of(store: Store) -> dict:
     }
 
 
+async def gateway_intentions(ports: UIPorts, req: Request, name: str) -> Response:
+    """Consul's GatewayIntentions: the intentions whose destination is a service the gateway
+    links (or `*`), in the order of the links, each listed once. Consul keys "once" on the
+    intention's ID, which only legacy intentions have: of the ID-less ones (every intention
+    written as a config entry) only the first is kept, and so it is here."""
+    if not name:
+        raise HTTPError(400, "Missing gateway name")
+    store = ports.store
+
+    def query() -> tuple[int, list[dict]]:
+        seen: set[str] = set()
+        found: list[dict] = []
+        for linked in mesh_views.gateway_services(store, name):
+            service = linked["Service"]["Name"]
+            for intention in ixn.match(store.mesh.entries, "destination", [service])[service] or ():
+                key = intention.get("ID", "")
+                if key not in seen:
+                    seen.add(key)
+                    found.append(intention)
+        readable = [i for i in found if can_read_intention(req, i)]
+        if len(readable) != len(found):
+            mark_filtered(req)
+        return store.table_index(_ENTRIES, "services"), readable
+
+    return await blocking_read(req, _ENTRY_TOPICS, query)
+
+
 async def catalog_overview(ports: UIPorts, req: Request, _: str) -> Response:
     # Consul answers this one without blocking support or index headers.
     return json_response(req, catalog_overview_of(ports.store))
@@ -210,5 +243,10 @@ def register(router: Router, deps: HTTPDeps) -> None:
     router.add(
         "/v1/internal/ui/gateway-services-nodes/",
         {"GET": partial(gateway_services_nodes, ports)},
+        prefix=True,
+    )
+    router.add(
+        "/v1/internal/ui/gateway-intentions/",
+        {"GET": partial(gateway_intentions, ports)},
         prefix=True,
     )
