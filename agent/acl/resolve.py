@@ -129,7 +129,13 @@ class Resolver:
             self._cache.clear()
             self._cache_key = key
         found = self._cache.get(secret)
-        if found is not None and (found.token is None or not found.token.get("ExpirationTime")):
+        if found is not None:
+            # A token with an ExpirationTime (every login token of a method with MaxTokenTTL)
+            # stays cached; only its expiry is looked at again.
+            if found.token is None or not found.token.get("ExpirationTime"):
+                return found
+            if _expired(found.token, now or dt.datetime.now(dt.UTC)):
+                raise ACLNotFound(secret)
             return found
         acl = self.store.acl
         token = acl.token_by_secret(secret)

@@ -449,3 +449,59 @@ def test_templated_policy_binding_is_enforced(env: Env) -> None:
     assert r.status_code == 403, r.text
     assert env.mgmt("DELETE", "/v1/acl/auth-method/tpl-jwt").json() is True
     assert env.with_token(secret, "GET", "/v1/acl/token/self").status_code == 403
+
+
+def _ca_pem() -> str:
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-ca")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def test_kubernetes_method_is_a_record_whose_login_needs_the_kubernetes_api(env: Env) -> None:
+    sa_jwt = jwt.encode({"sub": "system:serviceaccount:default:consul"}, env.rsa, "RS256")
+    config = {"Host": "https://127.0.0.1:6443", "CACert": _ca_pem(), "ServiceAccountJWT": sa_jwt}
+    for broken, text in (
+        ({**config, "CACert": "junk"}, "error parsing kubernetes ca cert"),
+        ({**config, "ServiceAccountJWT": "junk"}, "Config.ServiceAccountJWT is not a valid JWT"),
+        ({k: v for k, v in config.items() if k != "Host"}, "Config.Host is required"),
+    ):
+        body = {"Name": "k8s", "Type": "kubernetes", "Config": broken}
+        r = env.mgmt("PUT", "/v1/acl/auth-method", json=body)
+        assert r.status_code == 500 and text in r.text, r.text
+    r = env.mgmt(
+        "PUT", "/v1/acl/auth-method", json={"Name": "k8s", "Type": "kubernetes", "Config": config}
+    )
+    assert r.status_code == 200, r.text
+    rule = {
+        "AuthMethod": "k8s",
+        "Selector": "serviceaccount.namespace == default",
+        "BindType": "service",
+        "BindName": "${serviceaccount.name}",
+    }
+    r = env.mgmt("PUT", "/v1/acl/binding-rule", json=rule)
+    assert r.status_code == 200, r.text
+    before = env.token_count()
+    r = env.login("k8s", sa_jwt)
+    assert r.status_code == 500 and r.text.startswith("lookup failed: "), r.text
+    assert "TokenReview" in r.text
+    r = env.login("k8s", "garbage")
+    assert r.status_code == 500 and "failed to parse and validate JWT" in r.text
+    assert env.token_count() == before
+    assert env.mgmt("DELETE", "/v1/acl/auth-method/k8s").json() is True

@@ -193,3 +193,18 @@ def test_agent_recovery_identity() -> None:
         "agent", "n2", "read"
     )
     assert ident.authz.allowed("node", "n2", "read") and not ident.authz.allowed("key", "k", "read")
+
+
+def test_an_expiring_token_is_cached_until_it_expires() -> None:
+    import datetime as dt
+
+    store, fsm = _store()
+    token = new_token("acc-exp", "sec-exp", "expiring", [], "t")
+    token["ExpirationTime"] = "2030-01-01T00:00:00Z"
+    apply_entry(fsm, 2, {"Type": "acl-token-set", "Token": token})
+    resolver = Resolver(store, "deny")
+    before = dt.datetime(2029, 12, 31, 23, 59, tzinfo=dt.UTC)
+    first = resolver.resolve("sec-exp", before)
+    assert resolver.resolve("sec-exp", before) is first  # kept, not rebuilt
+    with pytest.raises(ACLNotFound):
+        resolver.resolve("sec-exp", dt.datetime(2030, 1, 1, 0, 0, 1, tzinfo=dt.UTC))
