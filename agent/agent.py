@@ -45,6 +45,7 @@ from agent.mesh_ca import CARuntime, LeafCache, LocalSigner, RemoteSigner, Signe
 from agent.mesh_entries import RemoteServiceDefaults, StoreEntries
 from agent.mesh_intentions import RemoteIntentions
 from agent.metrics import Metrics
+from agent.queries.runner import EXECUTE_REMOTE, QueryRunner, WanQueries
 from agent.raft.node import RaftNode
 from agent.rpc import RPCError, RPCPool, RPCServer
 from agent.sessions_reaper import SessionReaper
@@ -236,6 +237,15 @@ class Agent:
             lambda: self.cluster.gossip,
         )
         self.cluster.user_event_handler = self.events.receive
+        self.wan_queries = WanQueries(self, lambda: self.queries)
+        self.queries: QueryRunner | None = None
+        if self.consensus is not None:
+            self.queries = QueryRunner(
+                self.store,
+                self.acl_runtime if config.acl.enabled else None,
+                self.datacenter,
+                self.wan_queries,
+            )
         self.http_deps = HTTPDeps(
             store=self.store,
             fsm=self.fsm,
@@ -256,6 +266,7 @@ class Agent:
             intentions=intentions,
             central_config=central_config,
             api=self,
+            queries=self.queries,
         )
         # In-process calls (api_call, forwarded requests) use the App directly: their paths
         # and bodies are our own, so they skip the listeners' edge checks.
@@ -333,8 +344,10 @@ class Agent:
         reply = await serve_forwarded(self.app, args)
         return reply["status"], reply["body"].decode(errors="replace")
 
-    async def read_remote(self, path: str) -> Any:
-        """GET a /v1 path from a server (client agents hold no state); None when 404."""
+    async def read_remote(self, path: str, headers: list | None = None) -> Any:
+        """GET a /v1 path (`?query` allowed) from a server (client agents hold no state), with
+        extra `[name, value]` headers; None when 404."""
+        path, _, query = path.partition("?")
         target = self.pick_server()
         if target is None:
             raise NoServers()
@@ -342,8 +355,15 @@ class Agent:
         # agent uses it for its internal operations; with ACLs off there is none.
         tokens = self.agent_tokens() if self.config.acl.enabled else {}
         token = tokens.get("agent") or tokens.get("default") or ""
-        headers = [[b"x-consul-token", token.encode()]] if token else []
-        args = {"method": "GET", "path": path, "query": b"", "headers": headers, "body": b""}
+        sent = [[b"x-consul-token", token.encode()]] if token else []
+        sent.extend(headers or ())
+        args = {
+            "method": "GET",
+            "path": path,
+            "query": query.encode(),
+            "headers": sent,
+            "body": b"",
+        }
         reply = await self.rpc_pool.call(target, "http", args, timeout=30)
         if reply["status"] == 404:
             return None
@@ -460,7 +480,11 @@ class Agent:
         except (JoinFailed, GossipError) as exc:
             raise StartError(str(exc)) from None
         # DNS first, as Consul does: once HTTP answers, every listener is up.
-        catalog = StoreCatalog(self.store) if self.consensus is not None else RemoteCatalog(self)
+        catalog = (
+            StoreCatalog(self.store, self.queries, self.wan_queries, self.node_name)
+            if self.queries is not None
+            else RemoteCatalog(self)
+        )
         self.dns = await start_dns(self.config, catalog)
         self._servers = await start_http(self.config, self.app)
         self.local.load()
@@ -490,6 +514,7 @@ class Agent:
         server.register("raft_peers", raft_peers)
         server.register("ca_sign", self._rpc_ca_sign)
         server.register("ca_roots", self._rpc_ca_roots)
+        server.register(EXECUTE_REMOTE, self.wan_queries.serve)
         bind = (
             self.config.bind_addr
             if self.config.bind_addr not in ("0.0.0.0", "::")

@@ -20,8 +20,10 @@ The behaviour is Consul's (agent/dns.go, v1 resolver):
   SRV answers are priority 1, weight from `Weights` by aggregated health, target the node's
   canonical name, or `<hex-ip>.addr.<dc>.<domain>` when the service has its own address, with
   the target's address record in the additional section.
-- `<hex-ip>.addr.<domain>`: the decoded address. `<name>.query...`: prepared queries are not
-  supported by this agent, so every one is "not found", which Consul answers NXDOMAIN.
+- `<hex-ip>.addr.<domain>`: the decoded address.
+- `<name>.query[.<dc>].<domain>`: the prepared query executed (in `<dc>` when named, failover
+  included; sorted near the asker for `Near: "_ip"`): its instances as for `.service.`, with
+  the query's `DNS.TTL`; no such query, or no instance anywhere, is NXDOMAIN.
 - PTR under `arpa.`: node addresses first, then service addresses.
 - No matching name: NXDOMAIN; a name that exists without records of the type asked for
   (NODATA): NOERROR. Both carry the zone's SOA in the authority section.
@@ -30,8 +32,8 @@ The behaviour is Consul's (agent/dns.go, v1 resolver):
 - UDP answers are cut to `min(8, udp_answer_limit)` records for a plain 512-byte client and
   to the datagram size in any case; TC is set only with `enable_truncate`. TCP answers are cut
   only at the 64 KiB message limit.
-- Another datacenter: this agent has no WAN federation, so there is no path to it; Consul
-  answers "no path to datacenter" with NXDOMAIN.
+- Another datacenter's nodes and services are not looked up there (only prepared queries
+  are); such a name answers as Consul's "no path to datacenter": NXDOMAIN.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from __future__ import annotations
 import random
 import time
 
+import dns.edns
 import dns.flags
 import dns.message
 import dns.opcode
@@ -141,6 +144,14 @@ def to_message(request: dns.message.Message, answer: Answer) -> dns.message.Mess
     return response
 
 
+def _client_subnet(request: dns.message.Message) -> str:
+    """The address of an EDNS client-subnet option (RFC 7871), as Consul prefers it."""
+    for option in request.options:
+        if isinstance(option, dns.edns.ECSOption):
+            return str(option.address)
+    return ""
+
+
 async def resolve(
     request: dns.message.Message,
     catalog: Catalog,
@@ -149,8 +160,10 @@ async def resolve(
     tcp: bool = False,
     rng: random.Random | None = None,
     now: float | None = None,
+    source_ip: str = "",
 ) -> dns.message.Message | _Forward:
-    """The response to one request, or `FORWARD` when the recursors should answer it."""
+    """The response to one request, or `FORWARD` when the recursors should answer it.
+    `source_ip`: the asker's address; an EDNS client-subnet option in the request wins."""
     if not request.question:
         return refused(request)
     question = request.question[0]
@@ -166,6 +179,7 @@ async def resolve(
         catalog=catalog,
         rng=rng or random.Random(),
         now=time.time() if now is None else now,
+        source_ip=_client_subnet(request) or source_ip,
     )
     if not zone:
         answer = await ptr_answer(ctx)

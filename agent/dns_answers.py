@@ -3,8 +3,8 @@
 `domain_answer` serves names under our domain (SOA, NS, then by query kind: nodes, services,
 the Connect-capable instances of a service (`<svc>.connect`: its sidecar proxies, by their own
 address and port), the ingress gateways exposing a service (`<svc>.ingress`), `addr` names,
-and the kind this agent cannot serve, which is "not found": prepared queries); `ptr_answer`
-serves reverse names under `arpa.`. Both read the catalog and nothing else; errors of the
+and prepared queries (`<query>.query[.<dc>]`: the query's answer, failover included, with
+its `DNS.TTL`)); `ptr_answer` serves reverse names under `arpa.`. Both read the catalog and nothing else; errors of the
 catalog become SERVFAIL, as Consul answers a failed RPC.
 """
 
@@ -51,6 +51,7 @@ from agent.dns_records import (
     srv_record,
     to_name,
 )
+from agent.durations import DurationError, parse_duration
 
 if TYPE_CHECKING:
     from agent.dns_catalog import Catalog
@@ -78,6 +79,7 @@ class Context:
     catalog: Catalog
     rng: random.Random
     now: float
+    source_ip: str = ""  # the asker's address (ECS subnet first): a query's `Near: "_ip"`
 
 
 def _dc_of(ctx: Context, suffixes: Sequence[str]) -> str:
@@ -120,12 +122,41 @@ async def _dispatch(ctx: Context, answer: Answer, query: Query) -> None:
         await _node_query(ctx, answer, ".".join(query.parts))
     elif kind == "addr":
         _addr_query(ctx, answer, query.parts)
+    elif kind == "query":
+        # The name may have dots of its own; only a bare datacenter may follow (Consul's
+        # parseDatacenter), and any datacenter is asked: the query runs there.
+        if not query.parts or len(query.suffixes) > 1:
+            raise _NotFound
+        dc = query.suffixes[0] if query.suffixes else ""
+        await _prepared_query(ctx, answer, ".".join(query.parts), dc)
     elif kind == "virtual":
         if not query.parts or parse_locality(query.suffixes) is None:
             raise _NotFound
         # No virtual IPs without the service mesh: an empty success, as Consul gives.
-    else:  # query (no prepared queries here), invalid
+    else:  # invalid
         raise _NotFound
+
+
+async def _prepared_query(ctx: Context, answer: Answer, name: str, dc: str) -> None:
+    """Consul's preparedQueryLookup: the query chose, filtered and ordered the instances;
+    the TTL is its `DNS.TTL`, else the agent's `service_ttl` for the service."""
+    result = await ctx.catalog.prepared_query(name, dc, ctx.source_ip)
+    if result is None or not result.instances:
+        raise _NotFound
+    ttl = ctx.settings.ttl_for_service(result.service)
+    if result.ttl:
+        try:
+            ttl = max(0, int(parse_duration(result.ttl)))
+        except DurationError:
+            ttl = 0  # vetted when the query was written; Consul ignores a bad one
+    instances = list(result.instances)
+    datacenter = result.datacenter or ctx.settings.datacenter
+    if ctx.qtype == SRV:
+        _srv_records(ctx, answer, instances, datacenter, ttl)
+    else:
+        _service_address_records(ctx, answer, instances, datacenter, ttl)
+    if not answer.answer:
+        raise _NoData
 
 
 async def _node_query(ctx: Context, answer: Answer, name: str) -> None:

@@ -18,6 +18,7 @@ __all__ = [
     "Instance",
     "MemoryCatalog",
     "NodeRecord",
+    "QueryAnswer",
     "healthy",
     "instance_from_json",
     "instance_from_struct",
@@ -56,6 +57,17 @@ class Instance:
     ingress_for: tuple[str, ...] = ()  # (MemoryCatalog) services an ingress gateway exposes
 
 
+@dataclass(frozen=True)
+class QueryAnswer:
+    """A prepared query's execution (PreparedQueryExecuteResponse): the instances it chose,
+    already filtered, shuffled and sorted, the datacenter they are in, and `DNS.TTL`."""
+
+    service: str
+    datacenter: str
+    instances: list[Instance]
+    ttl: str = ""
+
+
 class CatalogUnavailable(Exception):
     """The catalog could not be read (a client agent that cannot reach a server)."""
 
@@ -86,13 +98,27 @@ class Catalog(Protocol):
         """Instances whose own service address is `address` (for PTR)."""
         ...
 
+    async def prepared_query(
+        self, name: str, datacenter: str, source_ip: str
+    ) -> QueryAnswer | None:
+        """Execute the prepared query `name` (failover included) in `datacenter` ("" for
+        ours) for a client at `source_ip`; None when there is no such query."""
+        ...
+
 
 class MemoryCatalog:
     """An in-memory `Catalog` (tests, and the shape the adapters follow)."""
 
-    def __init__(self, nodes: Iterable[NodeRecord] = (), instances: Iterable[Instance] = ()):
+    def __init__(
+        self,
+        nodes: Iterable[NodeRecord] = (),
+        instances: Iterable[Instance] = (),
+        queries: dict[tuple[str, str], QueryAnswer] | None = None,
+    ):
         self._nodes = list(nodes)
         self._instances = list(instances)
+        self._queries = queries or {}  # (lower-cased name, datacenter) -> its answer
+        self.asked: list[tuple[str, str, str]] = []  # prepared_query calls, in order
 
     async def node(self, name: str) -> NodeRecord | None:
         wanted = name.lower()
@@ -115,6 +141,12 @@ class MemoryCatalog:
 
     async def instances_at(self, address: str) -> list[Instance]:
         return [i for i in self._instances if i.address and i.address == address]
+
+    async def prepared_query(
+        self, name: str, datacenter: str, source_ip: str
+    ) -> QueryAnswer | None:
+        self.asked.append((name, datacenter, source_ip))
+        return self._queries.get((name.lower(), datacenter))
 
 
 def node_from_struct(node: Any) -> NodeRecord:

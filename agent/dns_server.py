@@ -27,6 +27,7 @@ from agent.dns_catalog import (
     CatalogUnavailable,
     Instance,
     NodeRecord,
+    QueryAnswer,
     instance_from_json,
     instance_from_struct,
     node_from_json,
@@ -34,12 +35,16 @@ from agent.dns_catalog import (
 )
 from agent.dns_settings import DNSSettings
 from agent.errors import ListenError
+from agent.queries.definition import QueryError
+from agent.queries.runner import Caller, RemoteQueryFailed
+from agent.queries.template import resolve as resolve_query
 from agent.render import instance_checks
 from agent.state.mesh_views import connect_instances, ingress_gateways
 
 if TYPE_CHECKING:
     from agent.dns_catalog import Catalog
     from agent.ports import RemoteReader
+    from agent.queries.runner import QueryRunner, WanQueries
     from agent.state.store import Store
 
 log = logging.getLogger("agent.dns")
@@ -53,11 +58,54 @@ TCP_READ_TIMEOUT = 2.0
 # --------------------------------------------------------------------------- catalogs
 
 
-class StoreCatalog:
-    """The catalog from a server's own state store (names matched case-insensitively)."""
+def _query_answer(result: dict) -> QueryAnswer:
+    """From a PreparedQueryExecuteResponse (the runner's, or the HTTP API's JSON)."""
+    return QueryAnswer(
+        service=result.get("Service", ""),
+        datacenter=result.get("Datacenter", ""),
+        instances=[instance_from_json(n) for n in result.get("Nodes") or ()],
+        ttl=(result.get("DNS") or {}).get("TTL", ""),
+    )
 
-    def __init__(self, store: Store) -> None:
+
+class StoreCatalog:
+    """The catalog from a server's own state store (names matched case-insensitively).
+    Prepared queries run on the server's runner (with the agent's default token, stale as
+    DNS reads are), or, for another datacenter, on a server there."""
+
+    def __init__(
+        self,
+        store: Store,
+        queries: QueryRunner | None = None,
+        wan: WanQueries | None = None,
+        node_name: str = "",
+    ) -> None:
         self.store = store
+        self.queries = queries
+        self.wan = wan
+        self.node_name = node_name
+
+    async def prepared_query(
+        self, name: str, datacenter: str, source_ip: str
+    ) -> QueryAnswer | None:
+        caller = Caller(agent_node=self.node_name, source_ip=source_ip, allow_stale=True)
+        try:
+            if datacenter and self.queries is not None and datacenter != self.queries.datacenter:
+                if self.wan is None:
+                    return None
+                result = await self.wan.execute_in(datacenter, name, caller)
+            else:
+                if self.queries is None:
+                    return None
+                query = resolve_query(self.store.queries.all(), name)
+                if query is None:
+                    return None
+                result = await self.queries.execute(query, caller)
+        except (QueryError, RemoteQueryFailed) as exc:
+            raise CatalogUnavailable(str(exc)) from exc
+        except Exception as exc:  # ACLNotFound for a stale default token: no answer
+            raise CatalogUnavailable(str(exc) or type(exc).__name__) from exc
+        return None if result is None else _query_answer(result)
 
     async def node(self, name: str) -> NodeRecord | None:
         nodes = self.store.nodes
@@ -138,6 +186,19 @@ class RemoteCatalog:
         reply = await self._get(f"/v1/health/ingress/{quote(name, safe='')}")
         return [instance_from_json(entry) for entry in reply or []]
 
+    async def prepared_query(
+        self, name: str, datacenter: str, source_ip: str
+    ) -> QueryAnswer | None:
+        path = f"/v1/query/{quote(name, safe='')}/execute?stale"
+        if datacenter:
+            path += f"&dc={quote(datacenter, safe='')}"
+        headers = [[b"x-forwarded-for", source_ip.encode()]] if source_ip else []
+        try:
+            reply = await self.remote.read_remote(path, headers)
+        except Exception as exc:
+            raise CatalogUnavailable(str(exc)) from exc
+        return None if reply is None else _query_answer(reply)
+
     async def instances_at(self, address: str) -> list[Instance]:
         out = []
         for name in await self._get("/v1/catalog/services") or {}:
@@ -169,7 +230,7 @@ class _UDPProtocol(asyncio.DatagramProtocol):
         self.server._spawn(self._answer(data, addr))
 
     async def _answer(self, data: bytes, addr: Any) -> None:
-        reply = await self.server.handle(data, tcp=False)
+        reply = await self.server.handle(data, tcp=False, peer=addr[0] if addr else "")
         if reply is not None and self.transport is not None and not self.transport.is_closing():
             self.transport.sendto(reply, addr)
 
@@ -248,13 +309,16 @@ class DNSServer:
 
     # ---------------------------------------------------------------- requests
 
-    async def handle(self, wire: bytes, *, tcp: bool) -> bytes | None:
-        """The reply to one request message, or None when there is nothing to send."""
+    async def handle(self, wire: bytes, *, tcp: bool, peer: str = "") -> bytes | None:
+        """The reply to one request message, or None when there is nothing to send.
+        `peer`: the asker's IP address."""
         request = parse_request(wire)
         if request is None or isinstance(request, bytes):
             return request
         try:
-            response = await resolve(request, self.catalog, self.settings, tcp=tcp, rng=self.rng)
+            response = await resolve(
+                request, self.catalog, self.settings, tcp=tcp, rng=self.rng, source_ip=peer
+            )
             if isinstance(response, dns.message.Message):
                 return response.to_wire(max_size=65535)
             return await self._forward(request, wire, tcp)  # resolve answered FORWARD
@@ -287,6 +351,8 @@ class DNSServer:
     async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Length-prefixed messages, several per connection, until idle or closed."""
         self._writers.add(writer)
+        peername = writer.get_extra_info("peername")
+        peer = str(peername[0]) if peername else ""
         try:
             while True:
                 try:
@@ -295,7 +361,7 @@ class DNSServer:
                     body = await asyncio.wait_for(reader.readexactly(size), TCP_READ_TIMEOUT)
                 except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
                     return
-                reply = await self.handle(body, tcp=True)
+                reply = await self.handle(body, tcp=True, peer=peer)
                 if reply is None:
                     continue
                 writer.write(len(reply).to_bytes(2, "big") + reply)

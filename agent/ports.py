@@ -60,9 +60,10 @@ class AgentIdentity(Protocol):
 
 
 class RemoteReader(Protocol):
-    """GETs a /v1 path from a server (client agents hold no state); None on 404."""
+    """GETs a /v1 path (a `?query` allowed) from a server (client agents hold no state),
+    with extra `[name, value]` headers; None on 404."""
 
-    async def read_remote(self, path: str) -> Any: ...
+    async def read_remote(self, path: str, headers: list | None = None) -> Any: ...
 
 
 class APICaller(Protocol):

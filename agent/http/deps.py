@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from agent.mesh_intentions import Entries
     from agent.metrics import Metrics
     from agent.ports import AgentIdentity, APICaller, Leadership, Writer
+    from agent.queries.runner import QueryRunner
     from agent.raft.node import RaftNode
     from agent.state.fsm import FSM
     from agent.state.store import Store
@@ -89,3 +90,4 @@ class HTTPDeps:
     central_config: CentralConfigSource  # what /v1/agent/service merges into local proxies
     # this agent's own API, forwarding included (a read of another datacenter); None in twins
     api: APICaller | None = None
+    queries: QueryRunner | None = None  # servers: prepared queries, failing over on the WAN

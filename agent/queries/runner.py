@@ -119,7 +119,7 @@ class QueryRunner:
             return []
         store = self.store
         name = service["Service"]
-        if connect or (service.get("Connect") or {}).get("Enabled"):
+        if connect or service.get("Connect") is True:
             pairs = connect_instances(store, name).pairs
         else:
             wanted = name.lower()  # Consul's service index ignores case

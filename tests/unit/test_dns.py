@@ -140,7 +140,7 @@ def test_node_unsupported_type_is_empty_success() -> None:
         "web.service.a.b.c.consul.",  # malformed locality
         "consul.",
         "foo.consul.",
-        "q1.query.consul.",  # prepared queries are not supported
+        "q1.query.consul.",  # no such prepared query
         "web.connect.consul.",
         "zz.addr.consul.",
     ],

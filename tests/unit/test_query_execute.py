@@ -4,10 +4,12 @@ source node, distance sort, limit, failover order) and the runner around them on
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 
 import pytest
 
+from agent.acl.resolve import ACLNotFound
 from agent.http.catalog import build_register
 from agent.queries.execute import (
     Target,
@@ -23,6 +25,8 @@ from agent.queries.execute import (
 from agent.queries.runner import Caller, QueryRunner, RemoteQueryFailed
 from agent.state.commands import CoordinateUpdate
 from tests.harness.areas import dev_deps
+from tests.unit.test_http_acl_area import acl_deps
+from tests.unit.test_http_acl_area import call as acl_call
 
 
 def csn(node: str, tags=(), statuses=(), meta=None, smeta=None, service="web") -> dict:
@@ -47,7 +51,7 @@ def svc(**fields) -> dict:
         "Tags": [],
         "NodeMeta": {},
         "ServiceMeta": {},
-        "Connect": {"Enabled": False},
+        "Connect": False,
         "Peer": "",
         "SamenessGroup": "",
     }
@@ -251,3 +255,32 @@ def test_runner_sorts_near_the_agent() -> None:
         assert names(result["Nodes"]) == ["web2", "web3", "web1"]
     result = asyncio.run(runner.execute(_query(), Caller(near="web1")))
     assert names(result["Nodes"]) == ["web1", "web3", "web2"]
+
+
+# --------------------------------------------------------------------------- ACLs
+
+
+def test_results_filtered_with_the_query_token_else_the_callers() -> None:
+    deps = acl_deps()
+    root = json.loads(acl_call(deps, "PUT", "/v1/acl/bootstrap").body)["SecretID"]
+    rules = 'node_prefix "" { policy = "read" } service "web" { policy = "read" }'
+    policy = json.dumps({"Name": "web-reader", "Rules": rules}).encode()
+    acl_call(deps, "PUT", "/v1/acl/policy", policy, root)
+    token = json.dumps({"Policies": [{"Name": "web-reader"}]}).encode()
+    reader = json.loads(acl_call(deps, "PUT", "/v1/acl/token", token, root).body)["SecretID"]
+    for service in ("web", "api"):
+        body = {"Node": f"{service}-node", "Address": "10.0.0.1", "Service": {"Service": service}}
+        asyncio.run(deps.writer.write(build_register(body, "dc1", [])))
+    runner = QueryRunner(deps.store, deps.acl, "dc1", None, random.Random(1))
+
+    def run(service: str, caller_token: str, stored: str = "") -> list[str]:
+        query = {**_query(Service=service), "Token": stored}
+        return names(asyncio.run(runner.execute(query, Caller(token=caller_token)))["Nodes"])
+
+    assert run("web", reader) == ["web-node"]
+    assert run("api", reader) == []  # no service:read on api
+    assert run("web", "") == []  # anonymous under default deny
+    assert run("api", "", stored=root) == ["api-node"]  # the query's own token wins
+    assert run("api", root, stored=reader) == []
+    with pytest.raises(ACLNotFound):
+        run("web", "no-such-secret")
