@@ -16,15 +16,12 @@ behind its HTTP endpoint (agent/prepared_query_endpoint.go), in the same order o
 
 Every check the state store makes is made once here, before proposing, so a refused write
 leaves no log entry; the FSM makes it again at apply time. `<id or name>/execute` and
-`/explain` are helper Q2's (`agent/http/query_exec.py`: `exec_ports(deps)`, then
-`execute(ports, req, id_or_name)` and `explain(...)`), answered under this area's prefix.
+`/explain` (`agent/http/query_exec.py`) are answered under this area's prefix.
 """
 
 from __future__ import annotations
 
-import importlib
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -35,6 +32,7 @@ from agent.http.authz import filtered_headers
 from agent.http.blocking import blocking_query, query_options, read_headers
 from agent.http.gojson import parse
 from agent.http.query_acl import readable, readable_one, require_write
+from agent.http.query_exec import QueryExecPorts, exec_ports, execute, explain
 from agent.queries.definition import DECODE_PREFIX, QueryError, blank, decode, id_problem, validate
 from agent.state.commands import PreparedQueryDelete, PreparedQueryRecord, PreparedQuerySet, typed
 from agent.state.fsm_queries import set_problem
@@ -48,15 +46,12 @@ NOT_FOUND = "Query not found"  # structs.ErrQueryNotFound
 _TOPIC = (("table", "prepared-queries"),)
 _SUFFIXES = ("/execute", "/explain")
 
-ByName = Callable[[Request, str], Awaitable[Response]]
-
 
 @dataclass(frozen=True)
 class QueryPorts:
     store: Store
     writer: Writer
-    execute: ByName | None  # Q2's handlers, once agent/http/query_exec.py exists
-    explain: ByName | None
+    run: QueryExecPorts  # what execute and explain use (agent/http/query_exec.py)
 
 
 def _error(exc: QueryError) -> HTTPError:
@@ -154,11 +149,10 @@ def _only_get(req: Request) -> None:
 
 async def get(ports: QueryPorts, req: Request, rest: str) -> Response:
     target, suffix = _split(rest)
-    if suffix:
-        handler = ports.execute if suffix == "/execute" else ports.explain
-        if handler is None:
-            raise HTTPError(500, f"prepared query {suffix[1:]} is not built yet")
-        return await handler(req, target)
+    if suffix == "/execute":
+        return await execute(ports.run, req, target)
+    if suffix == "/explain":
+        return await explain(ports.run, req, target)
     return await _get_one(ports, req, target)
 
 
@@ -204,21 +198,8 @@ async def delete(ports: QueryPorts, req: Request, rest: str) -> Response:
     return Response(b"", 200)
 
 
-def _exec_handlers(deps: HTTPDeps) -> tuple[ByName | None, ByName | None]:
-    """Q2's execute and explain, when their module is part of this tree."""
-    try:
-        module = importlib.import_module("agent.http.query_exec")
-    except ModuleNotFoundError as exc:
-        if exc.name != "agent.http.query_exec":
-            raise
-        return None, None
-    exec_ports = module.exec_ports(deps)
-    return partial(module.execute, exec_ports), partial(module.explain, exec_ports)
-
-
 def register(router: Router, deps: HTTPDeps) -> None:
-    execute, explain = _exec_handlers(deps)
-    ports = QueryPorts(deps.store, deps.writer, execute, explain)
+    ports = QueryPorts(deps.store, deps.writer, exec_ports(deps))
     router.add("/v1/query", {"GET": partial(list_queries, ports), "POST": partial(create, ports)})
     router.add(
         "/v1/query/",
