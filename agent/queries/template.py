@@ -12,20 +12,20 @@ is HIL (`agent/queries/hil.py`) with `name.full`, `name.prefix`, `name.suffix`,
 ("" when it does not match). `RemoveEmptyTags` drops tags that rendered empty.
 
 Compiling is what Consul's state store does before it keeps a template: the type, every
-string's syntax, the regexp (Go's RE2 syntax: what Python's `re` would accept beyond it, such
-as lookarounds and backreferences, is refused with Go's words), and a test render with the
-template's own name. Its errors read as Consul's (`failed compiling template: Bad Regexp:
+string's syntax, the regexp (Go's RE2 dialect, `agent/queries/goregexp.py`), and a test
+render with the template's own name. Its errors read as Consul's (`failed compiling template: Bad Regexp:
 error parsing regexp: missing closing ): ...`).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from agent.queries import hil
 from agent.queries.definition import NAME_PREFIX_MATCH, QueryError, copy_query, is_template
+from agent.queries.goregexp import GoRegexpError, compile_go
 
 MISSING_ID = "Missing Query ID"
 TEMPLATE_BY_ID = "prepared query templates can only be resolved up by name, not by ID"
@@ -65,88 +65,6 @@ def _slots(service: dict[str, Any]) -> Iterator[Slot]:
     yield ".Peer", service, "Peer"
 
 
-# ---------------------------------------------------------------------- Go regexps
-
-_GO_CODES = (
-    ("missing ), unterminated subpattern", "missing closing )"),
-    ("unbalanced parenthesis", "unexpected )"),
-    ("nothing to repeat", "missing argument to repetition operator"),
-    ("multiple repeat", "invalid nested repetition operator"),
-    ("unterminated character set", "missing closing ]"),
-    ("bad escape", "invalid escape sequence"),
-    ("bad character range", "invalid character class range"),
-    ("min repeat greater than max repeat", "invalid repeat count"),
-)
-_PERL_ONLY = re.compile(r"\(\?(?:=|!|<=|<!|>|#)")
-_BACKREF = re.compile(r"\\[1-9]")
-_REPEAT = re.compile(r"\{(\d+)(?:,(\d*))?\}")
-_POSIX = {
-    "alnum": "0-9A-Za-z",
-    "alpha": "A-Za-z",
-    "ascii": "\\x00-\\x7F",
-    "blank": "\\t ",
-    "cntrl": "\\x00-\\x1F\\x7F",
-    "digit": "0-9",
-    "graph": "!-~",
-    "lower": "a-z",
-    "print": " -~",
-    "punct": "!-/:-@[-`{-~",
-    "space": "\\t\\n\\v\\f\\r ",
-    "upper": "A-Z",
-    "word": "0-9A-Za-z_",
-    "xdigit": "0-9A-Fa-f",
-}
-
-
-def _regexp_error(code: str, fragment: str) -> QueryError:
-    return QueryError(500, f"error parsing regexp: {code}: `{fragment}`")
-
-
-def go_regexp(pattern: str) -> re.Pattern[str]:
-    """`pattern` compiled with Go's meaning; QueryError with Go's message when RE2 (Go's
-    regexp package) would refuse it."""
-    perl = _PERL_ONLY.search(pattern)
-    if perl is not None:
-        raise _regexp_error("invalid or unsupported Perl syntax", perl.group())
-    backref = _BACKREF.search(pattern)
-    if backref is not None:
-        raise _regexp_error("invalid escape sequence", backref.group())
-    for repeat in _REPEAT.finditer(pattern):
-        counts = [int(n) for n in repeat.groups() if n]
-        if any(n > 1000 for n in counts):
-            raise _regexp_error("invalid repeat count", repeat.group())
-    translated = pattern.replace("\\z", "\\Z")
-    for name, ranges in _POSIX.items():
-        translated = translated.replace(f"[:{name}:]", ranges)
-    try:
-        return re.compile(translated)
-    except re.error as exc:
-        for python, go in _GO_CODES:
-            if exc.msg.startswith(python):
-                fragment = pattern if go in ("missing closing )", "unexpected )") else ""
-                if not fragment:
-                    fragment = _fragment(pattern, exc.pos or 0, go)
-                raise _regexp_error(go, fragment) from None
-        raise _regexp_error(exc.msg, pattern) from None
-
-
-def _fragment(pattern: str, pos: int, code: str) -> str:
-    """The piece of the pattern Go's message quotes for each kind of error."""
-    if code == "missing closing ]":
-        return pattern[pos:]
-    if code == "invalid escape sequence":
-        return pattern[pos : pos + 2]
-    if code == "invalid nested repetition operator":
-        return pattern[pos - 1 : pos + 1]
-    if code == "invalid repeat count":
-        found = _REPEAT.match(pattern, pos)
-        return found.group() if found else pattern[pos:]
-    if code == "invalid character class range":
-        end = pattern.find("]", pos)
-        return pattern[pos : end if end > 0 else len(pattern)]
-    return pattern[pos : pos + 1]
-
-
 # ---------------------------------------------------------------------- templates
 
 
@@ -165,9 +83,9 @@ class CompiledTemplate:
         self.regexp: re.Pattern[str] | None = None
         if self.query["Template"]["Regexp"]:
             try:
-                self.regexp = go_regexp(self.query["Template"]["Regexp"])
-            except QueryError as exc:
-                raise QueryError(500, f"Bad Regexp: {exc.message}") from None
+                self.regexp = compile_go(self.query["Template"]["Regexp"])
+            except GoRegexpError as exc:
+                raise QueryError(500, f"Bad Regexp: {exc}") from None
         self.remove_empty_tags = bool(self.query["Template"]["RemoveEmptyTags"])
 
     def render(self, name: str, segment: str = "") -> dict[str, Any]:
@@ -186,7 +104,7 @@ class CompiledTemplate:
             "name.suffix": name.removeprefix(prefix),
             "agent.segment": segment,
         }
-        functions = {"match": (1, _matcher(matches))}
+        functions: hil.Functions = {"match": ((int,), _matcher(matches))}
         for path, container, key in _slots(query["Service"]):
             tree = self.trees.get(path)
             if tree is None:
@@ -202,16 +120,12 @@ class CompiledTemplate:
         return query
 
 
-def _matcher(matches: list[str]) -> Callable[[list[hil.Value]], hil.Value]:
+def _matcher(matches: list[str]) -> hil.Function:
+    """HIL's match(int): the N-th submatch, "" for any N the regexp did not produce."""
+
     def match(args: list[hil.Value]) -> hil.Value:
-        value = args[0]
-        if isinstance(value, bool | float):
-            raise hil.HILError(f"match: argument 1 should be type int, got {hil.as_text(value)}")
-        try:
-            i = int(value)
-        except ValueError:
-            raise hil.HILError(f"match: argument 1 should be type int, got {value!r}") from None
-        return matches[i] if 0 <= i < len(matches) else ""
+        i = args[0]
+        return matches[i] if isinstance(i, int) and 0 <= i < len(matches) else ""
 
     return match
 

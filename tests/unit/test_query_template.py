@@ -9,7 +9,8 @@ import pytest
 
 from agent.queries import hil
 from agent.queries.definition import QueryError, complete
-from agent.queries.template import compile_template, go_regexp, resolve
+from agent.queries.goregexp import GoRegexpError, compile_go
+from agent.queries.template import compile_template, resolve
 
 ALL_VARIABLES = "${name.prefix} xxx ${name.full} xxx ${name.suffix} xxx ${agent.segment}"
 MATCH_TAGS = [
@@ -76,7 +77,7 @@ def test_a_compiled_template_renders_and_leaves_its_definition_alone() -> None:
             "${name.full",
             "",
             "Bad format '${name.full' in Service.Service: parse error at 1:12: "
-            "expected expression end",
+            'expected "}" but found end of string',
         ),
         (
             "${name.nope}",
@@ -190,21 +191,90 @@ def test_every_string_of_service_is_interpolated() -> None:
     assert service["Peer"] == "geo-"
 
 
-def test_hil_expressions_and_escapes() -> None:
-    scope = {"name.full": "x"}
-    functions: dict = {}
-    assert hil.render(
-        hil.parse('$${name.full} ${"a" == "a" ? 1 + 2 * 3 : 0}'), scope, functions
-    ) == ("${name.full} 7")
-    assert hil.render(hil.parse("${10 / 4}-${10 % 4}-${-2}"), scope, functions) == "2-2--2"
-    with pytest.raises(hil.HILError, match="divide by zero"):
-        hil.render(hil.parse("${1 / 0}"), scope, functions)
+def _hil(text: str) -> str:
+    scope = {"name.full": "x", "n": "7"}
+    functions: hil.Functions = {"match": ((int,), lambda args: f"m{args[0]}")}
+    try:
+        return hil.render(hil.parse(text), scope, functions)
+    except hil.HILError as exc:
+        return f"error: {exc}"
 
 
-def test_go_regexp_translates_re2_only_syntax() -> None:
-    assert go_regexp(r"^[[:alpha:]]+\z").fullmatch("abc")
-    with pytest.raises(QueryError, match="invalid repeat count"):
-        go_regexp("a{1001}")
+@pytest.mark.parametrize(
+    ("text", "result"),
+    [
+        ("a$$b $${name.full}", "a$b ${name.full}"),
+        ('${"a" == "a" ? 1 + 2 * 3 : 0}', "7"),
+        ("${(1 + 2) * 3}-${10 / 4}-${-7 % 3}-${-2}", "9-2--1--2"),
+        ("${-2.5}", "-2"),  # HIL's negation is 0 - x, an int sum: the float is truncated
+        ("${1.0 / 4}/${1.0 / 0}/${2.5 * 400000}", "0.25/+Inf/1e+06"),
+        ('${n + 1}/${match("3")}/${match(1.9)}', "8/m3/m1"),  # HIL's implicit conversions
+        ('${1 == "1"}/${true && "t"}/${!false}', "true/true/true"),
+        ('${"tab\\n\\\\"}', "tab\n\\"),
+        ("${1 / 0}", "error: __builtin_IntMath: divide by zero"),
+        ("${true ? 1 : nope}", "error: 1:14: unknown variable accessed: nope"),  # checked first
+        ("${match(1, 2)}", "error: 1:3: match: expected 1 arguments, got 2"),
+        (
+            "${match(true)}",
+            "error: At column 3, line 1: match: argument 1 should be type int, got type bool",
+        ),
+        (
+            '${"x" + 1}',
+            'error: __builtin_StringToInt: strconv.ParseInt: parsing "x": invalid syntax',
+        ),
+        ("${1.5 % 2}", "error: At column 3, line 1: modulo cannot be used with floats"),
+        ("${}", 'error: parse error at 1:3: expected expression but found "}"'),
+        ("${a = b}", 'error: parse error at 1:5: expected "}" but found invalid sequence "="'),
+        ('${"a\\qb"}', "error: parse error at 1:5: invalid backslash escape sequence"),
+        ('${"abc}', 'error: parse error at 1:4: expected "${" but found invalid sequence "abc}"'),
+    ],
+)
+def test_hil_evaluates_as_hashicorp_hil(text: str, result: str) -> None:
+    assert _hil(text) == result
+
+
+@pytest.mark.parametrize(
+    ("pattern", "text", "groups"),
+    [
+        (r"^[[:alpha:]]+\z", "abc", ("abc",)),
+        ("^geo-(.+)$", "geo-db\n", None),  # Go's $ is the end of the text
+        ("(?m)^db$", "x\ndb\ny", ("db",)),
+        (r"^(\d+)$", "\u0661\u0662", None),  # \d is ASCII in Go
+        (r"^a{,2}$", "a{,2}", ("a{,2}",)),  # no repetition: literal braces
+        (r"^\Q.*\E(x)$", ".*x", (".*x", "x")),
+        (r"^(?<name>\w+)$", "db", ("db", "db")),
+        (r"^[[:^digit:]]+$", "ab", ("ab",)),
+    ],
+)
+def test_go_regexps_mean_what_they_mean_in_go(
+    pattern: str, text: str, groups: tuple[str, ...] | None
+) -> None:
+    found = compile_go(pattern).search(text)
+    if groups is None:
+        assert found is None
+    else:
+        assert found is not None and (found.group(0), *found.groups())[: len(groups)] == groups
+
+
+@pytest.mark.parametrize(
+    ("pattern", "message"),
+    [
+        ("a{1001}", "invalid repeat count: `{1001}`"),
+        ("a{3,2}", "invalid repeat count: `{3,2}`"),
+        ("a*+", "invalid nested repetition operator: `*+`"),
+        ("a**", "invalid nested repetition operator: `**`"),
+        ("(?>a)", "invalid or unsupported Perl syntax: `(?>`"),
+        ("(?<!a)b", "invalid or unsupported Perl syntax: `(?<!`"),
+        (r"x\Z", r"invalid escape sequence: `\Z`"),
+        ("[[:nope:]]", "invalid character class range: `[:nope:]`"),
+        ("[]a", "missing closing ]: `[]a`"),
+        ("ab\\", "trailing backslash at end of expression: ``"),
+    ],
+)
+def test_go_regexp_refusals_read_as_gos(pattern: str, message: str) -> None:
+    with pytest.raises(GoRegexpError) as caught:
+        compile_go(pattern)
+    assert str(caught.value) == f"error parsing regexp: {message}"
 
 
 # ---------------------------------------------------------------------- resolving
@@ -260,5 +330,5 @@ def test_resolve_reports_a_render_failure() -> None:
     with pytest.raises(QueryError) as caught:
         resolve(queries, "geo-zero")
     assert caught.value.message == (
-        f"Bad evaluation for '{service}' in Service.Service: 1:3: divide by zero"
+        f"Bad evaluation for '{service}' in Service.Service: __builtin_IntMath: divide by zero"
     )
