@@ -363,3 +363,36 @@ def test_execute_and_explain_only_answer_get(setup: Setup) -> None:
         r = setup.mgmt("PUT", f"/v1/query/{query_id}/{suffix}")
         assert r.status_code == 405 and r.headers["Allow"] == "OPTIONS,GET"
     setup.mgmt("DELETE", f"/v1/query/{query_id}")
+
+
+def test_a_snapshot_carries_queries_and_a_restart_keeps_them(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    tmp = tmp_path_factory.mktemp("pq-snap")
+    agent = AgentProc(*_args(tmp)).start()
+    try:
+        s = Setup(agent)
+        template = {
+            "Name": "snap-",
+            "Template": {"Type": "name_prefix_match"},
+            "Service": {"Service": "${name.suffix}"},
+        }
+        query_id = _create(s.mgmt, template)
+        saved = s.mgmt("GET", "/v1/snapshot")
+        assert saved.status_code == 200
+        assert s.mgmt("DELETE", f"/v1/query/{query_id}").status_code == 200
+        assert s.mgmt("PUT", "/v1/snapshot", content=saved.content).status_code == 200
+        [restored] = s.mgmt("GET", f"/v1/query/{query_id}").json()
+        assert restored["Template"]["Type"] == "name_prefix_match"
+        # The restored template still answers the names it prefixes.
+        explained = s.mgmt("GET", "/v1/query/snap-db/explain").json()
+        assert explained["Query"]["Service"]["Service"] == "db"
+        s.http.close()
+        agent.stop()
+        agent = AgentProc(*_args(tmp)).start()
+        s = Setup(agent)
+        [again] = s.mgmt("GET", f"/v1/query/{query_id}").json()
+        assert again == restored
+        s.http.close()
+    finally:
+        agent.cleanup()
