@@ -543,6 +543,7 @@ def table(ports: GuardPorts) -> dict[str, dict[str, Guard] | str]:
             "GET": Guard(need("service", "read", _rest), _items("service", "Name"))
         },
         "/v1/internal/ui/gateway-intentions/": {"GET": Guard(need("service", "read", _rest))},
+        "/v1/internal/ui/service-topology/": {"GET": Guard(need("service", "read", _rest))},
         "/v1/internal/ui/metrics-proxy/": "acl",
         # Peering is off: Consul's peering service refuses before it resolves a token.
         "/v1/peering/token": {"POST": _NONE},

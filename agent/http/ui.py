@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING
 
 from agent import render
 from agent.connect import intentions as ixn
-from agent.http import ui_summary
+from agent.http import ui_summary, ui_topology
 from agent.http.app import HTTPError, Request, Response, Router, json_response
-from agent.http.authz import mark_filtered
+from agent.http.authz import allowed, enabled, mark_filtered
 from agent.http.blocking import blocking_query, query_options
 from agent.http.catalog import (
     blocking_read,
@@ -223,6 +223,43 @@ async def gateway_intentions(ports: UIPorts, req: Request, name: str) -> Respons
     return await blocking_read(req, _ENTRY_TOPICS, query)
 
 
+async def service_topology(ports: UIPorts, req: Request, name: str) -> Response:
+    """The service's upstreams and downstreams (agent/http/ui_topology.py). With ACLs, the
+    default intention decision is the ACL default policy's, and instances the token may not
+    read are left out (`FilteredByACLs`)."""
+    if not name:
+        raise HTTPError(400, "Missing service name")
+    if not (req.raw_query and req.has("kind")):
+        raise HTTPError(400, "Missing service kind")
+    kind = req.get("kind") or ""
+    if kind not in ("", "ingress-gateway"):
+        raise HTTPError(400, f'Unsupported service kind "{kind}"')
+    store, identity = ports.store, ports.identity
+    acl = identity.config.acl
+    default_allow = not acl.enabled or acl.default_policy == "allow"
+
+    def readable(item: dict) -> bool:
+        return allowed(req, "service", item["Service"]["Service"], "read") and allowed(
+            req, "node", item["Node"]["Node"], "read"
+        )
+
+    def query() -> tuple[int, dict]:
+        topology = ui_topology.service_topology(
+            store,
+            identity.datacenter,
+            store.mesh.trust_domain,
+            name,
+            kind,
+            default_allow,
+            readable if enabled(req) else None,
+        )
+        if topology["FilteredByACLs"]:
+            mark_filtered(req)
+        return store.table_index(*_TABLES, _ENTRIES), topology
+
+    return await blocking_read(req, _ENTRY_TOPICS, query)
+
+
 async def catalog_overview(ports: UIPorts, req: Request, _: str) -> Response:
     # Consul answers this one without blocking support or index headers.
     return json_response(req, catalog_overview_of(ports.store))
@@ -243,6 +280,11 @@ def register(router: Router, deps: HTTPDeps) -> None:
     router.add(
         "/v1/internal/ui/gateway-services-nodes/",
         {"GET": partial(gateway_services_nodes, ports)},
+        prefix=True,
+    )
+    router.add(
+        "/v1/internal/ui/service-topology/",
+        {"GET": partial(service_topology, ports)},
         prefix=True,
     )
     router.add(
