@@ -2,7 +2,11 @@
 
 SOURCE is a Git URL (`https://...`, `file:///...`, `git@host:repo`), a local repository
 (followed by commit on `--branch`, default its current/default branch) or a plain directory
-(work tree mode: every saved change is applied). One watcher per cluster is active; others
+(work tree mode: every saved change is applied). A repository on this machine (a path or a
+`file://` URL) has its refs watched, so a commit, push, reset or force-push into it is applied
+within a second; remote URLs are fetched every `--interval` (and on webhooks). A branch that
+moves to a commit not descending from its previous tip is logged (`history_rewritten`) and
+that commit applied as the new truth. One watcher per cluster is active; others
 wait as standbys. Stops cleanly on SIGTERM/SIGINT (finishes an apply, releases the lock).
 """
 
@@ -58,7 +62,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=parse_interval,
         default=30.0,
         metavar="DURATION",
-        help="how often to fetch (default 30s; webhooks and file changes act at once)",
+        help=(
+            "how often to fetch (default 30s); webhooks, saved files and the refs of a "
+            "repository on this machine act at once"
+        ),
     )
     parser.add_argument("--listen", metavar="ADDR", help="serve webhooks, /metrics, /healthz")
     parser.add_argument(

@@ -141,6 +141,7 @@ class SyncEngine:
         self.good: _Good | None = None
         self.last: Outcome | None = None
         self._handled: str | None = None
+        self._head = ""  # the branch tip the last fetch saw
         self._prefixes: tuple[str, ...] = ()
         self._catalog = False
         self._drifted: list[str] = []
@@ -169,6 +170,12 @@ class SyncEngine:
             self.log.error("fetch_failed", source=self.source.description, error=str(exc))
             return None
         self.metrics.inc("watch_fetches_total", result="ok")
+        previous, self._head = self._head, head
+        if previous and head != previous and not self.source.descends(previous, head):
+            # A force-push or a branch reset: the branch's new tip is the truth now, even
+            # when it is an older commit; say so, as it may undo what was applied.
+            self.metrics.inc("watch_history_rewrites_total")
+            self.log.warn("history_rewritten", previous=previous, commit=head)
         if head == self._handled:
             return None
         return self.sync(head)

@@ -25,6 +25,10 @@ METRICS: dict[str, tuple[str, str]] = {
     "watch_drift_detected_total": ("counter", "Times a managed resource differed from the spec."),
     "watch_drift_repairs_total": ("counter", "Drift repaired by re-applying the spec."),
     "watch_fetches_total": ("counter", "Fetches from the source, by result (ok/error)."),
+    "watch_history_rewrites_total": (
+        "counter",
+        "Times the followed branch moved to a commit not descending from its previous tip.",
+    ),
     "watch_webhook_requests_total": ("counter", "Webhook requests, by result."),
     "watch_is_leader": ("gauge", "1 when this watcher holds the cluster lock, else 0."),
 }

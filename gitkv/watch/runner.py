@@ -125,8 +125,16 @@ class Runner:
             settings, name, ttl=o.lock_ttl, log=self.log, on_lost=lambda: self.trigger("lost")
         )
         self.drift = DriftWatcher(settings, lambda t: self.trigger("drift", t), self.log)
-        if isinstance(self.source, TreeSource):
+        watching = ""
+        if o.once:
+            pass  # one sync and out: nothing to follow
+        elif isinstance(self.source, TreeSource):
             self.source.watch_changes(lambda: self.trigger("fetch", "files"))
+            watching = str(self.source.path)
+        elif isinstance(self.source, GitSource):
+            # A repository on this machine: its refs moving triggers a fetch at once.
+            git_dir = self.source.watch_changes(lambda: self.trigger("fetch", "ref"))
+            watching = str(git_dir) if git_dir else ""
         self.log.info(
             "start",
             source=self.source.description,
@@ -135,6 +143,7 @@ class Runner:
             interval=o.interval,
             self_heal=o.self_heal,
             listen=self.webhook.address if self.webhook else "",
+            watching=watching,
             pid=os.getpid(),
         )
 

@@ -6,7 +6,10 @@ Two kinds of source, one small interface (`Source`):
   once (bare) into a cache directory and fetched afterwards; each revision is exported with
   `git archive` into a private directory, so the user's own work tree is never touched and two
   watchers sharing a cache (a standby on the same host) never step on each other's checkout.
-  Fetches take an exclusive `flock` on the cache.
+  Fetches take an exclusive `flock` on the cache. When the repository is on this machine (a
+  path or a `file://` URL), its ref files are watched too (`watch_changes`): a commit, a
+  push into it, a reset or a force-push rewrites `refs/heads/<branch>`, `packed-refs` or the
+  reflog, and is noticed at once instead of at the next `--interval` poll.
 - `TreeSource`: a plain directory (work tree mode). Its revision id is a digest of the files
   under it; changes are noticed with watchfiles (debounced) and reported through a callback.
 """
@@ -26,6 +29,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import unquote, urlsplit
 
 import git
 
@@ -43,6 +47,9 @@ __all__ = [
 
 # Directories that never belong to a spec: VCS data and `gitkv up`'s process state.
 IGNORED_DIRS = frozenset({".git", ".gitkv"})
+# How long a burst of ref writes is gathered before one fetch (git writes a lock file, renames
+# it and appends to the reflog for one commit); short, as a fetch of a local repo is cheap.
+REF_DEBOUNCE_MS = 50
 
 
 class SourceError(GitkvError):
@@ -76,6 +83,11 @@ class Source(Protocol):
 
     def history(self, rev_id: str, limit: int = 20) -> list[str]:
         """`rev_id` and the revisions before it, newest first."""
+        ...
+
+    def descends(self, old: str, new: str) -> bool:
+        """Whether `new` is `old` or has it in its history (False after a force-push or a
+        reset to an older or unrelated commit)."""
         ...
 
     def close(self) -> None: ...
@@ -139,6 +151,7 @@ class GitSource:
         self._exports = Path(tempfile.mkdtemp(prefix="gitkv-watch-"))
         self._current: Path | None = None
         self._repo: git.Repo | None = None
+        self._stop = threading.Event()
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -208,6 +221,62 @@ class GitSource:
             return [rev_id]
         return out.split() or [rev_id]
 
+    def descends(self, old: str, new: str) -> bool:
+        if old == new:
+            return True
+        try:
+            self._open().git.merge_base("--is-ancestor", old, new)
+        except git.GitCommandError:  # exit 1: not an ancestor; 128: `old` is gone
+            return False
+        return True
+
+    def local_git_dir(self) -> Path | None:
+        """The Git directory (the common one, where refs live) of the followed repository
+        when it is on this machine: a path or a `file://` URL. None for remote URLs."""
+        parts = urlsplit(self.url)
+        if parts.scheme == "file":
+            path = Path(unquote(parts.path))
+        elif "://" in self.url or not Path(self.url).is_absolute():
+            return None  # https://, ssh://, git@host:repo (open_source makes paths absolute)
+        else:
+            path = Path(self.url)
+        try:
+            with git.Repo(path) as repo:
+                return Path(repo.common_dir).resolve()
+        except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+            return None
+
+    def watch_changes(self, on_change: Callable[[], None]) -> Path | None:
+        """For a repository on this machine, call `on_change` (from a thread) whenever one of
+        its refs moves; the Git directory watched, or None (a remote: only polls notice)."""
+        git_dir = self.local_git_dir()
+        if git_dir is None:
+            return None
+        import watchfiles
+
+        def is_ref(_change: watchfiles.Change, path: str) -> bool:
+            try:
+                rel = Path(path).relative_to(git_dir).as_posix()
+            except ValueError:
+                return False
+            return rel in ("packed-refs", "HEAD") or rel.startswith(
+                ("refs/heads/", "logs/refs/heads/")
+            )
+
+        def run() -> None:
+            for _ in watchfiles.watch(
+                git_dir,
+                watch_filter=is_ref,
+                debounce=REF_DEBOUNCE_MS,
+                step=REF_DEBOUNCE_MS,
+                stop_event=self._stop,
+                raise_interrupt=False,
+            ):
+                on_change()
+
+        threading.Thread(target=run, name="gitkv-watch-refs", daemon=True).start()
+        return git_dir
+
     def materialize(self, rev_id: str) -> Revision:
         repo = self._open()
         target = Path(tempfile.mkdtemp(prefix=rev_id[:12] + "-", dir=self._exports))
@@ -231,6 +300,7 @@ class GitSource:
         return Revision(rev_id, target / self.subdir if self.subdir else target)
 
     def close(self) -> None:
+        self._stop.set()
         shutil.rmtree(self._exports, ignore_errors=True)
         if self._repo is not None:
             self._repo.close()
@@ -280,6 +350,9 @@ class TreeSource:
 
     def history(self, rev_id: str, limit: int = 20) -> list[str]:
         return [rev_id]  # a directory has no past
+
+    def descends(self, old: str, new: str) -> bool:
+        return True  # every saved state simply follows the one before
 
     def materialize(self, rev_id: str) -> Revision:
         return Revision(rev_id, self.path)

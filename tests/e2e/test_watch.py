@@ -242,6 +242,73 @@ def test_work_tree_mode_applies_saved_files(
     assert w.stop() == 0
 
 
+def _local(name: str) -> tuple[str, ...]:
+    return (
+        "--interval", "300s",  # far beyond every wait below: only the ref watch can act
+        "--lock-name", name,
+    )  # fmt: skip
+
+
+def test_a_commit_in_a_watched_local_repository_is_applied_at_once(
+    cluster: UpCluster, tmp_path: Path, watchers: list[WatchProc]
+) -> None:
+    """`gitkv watch REPO` of a work tree: commits, and a `git reset` to an older commit, are
+    applied without waiting for the poll (the ref files are watched)."""
+    name = "wlocal"
+    repo = SpecRepo(tmp_path / "repo")
+    sha1 = repo.commit({"gitkv.yaml": spec_text(name, cluster.url, {f"{name}/k": "1"})},
+                       push=False)  # fmt: skip
+    w = WatchProc(tmp_path / "w.log", str(repo.work_path), *_local(name),
+                  "--cache-dir", str(tmp_path / "c"))  # fmt: skip
+    watchers.append(w)
+    start = w.wait_event(lambda e: e["event"] == "start", what="start")
+    assert start["watching"] == str((repo.work_path / ".git").resolve())
+    eventually(_status_is(cluster, name, sha1, "applied"), what="first commit applied")
+    latencies = []
+    for value in ("2", "3"):
+        sha = repo.commit({"gitkv.yaml": spec_text(name, cluster.url, {f"{name}/k": value})},
+                          push=False)  # fmt: skip
+        committed = time.monotonic()
+        # The issue asks for under 2 s; the poll (300 s) cannot be what applies it.
+        eventually(_status_is(cluster, name, sha, "applied"), timeout=2, what="commit applied")
+        latencies.append(time.monotonic() - committed)
+        assert cluster.kv(f"{name}/k") == value
+    print(
+        f"\nwatch: local commit -> applied in {', '.join(f'{t * 1000:.0f}' for t in latencies)} ms"
+    )
+    # A branch reset to the first commit: logged, and that commit is the truth again.
+    repo.repo.git.reset("--hard", sha1)
+    eventually(_status_is(cluster, name, sha1, "applied"), timeout=10, what="reset applied")
+    assert cluster.kv(f"{name}/k") == "1"
+    ev = w.wait_event(lambda e: e["event"] == "history_rewritten", what="rewrite logged")
+    assert ev["commit"] == sha1 and ev["level"] == "warn"
+    assert w.stop() == 0
+
+
+def test_a_force_push_into_a_local_origin_is_applied_as_the_new_truth(
+    cluster: UpCluster, tmp_path: Path, watchers: list[WatchProc]
+) -> None:
+    name = "wforce"
+    repo = SpecRepo(tmp_path / "repo")
+    sha1 = repo.commit({"gitkv.yaml": spec_text(name, cluster.url, {f"{name}/k": "1"})})
+    w = WatchProc(tmp_path / "w.log", repo.url, *_local(name),
+                  "--cache-dir", str(tmp_path / "c"))  # fmt: skip
+    watchers.append(w)
+    eventually(_status_is(cluster, name, sha1, "applied"), what="first commit applied")
+    sha2 = repo.commit({"gitkv.yaml": spec_text(name, cluster.url, {f"{name}/k": "2"})})
+    eventually(_status_is(cluster, name, sha2, "applied"), timeout=10, what="push applied")
+    # Rewrite the pushed commit and force-push it over the old one.
+    (repo.work_path / "gitkv.yaml").write_text(spec_text(name, cluster.url, {f"{name}/k": "2b"}))
+    repo.repo.git.commit("-a", "--amend", "-m", "rewritten")
+    sha3 = repo.repo.head.commit.hexsha
+    repo.repo.git.push("--force", "origin", "main:main")
+    eventually(_status_is(cluster, name, sha3, "applied"), timeout=10, what="force-push applied")
+    assert cluster.kv(f"{name}/k") == "2b"
+    ev = w.wait_event(lambda e: e["event"] == "history_rewritten", what="rewrite logged")
+    assert ev["previous"] == sha2 and ev["commit"] == sha3
+    assert w.stop() == 0
+
+
 def test_standby_takes_over_when_the_active_watcher_is_killed(
     cluster: UpCluster, tmp_path: Path, watchers: list[WatchProc]
 ) -> None:

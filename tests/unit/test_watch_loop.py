@@ -24,12 +24,25 @@ class DictSource:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.revs: dict[str, str] = {}
+        self.parents: dict[str, str] = {}
         self.head = ""
 
     def commit(self, rev_id: str, text: str) -> str:
         self.revs[rev_id] = text
+        self.parents[rev_id] = self.head
         self.head = rev_id
         return rev_id
+
+    def reset(self, rev_id: str) -> None:
+        """Move the branch to `rev_id` (`git reset --hard`, or a force-push)."""
+        self.head = rev_id
+
+    def descends(self, old: str, new: str) -> bool:
+        while new:
+            if new == old:
+                return True
+            new = self.parents.get(new, "")
+        return False
 
     def fetch(self) -> str:
         return self.head
@@ -93,6 +106,33 @@ def test_new_commit_is_applied_and_recorded(env) -> None:
     assert status(fake)["commit"] == "c1" and status(fake)["state"] == "applied"
     assert eng.poll() is None  # nothing new
     assert eng.metrics.get("watch_commits_applied_total") == 1
+
+
+def test_a_reset_branch_is_logged_and_its_tip_applied_as_the_truth(env) -> None:
+    fake, source, out = env
+    eng = engine(fake, source, out)
+    source.commit("c1", spec({"app/a": "1"}))
+    eng.poll()
+    source.commit("c2", spec({"app/a": "2"}))
+    eng.poll()
+    assert "history_rewritten" not in out.getvalue()  # c2 follows c1: a plain new commit
+    assert fake.value("app/a") == b"2"
+    source.reset("c1")  # back to an older commit: it is applied again
+    outcome = eng.poll()
+    assert outcome is not None and outcome.state == "applied"
+    assert fake.value("app/a") == b"1" and ledger(fake)["revision"] == "c1"
+    events = [json.loads(line) for line in out.getvalue().splitlines()]
+    rewritten = [e for e in events if e["event"] == "history_rewritten"]
+    assert len(rewritten) == 1
+    assert rewritten[0]["previous"] == "c2" and rewritten[0]["commit"] == "c1"
+    assert eng.metrics.get("watch_history_rewrites_total") == 1
+    # A force-push of an unrelated commit: logged once more and applied.
+    source.parents["x9"] = ""
+    source.revs["x9"] = spec({"app/a": "9"})
+    source.reset("x9")
+    assert eng.poll() is not None and fake.value("app/a") == b"9"
+    assert eng.metrics.get("watch_history_rewrites_total") == 2
+    assert eng.poll() is None and eng.metrics.get("watch_history_rewrites_total") == 2
 
 
 def test_restart_on_the_recorded_commit_writes_nothing(env) -> None:
