@@ -8,8 +8,9 @@ when the method sets one. No token needs to be presented; a login that binds not
 Consul's 403 "Permission denied"; an unknown method is 403 `ACL not found: auth method "x"
 not found`; a bearer token that does not verify is Consul's 500 with the reason.
 
-Logout: the presented token is deleted if a login made it (403 "Permission denied: token
-wasn't created via login" otherwise; 403 "ACL not found" for none or an unknown one).
+Logout: the presented token (else the agent's default token, as Consul's parseToken does) is
+deleted if a login made it, expired or not (403 "Permission denied: token wasn't created via
+login" otherwise; 403 "ACL not found" for none or an unknown one).
 """
 
 from __future__ import annotations
@@ -134,6 +135,8 @@ async def login(runtime: AuthRuntime, ports: ACLPorts, req: Request, _: str) -> 
 async def logout(ports: ACLPorts, req: Request, _: str) -> Response:
     await _ready(req)
     secret = token_from_request(req.query if req.raw_query else {}, req.headers)
+    if not secret and req.acl is not None:
+        secret = req.acl.tokens.get("default") or ""  # Consul's parseToken falls back to it
     token = ports.store.acl.token_by_secret(secret) if secret else None
     if token is None:
         raise HTTPError(403, "ACL not found")
