@@ -52,8 +52,8 @@ class Method:
             claims = jwt_auth.verify(self.jwt, bearer, now, jwks)
             return jwt_auth.identity_from_claims(self.jwt, claims)
         try:
-            jwt.get_unverified_header(bearer)
-        except jwt.PyJWTError as exc:
+            jwt_auth.parse_header(bearer)
+        except ValueError as exc:
             raise LoginError(f"failed to parse and validate JWT: {exc}") from None
         raise LoginError(
             "lookup failed: validating a Kubernetes service account token needs a TokenReview "
@@ -79,8 +79,8 @@ def _kubernetes(config: Any) -> None:
     if not token:
         raise ConfigError("Config.ServiceAccountJWT is required")
     try:
-        jwt.get_unverified_header(token)
-    except jwt.PyJWTError as exc:
+        jwt_auth.parse_header(token)
+    except ValueError as exc:
         raise ConfigError(f"Config.ServiceAccountJWT is not a valid JWT: {exc}") from None
 
 

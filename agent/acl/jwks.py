@@ -64,16 +64,37 @@ class JWKSCache:
         return keys
 
 
+def _reason(exc: httpx.HTTPError) -> str:
+    """Why a fetch failed, in words (not the socket layer's exception text)."""
+    if isinstance(exc, httpx.TimeoutException):
+        return f"no answer within {FETCH_TIMEOUT:g}s"
+    if isinstance(exc, httpx.ConnectError):
+        text = str(exc).lower()
+        if "refused" in text:
+            return "connect: connection refused"
+        if "certificate" in text or "ssl" in text:
+            return "tls: the server's certificate is not trusted"
+        if "name" in text or "resolution" in text:
+            return "no such host"
+        return "could not connect"
+    return "the request failed"
+
+
 async def fetch(url: str, ca_cert: str = "") -> list[jwt.PyJWK]:
     """One fetch of a JWKS document. Raises JWKSError."""
     verify: ssl.SSLContext | bool = True
     if ca_cert:
-        verify = ssl.create_default_context(cadata=ca_cert)
+        try:
+            verify = ssl.create_default_context(cadata=ca_cert)
+        except (ssl.SSLError, ValueError):
+            raise JWKSError("could not parse CA PEM value successfully") from None
     try:
         async with httpx.AsyncClient(timeout=FETCH_TIMEOUT, verify=verify) as client:
             answer = await client.get(url, headers={"Accept": "application/json"})
     except httpx.HTTPError as exc:
-        raise JWKSError(f'fetching keys oidc: get keys failed Get "{url}": {exc}') from None
+        raise JWKSError(
+            f'fetching keys oidc: get keys failed Get "{url}": {_reason(exc)}'
+        ) from None
     if answer.status_code != 200:
         raise JWKSError(
             f"fetching keys oidc: get keys failed: {answer.status_code} {answer.reason_phrase} "
@@ -82,7 +103,11 @@ async def fetch(url: str, ca_cert: str = "") -> list[jwt.PyJWK]:
     if len(answer.content) > MAX_DOCUMENT:
         raise JWKSError(f"fetching keys oidc: the key set is larger than {MAX_DOCUMENT} bytes")
     try:
-        keys = keys_from_jwks(answer.json())
+        document = answer.json()
+    except ValueError:
+        raise JWKSError("fetching keys oidc: failed to decode keys: not JSON") from None
+    try:
+        keys = keys_from_jwks(document)
     except ValueError as exc:
         raise JWKSError(f"fetching keys {exc}") from None
     return keys

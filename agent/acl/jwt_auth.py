@@ -44,6 +44,7 @@ __all__ = [
     "identity_from_claims",
     "keys_from_jwks",
     "parse_config",
+    "parse_header",
     "verify",
 ]
 
@@ -219,10 +220,22 @@ def _numeric(claims: dict, name: str) -> int:
     return int(value)
 
 
-def _signed_claims(cfg: JWTConfig, token: str, jwks: list[jwt.PyJWK] | None) -> dict:
+def parse_header(token: str) -> dict:
+    """The JOSE header of a compact JWS, unverified. Raises ValueError with a reason in
+    go-jose's terms (never a Python decoder's text)."""
+    if token.count(".") != 2:
+        raise ValueError("compact JWS format must have three parts")
     try:
         header = jwt.get_unverified_header(token)
-    except jwt.PyJWTError as exc:
+    except jwt.PyJWTError:
+        raise ValueError("the protected header is not base64url-encoded JSON") from None
+    return header
+
+
+def _signed_claims(cfg: JWTConfig, token: str, jwks: list[jwt.PyJWK] | None) -> dict:
+    try:
+        header = parse_header(token)
+    except ValueError as exc:
         raise LoginError(f"error parsing token: {exc}") from None
     alg = header.get("alg")
     if not isinstance(alg, str) or alg not in cfg.algs:
@@ -243,7 +256,9 @@ def _signed_claims(cfg: JWTConfig, token: str, jwks: list[jwt.PyJWK] | None) -> 
             return jwt.decode(token, key=key, algorithms=[alg], options=_OPTIONS)
         except jwt.DecodeError as exc:
             if "Invalid payload" in str(exc):
-                raise LoginError(f"failed to unmarshal claims: {exc}") from None
+                raise LoginError(
+                    "failed to unmarshal claims: the payload is not a base64url-encoded JSON object"
+                ) from None
         except (jwt.PyJWTError, ValueError, TypeError):
             continue  # not this key (or not this key's type)
     raise LoginError(failure)

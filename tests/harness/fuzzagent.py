@@ -74,7 +74,16 @@ CONSUL_500 = re.compile(
     r'|strconv\.Parse(Uint|Int): parsing "'
     r"|Could not find address for server id |cannot find peer to transfer leadership to"
     r"|cannot transfer leadership to |Failed to join .*: .*dial tcp"
-    r'|No node found with name ")'
+    r'|No node found with name "'
+    # ACL auth methods, binding rules and login: the ACL RPC's own refusals
+    r"|Invalid Auth Method: |the Type field of an Auth Method is immutable|MaxTokenTTL "
+    r"|[Ii]nvalid Binding Rule: |cannot find auth method with name |cannot find binding rule "
+    r"|Binding Rule ID invalid UUID|the AuthMethod field of an Binding Rule is immutable"
+    r"|missing jwt|error parsing token: |error verifying token: |error validating claims: "
+    r"|no known key successfully validated|no issue time, notbefore, or expiration"
+    r"|failed to unmarshal claims: |error converting claim |failed to parse and validate JWT"
+    r"|lookup failed: |error interpreting template: |invalid bind name: "
+    r"|Bind name for templated-policy |failed to interpret templated policy |templated policy failed)"
 )
 
 # Keys planted before the fuzzing: (key, value, flags). The traffic never writes outside fz/.

@@ -198,6 +198,46 @@ def acl() -> S:
         NodeIdentities=node_identities,
     )
 
+    jwt_config = obj(
+        JWTValidationPubKeys=some(text),
+        JWKSURL=st.sampled_from(("http://127.0.0.1:1/jwks", "ftp://x", "")),
+        OIDCDiscoveryURL=st.sampled_from(("", "https://127.0.0.1:1")),
+        BoundIssuer=text,
+        BoundAudiences=some(text),
+        ClaimMappings=str_maps,
+        ListClaimMappings=str_maps,
+        JWTSupportedAlgs=some(st.sampled_from(("RS256", "ES256", "none", "HS256", ""))),
+        ClockSkewLeeway=durations,
+        ExpirationLeeway=durations,
+    )
+    kube_config = obj(Host=text, CACert=text, ServiceAccountJWT=text)
+    method = obj(
+        Name=NAMES,
+        Type=st.sampled_from(("jwt", "kubernetes", "oidc", "", "JWT")),
+        DisplayName=text,
+        Description=text,
+        MaxTokenTTL=durations,
+        TokenLocality=st.sampled_from(("", "local", "global", "mars")),
+        Config=st.one_of(jwt_config, kube_config),
+    )
+    binding_rule = obj(
+        ID=IDS,
+        AuthMethod=NAMES,
+        Description=text,
+        Selector=st.one_of(
+            text,
+            st.sampled_from(('value.a == "b"', "list.g is empty", "x ==", "serviceaccount.name")),
+        ),
+        BindType=st.sampled_from(("service", "node", "role", "policy", "templated-policy", "x")),
+        BindName=st.one_of(text, st.sampled_from(("${value.a}", "${", "builtin/service"))),
+        BindVars=obj(Name=text),
+    )
+    login = obj(
+        AuthMethod=NAMES,
+        BearerToken=st.one_of(text, st.sampled_from(("a.b.c", "eyJhbGciOiJub25lIn0.e30."))),
+        Meta=str_maps,
+    )
+
     def at(kind: str) -> S:
         return st.one_of(st.just(f"/v1/acl/{kind}"), IDS.map(lambda i: f"/v1/acl/{kind}/{seg(i)}"))
 
@@ -205,6 +245,10 @@ def acl() -> S:
         _req(at("token"), body(token)),
         _req(at("policy"), body(policy)),
         _req(at("role"), body(role)),
+        _req(at("auth-method"), body(method)),
+        _req(at("binding-rule"), body(binding_rule)),
+        _req(st.just("/v1/acl/login"), body(login), st.just("POST")),
+        _req(st.just("/v1/acl/logout"), _no_body, st.just("POST")),
     )
 
 
