@@ -27,7 +27,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from agent.errors import CommandRefused
-from agent.http.app import HTTPError, Request, Response, Router, json_response
+from agent.http.app import JSON_BODY_LIMIT, HTTPError, Request, Response, Router, json_response
 from agent.http.authz import filtered_headers
 from agent.http.blocking import blocking_query, query_options, read_headers
 from agent.http.gojson import parse
@@ -59,7 +59,8 @@ def _error(exc: QueryError) -> HTTPError:
 
 
 async def _body(req: Request) -> Any:
-    return parse(await req.body(), DECODE_PREFIX, empty=None)
+    """The body's JSON value (None when blank), bounded as every JSON body here is (413)."""
+    return parse(await req.body(JSON_BODY_LIMIT), DECODE_PREFIX, empty=None)
 
 
 def _decoded(raw: Any) -> dict[str, Any]:

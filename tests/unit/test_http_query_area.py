@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from agent.http import query
-from agent.http.app import HTTPError
+from agent.http.app import JSON_BODY_LIMIT, HTTPError
 from agent.http.deps import HTTPDeps
 from agent.state.commands import Command, PreparedQueryRecord, PreparedQuerySet, typed
 from tests.harness.areas import call, dev_deps
@@ -136,3 +136,10 @@ def test_execute_and_explain_are_answered_under_the_prefix() -> None:
     assert explained["Query"]["ID"] == query_id
     refused = _refused(deps, "PUT", "/v1/query/geo/execute", b"")
     assert refused.status == 405 and refused.headers == [(b"allow", b"OPTIONS,GET")]
+
+
+def test_a_body_beyond_the_json_limit_is_413_and_writes_nothing() -> None:
+    deps = dev_deps()
+    body = json.dumps({"Name": "big", "Service": {"Service": "db"}, "X": "x" * JSON_BODY_LIMIT})
+    refused = _refused(deps, "POST", "/v1/query", body.encode())
+    assert refused.status == 413 and _writer(deps).commands == []
