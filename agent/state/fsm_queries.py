@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from agent.queries.definition import QueryError, complete, is_template
+from agent.queries.definition import QueryError, complete, id_problem, is_template
 from agent.queries.template import MISSING_ID, compile_template, is_uuid
 from agent.state import commands as c
 from agent.state.results import Refusal
@@ -51,8 +51,12 @@ def set_problem(store: Store, query: dict[str, Any]) -> str | None:
     if is_uuid(name) and table.lookup(name) is not None:
         return f"name '{name}' aliases an existing query ID"
     session = query["Session"]
-    if session and store.sessions.get(session) is None:
-        return f"invalid session {_go_quote(session)}"
+    if session:
+        unreadable = id_problem(session)  # the sessions' ID index is a UUID index too
+        if unreadable is not None:
+            return f"invalid session: {unreadable}"
+        if store.sessions.get(session) is None:
+            return f"invalid session {_go_quote(session)}"
     if is_template(query):
         try:
             compile_template(query)

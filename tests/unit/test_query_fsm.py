@@ -91,7 +91,10 @@ def test_the_session_must_exist(fsm: FSM) -> None:
     assert apply_entry(fsm, 10, put(Q1, Session=missing)) == Refusal(
         f'invalid session "{missing}"', "failed"
     )
-    assert apply_entry(fsm, 11, put(Q1, Session=S1)) is True
+    assert apply_entry(fsm, 11, put(Q1, Session="nope")) == Refusal(
+        "invalid session: UUID must be 36 characters", "failed"
+    )
+    assert apply_entry(fsm, 12, put(Q1, Session=S1)) is True
 
 
 def test_a_template_must_compile_at_apply_time(fsm: FSM) -> None:
