@@ -23,6 +23,8 @@ from typing import Annotated, Any, BinaryIO
 import msgspec
 from sortedcontainers import SortedDict
 
+from agent.queries.definition import QueryError, complete
+from agent.queries.template import compile_template
 from agent.state.structs import HealthCheck, KVEntry, Node, Service, Session
 
 SNAPSHOT_CHUNK = 16384  # KV entries per frame: bounds the extra memory of a snapshot
@@ -261,6 +263,11 @@ def decode_state(stream: BinaryIO) -> DecodedState:
         _check(header.mesh["ca"], _CA, "mesh.ca")
     for n, query in enumerate(header.queries):
         _check(query, _Query, f"queries[{n}]")
+        if query["Template"]["Type"]:  # Consul's restore compiles every template again
+            try:
+                compile_template(complete(query))
+            except QueryError as exc:
+                raise SnapshotInvalid(f"queries[{n}]: {exc.message}") from None
     kv: SortedDict = SortedDict()
     frame_no = 0
     while (frame := _read_frame(stream, allow_end=True)) is not None:

@@ -149,3 +149,12 @@ def test_snapshots_carry_queries_and_refuse_a_damaged_one(fsm: FSM) -> None:
     with pytest.raises(SnapshotInvalid, match=r"queries\[0\]"):
         copy.restore(damaged)
     assert copy.queries.all() == fsm.store.queries.all()  # the store is as it was
+
+    raw = msgspec.msgpack.decode(header.header)
+    raw["queries"][1]["Template"]["Regexp"] = "^(x"  # a template that no longer compiles
+    body = msgspec.msgpack.encode(raw)
+    with pytest.raises(
+        SnapshotInvalid, match=r"queries\[1\]: failed compiling template: Bad Regexp"
+    ):
+        copy.restore(len(body).to_bytes(4, "big") + body)
+    assert copy.queries.all() == fsm.store.queries.all()
