@@ -65,8 +65,9 @@ class Metrics:
     def _roll(self) -> None:
         now = self._clock()
         if now - self._interval_start >= INTERVAL:
-            self.counters.clear()
-            self.samples.clear()
+            # New dicts rather than clear(): a stream holding the last interval keeps it whole.
+            self.counters = {}
+            self.samples = {}
             self._interval_start = now - (now - self._interval_start) % INTERVAL
 
     def set_gauge(self, name: str, value: float, labels: dict[str, str] | None = None) -> None:
@@ -93,7 +94,17 @@ class Metrics:
 
     def render_json(self) -> dict:
         self._roll()
-        stamp = time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(self._interval_start))
+        return self.render_interval(self.current_interval())
+
+    def current_interval(self) -> tuple[float, dict, dict]:
+        """The interval being collected now (its start, counters, samples), as a value that
+        stays whole after the interval rolls over (`/v1/agent/metrics/stream` holds one)."""
+        self._roll()
+        return self._interval_start, self.counters, self.samples
+
+    def render_interval(self, interval: tuple[float, dict, dict]) -> dict:
+        start, counters, samples = interval
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(start))
         return {
             "Timestamp": stamp,
             "Gauges": [
@@ -101,8 +112,8 @@ class Metrics:
                 for k, (v, labels) in sorted(self.gauges.items())
             ],
             "Points": [],
-            "Counters": [agg.render(k[0]) for k, agg in sorted(self.counters.items())],
-            "Samples": [agg.render(k[0]) for k, agg in sorted(self.samples.items())],
+            "Counters": [agg.render(k[0]) for k, agg in sorted(counters.items())],
+            "Samples": [agg.render(k[0]) for k, agg in sorted(samples.items())],
         }
 
     def render_prometheus(self) -> str:

@@ -23,6 +23,7 @@ from agent.http.agent_common import AgentPorts, filtered, member, ok
 from agent.http.agent_info import (
     agent_host,
     agent_metrics,
+    agent_metrics_stream,
     agent_monitor,
     agent_self,
     agent_version,
@@ -127,6 +128,7 @@ def register(router: Router, deps: HTTPDeps) -> None:
     router.add("/v1/agent/members", {"GET": partial(agent_members, ports)})
     router.add("/v1/agent/services", {"GET": partial(agent_services, ports)})
     router.add("/v1/agent/metrics", {"GET": partial(agent_metrics, ports)})
+    router.add("/v1/agent/metrics/stream", {"GET": partial(agent_metrics_stream, ports)})
     router.add("/v1/agent/monitor", {"GET": agent_monitor})
     router.add("/v1/agent/service/register", {"PUT": partial(service_register, ports)})
     router.add(

@@ -5,6 +5,7 @@ reports about itself (config, build, runtime figures, gauges, its log as a strea
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import platform
 import resource
@@ -15,6 +16,7 @@ from agent.host_info import collect_host_info
 from agent.http.agent_common import AgentPorts, member
 from agent.http.app import HTTPError, Request, Response, json_response
 from agent.logstream import broadcaster
+from agent.metrics import INTERVAL as STREAM_INTERVAL
 
 if TYPE_CHECKING:
     from agent.cluster import ClusterManager
@@ -25,7 +27,14 @@ if TYPE_CHECKING:
     from agent.raft.node import RaftNode
     from agent.state.store import Store
 
-__all__ = ["agent_host", "agent_metrics", "agent_monitor", "agent_self", "agent_version"]
+__all__ = [
+    "agent_host",
+    "agent_metrics",
+    "agent_metrics_stream",
+    "agent_monitor",
+    "agent_self",
+    "agent_version",
+]
 
 
 def _stats(
@@ -175,6 +184,25 @@ async def agent_metrics(ports: AgentPorts, req: Request, _: str) -> Response:
         body = metrics.render_prometheus().encode()
         return Response(body, 200, b"text/plain; version=0.0.4; charset=utf-8")
     return json_response(req, metrics.render_json())
+
+
+async def agent_metrics_stream(ports: AgentPorts, req: Request, _: str) -> Response:
+    """go-metrics' InmemSink.Stream: every interval, the summary of the interval that was
+    being collected at the previous tick, as indented JSON, until the client goes away."""
+    metrics = ports.metrics
+
+    async def summaries():
+        interval = metrics.current_interval()
+        while True:
+            await asyncio.sleep(STREAM_INTERVAL)
+            _refresh_gauges(metrics, ports.store, ports.consensus, ports.local, ports.control)
+            body = json.dumps(metrics.render_interval(interval), indent=4)
+            interval = metrics.current_interval()
+            yield body.encode() + b"\n"
+
+    response = Response(b"", 200, b"text/plain; charset=utf-8")
+    response.stream = summaries()
+    return response
 
 
 _LOG_LEVELS = {"trace": 5, "debug": 10, "info": 20, "warn": 30, "error": 40}

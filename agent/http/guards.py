@@ -480,6 +480,7 @@ def table(ports: GuardPorts) -> dict[str, dict[str, Guard] | str]:
         "/v1/agent/members": {"GET": Guard(after=_items("node", "Name"))},
         "/v1/agent/services": {"GET": Guard(after=_agent_services_after)},
         "/v1/agent/metrics": {"GET": Guard(need("agent", "read", this_node))},
+        "/v1/agent/metrics/stream": {"GET": Guard(need("agent", "read", this_node))},
         "/v1/agent/monitor": {"GET": Guard(need("agent", "read", this_node))},
         "/v1/agent/service/register": {"PUT": Guard(_service_register_before)},
         "/v1/agent/service/deregister/": {"PUT": service_write},
@@ -545,6 +546,7 @@ def table(ports: GuardPorts) -> dict[str, dict[str, Guard] | str]:
         "/v1/internal/ui/gateway-intentions/": {"GET": Guard(need("service", "read", _rest))},
         "/v1/internal/ui/service-topology/": {"GET": Guard(need("service", "read", _rest))},
         "/v1/internal/ui/metrics-proxy/": "acl",
+        "/v1/internal/acl/authorize": "acl",
         # Peering is off: Consul's peering service refuses before it resolves a token.
         "/v1/peering/token": {"POST": _NONE},
         "/v1/peering/establish": {"POST": _NONE},

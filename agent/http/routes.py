@@ -42,6 +42,7 @@ AREAS = (
     "agent.http.exported",
     "agent.http.debug",
     "agent.http.ui_metrics_proxy",
+    "agent.http.acl_authorize",
 )
 
 

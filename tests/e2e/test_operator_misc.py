@@ -285,3 +285,54 @@ def test_acl_rules_of_these_endpoints(acl: tuple[httpx.Client, str], who: str) -
         assert r.status_code == 200 and "gc" in r.text
     else:
         assert (r.status_code, r.text) == (403, "")
+
+
+def test_acl_authorize_with_acls(acl: tuple[httpx.Client, str]) -> None:
+    http, operator = acl
+    asks = [
+        {"Resource": "operator", "Access": "read"},
+        {"Resource": "operator", "Access": "WRITE"},
+        {"Resource": "key", "Segment": "app/x", "Access": "list"},
+        {"Resource": "service", "Segment": "web", "Access": "read"},
+    ]
+    url = "/v1/internal/acl/authorize"
+    r = http.post(url, json=asks, headers=_as(operator))
+    assert r.status_code == 200, r.text
+    assert [a["Allow"] for a in r.json()] == [True, False, False, False]
+    assert r.json()[2] == {"Resource": "key", "Segment": "app/x", "Access": "list", "Allow": False}
+    assert "Segment" not in r.json()[0]
+    assert all(a["Allow"] for a in http.post(url, json=asks, headers=_as(MGMT)).json())
+    assert http.post(url, json=[], headers=_as(operator)).json() == []
+    refusals = [
+        ([{"Resource": "nope", "Access": "read"}], 'Invalid ACL resource requested: "nope"'),
+        ([{"Resource": "key", "Access": "burn"}], "Invalid access level for key resource: burn"),
+        ([{"Resource": "key", "Access": "read", "Extra": 1}], 'unknown field "Extra"'),
+        ({"Resource": "key"}, "cannot unmarshal object"),
+        ([{"Resource": "key", "Access": "read"}] * 65, "more than 64 authorizations"),
+    ]
+    for body, text in refusals:
+        r = http.post(url, json=body, headers=_as(operator))
+        assert r.status_code == 400 and text in r.text, (body, r.text)
+    r = http.post(url, json=asks, headers=_as(str(uuid.uuid4())))
+    assert (r.status_code, r.text) == (403, "ACL not found")
+
+
+def test_acl_authorize_without_acls(dev: httpx.Client) -> None:
+    r = dev.post("/v1/internal/acl/authorize", json=[{"Resource": "key", "Access": "read"}])
+    assert (r.status_code, r.text) == (401, "ACL support disabled")
+
+
+def test_metrics_stream_sends_interval_summaries(dev: httpx.Client) -> None:
+    with dev.stream("GET", "/v1/agent/metrics/stream", timeout=30) as r:
+        assert r.status_code == 200
+        text, summary = "", None
+        for chunk in r.iter_text():
+            text += chunk
+            try:
+                summary = json.loads(text)  # one summary is one indented JSON document
+                break
+            except ValueError:
+                continue
+    assert summary is not None, text
+    assert set(summary) == {"Timestamp", "Gauges", "Points", "Counters", "Samples"}
+    assert any(g["Name"] == "consul.runtime.num_goroutines" for g in summary["Gauges"])

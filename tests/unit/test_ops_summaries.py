@@ -12,7 +12,10 @@ from collections import Counter
 import pytest
 
 from agent import profiling
+from agent.acl.authorizer import Authorizer
+from agent.acl.rules import parse_rules
 from agent.host_info import cpu_info, parse_meminfo
+from agent.http.acl_authorize import decode, enforce
 from agent.http.app import HTTPError
 from agent.http.catalog import build_register
 from agent.http.ui_metrics_proxy import target_url
@@ -241,3 +244,30 @@ def test_metrics_proxy_urls() -> None:
     with pytest.raises(HTTPError) as escaped:
         target_url(base, "/../../etc", [])
     assert (escaped.value.status, escaped.value.message) == (400, "Invalid path.")
+
+
+# ---------------------------------------------------------------------- acl authorize
+
+
+def test_authorize_enforces_as_acl_enforce() -> None:
+    authz = Authorizer(
+        parse_rules(
+            'key_prefix "app/" { policy = "list" }\nmesh = "read"\nservice "web" { policy = "write" }'
+        ),
+        default_allow=False,
+    )
+    assert enforce(authz, "key", "app/x", "LIST") and enforce(authz, "key", "app/x", "read")
+    assert not enforce(authz, "key", "app/x", "write")
+    assert not enforce(authz, "key", "app/", "write-prefix")
+    assert enforce(authz, "mesh", "ignored", "read") and not enforce(authz, "mesh", "", "write")
+    assert enforce(authz, "service", "web", "write") and not enforce(authz, "service", "db", "read")
+    with pytest.raises(HTTPError) as bad_access:
+        enforce(authz, "service", "web", "list")
+    assert bad_access.value.message == "Invalid access level for service resource: list"
+    assert decode(b"null") == []
+    assert decode(b'[{"resource": "key", "access": "read"}]') == [
+        {"Resource": "key", "Access": "read"}
+    ]
+    with pytest.raises(HTTPError) as empty:
+        decode(b" ")
+    assert (empty.value.status, empty.value.message) == (400, "Failed to decode request body: EOF")
