@@ -54,6 +54,7 @@ from agent.dns_names import in_zone, response_domain
 from agent.dns_records import Answer, name_wire_len, to_name
 from agent.dns_settings import DNSSettings
 from agent.dns_trim import trim
+from agent.dns_wire import encode
 
 __all__ = [
     "FORWARD",
@@ -61,6 +62,7 @@ __all__ = [
     "parse_request",
     "refused",
     "resolve",
+    "resolve_wire",
     "servfail",
     "to_message",
 ]
@@ -164,6 +166,44 @@ async def resolve(
 ) -> dns.message.Message | _Forward:
     """The response to one request, or `FORWARD` when the recursors should answer it.
     `source_ip`: the asker's address; an EDNS client-subnet option in the request wins."""
+    result = await _answer(request, catalog, settings, tcp, rng, now, source_ip)
+    return to_message(request, result) if isinstance(result, Answer) else result
+
+
+async def resolve_wire(
+    request: dns.message.Message,
+    catalog: Catalog,
+    settings: DNSSettings,
+    *,
+    tcp: bool = False,
+    rng: random.Random | None = None,
+    source_ip: str = "",
+) -> bytes | _Forward:
+    """`resolve`, encoded: the bytes `resolve(...).to_wire()` gives, made without building
+    the message (`agent.dns_wire`) whenever that can be done."""
+    result = await _answer(request, catalog, settings, tcp, rng, None, source_ip)
+    if isinstance(result, Answer):
+        return _encoded(request, result)
+    if isinstance(result, dns.message.Message):
+        return result.to_wire(max_size=65535)
+    return result
+
+
+def _encoded(request: dns.message.Message, answer: Answer) -> bytes:
+    wire = encode(request, answer)
+    return wire if wire is not None else to_message(request, answer).to_wire(max_size=65535)
+
+
+async def _answer(
+    request: dns.message.Message,
+    catalog: Catalog,
+    settings: DNSSettings,
+    tcp: bool,
+    rng: random.Random | None,
+    now: float | None,
+    source_ip: str,
+) -> Answer | dns.message.Message | _Forward:
+    """The answer to encode, a message already made (a refusal), or FORWARD."""
     if not request.question:
         return refused(request)
     question = request.question[0]
@@ -185,7 +225,7 @@ async def resolve(
         answer = await ptr_answer(ctx)
         if answer is None:
             return FORWARD
-        return to_message(request, answer)  # Consul does not trim PTR answers
+        return answer  # Consul does not trim PTR answers
     answer = await domain_answer(ctx)
     payload = request.payload if request.edns >= 0 else None
     dropped = trim(
@@ -194,7 +234,7 @@ async def resolve(
         payload=payload,
         question_len=name_wire_len(qname) + 4,
         udp_answer_limit=settings.udp_answer_limit,
-        measure=lambda a: len(to_message(request, a).to_wire(max_size=65535)),
+        measure=lambda a: len(_encoded(request, a)),
     )
     answer.truncated = dropped and settings.enable_truncate
-    return to_message(request, answer)
+    return answer

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import dns.name
@@ -72,17 +73,41 @@ class Record:
 
     def wire_len(self) -> int:
         """Uncompressed size on the wire (the conservative measure Consul trims by)."""
-        return name_wire_len(self.name) + 10 + len(self.rdata.to_wire())
+        return name_wire_len(self.name) + 10 + _rdata_len(self.rdata)
 
 
+# Names, addresses and address records repeat from one answer to the next (the question, the
+# catalog's nodes); parsing them is most of an answer's cost, and their values are immutable.
+_CACHED = 4096
+
+
+_RDATA_LENS: dict[int, tuple[dns.rdata.Rdata, int]] = {}
+
+
+def _rdata_len(rdata: dns.rdata.Rdata) -> int:
+    """Encoded size of an rdata, kept per object (the cached address records recur); the
+    entry holds the rdata, so its id cannot be reused while it is there."""
+    found = _RDATA_LENS.get(id(rdata))
+    if found is not None and found[0] is rdata:
+        return found[1]
+    size = len(rdata.to_wire())
+    if len(_RDATA_LENS) >= _CACHED:
+        _RDATA_LENS.clear()
+    _RDATA_LENS[id(rdata)] = (rdata, size)
+    return size
+
+
+@lru_cache(maxsize=_CACHED)
 def name_wire_len(name: str) -> int:
     return len(dns.name.from_text(name).to_wire())
 
 
+@lru_cache(maxsize=_CACHED)
 def to_name(text: str) -> dns.name.Name:
     return dns.name.from_text(text)
 
 
+@lru_cache(maxsize=_CACHED)
 def parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
         ip = ipaddress.ip_address(text)
@@ -97,11 +122,18 @@ def address_record(name: str, qtype: int, ip: Any, ttl: int) -> Record | None:
     """A or AAAA for the address when the query type admits it (Consul's makeARecord)."""
     if ip.version == 4:
         if qtype in (SRV, A, ANY, NS, TXT):
-            return Record(name, ttl, dns.rdtypes.IN.A.A(IN, A, str(ip)))
+            return Record(name, ttl, _address_rdata(A, str(ip)))
         return None
     if qtype in (SRV, AAAA, ANY, NS, TXT):
-        return Record(name, ttl, dns.rdtypes.IN.AAAA.AAAA(IN, AAAA, str(ip)))
+        return Record(name, ttl, _address_rdata(AAAA, str(ip)))
     return None
+
+
+@lru_cache(maxsize=_CACHED)
+def _address_rdata(rdtype: int, text: str) -> dns.rdata.Rdata:
+    if rdtype == A:
+        return dns.rdtypes.IN.A.A(IN, A, text)
+    return dns.rdtypes.IN.AAAA.AAAA(IN, AAAA, text)
 
 
 def cname_record(name: str, target: str, ttl: int) -> Record:

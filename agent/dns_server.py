@@ -22,7 +22,7 @@ import dns.exception
 import dns.message
 import dns.rcode
 
-from agent.dns import parse_request, resolve, servfail
+from agent.dns import parse_request, resolve_wire, servfail
 from agent.dns_catalog import (
     CatalogUnavailable,
     Instance,
@@ -58,12 +58,29 @@ TCP_READ_TIMEOUT = 2.0
 # --------------------------------------------------------------------------- catalogs
 
 
-def _query_answer(result: dict) -> QueryAnswer:
-    """From a PreparedQueryExecuteResponse (the runner's, or the HTTP API's JSON)."""
+_CONVERTED_LIMIT = 4096
+
+
+def _query_answer(
+    result: dict, converted: dict[int, tuple[dict, Instance]] | None = None
+) -> QueryAnswer:
+    """From a PreparedQueryExecuteResponse (the runner's, or the HTTP API's JSON).
+    `converted` keeps the Instance made of each CheckServiceNode the runner shares between
+    answers (keyed by identity; the entry holds the dict, so its id stays its own)."""
+    instances = []
+    for node in result.get("Nodes") or ():
+        done = converted.get(id(node)) if converted is not None else None
+        if done is None or done[0] is not node:
+            done = (node, instance_from_json(node))
+            if converted is not None:
+                if len(converted) >= _CONVERTED_LIMIT:
+                    converted.clear()
+                converted[id(node)] = done
+        instances.append(done[1])
     return QueryAnswer(
         service=result.get("Service", ""),
         datacenter=result.get("Datacenter", ""),
-        instances=[instance_from_json(n) for n in result.get("Nodes") or ()],
+        instances=instances,
         ttl=(result.get("DNS") or {}).get("TTL", ""),
     )
 
@@ -84,6 +101,7 @@ class StoreCatalog:
         self.queries = queries
         self.wan = wan
         self.node_name = node_name
+        self._converted: dict[int, tuple[dict, Instance]] = {}
 
     async def prepared_query(
         self, name: str, datacenter: str, source_ip: str
@@ -105,7 +123,7 @@ class StoreCatalog:
             raise CatalogUnavailable(str(exc)) from exc
         except Exception as exc:  # ACLNotFound for a stale default token: no answer
             raise CatalogUnavailable(str(exc) or type(exc).__name__) from exc
-        return None if result is None else _query_answer(result)
+        return None if result is None else _query_answer(result, self._converted)
 
     async def node(self, name: str) -> NodeRecord | None:
         nodes = self.store.nodes
@@ -316,11 +334,11 @@ class DNSServer:
         if request is None or isinstance(request, bytes):
             return request
         try:
-            response = await resolve(
+            response = await resolve_wire(
                 request, self.catalog, self.settings, tcp=tcp, rng=self.rng, source_ip=peer
             )
-            if isinstance(response, dns.message.Message):
-                return response.to_wire(max_size=65535)
+            if isinstance(response, bytes):
+                return response
             return await self._forward(request, wire, tcp)  # resolve answered FORWARD
         except Exception:
             log.exception("dns: failed to answer %s", request.question)

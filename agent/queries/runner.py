@@ -60,6 +60,7 @@ __all__ = [
 
 EXECUTE_REMOTE = "PreparedQuery.ExecuteRemote"  # the RPC method (Consul's name for it)
 REMOTE_TIMEOUT = 10.0
+CACHE_LIMIT = 1024  # distinct lookups kept (queries x filters); all dropped when full
 
 
 class RemoteQueryFailed(Exception):
@@ -107,6 +108,7 @@ class QueryRunner:
         self.datacenter = datacenter
         self.federation = federation
         self.rng = rng or random.Random()
+        self._cache: dict[tuple, tuple[int, list[dict]]] = {}
 
     # ------------------------------------------------------------------ local steps
 
@@ -114,12 +116,38 @@ class QueryRunner:
         """The service's instances as CheckServiceNodes, kept by the query's filters. With
         Connect (the query's or the request's), the instances that accept Connect traffic
         for it: its sidecar proxies and Connect-native instances. A query for a cluster
-        peer's service finds nothing: this agent imports no peer's services."""
+        peer's service finds nothing: this agent imports no peer's services.
+
+        A plain lookup is kept until the service's index moves (any change to an instance,
+        its node or a check deciding its health moves it): a busy query is answered
+        without rendering its instances again. The lists are shared: never change them."""
         if service.get("Peer"):
             return []
+        connect = connect or service.get("Connect") is True
+        if connect:
+            return self._lookup(service, True)
+        key = (
+            service["Service"],
+            bool(service.get("OnlyPassing")),
+            tuple(service.get("IgnoreCheckIDs") or ()),
+            tuple(service.get("Tags") or ()),
+            tuple(sorted((service.get("NodeMeta") or {}).items())),
+            tuple(sorted((service.get("ServiceMeta") or {}).items())),
+        )
+        index = self.store.service_name_index(service["Service"])
+        cached = self._cache.get(key)
+        if cached is not None and cached[0] == index:
+            return cached[1]
+        nodes = self._lookup(service, False)
+        if len(self._cache) >= CACHE_LIMIT:
+            self._cache.clear()
+        self._cache[key] = (index, nodes)
+        return nodes
+
+    def _lookup(self, service: dict, connect: bool) -> list[dict]:
         store = self.store
         name = service["Service"]
-        if connect or service.get("Connect") is True:
+        if connect:
             pairs = connect_instances(store, name).pairs
         else:
             wanted = name.lower()  # Consul's service index ignores case

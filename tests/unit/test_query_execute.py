@@ -184,6 +184,13 @@ class FakeFederation:
         return answer
 
 
+_WRITERS: dict[int, object] = {}
+
+
+def runner_writer(runner: QueryRunner):
+    return _WRITERS[id(runner)]
+
+
 def _runner(statuses: dict[str, str], federation=None) -> QueryRunner:
     deps = dev_deps()
     for node, status in statuses.items():
@@ -194,7 +201,9 @@ def _runner(statuses: dict[str, str], federation=None) -> QueryRunner:
             "Check": {"CheckID": "alive", "Name": "alive", "Status": status, "ServiceID": "web"},
         }
         asyncio.run(deps.writer.write(build_register(body, "dc1", [])))
-    return QueryRunner(deps.store, None, "dc1", federation, random.Random(7))
+    runner = QueryRunner(deps.store, None, "dc1", federation, random.Random(7))
+    _WRITERS[id(runner)] = deps.writer
+    return runner
 
 
 def _query(**service) -> dict:
@@ -284,3 +293,19 @@ def test_results_filtered_with_the_query_token_else_the_callers() -> None:
     assert run("api", root, stored=reader) == []
     with pytest.raises(ACLNotFound):
         run("web", "no-such-secret")
+
+
+def test_cached_lookup_follows_the_services_index() -> None:
+    runner = _runner({"web1": "passing", "web2": "passing"})
+    assert sorted(names(asyncio.run(runner.execute(_query(), Caller()))["Nodes"])) == [
+        "web1",
+        "web2",
+    ]
+    body = {
+        "Node": "web2",
+        "Address": "10.1.0.4",
+        "Service": {"Service": "web", "Port": 80, "Tags": ["v1"]},
+        "Check": {"CheckID": "alive", "Name": "alive", "Status": "critical", "ServiceID": "web"},
+    }
+    asyncio.run(runner_writer(runner).write(build_register(body, "dc1", [])))
+    assert names(asyncio.run(runner.execute(_query(), Caller()))["Nodes"]) == ["web1"]
