@@ -9,6 +9,7 @@ near) on one agent's catalog, explain, and bad input.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator
 
 import dns.message
@@ -25,23 +26,28 @@ IP = "127.0.0.1"
 
 
 class DC:
-    def __init__(self, name: str, *extra: str) -> None:
+    """A -dev server of its own datacenter (or, with `client_of`, a client agent joined to
+    that server's LAN)."""
+
+    def __init__(self, name: str, client_of: DC | None = None, data_dir: str = "") -> None:
         self.name = name
         self.wan_port = free_port(IP)
         self.dns_port = free_port(IP)
-        self.proc = AgentProc(
-            "-dev",
+        self.lan_port = free_port(IP)
+        common = [
             f"-datacenter={name}",
-            f"-node=srv-{name}",
             f"-bind={IP}",
             f"-client={IP}",
-            f"-server-port={free_port(IP)}",
             f"-dns-port={self.dns_port}",
-            f"-serf-lan-port={free_port(IP)}",
-            f"-serf-wan-port={self.wan_port}",
-            *extra,
-            http_port=free_port(IP),
-        )
+            f"-serf-lan-port={self.lan_port}",
+        ]
+        if client_of is None:
+            role = ["-dev", f"-node=srv-{name}", f"-server-port={free_port(IP)}"]
+            role.append(f"-serf-wan-port={self.wan_port}")
+        else:
+            role = [f"-node=cli-{name}", f"-join={IP}:{client_of.lan_port}"]
+            role += [f"-data-dir={data_dir}", "-serf-wan-port=-1"]
+        self.proc = AgentProc(*role, *common, http_port=free_port(IP))
         self.http: httpx.Client | None = None
 
     def start(self) -> DC:
@@ -254,3 +260,22 @@ def test_explain_and_bad_input(two_dcs: tuple[DC, DC]) -> None:
     missing = dc1.http.get("/v1/query/nothing-here/execute")
     assert (missing.status_code, missing.text) == (404, "Query not found")
     assert dc1.http.put("/v1/query/x-api/execute").status_code == 405
+
+
+def test_a_client_agent_executes_through_its_server(two_dcs: tuple[DC, DC]) -> None:
+    dc1, _ = two_dcs
+    with tempfile.TemporaryDirectory(prefix="gitkv-query-client-") as data:
+        client = DC("dc1", client_of=dc1, data_dir=data)
+        try:
+            client.start()
+            query = {"Name": "via-client", "Service": {"Service": "web"}}
+            assert client.http.post("/v1/query", json=query).is_success
+            expected = _addresses(_execute(dc1, "via-client"))
+            assert expected  # the failover test left one dc1 instance passing
+            assert _addresses(_execute(client, "via-client")) == expected
+            assert _dns_addresses(client, "via-client.query.consul.") == expected
+            assert _addresses(_execute(client, "far", dc="dc2")) == ["10.2.0.1"]
+            assert _dns_addresses(client, "far.query.dc2.consul.") == ["10.2.0.1"]
+            assert client.dns("no-such.query.consul.").rcode() == dns.rcode.NXDOMAIN
+        finally:
+            client.close()
