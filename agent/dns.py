@@ -3,11 +3,12 @@
 This module takes the request apart and puts the response together; the parts between are
 beside it: `dns_settings` (the config as the resolver reads it), `dns_catalog` (the catalog
 values and the `Catalog` protocol), `dns_names` (query names taken apart), `dns_records`
-(records and their builders), `dns_answers` (the answer per query kind) and `dns_trim` (cutting
-to the transport). All of it is pure apart from reading the catalog through the small async
-`Catalog` protocol, so the whole behaviour is testable with `MemoryCatalog` and no sockets; the
-asyncio listeners, the store/remote catalog adapters and recursor forwarding live in
-`agent.dns_server`.
+(records and their builders), `dns_answers` (the answer per query kind), `dns_trim` (cutting
+to the transport) and `dns_wire` (the answer's bytes without a dnspython message, which is
+what the server sends: `resolve_wire`; `resolve` gives the message, for tests and tools).
+All of it is pure apart from reading the catalog through the small async `Catalog` protocol,
+so the whole behaviour is testable with `MemoryCatalog` and no sockets; the asyncio listeners,
+the store/remote catalog adapters and recursor forwarding live in `agent.dns_server`.
 
 The behaviour is Consul's (agent/dns.go, v1 resolver):
 
