@@ -16,9 +16,9 @@ answers of another datacenter are the same values. The steps, in Consul's order
    is moved to the front when it is among the first ten.
 4. `?limit=`.
 5. No instance left: `failover_targets` lists where to ask next: the `NearestN` other
-   datacenters by WAN distance, then the `Datacenters` listed that are known and not tried
-   yet; or, when set, `Targets` in their order. Each is asked in turn (`Failovers` counts
-   them) until one answers instances.
+   datacenters by WAN distance, then the listed ones (`Targets`, else `Datacenters`) that are
+   known and were not among the nearest, and listed peers. Each is asked in turn
+   (`Failovers` counts them) until one answers instances.
 """
 
 from __future__ import annotations
@@ -167,7 +167,7 @@ def sort_near(
     coordinate_of: Callable[[str], Coordinate | None],
 ) -> list[Any]:
     """Stable sort by RTT from `source`'s coordinate (no coordinate: order kept), then
-    `source` itself first when it is among the first `FRONT_DEPTH`."""
+    `source` itself (its name in any case) first when it is among the first `FRONT_DEPTH`."""
     if not source:
         return nodes
     origin = coordinate_of(source)
@@ -175,8 +175,9 @@ def sort_near(
         nodes = sorted(nodes, key=lambda n: _distance(origin, coordinate_of(n["Node"]["Node"])))
     else:
         nodes = list(nodes)
+    wanted = source.lower()
     for i, node in enumerate(nodes[:FRONT_DEPTH]):
-        if node["Node"]["Node"] == source:
+        if node["Node"]["Node"].lower() == wanted:
             nodes[0], nodes[i] = nodes[i], nodes[0]
             break
     return nodes
@@ -187,25 +188,27 @@ def limit(nodes: list[Any], count: int) -> list[Any]:
 
 
 def failover_targets(failover: Mapping[str, Any], nearest: Sequence[str]) -> list[Target]:
-    """Where to ask when nothing is left here. `nearest`: the other datacenters, nearest
-    first (WAN coordinates). Explicit `Targets` win; else the `NearestN` nearest, then the
-    listed `Datacenters` that exist and were not picked already."""
-    targets = failover.get("Targets") or ()
-    if targets:
-        return [
-            Target(datacenter=t.get("Datacenter") or "", peer=t.get("Peer") or "") for t in targets
-        ]
+    """Where to ask when nothing is left here (Consul's queryFailover). `nearest`: the other
+    datacenters, nearest first (WAN coordinates). First the `NearestN` nearest, then the
+    listed targets (`Targets`, else `Datacenters`): a datacenter only when it is known and
+    was not among the nearest, a peer always."""
     picked: list[Target] = []
-    chosen: set[str] = set()
+    nearest_picked: set[str] = set()
     count = int(failover.get("NearestN") or 0)
     for dc in nearest[: max(count, 0)]:
         picked.append(Target(datacenter=dc))
-        chosen.add(dc)
+        nearest_picked.add(dc)
     known = set(nearest)
-    for dc in failover.get("Datacenters") or ():
-        if dc in known and dc not in chosen:
+    listed = [
+        Target(datacenter=t.get("Datacenter") or "", peer=t.get("Peer") or "")
+        for t in failover.get("Targets") or ()
+    ] or [Target(datacenter=dc) for dc in failover.get("Datacenters") or ()]
+    for target in listed:
+        dc = target.datacenter
+        if dc and dc in known and dc not in nearest_picked:
             picked.append(Target(datacenter=dc))
-            chosen.add(dc)
+        if target.peer:
+            picked.append(Target(peer=target.peer))
     return picked
 
 
@@ -221,5 +224,6 @@ def response(
         "Nodes": nodes,
         "DNS": {"TTL": (query.get("DNS") or {}).get("TTL", "")},
         "Datacenter": datacenter,
+        "PeerName": "",
         "Failovers": failovers,
     }

@@ -225,8 +225,13 @@ class QueryRunner:
         for target in targets:
             tried += 1
             result["Nodes"] = []
-            if target.peer or federation is None:
-                continue  # no cluster peering here: a peer has no instances to offer
+            if target.peer:
+                # Consul runs the query here for the peer's imported instances; this agent
+                # has no cluster peering, so a peer has none to offer.
+                result.update(Datacenter="", PeerName=target.peer)
+                continue
+            if federation is None:
+                continue
             try:
                 reply = await federation.execute_remote(target.datacenter, args)
             except RemoteQueryFailed as exc:
@@ -237,7 +242,7 @@ class QueryRunner:
                     exc,
                 )
                 continue
-            for key in ("Service", "Nodes", "DNS", "Datacenter"):
+            for key in ("Service", "Nodes", "DNS", "Datacenter", "PeerName"):
                 if key in reply:
                     result[key] = reply[key]
             if result["Nodes"]:

@@ -124,6 +124,7 @@ def test_sort_near_by_rtt_missing_coordinates_last_source_first() -> None:
     assert names(sort_near(nodes, "src", coords.get)) == ["src", "b", "a", "nocoord"]
     # The source without a coordinate: order kept, the source still moved to the front.
     assert names(sort_near(nodes, "nocoord", {}.get)) == ["nocoord", "a", "b", "src"]
+    assert names(sort_near(nodes, "SRC", {}.get))[0] == "src"  # any case, as EqualFold
     assert names(sort_near(nodes, "", coords.get)) == names(nodes)
     # Only the first ten are searched for the source node.
     many = [csn(f"n{i:02}") for i in range(12)]
@@ -147,10 +148,15 @@ def test_failover_order() -> None:
     ]
     assert failover_targets({"NearestN": 9}, nearest) == [Target(dc) for dc in nearest]
     assert failover_targets({}, nearest) == []
+    # Targets replace Datacenters; unknown datacenters are skipped, peers always kept.
     targets = [{"Datacenter": "dc9", "Peer": ""}, {"Datacenter": "", "Peer": "p1"}]
-    assert failover_targets({"NearestN": 3, "Targets": targets}, nearest) == [
-        Target("dc9"),
-        Target(peer="p1"),
+    assert failover_targets({"Targets": targets, "Datacenters": ["dc3"]}, nearest) == [
+        Target(peer="p1")
+    ]
+    targets = [{"Datacenter": "dc3", "Peer": ""}, {"Datacenter": "dc2", "Peer": ""}]
+    assert failover_targets({"NearestN": 1, "Targets": targets}, nearest) == [
+        Target("dc2"),
+        Target("dc3"),
     ]
 
 
@@ -161,6 +167,7 @@ def test_response_shape() -> None:
         "Nodes": [],
         "DNS": {"TTL": "10s"},
         "Datacenter": "dc1",
+        "PeerName": "",
         "Failovers": 2,
     }
 
@@ -309,3 +316,12 @@ def test_cached_lookup_follows_the_services_index() -> None:
     }
     asyncio.run(runner_writer(runner).write(build_register(body, "dc1", [])))
     assert names(asyncio.run(runner.execute(_query(), Caller()))["Nodes"]) == ["web1"]
+
+
+def test_a_peer_target_answers_nothing_and_names_the_peer() -> None:
+    fed = FakeFederation({"dc2": {"Service": "web", "Nodes": [], "Datacenter": "dc2"}})
+    runner = _runner({"web1": "critical"}, fed)
+    targets = [{"Datacenter": "dc2", "Peer": ""}, {"Datacenter": "", "Peer": "east"}]
+    result = asyncio.run(runner.execute(_query(Failover={"Targets": targets}), Caller()))
+    assert (result["Nodes"], result["Failovers"]) == ([], 2)
+    assert (result["Datacenter"], result["PeerName"]) == ("", "east")
