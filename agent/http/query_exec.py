@@ -145,8 +145,12 @@ async def execute(ports: QueryExecPorts, req: Request, id_or_name: str) -> Respo
         result = await ports.runner.execute(query, caller)
     except ACLNotFound:
         raise HTTPError(403, "ACL not found") from None
-    result.update(_meta(req, opts))
-    return json_response(req, result, read_headers(req, 0, opts.consistency))
+    filtered = bool(result.pop("ResultsFilteredByACLs", False))
+    result.update(_meta(req, opts), ResultsFilteredByACLs=filtered)
+    headers = read_headers(req, 0, opts.consistency)
+    if filtered:
+        headers.append((b"x-consul-results-filtered-by-acls", b"true"))
+    return json_response(req, result, headers)
 
 
 async def explain(ports: QueryExecPorts, req: Request, id_or_name: str) -> Response:

@@ -194,9 +194,10 @@ class QueryRunner:
     async def execute(self, query: dict, caller: Caller) -> dict:
         """Consul's Execute: the local answer, else the first remote datacenter's."""
         service = query["Service"]
-        nodes = self.instances(service, caller.connect)
-        nodes = self.permitted(nodes, query.get("Token") or caller.token)
-        nodes = shuffle(nodes, self.rng)
+        found = self.instances(service, caller.connect)
+        token = query.get("Token") or caller.token
+        nodes = shuffle(self.permitted(found, token), self.rng)
+        filtered = _filtered(found, nodes, token)
         source = source_node(
             caller.near,
             service.get("Near") or "",
@@ -206,6 +207,7 @@ class QueryRunner:
         )
         nodes = limit(sort_near(nodes, source, self._coordinate), caller.limit)
         result = response(query, nodes, self.datacenter)
+        result["ResultsFilteredByACLs"] = filtered
         if not nodes:
             await self._fail_over(query, caller, result)
         return result
@@ -242,7 +244,14 @@ class QueryRunner:
                     exc,
                 )
                 continue
-            for key in ("Service", "Nodes", "DNS", "Datacenter", "PeerName"):
+            for key in (
+                "Service",
+                "Nodes",
+                "DNS",
+                "Datacenter",
+                "PeerName",
+                "ResultsFilteredByACLs",
+            ):
                 if key in reply:
                     result[key] = reply[key]
             if result["Nodes"]:
@@ -258,10 +267,20 @@ class QueryRunner:
         service = query["Service"]
         if not isinstance(service.get("Service"), str):
             raise RemoteQueryFailed("malformed remote query")
-        nodes = self.instances(service, bool(args.get("Connect")))
-        nodes = self.permitted(nodes, query.get("Token") or str(args.get("Token") or ""))
-        nodes = limit(shuffle(nodes, self.rng), int(args.get("Limit") or 0))
-        return response(query, nodes, self.datacenter)
+        found = self.instances(service, bool(args.get("Connect")))
+        token = query.get("Token") or str(args.get("Token") or "")
+        nodes = self.permitted(found, token)
+        result = response(
+            query, limit(shuffle(nodes, self.rng), int(args.get("Limit") or 0)), self.datacenter
+        )
+        result["ResultsFilteredByACLs"] = _filtered(found, nodes, token)
+        return result
+
+
+def _filtered(found: list[dict], kept: list[dict], token: str) -> bool:
+    """ResultsFilteredByACLs: instances were dropped, told only to a caller with a token
+    (Consul's maskResultsFilteredByACLs)."""
+    return bool(token) and len(kept) < len(found)
 
 
 # --------------------------------------------------------------------------- the WAN side

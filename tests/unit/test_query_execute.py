@@ -301,6 +301,13 @@ def test_results_filtered_with_the_query_token_else_the_callers() -> None:
     with pytest.raises(ACLNotFound):
         run("web", "no-such-secret")
 
+    def flagged(service: str, caller_token: str) -> bool:
+        result = asyncio.run(runner.execute(_query(Service=service), Caller(token=caller_token)))
+        return result["ResultsFilteredByACLs"]
+
+    assert (flagged("api", reader), flagged("web", reader)) == (True, False)
+    assert flagged("web", "") is False  # never told to a caller without a token
+
 
 def test_cached_lookup_follows_the_services_index() -> None:
     runner = _runner({"web1": "passing", "web2": "passing"})
