@@ -228,7 +228,10 @@ def main(argv: list[str]) -> int:
     p.add_argument("--seconds", type=float)
     p.add_argument("--instances", type=int, default=5)
     p.add_argument("--only", default="execute,dns,login", help="stages to run")
+    p.add_argument("--agent-src", type=Path, help="run the agent from another source tree")
     args = p.parse_args(argv)
+    if args.agent_src:
+        kv.Agent.source = args.agent_src.resolve()
     seconds = args.seconds or (3.0 if args.quick else 10.0)
     stages = set(args.only.split(","))
     wrk = kv.ensure_wrk()
