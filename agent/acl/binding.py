@@ -2,7 +2,7 @@
 
 An auth method verifies a bearer token and yields an `Identity`: the fields a rule's
 `Selector` is evaluated over (go-bexpr, `agent.filter`), and the variables a rule's `BindName`
-interpolates (HIL-style `${value.name}`). Each matching rule contributes one binding:
+interpolates (HIL, `${value.name}`). Each matching rule contributes one binding:
 
     service           -> ServiceIdentities [{ServiceName: <name>}]
     node              -> NodeIdentities [{NodeName: <name>, Datacenter: <this dc>}]
@@ -32,6 +32,7 @@ from agent.filter import (
     compile_filter,
     parse,
 )
+from agent.queries import hil
 
 __all__ = [
     "BIND_TYPES",
@@ -48,7 +49,6 @@ BIND_TYPES = ("service", "node", "role", "policy", "templated-policy")
 _IDENTITY_NAME = re.compile(r"^[a-z0-9]([a-z0-9\-_]*[a-z0-9])?$")  # service and node identities
 _ROLE_NAME = re.compile(r"^[A-Za-z0-9\-_]{1,256}$")
 _POLICY_NAME = re.compile(r"^[A-Za-z0-9\-_]{1,128}$")
-_VARIABLE = re.compile(r"\$\{\s*([A-Za-z_][A-Za-z0-9_.\-]*)\s*\}")
 
 
 class BindError(ValueError):
@@ -59,8 +59,8 @@ class BindError(ValueError):
 class Identity:
     """What an auth method verified: `fields` for selectors (nested maps, as go-bexpr walks
     the method's field struct), `variables` for `${...}` in bind names. `roots` names the
-    selector paths the method offers: root -> how many segments may follow (None: any key
-    of a map, then nothing)."""
+    selector roots the method offers: root -> its field names (a struct), or None (a map:
+    any one key)."""
 
     fields: dict[str, Any]
     variables: dict[str, str]
@@ -89,33 +89,18 @@ class Bindings:
 
 
 def interpolate(template: str, variables: dict[str, str], lowercase: bool = True) -> str:
-    """Consul's InterpolateHIL: `${var}` replaced by the variable's value (lower-cased, as
-    login does), `$${` a literal `${`; an unknown variable or any other expression fails."""
+    """Consul's InterpolateHIL: the template evaluated as HIL (agent.queries.hil) with the
+    variables as its only scope (values lower-cased, as login does; no functions). Raises
+    BindError with HIL's message (an unknown variable, a syntax error)."""
     if "${" not in template:
-        return template
-    out: list[str] = []
-    pos = 0
-    while pos < len(template):
-        if template.startswith("$${", pos):
-            out.append("${")
-            pos += 3
-            continue
-        if not template.startswith("${", pos):
-            out.append(template[pos])
-            pos += 1
-            continue
-        found = _VARIABLE.match(template, pos)
-        if found is None:
-            end = template.find("}", pos)
-            shown = template[pos:] if end < 0 else template[pos : end + 1]
-            raise BindError(f"unsupported expression {shown!r}: only variables can be used")
-        name = found.group(1)
-        if name not in variables:
-            raise BindError(f"unknown variable accessed: {name}")
-        value = variables[name]
-        out.append(value.lower() if lowercase else value)
-        pos = found.end()
-    return "".join(out)
+        return template  # Consul skips HIL for a template without interpolations
+    scope = {k: v.lower() if lowercase else v for k, v in variables.items()}
+    try:
+        parts = hil.parse(template)
+        hil.check_identifiers(parts, scope, {})
+        return hil.render(parts, scope, {})
+    except hil.HILError as exc:
+        raise BindError(str(exc)) from None
 
 
 def _quoted(text: str) -> str:

@@ -54,7 +54,10 @@ class AuthRuntime:
         cached = self._parsed.get(record["Name"])
         if cached is not None and cached[0] == record["ModifyIndex"]:
             return cached[1]
-        parsed = parse_method(record)
+        try:
+            parsed = parse_method(record)
+        except ConfigError as exc:  # stored before a check existed (an older snapshot)
+            raise _rpc(f"Invalid Auth Method: {exc}") from None
         if len(self._parsed) > 1024:
             self._parsed.clear()
         self._parsed[record["Name"]] = (record["ModifyIndex"], parsed)

@@ -6,7 +6,10 @@ identity, the method's binding rules bind it, and a token is created with what t
 "token created via login" (+ `: {meta as JSON}`), and `ExpirationTime` = now + MaxTokenTTL
 when the method sets one. No token needs to be presented; a login that binds nothing is
 Consul's 403 "Permission denied"; an unknown method is 403 `ACL not found: auth method "x"
-not found`; a bearer token that does not verify is Consul's 500 with the reason.
+not found`; a bearer token that does not verify is Consul's 500 with the reason (the RPC's
+error, which its HTTP layer does not classify: `Unexpected response code: 500 (lookup failed:
+...)` is what consul-k8s logs for a refused Kubernetes token). A bearer token beyond
+MAX_TOKEN_BYTES is refused with a 400 before any parsing (Consul sets no limit).
 
 Logout: the presented token (else the agent's default token, as Consul's parseToken does) is
 deleted if a login made it, expired or not (403 "Permission denied: token wasn't created via

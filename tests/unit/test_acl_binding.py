@@ -34,10 +34,12 @@ def test_interpolate() -> None:
     assert interpolate("${value.name}", {"value.name": "Web"}, lowercase=False) == "Web"
     assert interpolate("plain", {}) == "plain"
     assert interpolate("$${value.name}", {"value.name": "x"}) == "${value.name}"
-    with pytest.raises(BindError, match="unknown variable accessed: value.nope"):
+    with pytest.raises(BindError, match="1:3: unknown variable accessed: value.nope"):
         interpolate("${value.nope}", {})
-    with pytest.raises(BindError, match="only variables"):
+    with pytest.raises(BindError, match="unknown function called: upper"):
         interpolate('${upper("x")}', {})
+    with pytest.raises(BindError, match="parse error at 1:3"):
+        interpolate("${", {})
 
 
 def test_bind_each_type() -> None:
