@@ -94,6 +94,7 @@ class Plan:
     notes: tuple[str, ...] = ()
     prune: bool = False
     unchanged: int = 0
+    targets: tuple[str, ...] = ()  # `--target`s of a partial plan (`gitkv.targets`)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -130,6 +131,7 @@ class Plan:
             "notes": list(self.notes),
             "prune": self.prune,
             "unchanged": self.unchanged,
+            "targets": list(self.targets),
             "summary": self.counts,
         }
 
@@ -157,6 +159,7 @@ class Plan:
             notes=tuple(d.get("notes", ())),
             prune=bool(d.get("prune", False)),
             unchanged=int(d.get("unchanged", 0)),
+            targets=tuple(str(t) for t in d.get("targets", ())),
         )
 
 

@@ -1,4 +1,4 @@
-"""Plans as text: a colored human diff, JSON, and Markdown for pull-request comments.
+"""Plans as text: a colored human diff and JSON (Markdown: `gitkv.render_markdown`).
 
 Every function returns a string; printing happens in the commands. Secrets cannot appear:
 plans hold `SecretRef`s, which render as "from env:NAME (hidden)".
@@ -24,7 +24,6 @@ __all__ = [
     "format_value",
     "render_human",
     "render_json",
-    "render_markdown",
     "summary_line",
 ]
 
@@ -201,33 +200,3 @@ def render_human(plans: Sequence[Plan], *, color: bool = False, width: int = 100
 def render_json(plans: Sequence[Plan]) -> str:
     """The plan as JSON: the same document `-out FILE` saves."""
     return plans_to_json(plans)
-
-
-def _md_escape(text: str) -> str:
-    return text.replace("`", "'")
-
-
-def render_markdown(plans: Sequence[Plan]) -> str:
-    """Markdown for a pull-request comment: summary line, then a diff block per datacenter."""
-    out = ["### gitkv plan", "", f"**{summary_line(plans)}**", ""]
-    for plan in plans:
-        c = plan.counts
-        out.append(
-            f"#### Datacenter `{_md_escape(plan.datacenter)}` — "
-            f"{c[CREATE]} to add, {c[UPDATE]} to change, {c[DELETE]} to destroy"
-        )
-        out.append("")
-        if plan.changes:
-            out.append("```diff")
-            for change in plan.changes:
-                out += [_md_escape(line) for line in _describe(change)]
-            out.append("```")
-        else:
-            out.append("No changes.")
-        extras = _extras(plan)
-        if extras:
-            out += ["", "<details><summary>Unmanaged, kept and drift</summary>", "", "```"]
-            out += [_md_escape(line) for line in extras]
-            out += ["```", "</details>"]
-        out.append("")
-    return "\n".join(out)

@@ -1,4 +1,5 @@
-"""`gitkv apply SPEC|PLANFILE [--auto-approve] [--prune] [--max-deletes N] [--allow-empty-prefix]`.
+"""`gitkv apply SPEC|PLANFILE [--auto-approve] [--prune] [--max-deletes N] [--allow-empty-prefix]
+[--target KIND/NAME ...]`.
 
 With a spec, apply plans first; with a plan file (`gitkv plan -out FILE`) it applies exactly
 that plan, and the ModifyIndexes inside it make apply refuse if the cluster moved since.
@@ -16,10 +17,17 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from gitkv.apply import ApplyResult, apply_plan
-from gitkv.commands.plan import add_common_arguments, build_plans, client_for, use_color
+from gitkv.commands.plan import (
+    add_common_arguments,
+    build_plans,
+    client_for,
+    partial_warning,
+    use_color,
+)
 from gitkv.errors import GitkvError, GuardError
 from gitkv.plan import Plan, check_guards, plans_from_json, summary
 from gitkv.render import render_human
+from gitkv.targets import parse_targets, target_plan
 
 __all__ = ["add_arguments", "execute"]
 
@@ -29,7 +37,7 @@ PROGRESS_THRESHOLD = 200
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "target", metavar="SPEC|PLANFILE", help="spec file/directory, or a saved plan (JSON)"
+        "spec", metavar="SPEC|PLANFILE", help="spec file/directory, or a saved plan (JSON)"
     )
     parser.add_argument("--auto-approve", action="store_true", help="apply without asking (for CI)")
     parser.add_argument(
@@ -56,14 +64,21 @@ def _is_plan_file(target: str) -> bool:
 
 
 def _load_plans(ns: argparse.Namespace) -> list[Plan]:
-    if _is_plan_file(ns.target):
+    targets = parse_targets(ns.target)
+    partial_warning(targets)
+    if _is_plan_file(ns.spec):
         if ns.prune:
             print("Note: --prune has no effect on a saved plan", file=sys.stderr)
-        plans = list(plans_from_json(Path(ns.target).read_text()))
+        plans = list(plans_from_json(Path(ns.spec).read_text()))
         if ns.datacenter:
             plans = [p for p in plans if p.datacenter == ns.datacenter]
-        return plans
-    return build_plans(ns.target, prune=ns.prune, datacenter=ns.datacenter)
+        for p in plans:
+            if p.targets:  # a partial plan file applies only what it holds
+                print(
+                    f"Warning: the saved plan is partial ({', '.join(p.targets)})", file=sys.stderr
+                )
+        return [target_plan(p, targets) for p in plans]
+    return build_plans(ns.spec, prune=ns.prune, datacenter=ns.datacenter, targets=targets)
 
 
 def _confirm(plans: list[Plan], ns: argparse.Namespace) -> None:

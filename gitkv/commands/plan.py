@@ -1,4 +1,9 @@
-"""`gitkv plan SPEC [--json|--markdown] [--detailed-exitcode] [-out FILE] [--prune]`.
+"""`gitkv plan SPEC [--json|--markdown] [--detailed-exitcode] [-out FILE] [--prune]
+[--target KIND/NAME ...]`.
+
+`--target` (repeatable) plans only those resources and what they need, as
+`terraform plan -target`; the plan says it is partial, and applying it (or `apply --target`)
+changes only them.
 
 Exit codes (Terraform's): 0 success, no changes; 1 error; 2 changes present (only with
 `--detailed-exitcode`; plain `plan` exits 0 whether or not there are changes).
@@ -14,11 +19,13 @@ from pathlib import Path
 from gitkv.client import ConsulClient, ConsulSettings
 from gitkv.errors import GitkvError, GuardError
 from gitkv.plan import Plan, check_guards, plan, plans_to_json
-from gitkv.render import render_human, render_json, render_markdown
+from gitkv.render import render_human, render_json
+from gitkv.render_markdown import render_markdown
 from gitkv.resources import Resources
 from gitkv.state import read_live
+from gitkv.targets import Target, parse_targets, partial_note, target_plan
 
-__all__ = ["add_arguments", "build_plans", "execute", "use_color"]
+__all__ = ["add_arguments", "build_plans", "execute", "partial_warning", "use_color"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,6 +54,14 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
         "--datacenter", "-dc", metavar="NAME", help="only this datacenter of the spec"
     )
     parser.add_argument("--no-color", action="store_true", help="never color the output")
+    parser.add_argument(
+        "--target",
+        action="append",
+        default=[],
+        metavar="KIND/NAME",
+        help="only this resource (repeatable), e.g. kv/app/web/replicas, kv/app/ (a folder), "
+        "acl_policy/web-read, service/node1/web: a partial plan",
+    )
 
 
 def use_color(ns: argparse.Namespace) -> bool:
@@ -87,14 +102,23 @@ def client_for(address: str | None) -> ConsulClient:
 
 
 def build_plans(
-    spec_path: str, *, prune: bool = False, datacenter: str | None = None
+    spec_path: str,
+    *,
+    prune: bool = False,
+    datacenter: str | None = None,
+    targets: tuple[Target, ...] = (),
 ) -> list[Plan]:
-    """Load the spec, read each datacenter's cluster and plan it."""
+    """Load the spec, read each datacenter's cluster and plan it (only `targets`, if any)."""
     plans = []
     for res in load_desired(spec_path, datacenter):
         with client_for(res.address) as client:
-            plans.append(plan(res, read_live(client, res), prune=prune))
+            plans.append(target_plan(plan(res, read_live(client, res), prune=prune), targets))
     return plans
+
+
+def partial_warning(targets: tuple[Target, ...]) -> None:
+    if targets:
+        print(f"Warning: {partial_note(targets)}.", file=sys.stderr)
 
 
 def guard_warnings(plans: list[Plan]) -> list[str]:
@@ -108,7 +132,8 @@ def guard_warnings(plans: list[Plan]) -> list[str]:
 
 
 def execute(ns: argparse.Namespace) -> int:
-    plans = build_plans(ns.spec, prune=ns.prune, datacenter=ns.datacenter)
+    targets = parse_targets(ns.target)
+    plans = build_plans(ns.spec, prune=ns.prune, datacenter=ns.datacenter, targets=targets)
     if ns.out:
         Path(ns.out).write_text(plans_to_json(plans) + "\n")
     if ns.json:
@@ -121,5 +146,6 @@ def execute(ns: argparse.Namespace) -> int:
             print(f"Saved the plan to {ns.out}; apply it with: gitkv apply {ns.out}")
     for warning in guard_warnings(plans):
         print(warning, file=sys.stderr)
+    partial_warning(targets)
     changed = any(p.has_changes for p in plans)
     return 2 if ns.detailed_exitcode and changed else 0

@@ -231,6 +231,58 @@ def test_json_and_markdown_outputs(
     assert '+ kv fmt/b = "two"' in out
 
 
+def test_targeted_plan_and_apply_touch_only_the_targets(
+    agent: Agent, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = write_spec(
+        tmp_path, agent, "tgt", '      tgt/a: "1"\n      tgt/b: "1"\n      tgt/c/d: "1"\n'
+    )
+    code, out, err = gitkv(capsys, "plan", str(spec), "--target", "kv/tgt/a", "--json")
+    assert code == 0, err
+    assert "Warning: partial plan (--target kv/tgt/a)" in err
+    (p,) = json.loads(out)["plans"]
+    assert [c["id"] for c in p["changes"]] == ["tgt/a"] and p["targets"] == ["kv/tgt/a"]
+    planfile = tmp_path / "partial.json"
+    code, _, err = gitkv(capsys, "plan", str(spec), "--target", "kv/tgt/a", "-out", str(planfile))
+    assert code == 0, err
+    code, out, err = gitkv(capsys, "apply", str(planfile), "--auto-approve")
+    assert code == 0, err
+    assert "the saved plan is partial (kv/tgt/a)" in err
+    assert "1 added" in out
+    assert agent.get("tgt/a") == "1" and agent.get("tgt/b") is None
+    # apply --target on the spec: a KV folder.
+    code, out, err = gitkv(capsys, "apply", str(spec), "--target", "kv/tgt/c/", "--auto-approve")
+    assert code == 0, err
+    assert agent.keys("tgt/") == ["tgt/a", "tgt/c/d"]
+    # The ledger took only what was applied, and the rest is still to do.
+    ledger = json.loads(agent.get("gitkv/state/tgt") or "{}")
+    assert ledger["managed"]["kv"] == ["tgt/a", "tgt/c/d"]
+    code, out, _ = gitkv(capsys, "plan", str(spec), "--json")
+    assert [c["id"] for c in json.loads(out)["plans"][0]["changes"]] == ["tgt/b"]
+    code, _, err = gitkv(capsys, "plan", str(spec), "--target", "nope/x")
+    assert code == 1 and "unknown kind 'nope'" in err
+
+
+def test_markdown_plan_flags_deletes_and_collapses_long_diffs(
+    agent: Agent, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old = "".join(f"line {i}\n" for i in range(40))
+    agent.put("mdr/big", old)
+    spec = write_spec(
+        tmp_path, agent, "mdr", '      mdr/big: {file: big.txt}\n      mdr/gone: "x"\n'
+    )
+    (tmp_path / "big.txt").write_text(old)
+    assert gitkv(capsys, "apply", str(spec), "--auto-approve")[0] == 0
+    (tmp_path / "big.txt").write_text(old.replace("line 1", "LINE 1"))
+    spec.write_text(spec.read_text().replace('      mdr/gone: "x"\n', ""))
+    code, out, err = gitkv(capsys, "plan", str(spec), "--markdown", "--prune")
+    assert code == 0, err
+    assert "> [!CAUTION]" in out and "`kv mdr/gone` — **destroyed**" in out
+    assert "<details><summary><code>~ kv mdr/big</code>" in out
+    assert "#### Datacenter `dc1` — 0 to add, 1 to change, 1 to destroy" in out
+    assert "**kv** — 0 to add, 1 to change, 1 to destroy" in out
+
+
 def test_secret_reference_is_masked_and_never_saved(
     agent: Agent,
     tmp_path: Path,

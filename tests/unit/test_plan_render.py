@@ -9,7 +9,8 @@ import pytest
 
 from gitkv.ledger import Ledger
 from gitkv.plan import Plan, plan, plans_to_json
-from gitkv.render import render_human, render_json, render_markdown, summary_line
+from gitkv.render import render_human, render_json, summary_line
+from gitkv.render_markdown import render_markdown
 from gitkv.resources import AclPolicy, AclToken, AgentSpec, KVPair, Resources, SecretRef
 from gitkv.state import LiveState, Member
 
