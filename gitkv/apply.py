@@ -7,8 +7,9 @@ ownership ledger's index (`check-index`), so a concurrent apply makes the batch 
 whole. A 409 means nothing in that batch was applied; gitkv stops and names the keys.
 
 Order: KV batches first (so a stale plan is detected before anything else is touched), then
-ACL objects (policies, roles, tokens), agent services and external catalog nodes, then the
-ownership ledger. For KV-only plans the ledger is written in the last KV batch, so a small
+the other changes in the plan's dependency order (`gitkv.ledger.KINDS`: cluster settings,
+ACL objects, config entries, agent services, external nodes, prepared queries; each
+object kind guarded as `gitkv.apply_objects` says), then the ownership ledger. For KV-only plans the ledger is written in the last KV batch, so a small
 apply is one atomic transaction.
 
 An interrupted multi-batch apply leaves the ledger as it was: keys it already created are
@@ -24,6 +25,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from gitkv.apply_objects import ObjectApplier
 from gitkv.client import ConsulClient
 from gitkv.errors import ClusterError, StalePlanError
 from gitkv.ledger import Ledger, encode_ledger, ledger_key, parts_prefix
@@ -131,6 +133,7 @@ class _Applier:
         self.result = ApplyResult(ledger_index=plan.ledger_index)
         self.key = ledger_key(plan.ledger_after.name) if plan.ledger_after else ""
         self.written: Ledger | None = plan.ledger_before
+        self.objects = ObjectApplier(client, plan)
 
     def run(self) -> ApplyResult:
         plan = self.plan
@@ -153,6 +156,9 @@ class _Applier:
         if self.result.created_tokens:
             accessors = {**after.token_accessors, **self.result.created_tokens}
             final = replace(after, token_accessors=dict(sorted(accessors.items())))
+        if self.objects.created_ids:
+            ids = {**final.object_ids, **self.objects.created_ids}
+            final = replace(final, object_ids=dict(sorted(ids.items())))
         if final is not self.written and final != self.written:
             self._write_ledger(final)
         return self.result
@@ -265,6 +271,9 @@ class _Applier:
     # -- non-KV resources -------------------------------------------------------------------
 
     def _apply_one(self, change: Change) -> None:
+        if self.objects.handles(change.kind):
+            self.objects.apply(change)
+            return
         handler = {
             "service": self._service,
             "external_node": self._external,

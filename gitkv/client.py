@@ -334,3 +334,53 @@ class ConsulClient:
 
     def acl_delete(self, what: str, ident: str) -> None:
         self.request("DELETE", f"/v1/acl/{what}/{quote(ident, safe='')}")
+
+    # -- config entries, prepared queries, auth methods, operator settings -----------------
+
+    def config_list(self, kind: str) -> list[dict[str, Any]]:
+        """`GET /v1/config/<kind>`: every entry of a kind, full bodies with ModifyIndex."""
+        return list(self._json("GET", f"/v1/config/{quote(kind, safe='')}") or [])
+
+    def config_write(self, body: dict[str, Any], cas: int) -> bool:
+        """`PUT /v1/config?cas=<index>` (0: must not exist); False when the entry moved."""
+        return self._json("PUT", "/v1/config", params={"cas": str(cas)}, json=body) is True
+
+    def config_delete(self, kind: str, name: str, cas: int) -> bool:
+        """`DELETE /v1/config/<kind>/<name>?cas=<index>`; False when the entry moved."""
+        path = f"/v1/config/{quote(kind, safe='')}/{quote(name, safe='')}"
+        return self._json("DELETE", path, params={"cas": str(cas)}) is True
+
+    def query_list(self) -> list[dict[str, Any]]:
+        return list(self._json("GET", "/v1/query") or [])
+
+    def query_read(self, ident: str) -> dict[str, Any] | None:
+        resp = self.request("GET", f"/v1/query/{quote(ident, safe='')}", ok=(200, 404))
+        items = resp.json() if resp.status_code == 200 and resp.content else []
+        return items[0] if items else None
+
+    def query_write(self, body: dict[str, Any], ident: str | None = None) -> str:
+        """Create (`POST /v1/query`, returns the new ID) or replace a prepared query."""
+        if ident is None:
+            return str((self._json("POST", "/v1/query", json=body) or {}).get("ID", ""))
+        self.request("PUT", f"/v1/query/{quote(ident, safe='')}", json=body)
+        return ident
+
+    def query_delete(self, ident: str) -> None:
+        self.request("DELETE", f"/v1/query/{quote(ident, safe='')}")
+
+    def autopilot_read(self) -> dict[str, Any]:
+        return self._json("GET", "/v1/operator/autopilot/configuration") or {}
+
+    def autopilot_write(self, body: dict[str, Any], cas: int) -> bool:
+        """`PUT /v1/operator/autopilot/configuration?cas=<index>`; False when it moved."""
+        path = "/v1/operator/autopilot/configuration"
+        return self._json("PUT", path, params={"cas": str(cas)}, json=body) is True
+
+    def ca_config_read(self) -> dict[str, Any]:
+        return self._json("GET", "/v1/connect/ca/configuration") or {}
+
+    def ca_config_write(self, body: dict[str, Any]) -> None:
+        self.request("PUT", "/v1/connect/ca/configuration", json=body)
+
+    def catalog_services(self) -> dict[str, list[str]]:
+        return dict(self._json("GET", "/v1/catalog/services") or {})

@@ -5,6 +5,7 @@ It lives in one KV key, `gitkv/state/<name>`, as JSON:
     {"format": "gitkv-ledger", "version": 1, "name": "shenzhen",
      "managed": {"kv": ["app/web/replicas", ...], "service": ["node4/web"], ...},
      "token_accessors": {"web": "<AccessorID>"},
+     "object_ids": {"acl_binding_rule/<method>/<type>/<name>/<selector>": "<ID>"},
      "digest": "sha256:...", "revision": "<git commit>"}
 
 Prune deletes only ids listed here; anything else in the cluster is "unmanaged" and never
@@ -49,8 +50,24 @@ PART_SIZE = 256 * 1024
 
 LEDGER_PREFIX = "gitkv/state/"
 
-# Every kind of resource a plan knows, in the order apply creates them.
-KINDS = ("acl_policy", "acl_role", "acl_token", "kv", "service", "external_node")
+# Every kind of resource a plan knows, in the order apply creates them (deletes run in the
+# reverse order): cluster settings first, ACL policies and roles before the auth methods,
+# binding rules and tokens that name them, config entries before the services (proxies read
+# their central config), prepared queries last.
+KINDS = (
+    "ca",
+    "autopilot",
+    "acl_policy",
+    "acl_role",
+    "acl_auth_method",
+    "acl_binding_rule",
+    "acl_token",
+    "kv",
+    "config_entry",
+    "service",
+    "external_node",
+    "prepared_query",
+)
 
 
 def ledger_key(name: str) -> str:
@@ -64,14 +81,16 @@ def parts_prefix(name: str) -> str:
 
 @dataclass(frozen=True)
 class Ledger:
-    """The managed ids per kind (sorted tuples), token AccessorIDs by token name, and what
-    was last applied (spec digest, revision)."""
+    """The managed ids per kind (sorted tuples), token AccessorIDs by token name, the server
+    IDs of objects gitkv keys otherwise (`<kind>/<id>` -> ID: binding rules), and what was
+    last applied (spec digest, revision)."""
 
     name: str
     managed: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     token_accessors: Mapping[str, str] = field(default_factory=dict)
     digest: str = ""
     revision: str = ""
+    object_ids: Mapping[str, str] = field(default_factory=dict)
 
     def ids(self, kind: str) -> tuple[str, ...]:
         return self.managed.get(kind, ())
@@ -87,6 +106,7 @@ class Ledger:
         token_accessors: Mapping[str, str] | None = None,
         digest: str = "",
         revision: str = "",
+        object_ids: Mapping[str, str] | None = None,
     ) -> Ledger:
         """A ledger with canonical (sorted, de-duplicated, empty kinds dropped) contents."""
         clean = {k: tuple(sorted(set(v))) for k, v in managed.items()}
@@ -96,6 +116,7 @@ class Ledger:
             token_accessors=dict(sorted((token_accessors or {}).items())),
             digest=digest,
             revision=revision,
+            object_ids=dict(sorted((object_ids or {}).items())),
         )
 
     def union(self, other: Ledger) -> Ledger:
@@ -104,10 +125,11 @@ class Ledger:
         kinds = set(self.managed) | set(other.managed)
         merged = {k: set(self.ids(k)) | set(other.ids(k)) for k in kinds}
         accessors = {**self.token_accessors, **other.token_accessors}
-        return Ledger.build(other.name, merged, accessors, other.digest, other.revision)
+        ids = {**self.object_ids, **other.object_ids}
+        return Ledger.build(other.name, merged, accessors, other.digest, other.revision, ids)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "format": "gitkv-ledger",
             "version": 1,
             "name": self.name,
@@ -116,6 +138,9 @@ class Ledger:
             "digest": self.digest,
             "revision": self.revision,
         }
+        if self.object_ids:  # absent when empty: older ledgers keep their exact bytes
+            out["object_ids"] = dict(self.object_ids)
+        return out
 
     def to_bytes(self) -> bytes:
         # Stable bytes: equal ledgers give equal values, so "nothing changed" is a byte compare.
@@ -131,6 +156,7 @@ class Ledger:
             {str(k): str(v) for k, v in (data.get("token_accessors") or {}).items()},
             str(data.get("digest", "")),
             str(data.get("revision", "")),
+            {str(k): str(v) for k, v in (data.get("object_ids") or {}).items()},
         )
 
     @classmethod

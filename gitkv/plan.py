@@ -21,6 +21,13 @@ from typing import Any
 
 from gitkv.errors import GitkvError, GuardError
 from gitkv.ledger import KINDS, Ledger
+from gitkv.plan_objects import (
+    OBJECT_KINDS,
+    decode_object,
+    intention_warnings,
+    object_maps,
+    sub_rank,
+)
 from gitkv.resources import (
     AclPolicy,
     AclRole,
@@ -85,6 +92,8 @@ class Plan:
     ledger_parts: tuple[str, ...] = ()
     ledger_after: Ledger | None = None
     acl_ids: Mapping[str, str] = field(default_factory=dict)
+    object_indexes: Mapping[str, int] = field(default_factory=dict)
+    object_ids: Mapping[str, str] = field(default_factory=dict)
     agent_addresses: Mapping[str, str] = field(default_factory=dict)
     prefixes: tuple[str, ...] = ()
     prefix_counts: Mapping[str, int] = field(default_factory=dict)
@@ -122,6 +131,8 @@ class Plan:
             "ledger_parts": list(self.ledger_parts),
             "ledger_after": self.ledger_after.to_dict() if self.ledger_after else None,
             "acl_ids": dict(self.acl_ids),
+            "object_indexes": dict(self.object_indexes),
+            "object_ids": dict(self.object_ids),
             "agent_addresses": dict(self.agent_addresses),
             "prefixes": list(self.prefixes),
             "prefix_counts": dict(self.prefix_counts),
@@ -150,6 +161,8 @@ class Plan:
             ledger_parts=tuple(d.get("ledger_parts", ())),
             ledger_after=ledger(d.get("ledger_after")),
             acl_ids=dict(d.get("acl_ids", {})),
+            object_indexes={str(k): int(v) for k, v in d.get("object_indexes", {}).items()},
+            object_ids=dict(d.get("object_ids", {})),
             agent_addresses=dict(d.get("agent_addresses", {})),
             prefixes=tuple(d.get("prefixes", ())),
             prefix_counts={str(k): int(v) for k, v in d.get("prefix_counts", {}).items()},
@@ -202,6 +215,7 @@ def _kind_maps(desired: Resources, live: LiveState) -> dict[str, tuple[Mapping, 
         "kv": (desired.kv, live.kv),
         "service": (desired.services, live.services),
         "external_node": (desired.external_nodes, live.external_nodes),
+        **object_maps(desired, live),
     }
 
 
@@ -284,6 +298,7 @@ def plan(
             )
 
     out.unmanaged.extend(live.unmanaged_acl)
+    out.unmanaged.extend(live.unmanaged_objects)
     changes = tuple(_ordered(out.ups, out.deletes))
     kv_indexes = {
         c.id: (live.kv_index.get(c.id, 0) if c.action != CREATE else 0)
@@ -296,15 +311,18 @@ def plan(
         for n in out.managed_after["acl_token"]
     }
     accessors = {n: a for n, a in accessors.items() if a}
+    managed_after = {k: out.managed_after.get(k, set()) - _deleted(changes, k) for k in KINDS}
     ledger_after = Ledger.build(
         desired.ledger_name,
-        {k: out.managed_after.get(k, set()) - _deleted(changes, k) for k in KINDS},
+        managed_after,
         accessors,
         desired.digest,
         desired.revision,
+        _kept_ids(managed, live, managed_after),
     )
     if live.acl_enabled is False and desired.has_acl:
         notes.append("the spec has ACL resources but the cluster has ACLs disabled")
+    notes.extend(intention_warnings(desired, live))
     acl_ids = {
         **{f"acl_policy/{n}": i for n, i in live.policy_ids.items()},
         **{f"acl_role/{n}": i for n, i in live.role_ids.items()},
@@ -320,6 +338,8 @@ def plan(
         ledger_parts=live.ledger_parts,
         ledger_after=ledger_after,
         acl_ids=acl_ids,
+        object_indexes=_touched(changes, live.object_indexes),
+        object_ids=_touched(changes, live.object_ids),
         agent_addresses=dict(live.agent_addresses),
         prefixes=live.prefixes,
         prefix_counts=_prefix_counts(live.prefixes, live.kv),
@@ -332,15 +352,37 @@ def plan(
     )
 
 
+def _kept_ids(managed: Ledger, live: LiveState, after: Mapping[str, set[str]]) -> dict[str, str]:
+    """Server IDs the ledger keeps (binding rules): live ones win, else the old record."""
+    out = {}
+    for ident in after.get("acl_binding_rule", ()):
+        key = f"acl_binding_rule/{ident}"
+        found = live.object_ids.get(key) or managed.object_ids.get(key)
+        if found:
+            out[key] = found
+    return out
+
+
+def _touched(changes: Iterable[Change], values: Mapping[str, Any]) -> dict[str, Any]:
+    """The `<kind>/<id>` entries of `values` that the plan's changes need at apply time."""
+    keys = (f"{c.kind}/{c.id}" for c in changes)
+    return {k: values[k] for k in keys if k in values}
+
+
 def _deleted(changes: Iterable[Change], kind: str) -> set[str]:
     return {c.id for c in changes if c.kind == kind and c.action == DELETE}
 
 
 def _ordered(ups: list[Change], deletes: list[Change]) -> list[Change]:
     """Apply order: creates/updates in dependency order (policies before roles before
-    tokens), then deletes in the reverse order (tokens before the policies they use)."""
+    tokens, service-defaults before the routers that need their protocol), then deletes in
+    the reverse order (tokens before the policies they use, routers before defaults)."""
     rank = {k: i for i, k in enumerate(KINDS)}
-    return sorted(ups, key=lambda c: rank[c.kind]) + sorted(deletes, key=lambda c: -rank[c.kind])
+
+    def key(c: Change) -> tuple[int, int]:
+        return rank[c.kind], sub_rank(c.kind, c.id)
+
+    return sorted(ups, key=key) + sorted(deletes, key=key, reverse=True)
 
 
 def _prefix_counts(prefixes: Sequence[str], kv: Mapping[str, KVPair]) -> dict[str, int]:
@@ -476,6 +518,8 @@ def _decode(kind: str, d: Mapping[str, Any] | None) -> Any:
                 "secret": SecretRef(**secret) if secret else None,
             }
         )
+    if kind in OBJECT_KINDS:
+        return decode_object(kind, d)
     raise GitkvError(f"plan file names an unknown resource kind {kind!r}")
 
 

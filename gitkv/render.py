@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from gitkv.ledger import ledger_key
+from gitkv.objects import ApiObject, flatten
 from gitkv.plan import CREATE, DELETE, UPDATE, Change, Plan, plans_to_json, summary
 from gitkv.resources import CheckDef, KVPair, SecretRef
 
@@ -78,6 +79,8 @@ def format_value(value: Any) -> str:
         return "{" + ", ".join(_field_pairs(value)) + "}"
     if isinstance(value, str):
         return json.dumps(value) if value == "" or " " in value else value
+    if isinstance(value, dict | list):
+        return json.dumps(value, separators=(",", ":"))
     return str(value)
 
 
@@ -103,6 +106,8 @@ def _describe(change: Change) -> list[str]:
         return _describe_kv(change, head)
     if change.action == DELETE:
         return [head]
+    if isinstance(change.after, ApiObject):
+        return [head, *_describe_object(change.before, change.after)]
     hidden = _HIDDEN | ({"id"} if change.kind == "service" else set())
     if change.action == CREATE:
         return [head] + [f"    {p}" for p in _field_pairs(change.after, hidden)]
@@ -113,6 +118,34 @@ def _describe(change: Change) -> list[str]:
             continue
         lines.append(f"    {f.name}: {format_value(b)} -> {format_value(a)}")
     return lines
+
+
+def _describe_object(before: ApiObject | None, after: ApiObject) -> list[str]:
+    """Field-level lines: every field of a new object, the changed leaves of an update."""
+    new = dict(flatten(after.body))
+    secrets = [f"    {name} = {format_value(ref)}" for name, ref in after.secrets]
+    if before is None:
+        return [f"    {path} = {_leaf(v)}" for path, v in new.items() if path] + secrets
+    old = dict(flatten(before.body))
+    lines = []
+    for path in sorted(set(old) | set(new), key=lambda p: (p not in old, p)):
+        a, b = old.get(path, _UNSET), new.get(path, _UNSET)
+        if a != b:
+            lines.append(f"    {path or '(body)'}: {_leaf(a)} -> {_leaf(b)}")
+    return lines
+
+
+_UNSET = object()
+
+
+def _leaf(value: Any) -> str:
+    """A leaf of a Consul JSON body: strings as `format_value` shows them, other scalars as
+    JSON (`true`, `null`, `50`)."""
+    if value is _UNSET:
+        return "(unset)"
+    if isinstance(value, str):
+        return format_value(value)
+    return json.dumps(value, separators=(",", ":"))
 
 
 def _describe_kv(change: Change, head: str) -> list[str]:
@@ -160,7 +193,10 @@ def _extras(plan: Plan) -> list[str]:
     if plan.drift:
         lines.append("Agent drift (read-only):")
         lines += [f"  {d.agent}: {d.problem}" for d in plan.drift]
-    lines += [f"Note: {n}" for n in plan.notes]
+    lines += [
+        f"Warning: {n.removeprefix('warning: ')}" if n.startswith("warning: ") else f"Note: {n}"
+        for n in plan.notes
+    ]
     if plan.ledger_changed and not plan.changes and plan.ledger_after is not None:
         key = ledger_key(plan.ledger_after.name)
         lines.append(f"Note: apply will only update gitkv's ownership record {key}")

@@ -21,6 +21,7 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from agent.durations import DurationError, format_nanoseconds, parse_nanoseconds
 
@@ -292,7 +293,8 @@ class Resources:
     :param name: ownership ledger name: the ledger lives at `gitkv/state/<name>`.
     :param digest: a digest of the spec documents (recorded in the ledger).
     :param revision: the Git commit/revision the spec came from, if known.
-    :param acl: whether the spec manages ACLs at all (skip ACL reads otherwise).
+    :param objects: whole Consul objects (`gitkv.objects.ApiObject`) by resource kind
+        (`config_entry`, `prepared_query`, `acl_auth_method`, ...), then by id.
     """
 
     datacenter: str = "dc1"
@@ -304,6 +306,7 @@ class Resources:
     roles: Mapping[str, AclRole] = field(default_factory=dict)
     tokens: Mapping[str, AclToken] = field(default_factory=dict)
     agents: Mapping[str, AgentSpec] = field(default_factory=dict)
+    objects: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     prefixes: tuple[str, ...] = ()
     prune: bool = False
     name: str = ""
@@ -321,7 +324,11 @@ class Resources:
 
     @property
     def has_acl(self) -> bool:
-        return bool(self.policies or self.roles or self.tokens)
+        acl_objects = self.objects.get("acl_auth_method") or self.objects.get("acl_binding_rule")
+        return bool(self.policies or self.roles or self.tokens or acl_objects)
+
+    def objects_of(self, kind: str) -> Mapping[str, Any]:
+        return self.objects.get(kind) or {}
 
 
 def derive_prefixes(keys: Iterable[str]) -> tuple[str, ...]:

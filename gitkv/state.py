@@ -24,6 +24,7 @@ from gitkv.ledger import (
     ledger_key,
     parts_prefix,
 )
+from gitkv.objects import ApiObject
 from gitkv.resources import (
     CHECKS_DIGEST_META,
     AclPolicy,
@@ -40,6 +41,7 @@ from gitkv.resources import (
     frozen_map,
     service_key,
 )
+from gitkv.state_objects import read_objects
 
 __all__ = [
     "BUILTIN_POLICY_IDS",
@@ -79,6 +81,9 @@ class LiveState:
     part folders of a chunked ledger (removed when a new ledger is written). `*_ids` map ACL
     names to the cluster's IDs (AccessorIDs for tokens). `acl_enabled` is None when ACLs were
     not looked at. `agent_addresses` are the HTTP addresses gitkv will use per agent name.
+    `objects` holds config entries, queries, auth methods, ... (`gitkv.state_objects`), with
+    their ModifyIndex and server ID by `<kind>/<id>` in `object_indexes` and `object_ids`;
+    `catalog_services` the service names of the catalog (read when intentions are managed).
     """
 
     address: str
@@ -102,6 +107,11 @@ class LiveState:
     acl_enabled: bool | None = None
     members: tuple[Member, ...] = ()
     agent_addresses: Mapping[str, str] = field(default_factory=dict)
+    objects: Mapping[str, Mapping[str, ApiObject]] = field(default_factory=dict)
+    object_indexes: Mapping[str, int] = field(default_factory=dict)
+    object_ids: Mapping[str, str] = field(default_factory=dict)
+    unmanaged_objects: tuple[tuple[str, str], ...] = ()
+    catalog_services: tuple[str, ...] | None = None
     notes: tuple[str, ...] = ()
 
 
@@ -232,6 +242,7 @@ def read_live(client: ConsulClient, desired: Resources) -> LiveState:
     catalog_nodes, externals = _read_external(client, ext_names)
 
     acl = _read_acl(client, desired, managed, notes)
+    objects = read_objects(client, desired, managed, acl.get("acl_enabled"))
     return LiveState(
         address=client.address,
         prefixes=prefixes,
@@ -246,7 +257,12 @@ def read_live(client: ConsulClient, desired: Resources) -> LiveState:
         catalog_nodes=catalog_nodes,
         members=members,
         agent_addresses=addresses,
-        notes=tuple(notes + acl.pop("notes")),
+        objects=objects.objects,
+        object_indexes=objects.indexes,
+        object_ids=objects.ids,
+        unmanaged_objects=tuple(objects.unmanaged),
+        catalog_services=objects.catalog_services,
+        notes=tuple(notes + acl.pop("notes") + objects.notes),
         **acl,
     )
 
@@ -392,7 +408,7 @@ def _read_acl(
     client: ConsulClient, desired: Resources, managed: Ledger, notes: list[str]
 ) -> dict[str, Any]:
     empty: dict[str, Any] = {"notes": []}
-    wanted_kinds = ("acl_policy", "acl_role", "acl_token")
+    wanted_kinds = ("acl_policy", "acl_role", "acl_token", "acl_auth_method", "acl_binding_rule")
     if not desired.has_acl and not any(managed.ids(k) for k in wanted_kinds):
         return empty
     policies_raw = client.acl_list("policies")

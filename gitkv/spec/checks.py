@@ -16,6 +16,7 @@ from typing import Any
 
 from gitkv.errors import Diagnostic
 from gitkv.spec.acl_rules import check_rules
+from gitkv.spec.checks_objects import object_problems
 from gitkv.spec.model import check_ids
 from gitkv.spec.source import Position, Source
 
@@ -38,6 +39,7 @@ def semantic_problems(doc: dict[Any, Any], root: Source, base_dir: Path) -> list
             _check_kv(dc.get("kv"), src.child("kv"), base_dir, out)
             _check_prefixes(dc, src, out)
             _check_acl(dc.get("acl"), src.child("acl"), out)
+            object_problems(dc, src, out)
     return out
 
 

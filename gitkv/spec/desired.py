@@ -23,17 +23,16 @@ from gitkv.resources import (
     ExternalService,
     KVPair,
     Resources,
-    SecretRef,
     ServiceReg,
     canonical_duration,
     frozen_map,
 )
+from gitkv.spec.desired_objects import desired_objects, secret_ref
 from gitkv.spec.load import LoadedSpec
 from gitkv.spec.model import (
     Agent,
     Check,
     Datacenter,
-    EnvSecret,
     KVFile,
     KVJson,
     KVValue,
@@ -99,6 +98,7 @@ def _resources(
         roles={n: _role(n, r) for n, r in acl.roles.items()},
         tokens={n: _token(n, t, base_dir) for n, t in acl.tokens.items()},
         agents={n: _agent(n, a) for n, a in dc.agents.items()},
+        objects=desired_objects(dc, base_dir),
         prefixes=tuple(dc.kv_prefixes),
         prune=spec.prune,
         name=spec.name or "",
@@ -194,11 +194,7 @@ def _role(name: str, role: Role) -> AclRole:
 
 
 def _token(name: str, token: Token, base_dir: Path) -> AclToken:
-    secret = None
-    if isinstance(token.secret, EnvSecret):
-        secret = SecretRef(env=token.secret.env)
-    elif token.secret is not None:
-        secret = SecretRef(file=str((base_dir / token.secret.file).resolve()))
+    secret = secret_ref(token.secret, base_dir) if token.secret is not None else None
     return AclToken(
         name=name,
         description=token.description if token.description is not None else f"gitkv:{name}",

@@ -263,6 +263,12 @@ _MERGE: dict[tuple[str, ...], str] = {
     ("datacenters", "*", "acl", "policies"): "unique:policy",
     ("datacenters", "*", "acl", "roles"): "unique:role",
     ("datacenters", "*", "acl", "tokens"): "unique:token",
+    ("datacenters", "*", "acl", "auth_methods"): "unique:auth method",
+    ("datacenters", "*", "acl", "binding_rules"): "list",
+    ("datacenters", "*", "config_entries"): "map",
+    ("datacenters", "*", "config_entries", "*"): "unique:config entry",
+    ("datacenters", "*", "intentions"): "unique:intention",
+    ("datacenters", "*", "prepared_queries"): "unique:prepared query",
     ("datacenters", "*", "services"): "list",
     ("datacenters", "*", "external_services"): "list",
     ("datacenters", "*", "kv_prefixes"): "list",
@@ -272,6 +278,8 @@ _MERGE: dict[tuple[str, ...], str] = {
 
 def _rule(path: tuple[Any, ...]) -> str:
     pattern = tuple("*" if len(path) > 1 and i == 1 else p for i, p in enumerate(path))
+    if len(pattern) > 3 and pattern[2] == "config_entries":  # any kind of entry
+        pattern = (*pattern[:3], "*", *pattern[4:])
     return _MERGE.get(pattern, "value")
 
 

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Tag, ValidationError
 
 from gitkv.errors import Diagnostic
 from gitkv.spec.model import Spec
+from gitkv.spec.model_objects import INTENTION_KEY
 from gitkv.spec.source import Source
 
 __all__ = ["pydantic_diagnostics"]
@@ -84,6 +85,8 @@ def _label(matched: list[Any]) -> str:
 
 def _pattern_hint(err: Any) -> str:
     pattern = str(err.get("ctx", {}).get("pattern", ""))
+    if pattern == INTENTION_KEY:
+        return "write an intention as '<source> -> <destination>' (names or *)"
     if pattern.startswith("^[a-z0-9]"):
         return "use lower-case letters, digits, '_', '.' and '-'"
     if pattern.endswith("{1,128}$"):

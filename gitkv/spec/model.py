@@ -26,6 +26,19 @@ from pydantic import (
 )
 
 from gitkv.resources import canonical_duration
+from gitkv.spec.model_objects import (
+    INTENTION_KEY,
+    AuthMethod,
+    Autopilot,
+    BindingRule,
+    CAConfig,
+    ConfigEntries,
+    EnvSecret,
+    FileSecret,
+    IntentionValue,
+    OptionalSecret,
+    PreparedQuery,
+)
 
 __all__ = [
     "Acl",
@@ -386,39 +399,6 @@ class Role(_Model):
     policies: list[str] = []
 
 
-class EnvSecret(_Model):
-    """Read the secret from an environment variable."""
-
-    env: Annotated[str, Field(pattern=_ENV_RE)]
-
-
-class FileSecret(_Model):
-    """Read the secret from a file (relative to the spec file), surrounding blanks stripped."""
-
-    file: str
-
-
-def _secret_kind(value: Any) -> str:
-    if isinstance(value, FileSecret) or (isinstance(value, dict) and "file" in value):
-        return "secret:file"
-    return "secret:env"
-
-
-SecretSource = Annotated[
-    Annotated[EnvSecret, Tag("secret:env")] | Annotated[FileSecret, Tag("secret:file")],
-    Discriminator(_secret_kind),
-]
-
-
-def _no_inline_secret(value: Any) -> Any:
-    if isinstance(value, str | int):
-        raise ValueError(
-            "inline secrets are not allowed: use {env: VARIABLE} or {file: PATH} "
-            "so the secret never lives in the spec"
-        )
-    return value
-
-
 class Token(_Model):
     """An ACL token; its key in `tokens` is gitkv's name for it."""
 
@@ -428,7 +408,7 @@ class Token(_Model):
     roles: list[str] = []
     local: bool = False
     """Valid only in the datacenter it is created in."""
-    secret: Annotated[SecretSource | None, BeforeValidator(_no_inline_secret)] = None
+    secret: OptionalSecret = None
     """Where the SecretID comes from; omit to let the cluster generate one."""
 
 
@@ -438,6 +418,10 @@ class Acl(_Model):
     policies: dict[AclName, Policy] = {}
     roles: dict[AclName, Role] = {}
     tokens: dict[Name, Token] = {}
+    auth_methods: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,128}$")], AuthMethod] = {}
+    """Auth methods by name (login with JWT, OIDC, Kubernetes ...)."""
+    binding_rules: list[BindingRule] = []
+    """How logins through an auth method become tokens."""
 
 
 # --- datacenters and the spec -------------------------------------------------------------
@@ -461,6 +445,16 @@ class Datacenter(_Model):
     services: list[Service] = []
     external_services: list[ExternalNode] = []
     acl: Acl = Acl()
+    config_entries: ConfigEntries = ConfigEntries()  # type: ignore[valid-type]
+    """Config entries by kind, then name, with Consul's field names."""
+    intentions: dict[Annotated[str, Field(pattern=INTENTION_KEY)], IntentionValue] = {}
+    """`"<source> -> <destination>": allow|deny` (written as service-intentions entries)."""
+    prepared_queries: dict[Annotated[str, Field(min_length=1)], PreparedQuery] = {}
+    """Prepared queries by name, with Consul's field names."""
+    autopilot: Autopilot | None = None
+    """Autopilot settings (servers only; the ones named are managed)."""
+    ca: CAConfig | None = None
+    """Connect CA provider and settings (secrets from {env} or {file})."""
 
 
 class Spec(_Model):

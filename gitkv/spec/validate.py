@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from gitkv.errors import Diagnostic
 from gitkv.spec.load import LoadedSpec, check_spec
+from gitkv.spec.model import Datacenter
 
 __all__ = ["FORMATS", "Report", "format_diagnostics", "summary", "validate"]
 
@@ -51,6 +52,10 @@ def _github(d: Diagnostic) -> str:
     return f"::error file={prop(d.file)},line={d.line},col={d.col}::{data(d.message)}"
 
 
+def _entries(dc: Datacenter) -> int:
+    return sum(len(by_name) for _, by_name in dc.config_entries)
+
+
 def summary(report: Report) -> str:
     """The one-line verdict printed after the problems (or alone, when there are none)."""
     if not report.ok or report.loaded is None:
@@ -67,6 +72,11 @@ def summary(report: Report) -> str:
         (sum(len(dc.acl.policies) for dc in dcs), "ACL policy", "ACL policies"),
         (sum(len(dc.acl.roles) for dc in dcs), "ACL role", "ACL roles"),
         (sum(len(dc.acl.tokens) for dc in dcs), "ACL token", "ACL tokens"),
+        (sum(len(dc.acl.auth_methods) for dc in dcs), "auth method", "auth methods"),
+        (sum(len(dc.acl.binding_rules) for dc in dcs), "binding rule", "binding rules"),
+        (sum(_entries(dc) for dc in dcs), "config entry", "config entries"),
+        (sum(len(dc.intentions) for dc in dcs), "intention", "intentions"),
+        (sum(len(dc.prepared_queries) for dc in dcs), "prepared query", "prepared queries"),
     )
     parts = [
         f"{n} {one if n == 1 else many}" for n, one, many in counts if n or one == "datacenter"
