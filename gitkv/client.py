@@ -348,7 +348,10 @@ class ConsulClient:
     def config_delete(self, kind: str, name: str, cas: int) -> bool:
         """`DELETE /v1/config/<kind>/<name>?cas=<index>`; False when the entry moved."""
         path = f"/v1/config/{quote(kind, safe='')}/{quote(name, safe='')}"
-        return self._json("DELETE", path, params={"cas": str(cas)}) is True
+        answer = self._json("DELETE", path, params={"cas": str(cas)})
+        # Consul answers a bare boolean to a CAS delete; accept its ConfigEntryDeleteResponse
+        # shape too, which the RPC carries.
+        return answer is True or (isinstance(answer, dict) and answer.get("Deleted") is True)
 
     def query_list(self) -> list[dict[str, Any]]:
         return list(self._json("GET", "/v1/query") or [])

@@ -64,19 +64,20 @@ def intention_warnings(desired: Resources, live: LiveState) -> list[str]:
         for kind, name in map(split_id, desired.objects_of(CONFIG_ENTRY))
         if kind != "service-intentions"
     }
-    out = []
+    unknown: dict[str, list[str]] = {}
     for ident, obj in sorted(desired.objects_of(CONFIG_ENTRY).items()):
         kind, dest = split_id(ident)
         if kind != "service-intentions":
             continue
         for src in obj.body.get("Sources") or ():
             name = str(src.get("Name", "")) if isinstance(src, Mapping) else ""
-            for unknown in sorted({n for n in (name, dest) if n and n not in known}):
-                out.append(
-                    f"warning: intention {name} -> {dest} names service {unknown!r}, which is "
-                    "neither in the catalog nor in the spec"
-                )
-    return out
+            for missing in sorted({n for n in (name, dest) if n and n not in known}):
+                unknown.setdefault(missing, []).append(f"{name} -> {dest}")
+    return [
+        f"warning: service {name!r} is neither in the catalog nor in the spec "
+        f"(named by intention {', '.join(pairs)})"
+        for name, pairs in sorted(unknown.items())
+    ]
 
 
 def decode_object(kind: str, d: Mapping[str, Any]) -> ApiObject:

@@ -240,8 +240,9 @@ def test_intention_to_an_unknown_service_is_a_warning(
     spec = write_spec(tmp_path / "spec.yaml", agent, "warn", 'intentions:\n  "w-a -> w-b": deny\n')
     code, out, _ = gitkv(capsys, "plan", str(spec))
     assert code == 0
-    assert "Warning: intention w-a -> w-b names service 'w-a'" in out
-    assert "Warning: intention w-a -> w-b names service 'w-b'" in out
+    assert "Warning: service 'w-a' is neither in the catalog nor in the spec" in out
+    assert "Warning: service 'w-b' is neither in the catalog nor in the spec" in out
+    assert "(named by intention w-a -> w-b)" in out
 
 
 def _public_key_pem() -> str:

@@ -129,7 +129,7 @@ def test_missing_spec_and_usage_errors(tmp_path: Path) -> None:
 
 
 def test_examples_are_valid() -> None:
-    for name in ("quickstart", "shenzhen"):
+    for name in ("quickstart", "shenzhen", "mesh"):
         result = gitkv("validate", f"examples/{name}", cwd=ROOT)
         assert result.returncode == 0, result.stdout
         assert result.stdout.startswith(f"OK: examples/{name}: 1 datacenter, ")

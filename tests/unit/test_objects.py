@@ -4,6 +4,7 @@ the intentions shorthand, dependency order, field-level diffs and plan files."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -222,3 +223,21 @@ def test_convergence_after_every_prefix() -> None:
                 live[c.id] = c.after
         rest = plan(_desired(want), _live(live, ledger), prune=True)
         assert rest.changes == full.changes[n:]
+
+
+def test_intentions_naming_unknown_services_warn_once_per_service() -> None:
+    entries = {
+        o.id: o
+        for o in (
+            entry_object("service-intentions", "db", {"Sources": [{"Name": "web"}, {"Name": "*"}]}),
+            entry_object("service-defaults", "web", {"Protocol": "http"}),
+        )
+    }
+    live = LiveState(address="http://127.0.0.1:8500", catalog_services=("consul",))
+    p = plan(_desired(entries), live)
+    assert p.notes == (
+        "warning: service 'db' is neither in the catalog nor in the spec "
+        "(named by intention * -> db, web -> db)",
+    )
+    known = plan(_desired(entries), replace(live, catalog_services=("consul", "db")))
+    assert known.notes == ()
