@@ -204,7 +204,11 @@ def _service_eq(live: ServiceReg, want: ServiceReg) -> bool:
         want, checks=observable_checks(want.checks)
     ):
         return False
-    return not want.checks or live.checks_digest == checks_digest(want.checks)
+    if not want.checks or live.checks_digest == checks_digest(want.checks):
+        return True
+    # Registered without gitkv (no digest, e.g. adopted by `gitkv import`): equal when the
+    # agent shows the full definitions (Consul's check `Definition`) and they match.
+    return live.checks_digest is None and live.checks == want.checks
 
 
 def _kind_maps(desired: Resources, live: LiveState) -> dict[str, tuple[Mapping, Mapping]]:

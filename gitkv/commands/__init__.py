@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "down": ("gitkv.commands.down", "stop the agents started by `gitkv up`"),
     "status": ("gitkv.commands.status", "show the spec's agents, leader and members"),
     "watch": ("gitkv.commands.watch", "follow a Git branch or directory: apply, repair drift"),
+    "import": ("gitkv.commands.import_spec", "write a spec from a live cluster (read-only)"),
     "keygen": ("gitkv.commands.keygen", "print a new gossip encryption key"),
     "tls": ("gitkv.commands.tls", "create a CA and agent certificates (tls ca|cert create)"),
 }
