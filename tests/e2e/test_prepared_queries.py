@@ -396,3 +396,28 @@ def test_a_snapshot_carries_queries_and_a_restart_keeps_them(
         s.http.close()
     finally:
         agent.cleanup()
+
+
+def test_py_consul_drives_the_whole_api(dev_agent_module: AgentProc) -> None:
+    """py-consul, unmodified, on a -dev agent (its create sends the token only inside the
+    query, so it needs ACLs off): lower-case keys, always a name_prefix_match template,
+    updates and deletes read as the status alone."""
+    import consul
+
+    c = consul.Consul(host=dev_agent_module.ip, port=dev_agent_module.http_port)
+    created = c.query.create("pyc-db", name="pyc-", tags=["primary"], ttl="10s", nearestn=2)
+    query_id = created["ID"]
+    [query] = c.query.get(query_id)
+    assert query["Template"]["Type"] == "name_prefix_match"
+    assert query["Service"]["Tags"] == ["primary"] and query["DNS"]["TTL"] == "10s"
+    assert query["Service"]["Failover"]["NearestN"] == 2
+    assert query_id in [q["ID"] for q in c.query.list()]
+    assert c.query.update(query_id, "pyc-web", name="pyc-") is True
+    assert c.query.get(query_id)[0]["Service"]["Service"] == "pyc-web"
+    explained = c.query.explain("pyc-anything")
+    assert explained["Query"]["ID"] == query_id
+    assert c.query.execute("pyc-anything")["Service"] == "pyc-web"
+    with pytest.raises(consul.ConsulException, match="Must provide a Service name"):
+        c.query.create("", name="pyc-empty")
+    assert c.query.delete(query_id) is True
+    assert query_id not in [q["ID"] for q in c.query.list()]
