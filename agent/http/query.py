@@ -184,7 +184,9 @@ async def update(ports: QueryPorts, req: Request, rest: str) -> Response:
     query = blank() if raw is None else _decoded(raw)
     query["ID"] = query_id  # the path's ID, never the body's
     require_write(req, query)
-    require_write(req, _existing(ports, query_id))
+    existing = _existing(ports, query_id)
+    require_write(req, existing)
+    query["ID"] = existing["ID"]  # as stored: the path may spell its hex in another case
     await _apply(ports, query)
     return Response(b"", 200)
 

@@ -28,7 +28,8 @@ def apply_query(store: Store, index: int, cmd: Any) -> Any:
     if isinstance(cmd, c.PreparedQuerySet):
         return _set(store, index, complete(c.as_record(cmd.Query)))
     if isinstance(cmd, c.PreparedQueryDelete):
-        if store.queries.delete(cmd.ID):
+        old = store.queries.lookup(cmd.ID)
+        if old is not None and store.queries.delete(old["ID"]):
             store._bump("prepared-queries", index)
         return True
     return Refusal(f"unknown prepared query command {type(cmd).__name__}", "failed")
@@ -84,10 +85,12 @@ def _go_quote(text: str) -> str:
 
 
 def _set(store: Store, index: int, query: dict[str, Any]) -> Any:
+    old = store.queries.lookup(query["ID"]) if query["ID"] else None
+    if old is not None:  # the same UUID in another case is the same query, as in Consul
+        query["ID"] = old["ID"]
     why = set_problem(store, query)
     if why is not None:
         return Refusal(why, "failed")
-    old = store.queries.get(query["ID"])
     query["CreateIndex"] = old["CreateIndex"] if old is not None else index
     query["ModifyIndex"] = index
     store.queries.put(query)

@@ -55,6 +55,9 @@ def test_set_stores_every_field_with_indexes(fsm: FSM) -> None:
     updated = fsm.store.queries.get(Q1)
     assert (updated["CreateIndex"], updated["ModifyIndex"], updated["Name"]) == (10, 11, "geo2")
     assert fsm.store.queries.by_name("GEO") is None and fsm.store.queries.by_name("Geo2") is updated
+    assert apply_entry(fsm, 12, put(Q1.upper(), "geo3")) is True  # the same UUID, as hex
+    assert [q["ID"] for q in fsm.store.queries.all()] == [Q1]
+    assert fsm.store.queries.get(Q1)["Name"] == "geo3"
 
 
 @pytest.mark.parametrize(
