@@ -14,6 +14,7 @@ import ipaddress
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import dns.exception
@@ -137,18 +138,23 @@ async def _dispatch(ctx: Context, answer: Answer, query: Query) -> None:
         raise _NotFound
 
 
+@lru_cache(maxsize=256)
+def _query_ttl(text: str) -> int:
+    """A query's `DNS.TTL` in whole seconds (vetted when the query was written; Consul
+    ignores one it cannot parse)."""
+    try:
+        return max(0, int(parse_duration(text)))
+    except DurationError:
+        return 0
+
+
 async def _prepared_query(ctx: Context, answer: Answer, name: str, dc: str) -> None:
     """Consul's preparedQueryLookup: the query chose, filtered and ordered the instances;
     the TTL is its `DNS.TTL`, else the agent's `service_ttl` for the service."""
     result = await ctx.catalog.prepared_query(name, dc, ctx.source_ip)
     if result is None or not result.instances:
         raise _NotFound
-    ttl = ctx.settings.ttl_for_service(result.service)
-    if result.ttl:
-        try:
-            ttl = max(0, int(parse_duration(result.ttl)))
-        except DurationError:
-            ttl = 0  # vetted when the query was written; Consul ignores a bad one
+    ttl = _query_ttl(result.ttl) if result.ttl else ctx.settings.ttl_for_service(result.service)
     instances = list(result.instances)
     datacenter = result.datacenter or ctx.settings.datacenter
     if ctx.qtype == SRV:

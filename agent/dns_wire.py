@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import socket
 import struct
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import dns.flags
@@ -45,6 +46,13 @@ class _Unsupported(Exception):
     """A record this encoder does not know: dnspython encodes the message instead."""
 
 
+@lru_cache(maxsize=4096)
+def _suffixes(labels: tuple[bytes, ...]) -> tuple[tuple[bytes, ...], ...]:
+    """Every suffix of a name, lower-cased: the keys names are compressed against."""
+    lowered = tuple(label.lower() for label in labels)
+    return tuple(lowered[i:] for i in range(len(lowered)))
+
+
 class _Writer:
     __slots__ = ("out", "compress")
 
@@ -54,13 +62,14 @@ class _Writer:
 
     def name(self, name: dns.name.Name, compress: bool = True) -> None:
         labels = name.labels
+        keys = _suffixes(labels) if compress else ()
         out = self.out
         for i, label in enumerate(labels):
             if not label:
                 out.append(0)
                 return
             if compress:
-                key = tuple(part.lower() for part in labels[i:])
+                key = keys[i]
                 pos = self.compress.get(key)
                 if pos is not None:
                     out += struct.pack("!H", 0xC000 + pos)
