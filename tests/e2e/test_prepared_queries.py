@@ -10,10 +10,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import consul
 import httpx
 import pytest
 
 from tests.e2e.agentproc import AgentProc, free_port
+from tests.e2e.seedcluster import eventually
 
 MGMT = "6f6d1c1e-2d0a-4a57-9c55-8f6a2b7b7c01"
 UNKNOWN_ID = "00000000-0000-0000-0000-000000000000"
@@ -402,8 +404,6 @@ def test_py_consul_drives_the_whole_api(dev_agent_module: AgentProc) -> None:
     """py-consul, unmodified, on a -dev agent (its create sends the token only inside the
     query, so it needs ACLs off): lower-case keys, always a name_prefix_match template,
     updates and deletes read as the status alone."""
-    import consul
-
     c = consul.Consul(host=dev_agent_module.ip, port=dev_agent_module.http_port)
     created = c.query.create("pyc-db", name="pyc-", tags=["primary"], ttl="10s", nearestn=2)
     query_id = created["ID"]
@@ -421,3 +421,36 @@ def test_py_consul_drives_the_whole_api(dev_agent_module: AgentProc) -> None:
         c.query.create("", name="pyc-empty")
     assert c.query.delete(query_id) is True
     assert query_id not in [q["ID"] for q in c.query.list()]
+
+
+def test_a_session_invalidated_by_its_check_takes_its_queries(
+    dev_agent_module: AgentProc,
+) -> None:
+    """No explicit destroy: the session's TTL check goes critical, the session is invalidated
+    and its query goes with it, in the same apply (the list's blocking read wakes on it)."""
+    http = dev_agent_module.client()
+    try:
+        check = {"Name": "pq-lease", "TTL": "1s", "Status": "passing"}
+        assert http.put("/v1/agent/check/register", json=check).status_code == 200
+
+        def session_while_passing() -> str | None:
+            http.put("/v1/agent/check/pass/pq-lease")
+            body = {"NodeChecks": ["serfHealth", "pq-lease"]}
+            answer = http.put("/v1/session/create", json=body)
+            return answer.json()["ID"] if answer.status_code == 200 else None
+
+        session = eventually(session_while_passing)
+        body = {"Session": session, "Service": {"Service": "db"}}
+        query_id = _create(Caller(http, None), body)
+        listed = http.get("/v1/query")
+        assert query_id in [q["ID"] for q in listed.json()]
+        index = listed.headers["X-Consul-Index"]
+        woke = http.get("/v1/query", params={"index": index, "wait": "30s"})
+        assert woke.status_code == 200
+        eventually(lambda: query_id not in [q["ID"] for q in http.get("/v1/query").json()])
+        r = http.get(f"/v1/query/{query_id}")
+        assert (r.status_code, r.text) == (404, "Query not found")
+        assert http.get(f"/v1/session/info/{session}").json() == []
+        http.put("/v1/agent/check/deregister/pq-lease")
+    finally:
+        http.close()
