@@ -190,6 +190,8 @@ def _service_problem(service: dict[str, Any]) -> str | None:
         return f"Bad NearestN '{failover['NearestN']}', must be >= 0"
     if failover["Targets"] and (failover["NearestN"] or failover["Datacenters"]):
         return "Targets cannot be populated with NearestN or Datacenters"
+    if service["SamenessGroup"]:  # Consul CE's parseSameness
+        return "sameness-groups are an enterprise-only feature"
     return meta_error(service["NodeMeta"], allow_consul_prefix=True)
 
 

@@ -124,6 +124,7 @@ def test_decode_refuses_what_go_cannot_decode(body: object, message: str) -> Non
             _service(Failover={"Datacenters": ["dc2"], "Targets": [{"Peer": "p"}]}),
             "Targets cannot be populated with NearestN or Datacenters",
         ),
+        (_service(SamenessGroup="sg"), "sameness-groups are an enterprise-only feature"),
         (
             _service(NodeMeta={"bad key": "v"}),
             "Couldn't load metadata pair ('bad key', 'v'): Key contains invalid characters",
