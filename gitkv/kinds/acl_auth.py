@@ -18,14 +18,19 @@ from gitkv.resources import SecretRef
 __all__ = [
     "ACL_AUTH_METHOD",
     "ACL_BINDING_RULE",
+    "METHOD_FIELDS",
+    "RULE_FIELDS",
     "SECRET_CONFIG_KEYS",
     "auth_method_body",
     "auth_method_from_api",
     "auth_method_object",
+    "auth_method_spec",
     "binding_rule_body",
     "binding_rule_from_api",
     "binding_rule_key",
     "binding_rule_object",
+    "binding_rule_spec",
+    "from_spec",
 ]
 
 ACL_AUTH_METHOD = "acl_auth_method"
@@ -34,7 +39,24 @@ ACL_BINDING_RULE = "acl_binding_rule"
 # when the spec does not manage them.
 SECRET_CONFIG_KEYS = frozenset({"OIDCClientSecret", "ServiceAccountJWT"})
 
-_METHOD_FIELDS = ("Type", "DisplayName", "Description", "MaxTokenTTL", "TokenLocality")
+# spec name -> Consul's field name, for auth methods and binding rules.
+METHOD_FIELDS = {
+    "type": "Type",
+    "display_name": "DisplayName",
+    "description": "Description",
+    "max_token_ttl": "MaxTokenTTL",
+    "token_locality": "TokenLocality",
+    "config": "Config",
+}
+RULE_FIELDS = {
+    "auth_method": "AuthMethod",
+    "selector": "Selector",
+    "bind_type": "BindType",
+    "bind_name": "BindName",
+    "bind_vars": "BindVars",
+    "description": "Description",
+}
+_METHOD_FIELDS = tuple(v for v in METHOD_FIELDS.values() if v != "Config")
 
 
 def auth_method_object(
@@ -63,6 +85,22 @@ def auth_method_body(obj: ApiObject, secrets: Mapping[str, str] | None = None) -
     body = copy.deepcopy(dict(obj.body))
     body["Config"] = {**body.get("Config", {}), **(secrets or {})}
     return {"Name": obj.id, **body}
+
+
+def auth_method_spec(obj: ApiObject) -> dict[str, Any]:
+    """The spec value (`acl.auth_methods.<name>`) of a canonical auth method; its secret
+    Config fields are not in it (they become `secret_config` references by hand)."""
+    return {k: copy.deepcopy(obj.body[v]) for k, v in METHOD_FIELDS.items() if v in obj.body}
+
+
+def from_spec(fields: Mapping[str, str], value: Mapping[str, Any]) -> dict[str, Any]:
+    """A spec mapping (snake_case) with Consul's field names."""
+    return {fields[k]: v for k, v in value.items() if k in fields}
+
+
+def binding_rule_spec(obj: ApiObject) -> dict[str, Any]:
+    """The spec value (an `acl.binding_rules` item) of a canonical binding rule."""
+    return {k: copy.deepcopy(obj.body[v]) for k, v in RULE_FIELDS.items() if v in obj.body}
 
 
 def binding_rule_key(method: str, bind_type: str, bind_name: str, selector: str) -> str:

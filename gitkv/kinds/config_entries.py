@@ -25,6 +25,7 @@ __all__ = [
     "entry_id",
     "entry_object",
     "entry_rank",
+    "entry_spec",
     "split_id",
 ]
 
@@ -187,6 +188,13 @@ def entry_from_api(raw: Mapping[str, Any]) -> tuple[ApiObject, int]:
     kind = str(raw.get("Kind", ""))
     name = str(raw.get("Name") or ("mesh" if kind == "mesh" else ""))
     return entry_object(kind, name, raw), int(raw.get("ModifyIndex") or 0)
+
+
+def entry_spec(obj: ApiObject) -> tuple[str, str, dict[str, Any]]:
+    """`(kind, name, spec value)` of a canonical entry (`config_entries.<kind>.<name>`); its
+    secret fields (an inline-certificate's PrivateKey) are not in it."""
+    kind, name = split_id(obj.id)
+    return kind, name, copy.deepcopy(dict(obj.body))
 
 
 def entry_body(obj: ApiObject, secrets: Mapping[str, str] | None = None) -> dict[str, Any]:

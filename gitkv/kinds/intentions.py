@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["intention_entries", "parse_key"]
+__all__ = ["intention_entries", "intention_shorthand", "parse_key"]
 
 _KEY = re.compile(r"^\s*([^\s>]+)\s*->\s*([^\s>]+)\s*$")
 
@@ -45,3 +45,21 @@ def intention_entries(rules: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         dest: {"Sources": sorted(sources, key=lambda s: s["Name"])}
         for dest, sources in sorted(by_dest.items())
     }
+
+
+_PLAIN = frozenset({"Name", "Action", "Description"})
+
+
+def intention_shorthand(dest: str, body: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A canonical service-intentions body as shorthand rules, or None when it holds more
+    than names and actions (L7 permissions, peers, JWT, meta): then it stays an entry."""
+    if set(body) != {"Sources"}:
+        return None
+    out: dict[str, Any] = {}
+    for src in body["Sources"]:
+        if not set(src) <= _PLAIN or src.get("Action") not in ("allow", "deny"):
+            return None
+        key = f"{src['Name']} -> {dest}"
+        desc = src.get("Description")
+        out[key] = {"action": src["Action"], "description": desc} if desc else src["Action"]
+    return out

@@ -20,12 +20,15 @@ __all__ = [
     "AUTOPILOT_FIELDS",
     "CA",
     "CA_SECRET_KEYS",
+    "SINGLETON_ID",
     "autopilot_body",
     "autopilot_from_api",
     "autopilot_object",
+    "autopilot_spec",
     "ca_body",
     "ca_from_api",
     "ca_object",
+    "ca_spec",
     "merged",
 ]
 
@@ -67,6 +70,19 @@ def autopilot_from_api(raw: Mapping[str, Any]) -> tuple[ApiObject, int]:
 
 def autopilot_body(obj: ApiObject) -> dict[str, Any]:
     return copy.deepcopy(dict(obj.body))
+
+
+def autopilot_spec(obj: ApiObject) -> dict[str, Any]:
+    """The spec value (`autopilot:`) of an autopilot value, settings by their spec names."""
+    return {k: obj.body[v] for k, v in AUTOPILOT_FIELDS.items() if v in obj.body}
+
+
+def ca_spec(obj: ApiObject) -> dict[str, Any]:
+    """The spec value (`ca:`) of a CA value; secret settings are not in it."""
+    out: dict[str, Any] = {"provider": obj.body["Provider"], "config": dict(obj.body["Config"])}
+    if obj.body.get("ForceWithoutCrossSigning"):
+        out["force_without_cross_signing"] = True
+    return out
 
 
 def ca_object(

@@ -15,7 +15,7 @@ from typing import Any
 from gitkv.objects import ApiObject, canonical
 from gitkv.resources import SecretRef
 
-__all__ = ["PREPARED_QUERY", "query_body", "query_from_api", "query_object"]
+__all__ = ["PREPARED_QUERY", "query_body", "query_from_api", "query_object", "query_spec"]
 
 PREPARED_QUERY = "prepared_query"
 _NOT_COMPARED = ("ID", "Name", "Token", "CreateIndex", "ModifyIndex")
@@ -31,6 +31,11 @@ def query_from_api(raw: Mapping[str, Any]) -> tuple[ApiObject, str, int]:
     """A `GET /v1/query` item as its canonical value, its ID and its ModifyIndex."""
     obj = query_object(str(raw.get("Name") or ""), raw)
     return obj, str(raw.get("ID") or ""), int(raw.get("ModifyIndex") or 0)
+
+
+def query_spec(obj: ApiObject) -> dict[str, Any]:
+    """The spec value (`prepared_queries.<name>`) of a canonical query (no Token)."""
+    return copy.deepcopy(dict(obj.body))
 
 
 def query_body(obj: ApiObject, secrets: Mapping[str, str] | None = None) -> dict[str, Any]:

@@ -15,8 +15,11 @@ from pydantic import BaseModel
 from gitkv.kinds.acl_auth import (
     ACL_AUTH_METHOD,
     ACL_BINDING_RULE,
+    METHOD_FIELDS,
+    RULE_FIELDS,
     auth_method_object,
     binding_rule_object,
+    from_spec,
 )
 from gitkv.kinds.config_entries import CONFIG_ENTRY, SECRET_FIELDS, entry_object
 from gitkv.kinds.intentions import intention_entries
@@ -75,29 +78,13 @@ def desired_objects(dc: Datacenter, base_dir: Path) -> dict[str, dict[str, ApiOb
 
     methods = out.setdefault(ACL_AUTH_METHOD, {})
     for name, method in dc.acl.auth_methods.items():
-        body = {
-            "Type": method.type,
-            "DisplayName": method.display_name,
-            "Description": method.description,
-            "MaxTokenTTL": method.max_token_ttl,
-            "TokenLocality": method.token_locality,
-            "Config": method.config,
-        }
+        body = from_spec(METHOD_FIELDS, method.model_dump(exclude={"secret_config"}))
         secrets = {k: secret_ref(v, base_dir) for k, v in method.secret_config.items()}
         methods[name] = auth_method_object(name, body, secrets)
 
     rules_out = out.setdefault(ACL_BINDING_RULE, {})
     for rule in dc.acl.binding_rules:
-        obj = binding_rule_object(
-            {
-                "AuthMethod": rule.auth_method,
-                "Selector": rule.selector,
-                "BindType": rule.bind_type,
-                "BindName": rule.bind_name,
-                "BindVars": rule.bind_vars,
-                "Description": rule.description,
-            }
-        )
+        obj = binding_rule_object(from_spec(RULE_FIELDS, rule.model_dump()))
         rules_out[obj.id] = obj
 
     if dc.autopilot is not None:

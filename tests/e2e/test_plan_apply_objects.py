@@ -394,3 +394,57 @@ def test_stale_plan_of_queries_and_autopilot_is_refused(
     code, _, err = gitkv(capsys, "apply", str(planfile), "--auto-approve")
     assert code == 1 and "autopilot config: it was modified meanwhile" in err, err
     assert api.get("/v1/operator/autopilot/configuration").json()["MinQuorum"] == 1
+
+
+def _self_signed() -> tuple[str, str]:
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "gw.e2e")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("gw.e2e")]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    return cert.public_bytes(serialization.Encoding.PEM).decode(), key_pem
+
+
+def test_secret_fields_come_from_files_and_are_never_saved(
+    agent: AgentProc, api: httpx.Client, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cert, key = _self_signed()
+    (tmp_path / "gw.key").write_text(key)
+    body = (
+        "config_entries:\n  inline-certificate:\n    i-gw:\n"
+        f"      Certificate: {json.dumps(cert)}\n      PrivateKey: {{file: gw.key}}\n"
+    )
+    spec = write_spec(tmp_path / "spec.yaml", agent, "secrets", body)
+    planfile = tmp_path / "plan.json"
+    code, out, _ = gitkv(capsys, "plan", str(spec), "-out", str(planfile))
+    assert code == 0 and "PrivateKey = from file:" in out and "(hidden)" in out
+    code, out, err = gitkv(capsys, "apply", str(planfile), "--auto-approve")
+    assert code == 0, out + err
+    stored = entry(api, "inline-certificate", "i-gw")
+    assert stored is not None and stored["PrivateKey"].strip() == key.strip()
+    assert gitkv(capsys, "plan", str(spec), "--detailed-exitcode")[0] == 0
+    ledger = api.get("/v1/kv/gitkv/state/secrets", params={"raw": ""}).text
+    secret_line = key.splitlines()[1]
+    assert secret_line not in ledger and secret_line not in planfile.read_text()
+    assert secret_line not in gitkv(capsys, "plan", str(spec), "--json")[1]

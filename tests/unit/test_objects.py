@@ -5,16 +5,27 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
-from gitkv.kinds.config_entries import entry_body, entry_from_api, entry_object
-from gitkv.kinds.intentions import intention_entries, parse_key
+from gitkv.kinds.acl_auth import (
+    auth_method_from_api,
+    auth_method_spec,
+    binding_rule_from_api,
+    binding_rule_spec,
+)
+from gitkv.kinds.config_entries import entry_body, entry_from_api, entry_object, entry_spec
+from gitkv.kinds.intentions import intention_entries, intention_shorthand, parse_key
+from gitkv.kinds.operator import autopilot_from_api, autopilot_spec, ca_from_api, ca_spec
+from gitkv.kinds.queries import query_from_api, query_spec
 from gitkv.ledger import Ledger
 from gitkv.objects import ApiObject, canonical, flatten
 from gitkv.plan import CREATE, DELETE, UPDATE, plan, plans_from_json, plans_to_json
 from gitkv.render import render_human
 from gitkv.resources import Resources, SecretRef
+from gitkv.spec.desired import desired_datacenter
+from gitkv.spec.load import load_spec
 from gitkv.state import LiveState
 
 
@@ -241,3 +252,81 @@ def test_intentions_naming_unknown_services_warn_once_per_service() -> None:
     )
     known = plan(_desired(entries), replace(live, catalog_services=("consul", "db")))
     assert known.notes == ()
+
+
+def test_live_objects_become_spec_values_that_plan_to_nothing(tmp_path: Path) -> None:
+    """What `import` relies on: live JSON -> value -> spec value -> the same value again."""
+    live_entry, _ = entry_from_api(
+        {"Kind": "service-resolver", "Name": "web", "ConnectTimeout": "15s",
+         "Subsets": {"v1": {"Filter": "Service.Meta.v == 1"}}, "CreateIndex": 3}
+    )  # fmt: skip
+    intentions, _ = entry_from_api(
+        {"Kind": "service-intentions", "Name": "db",
+         "Sources": [{"Name": "web", "Action": "allow", "Precedence": 9, "Type": "consul"}]}
+    )  # fmt: skip
+    query, _, _ = query_from_api(
+        {"ID": "x", "Name": "q", "Token": "<hidden>", "Session": "",
+         "Service": {"Service": "web", "Failover": {"NearestN": 0, "Datacenters": None},
+                     "OnlyPassing": True, "Tags": None}, "DNS": {"TTL": "10s"},
+         "Template": {"Type": "", "Regexp": "", "RemoveEmptyTags": False}}
+    )  # fmt: skip
+    method, _ = auth_method_from_api(
+        {"Name": "jwt", "Type": "jwt", "DisplayName": "", "MaxTokenTTL": "1h0m0s",
+         "TokenLocality": "", "Config": {"BoundIssuer": "i", "OIDCClientSecret": "s"}}
+    )  # fmt: skip
+    rule, _, _ = binding_rule_from_api(
+        {"ID": "r1", "AuthMethod": "jwt", "Selector": "", "BindType": "role",
+         "BindName": "ops", "Description": "d"}
+    )  # fmt: skip
+    pilot, _ = autopilot_from_api(
+        {"CleanupDeadServers": True, "LastContactThreshold": "200ms", "MaxTrailingLogs": 250,
+         "MinQuorum": 0, "ServerStabilizationTime": "10s", "RedundancyZoneTag": "",
+         "DisableUpgradeMigration": False, "UpgradeVersionTag": "", "ModifyIndex": 4}
+    )  # fmt: skip
+    ca, _ = ca_from_api({"Provider": "consul", "Config": {"LeafCertTTL": "72h"}})
+
+    kind, name, value = entry_spec(live_entry)
+    dc = {
+        "config_entries": {kind: {name: value}},
+        "intentions": intention_shorthand("db", intentions.body),
+        "prepared_queries": {"q": query_spec(query)},
+        "acl": {"auth_methods": {"jwt": auth_method_spec(method)},
+                "binding_rules": [binding_rule_spec(rule)]},
+        "autopilot": autopilot_spec(pilot),
+        "ca": ca_spec(ca),
+    }  # fmt: skip
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(json.dumps({"version": 1, "datacenters": {"dc1": dc}}))
+    got = desired_datacenter(load_spec(spec)).objects
+    for obj in (live_entry, intentions, query, method, rule, pilot, ca):
+        assert got[obj.kind][obj.id] == obj, obj.kind
+    assert "OIDCClientSecret" not in json.dumps(dc)
+
+
+def test_acl_objects_are_left_alone_when_acls_are_off() -> None:
+    method = auth_method_from_api({"Name": "jwt", "Type": "jwt"})[0]
+    desired = Resources(datacenter="dc1", name="t", objects={"acl_auth_method": {"jwt": method}})
+    ledger = Ledger.build("t", {"acl_auth_method": ["jwt", "old"]})
+    live = LiveState(address="http://127.0.0.1:8500", acl_enabled=False, ledger=ledger)
+    p = plan(desired, live, prune=True)
+    assert p.changes == ()
+    assert p.ledger_after.ids("acl_auth_method") == ("jwt", "old")
+
+
+def test_cluster_settings_are_laid_over_the_live_ones_and_never_deleted() -> None:
+    live_pilot = autopilot_from_api({"CleanupDeadServers": True, "MaxTrailingLogs": 250})[0]
+    want = autopilot_from_api({"MaxTrailingLogs": 500})[0]
+    desired = Resources(datacenter="dc1", name="t", objects={"autopilot": {"config": want}})
+    live = LiveState(address="x", objects={"autopilot": {"config": live_pilot}},
+                     object_indexes={"autopilot/config": 9})  # fmt: skip
+    (change,) = plan(desired, live).changes
+    assert change.action == UPDATE
+    assert change.after.body == {"CleanupDeadServers": True, "MaxTrailingLogs": 500}
+    assert (
+        plan(desired, replace(live, objects={"autopilot": {"config": change.after}})).changes == ()
+    )
+    # Leaving the spec: no longer managed, nothing deleted, nothing "unmanaged".
+    ledger = Ledger.build("t", {"autopilot": ["config"]})
+    gone = plan(Resources(datacenter="dc1", name="t"), replace(live, ledger=ledger), prune=True)
+    assert gone.changes == () and gone.unmanaged == ()
+    assert not gone.ledger_after.ids("autopilot")
