@@ -72,6 +72,7 @@ class MemberState(Dissemination):
         node.incarnation = a.incarnation
         node.tags = dict(a.tags)
         node.addr = a.addr
+        node.leaving = False  # newer alive news refutes a force-leave
         if node.state != NodeState.ALIVE:
             node.state = NodeState.ALIVE
             node.state_change = now
@@ -128,7 +129,10 @@ class MemberState(Dissemination):
             return
         self._broadcast(d.node, d)
         node.incarnation = d.incarnation
-        node.state = NodeState.LEFT if d.node == d.sender else NodeState.DEAD
+        # A member seen leaving (force-leave) that then stops answering has left, as in serf.
+        left = d.node == d.sender or node.leaving
+        node.state = NodeState.LEFT if left else NodeState.DEAD
+        node.leaving = False
         node.state_change = now
         if node.state == NodeState.LEFT:
             self._events.append(MemberLeave(self._member(node)))
@@ -153,8 +157,11 @@ class MemberState(Dissemination):
 
     def _handle_force_leave(self, msg: ForceLeave, now: float) -> None:
         node = self._nodes.get(msg.node)
-        if node is None or node.state in LIVE:
-            return  # unknown, already pruned, or alive (it would rejoin anyway)
+        if node is None:
+            return  # unknown or already pruned
+        if node.state in LIVE:
+            self._leave_live(node, msg)
+            return
         if node.state == NodeState.LEFT and not msg.prune:
             return  # already applied: stop the re-broadcast here
         if node.state == NodeState.DEAD:
@@ -164,6 +171,22 @@ class MemberState(Dissemination):
         self._queue.queue(f"force:{msg.node}", encode(msg))
         if msg.prune:
             self._remove(node)
+
+    def _leave_live(self, node: NodeRecord, msg: ForceLeave) -> None:
+        """serf marks a live member `leaving` on a force-leave and passes the intent on; the
+        member itself refutes it (alive with a higher incarnation), which ends `leaving`
+        everywhere. News older than a refutation (lower incarnation) is ignored. A live
+        member is not pruned: it is still gossiping and would come straight back."""
+        if msg.incarnation < node.incarnation:
+            return
+        if node.name == self.name:
+            if not self._left:
+                self._refute(node, msg.incarnation)
+            return
+        if node.leaving:
+            return  # already applied: stop the re-broadcast here
+        node.leaving = True
+        self._queue.queue(f"force:{msg.node}", encode(msg))
 
     def _reap(self, now: float) -> None:
         cfg = self.config

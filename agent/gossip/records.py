@@ -19,6 +19,9 @@ class NodeRecord:
     incarnation: int
     state: NodeState
     state_change: float
+    # serf's "leaving": a force-leave reached us while the member is live; it lasts until the
+    # member refutes (alive news with a higher incarnation) or is found dead (then it left).
+    leaving: bool = False
 
 
 @dataclass(slots=True)

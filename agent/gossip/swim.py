@@ -195,7 +195,8 @@ class Memberlist(Probing, PushPullExchange):
         return UserEvent(msg.name, msg.payload, msg.ltime, msg.id)
 
     def force_leave(self, name: str, prune: bool = False, now: float = 0.0) -> None:
-        """Turn a failed member into left (and with prune remove it) everywhere."""
+        """Turn a failed member into left (and with prune remove it) everywhere; a live one
+        shows `leaving` until it refutes (serf's leave intent; ourselves: refuted at once)."""
         node = self._nodes.get(name)
         if node is None:
             raise UnknownMember(name)

@@ -118,7 +118,8 @@ class MemberTable:
         return max(1, sum(1 for n in self._nodes.values() if n.state in LIVE))
 
     def _member(self, node: NodeRecord) -> Member:
-        if node.name == self.name and self._left and not self._leave_done:
+        leaving_us = node.name == self.name and self._left and not self._leave_done
+        if leaving_us or (node.leaving and node.state in LIVE):
             status = MemberStatus.LEAVING
         elif node.state in LIVE:
             status = MemberStatus.ALIVE

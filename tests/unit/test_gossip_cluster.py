@@ -373,3 +373,37 @@ def test_restarted_member_rejoins_with_a_higher_incarnation(how: str) -> None:
         lambda: all(member_of(sim, k, "n3").tags.get("build") == "2" for k in observers),
         limit=10,
     )
+
+
+def test_force_leave_of_a_live_member_shows_leaving_until_it_refutes() -> None:
+    sim = cluster(4, seed=16)
+    leaving = int(MemberStatus.LEAVING)
+    incarnation = sim.core("n1").incarnation("n4")
+    sim.pause("n4")  # it cannot refute yet
+    sim.act("n1", lambda c, now: c.force_leave("n4", True, now))  # prune spares a live member
+    live = ["n1", "n2", "n3"]
+    assert sim.statuses("n1")["n4"] == leaving
+    assert sim.run_until(lambda: all(sim.statuses(k)["n4"] == leaving for k in live), limit=1)
+    sim.resume("n4")
+    assert sim.run_until(lambda: sim.converged(all_alive(4)), limit=10)
+    assert sim.core("n1").incarnation("n4") > incarnation
+    assert not events_of(sim, "n1", MemberLeave)
+
+
+def test_force_leave_of_a_leaving_member_that_dies_makes_it_left() -> None:
+    sim = cluster(4, seed=17)
+    sim.kill("n4")
+    sim.act("n1", lambda c, now: c.force_leave("n4", False, now))
+    assert sim.statuses("n1")["n4"] == int(MemberStatus.LEAVING)
+    live = ["n1", "n2", "n3"]
+    assert sim.run_until(lambda: all(sim.statuses(k)["n4"] == LEFT for k in live), limit=60)
+    assert [ev.member.name for ev in events_of(sim, "n1", MemberLeave)] == ["n4"]
+
+
+def test_force_leave_of_ourselves_is_refuted_at_once() -> None:
+    sim = cluster(3, seed=18)
+    before = sim.core("n1").incarnation("n1")
+    sim.act("n1", lambda c, now: c.force_leave("n1", False, now))
+    assert sim.statuses("n1")["n1"] == ALIVE
+    assert sim.run_until(lambda: sim.core("n2").incarnation("n1") > before, limit=5)
+    assert sim.converged(all_alive(3))
