@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
 
+from agent.gossip.coordinate import Coordinate as Vivaldi
+from agent.gossip.coordinate import VivaldiConfig
 from agent.http.app import HTTPError, Request, Response, Router, json_response
 from agent.http.blocking import blocking_query, query_options, read_headers
 from agent.http.bodies import COORDINATE_UPDATE
@@ -17,7 +19,8 @@ if TYPE_CHECKING:
     from agent.ports import Writer
     from agent.state.store import Store
 
-_ORIGIN = {"Vec": [0.0] * 8, "Error": 1.5, "Adjustment": 0.0, "Height": 1e-05}
+_VIVALDI = VivaldiConfig()
+_ORIGIN = Vivaldi.origin(_VIVALDI).api_dict()
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,10 @@ def validate_coord(coord: object) -> dict:
         if not isinstance(value, int | float):
             raise HTTPError(400, f"Request decode failed: Coord.{field} must be a number")
         out[field] = float(value)
+    if len(out["Vec"]) != _VIVALDI.dimensionality:
+        # Consul checks a coordinate from elsewhere against its own (IsCompatibleWith): an
+        # RPC error, so a 500, and nothing is written.
+        raise HTTPError(500, "incompatible coordinate")
     return out
 
 
