@@ -185,6 +185,7 @@ class Agent:
             self,
             lambda: self.consensus is not None and self.consensus.is_leader,
             self.datacenter,
+            server=self.consensus is not None,
         )
         self.local = LocalState(self)
         self.mesh_ca: CARuntime | None = None

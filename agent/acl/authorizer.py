@@ -14,9 +14,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from agent.acl.rules import ParsedRules
+from agent.state.acl import MANAGEMENT_POLICY_ID, READ_ONLY_POLICY_ID
 
 __all__ = [
+    "BUILTIN_POLICIES",
     "MANAGEMENT_RULES",
+    "READ_ONLY_RULES",
     "Authorizer",
     "merge_rules",
 ]
@@ -36,6 +39,39 @@ query_prefix "" { policy = "write" }
 service_prefix "" { policy = "write" }
 session_prefix "" { policy = "write" }
 """
+
+# builtin/global-read-only: everything, at read (Consul 1.2x creates it next to management).
+READ_ONLY_RULES = """acl = "read"
+agent_prefix "" { policy = "read" }
+event_prefix "" { policy = "read" }
+key_prefix "" { policy = "read" }
+keyring = "read"
+node_prefix "" { policy = "read" }
+operator = "read"
+mesh = "read"
+peering = "read"
+query_prefix "" { policy = "read" }
+service_prefix "" {
+  policy = "read"
+  intentions = "read"
+}
+session_prefix "" { policy = "read" }
+"""
+
+# The policies every ACL-enabled datacenter has: their rules cannot change, nor can they be
+# deleted (a rename or a new description is allowed).
+BUILTIN_POLICIES: dict[str, dict[str, str]] = {
+    MANAGEMENT_POLICY_ID: {
+        "Name": "global-management",
+        "Description": "Builtin Policy that grants unlimited access",
+        "Rules": MANAGEMENT_RULES,
+    },
+    READ_ONLY_POLICY_ID: {
+        "Name": "builtin/global-read-only",
+        "Description": "Builtin Policy that grants unlimited read-only access to all components",
+        "Rules": READ_ONLY_RULES,
+    },
+}
 
 _PRECEDENCE = {"deny": 4, "write": 3, "list": 2, "read": 1}
 _GRANTS = {"write": {"write", "list", "read"}, "list": {"list", "read"}, "read": {"read"}}

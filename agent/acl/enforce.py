@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent.acl.authorizer import MANAGEMENT_RULES, Authorizer
+from agent.acl.authorizer import BUILTIN_POLICIES, Authorizer
 from agent.acl.resolve import Identity, Resolver
 from agent.acl.rules import ParsedRules
 from agent.errors import AgentError
@@ -80,8 +80,10 @@ class ACLRuntime:
         writer: Writer,
         is_leader: Callable[[], bool],
         datacenter: str = "",
+        server: bool = True,
     ) -> None:
         self.store = store
+        self.server = server  # holds the replicated ACL tables (a client agent does not)
         self.cfg = cfg
         self.node_name = node_name
         self.writer = writer
@@ -146,14 +148,10 @@ class ACLRuntime:
         acl = self.store.acl
         policies, tokens = [], []
         created = now_rfc3339()
-        if MANAGEMENT_POLICY_ID not in acl.policies:
-            policy = {
-                "ID": MANAGEMENT_POLICY_ID,
-                "Name": "global-management",
-                "Description": "Builtin Policy that grants unlimited access",
-                "Rules": MANAGEMENT_RULES,
-                "Datacenters": [],
-            }
+        for ident, builtin in BUILTIN_POLICIES.items():
+            if ident in acl.policies:
+                continue
+            policy = {"ID": ident, **builtin, "Datacenters": []}
             policy["Hash"] = record_hash(policy, POLICY_HASH_FIELDS)
             policies.append(policy)
         if ANONYMOUS_ACCESSOR not in acl.tokens:

@@ -30,6 +30,7 @@ from typing import Any
 
 from agent.connect.errors import IntentionError
 from agent.connect.intention_names import DEFAULT_NAMESPACE
+from agent.memdb_uuid import uuid_index_problem
 
 __all__ = [
     "KIND",
@@ -41,7 +42,6 @@ __all__ = [
     "intention_string",
     "intentions_view",
     "legacy_hash",
-    "legacy_id_problem",
 ]
 
 KIND = "service-intentions"
@@ -169,39 +169,13 @@ def intention_string(ixn: Mapping[str, Any]) -> str:
     )
 
 
-_HEX = frozenset(b"0123456789abcdefABCDEF")
-
-
-def _go_rune_u(byte: int) -> str:
-    # Go's %#U of rune(byte): the code point, and the character when it is printable.
-    char = chr(byte)
-    return f"U+{byte:04X} '{char}'" if char.isprintable() else f"U+{byte:04X}"
-
-
-def legacy_id_problem(legacy_id: str) -> str | None:
-    """Why go-memdb's UUID index refuses `legacy_id` as a lookup key, or None if it takes it."""
-    raw = _utf8(legacy_id)
-    if len(raw) != 36:
-        return "UUID must be 36 characters"
-    hyphens = raw.count(b"-")
-    if hyphens > 4:
-        return f'UUID should have maximum of 4 "-"; got {hyphens}'
-    digits = raw.replace(b"-", b"")
-    if len(digits) % 2:
-        return "Input (without hyphens) must be even length"
-    for byte in digits:
-        if byte not in _HEX:
-            return f"Invalid UUID: encoding/hex: invalid byte: {_go_rune_u(byte)}"
-    return None
-
-
 def find_legacy(entries: Entries, legacy_id: str) -> tuple[dict, dict] | None:
     """The (entry, source) holding the intention with this legacy ID, or None.
 
     A malformed ID is the index's error, which the GET endpoint answers with 400 (its text
     contains "UUID"): ``failed config entry lookup: UUID must be 36 characters``.
     """
-    problem = legacy_id_problem(legacy_id)
+    problem = uuid_index_problem(legacy_id)
     if problem is not None:
         raise IntentionError(f"failed config entry lookup: {problem}", 400)
     for entry in intention_entries(entries):

@@ -48,8 +48,9 @@ from agent.connect.intention_names import (
     multierror,
     precedence,
 )
-from agent.connect.intention_view import KIND, Entries, find_legacy, legacy_id_problem
+from agent.connect.intention_view import KIND, Entries, find_legacy
 from agent.limits import META_VALUE_MAX_LENGTH
+from agent.memdb_uuid import uuid_index_problem
 
 __all__ = [
     "check_apply_body",
@@ -153,7 +154,7 @@ def legacy_destination(entries: Entries, legacy_id: str, *, deleting: bool = Fal
 
 
 def _find_for_write(entries: Entries, legacy_id: str, deleting: bool) -> tuple[dict, dict]:
-    problem = legacy_id_problem(legacy_id)
+    problem = uuid_index_problem(legacy_id)
     if problem is not None:
         raise IntentionError(f"Intention lookup failed: failed config entry lookup: {problem}")
     found = find_legacy(entries, legacy_id)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from agent.acl import enforce
 from agent.acl.enforce import new_token, now_rfc3339
-from agent.acl.resolve import token_expired
+from agent.acl.resolve import token_expired, token_from_request
 from agent.http.acl_auth_methods import (
     AuthRuntime,
     method_create,
@@ -36,6 +36,7 @@ from agent.http.acl_common import (
     _ready,
     _token_fields,
     _write_token,
+    not_exist,
     render_token,
 )
 from agent.http.acl_login import login, logout
@@ -54,6 +55,7 @@ from agent.http.app import HTTPError, Request, Response, Router, json_response
 from agent.http.authz import identity, require
 from agent.http.blocking import blocking_query, read_headers
 from agent.http.bodies import ACL_TOKEN, AGENT_TOKEN
+from agent.memdb_uuid import uuid_index_problem
 from agent.state.acl import (
     ANONYMOUS_ACCESSOR,
     MANAGEMENT_POLICY_ID,
@@ -140,11 +142,14 @@ def _expiry_from_ttl(ttl: str) -> str:
     return when.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-def _token_or_404(acl: ACLTables, accessor: str) -> dict:
+def _live_token(acl: ACLTables, accessor: str) -> dict | None:
+    """The token with this AccessorID; None when there is none (an expired token is gone
+    until reaped). An accessor that is no UUID is the index's error, a 500, as in Consul."""
+    problem = uuid_index_problem(accessor)
+    if problem is not None:
+        raise HTTPError(500, f"failed acl token lookup: {problem}")
     token = acl.tokens.get(accessor)
-    if token is None or token_expired(token):  # an expired token is gone until reaped
-        raise HTTPError(403, "ACL not found")
-    return token
+    return None if token is None or token_expired(token) else token
 
 
 async def token_item(ports: ACLPorts, req: Request, rest: str) -> Response:
@@ -159,7 +164,9 @@ async def token_item(ports: ACLPorts, req: Request, rest: str) -> Response:
     acl = ports.store.acl
     if req.method == "GET":
         require(req, "acl", None, "read")
-        token = _token_or_404(ports.store.acl, accessor)
+        token = _live_token(ports.store.acl, accessor)
+        if token is None:
+            raise HTTPError(404, not_exist("token"))
         headers = read_headers(req, token.get("ModifyIndex", 0))
         return json_response(req, render_token(acl, token, _can_see_secrets(req)), headers)
     require(req, "acl", None, "write")
@@ -202,7 +209,9 @@ async def token_item(ports: ACLPorts, req: Request, rest: str) -> Response:
 
 async def _token_clone(ports: ACLPorts, req: Request, accessor: str) -> Response:
     require(req, "acl", None, "write")
-    old = _token_or_404(ports.store.acl, accessor)
+    old = _live_token(ports.store.acl, accessor)
+    if old is None:
+        raise HTTPError(403, "ACL not found")  # Consul's clone answers acl.ErrNotFound
     if accessor == ANONYMOUS_ACCESSOR:
         raise HTTPError(400, "Cannot clone the anonymous token")
     if old.get("AuthMethod"):
@@ -222,10 +231,17 @@ async def _token_clone(ports: ACLPorts, req: Request, accessor: str) -> Response
 
 async def token_self(ports: ACLPorts, req: Request, _: str) -> Response:
     await _ready(req)
-    ident = identity(req)
-    if ident.token is None:
-        raise HTTPError(403, "ACL not found")
-    return json_response(req, render_token(ports.store.acl, ident.token, True))
+    # Consul reads the token by its secret without resolving it first: an unknown (or
+    # expired) secret is a 404, not the 403 "ACL not found" of other endpoints.
+    # With no token sent it reads the agent's default token, and with none set, nothing.
+    secret = token_from_request(req.query if req.raw_query else {}, req.headers)
+    if not secret and req.acl is not None:
+        secret = req.acl.tokens.get("default") or ""
+    acl = ports.store.acl
+    token = acl.token_by_secret(secret) if secret else None
+    if token is None or token_expired(token):
+        raise HTTPError(404, "Supplied token does not exist")
+    return json_response(req, render_token(acl, token, True))
 
 
 async def token_list(ports: ACLPorts, req: Request, _: str) -> Response:
@@ -233,6 +249,11 @@ async def token_list(ports: ACLPorts, req: Request, _: str) -> Response:
     require(req, "acl", None, "read")
     acl = ports.store.acl
     policy, role, method = req.get("policy"), req.get("role"), req.get("authmethod")
+    service = req.get("servicename")
+    if sum(1 for given in (policy, role, method, service) if given) > 1:
+        raise HTTPError(
+            500, "can only filter by one of policy, role, serviceName, or methodName at a time"
+        )
     show = _can_see_secrets(req)
 
     def query() -> tuple[int, list]:
@@ -243,6 +264,10 @@ async def token_list(ports: ACLPorts, req: Request, _: str) -> Response:
             if role and role not in {r["ID"] for r in token.get("Roles") or []}:
                 continue
             if method and token.get("AuthMethod") != method:
+                continue
+            if service and service not in {
+                i.get("ServiceName") for i in token.get("ServiceIdentities") or []
+            }:
                 continue
             if token_expired(token):
                 continue  # Consul lists no expired token, reaped or not

@@ -80,6 +80,12 @@ async def _ready(req: Request) -> None:
 # ---------------------------------------------------------------------- rendering
 
 
+def not_exist(kind: str) -> str:
+    """Consul's 404 text for an ACL record (policy, role, token) that is not there. It ends in
+    "ACL not found", yet the status stays 404 (Consul writes it before the error handler)."""
+    return f"Requested {kind} does not exist: ACL not found"
+
+
 def _links(table: dict[str, dict], links: list[dict] | None) -> list[dict]:
     out = []
     for link in links or []:

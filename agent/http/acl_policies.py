@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING
 
+from agent.acl.authorizer import BUILTIN_POLICIES
 from agent.acl.rules import RuleError, parse_rules
 from agent.http.acl_common import (
     _NAME,
@@ -14,6 +15,7 @@ from agent.http.acl_common import (
     _identities,
     _ready,
     _resolve_links,
+    not_exist,
     render_policy,
     render_role,
     templated_policies,
@@ -22,8 +24,8 @@ from agent.http.app import HTTPError, Request, Response, json_response
 from agent.http.authz import require
 from agent.http.blocking import blocking_query, read_headers
 from agent.http.bodies import ACL_POLICY, ACL_ROLE
+from agent.memdb_uuid import uuid_index_problem
 from agent.state.acl import (
-    MANAGEMENT_POLICY_ID,
     POLICY_HASH_FIELDS,
     ROLE_HASH_FIELDS,
     ACLTables,
@@ -72,16 +74,16 @@ def _validate_policy(acl: ACLTables, body: dict, ident: str) -> dict:
         "Rules": rules,
         "Datacenters": [str(d) for d in datacenters],
     }
-    if ident == MANAGEMENT_POLICY_ID:
-        old = acl.policies.get(ident, {})
-        if rules != old.get("Rules"):
+    builtin = BUILTIN_POLICIES.get(ident)
+    if builtin is not None:
+        which = builtin["Name"]
+        if rules != builtin["Rules"]:
             raise HTTPError(
-                400, "Changing the Rules for the builtin global-management policy is not permitted"
+                400, f"Changing the Rules for the builtin {which} policy is not permitted"
             )
-        if policy["Datacenters"] != (old.get("Datacenters") or []):
+        if policy["Datacenters"]:
             raise HTTPError(
-                400,
-                "Changing the Datacenters of the builtin global-management policy is not permitted",
+                400, f"Changing the Datacenters of the builtin {which} policy is not permitted"
             )
     policy["Hash"] = record_hash(policy, POLICY_HASH_FIELDS)
     return policy
@@ -99,9 +101,12 @@ async def policy_create(ports: ACLPorts, req: Request, _: str) -> Response:
 
 
 def _policy_or_404(acl: ACLTables, ident: str) -> dict:
+    problem = uuid_index_problem(ident)
+    if problem is not None:
+        raise HTTPError(500, f"failed acl policy lookup: {problem}")
     policy = acl.policies.get(ident)
     if policy is None:
-        raise HTTPError(404, "ACL policy not found")
+        raise HTTPError(404, not_exist("policy"))
     return policy
 
 
@@ -115,10 +120,9 @@ async def policy_item(ports: ACLPorts, req: Request, ident: str) -> Response:
         return json_response(req, render_policy(policy), read_headers(req, policy["ModifyIndex"]))
     require(req, "acl", None, "write")
     if req.method == "DELETE":
-        if ident == MANAGEMENT_POLICY_ID:
-            raise HTTPError(
-                400, "Delete operation not permitted on the builtin global-management policy"
-            )
+        if ident in BUILTIN_POLICIES:
+            which = BUILTIN_POLICIES[ident]["Name"]
+            raise HTTPError(400, f"Delete operation not permitted on the builtin {which} policy")
         if ident in ports.store.acl.policies:
             await ports.writer.write(ACLPolicyDelete(ID=ident))
         return json_response(req, True)
@@ -137,7 +141,7 @@ async def policy_by_name(ports: ACLPorts, req: Request, name: str) -> Response:
     require(req, "acl", None, "read")
     policy = ports.store.acl.policy_by_name(name)
     if policy is None:
-        raise HTTPError(404, "ACL policy not found")
+        raise HTTPError(404, not_exist("policy"))
     return json_response(req, render_policy(policy), read_headers(req, policy["ModifyIndex"]))
 
 
@@ -199,9 +203,12 @@ async def role_create(ports: ACLPorts, req: Request, _: str) -> Response:
 
 
 def _role_or_404(acl: ACLTables, ident: str) -> dict:
+    problem = uuid_index_problem(ident)
+    if problem is not None:
+        raise HTTPError(500, f"failed acl role lookup: {problem}")
     role = acl.roles.get(ident)
     if role is None:
-        raise HTTPError(404, "ACL role not found")
+        raise HTTPError(404, not_exist("role"))
     return role
 
 
@@ -234,7 +241,7 @@ async def role_by_name(ports: ACLPorts, req: Request, name: str) -> Response:
     require(req, "acl", None, "read")
     role = ports.store.acl.role_by_name(name)
     if role is None:
-        raise HTTPError(404, "ACL role not found")
+        raise HTTPError(404, not_exist("role"))
     return json_response(
         req, render_role(ports.store.acl, role), read_headers(req, role["ModifyIndex"])
     )

@@ -12,12 +12,15 @@ adds the request's side: the token it carries (resolved once, then kept on the r
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from agent.acl.enforce import decide, denied_message, resolve_secret
 from agent.acl.resolve import ACLNotFound, Identity, token_from_request
 from agent.http.app import Request
 from agent.http.errors import HTTPError
+
+if TYPE_CHECKING:
+    from agent.acl.enforce import ACLRuntime
 
 T = TypeVar("T")
 _SCOPE_KEY = "acl.identity"
@@ -39,9 +42,20 @@ def identity(req: Request) -> Identity:
     try:
         found = resolve_secret(rt, secret)
     except ACLNotFound:
-        raise HTTPError(403, "ACL not found") from None
+        raise HTTPError(403, not_found_message(rt)) from None
     req.scope[_SCOPE_KEY] = found
     return found
+
+
+def not_found_message(rt: ACLRuntime) -> str:
+    """Consul's words for an unknown token: a server whose datacenter was never bootstrapped
+    (no `acl bootstrap`, no initial management token) says that is why."""
+    if rt.server and not rt.store.acl.bootstrap_index:
+        return (
+            "ACL system must be bootstrapped before making any requests that require "
+            "authorization: ACL not found"
+        )
+    return "ACL not found"
 
 
 def allowed(req: Request, resource: str, name: str | None, level: str) -> bool:

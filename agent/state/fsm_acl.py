@@ -17,7 +17,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from agent.state import commands as c
-from agent.state.acl import ANONYMOUS_ACCESSOR, ANONYMOUS_SECRET, MANAGEMENT_POLICY_ID, ACLTables
+from agent.state.acl import (
+    ANONYMOUS_ACCESSOR,
+    ANONYMOUS_SECRET,
+    BUILTIN_POLICY_IDS,
+    ACLTables,
+)
 from agent.state.results import Refusal
 
 if TYPE_CHECKING:
@@ -74,9 +79,10 @@ def apply_acl(store: Store, index: int, cmd: Any) -> Any:
         store._bump("acl-policies", index)
         return dict(policy)
     if isinstance(cmd, c.ACLPolicyDelete):
-        if cmd.ID == MANAGEMENT_POLICY_ID:
+        if cmd.ID in BUILTIN_POLICY_IDS:
+            name = acl.policies.get(cmd.ID, {}).get("Name", cmd.ID)
             return Refusal(
-                "Delete of the builtin global-management policy is not permitted", "invalid"
+                f"Delete operation not permitted on the builtin {name} policy", "invalid"
             )
         old = acl.policies.pop(cmd.ID, None)
         if old is not None:

@@ -175,7 +175,7 @@ def test_login_binds_a_service_identity_that_is_enforced(env: Env) -> None:
     # Logout deletes it; the secret is then unknown; a second logout is refused.
     r = env.with_token(secret, "POST", "/v1/acl/logout")
     assert r.status_code == 200 and r.json() is True, r.text
-    assert env.with_token(secret, "GET", "/v1/acl/token/self").status_code == 403
+    assert env.with_token(secret, "GET", "/v1/acl/token/self").status_code == 404
     r = env.with_token(secret, "POST", "/v1/acl/logout")
     assert (r.status_code, r.text) == (403, "ACL not found")
     assert env.token_count() == before
@@ -297,7 +297,7 @@ def test_jwks_url_method(env: Env) -> None:
         assert env.mgmt("DELETE", "/v1/acl/auth-method/jwks").json() is True
         assert env.mgmt("GET", "/v1/acl/binding-rules", params={"authmethod": "jwks"}).json() == []
         r = env.with_token(token["SecretID"], "GET", "/v1/acl/token/self")
-        assert (r.status_code, r.text) == (403, "ACL not found")
+        assert (r.status_code, r.text) == (404, "Supplied token does not exist")
     finally:
         server.close()
     r = env.mgmt(
@@ -448,7 +448,7 @@ def test_templated_policy_binding_is_enforced(env: Env) -> None:
     r = env.with_token(secret, "PUT", "/v1/agent/service/register", json={"Name": "web"})
     assert r.status_code == 403, r.text
     assert env.mgmt("DELETE", "/v1/acl/auth-method/tpl-jwt").json() is True
-    assert env.with_token(secret, "GET", "/v1/acl/token/self").status_code == 403
+    assert env.with_token(secret, "GET", "/v1/acl/token/self").status_code == 404
 
 
 def _ca_pem() -> str:

@@ -173,7 +173,8 @@ MATRIX: list[tuple[str, str, str, dict, tuple[int, ...]]] = [
     ("snapshot", "GET", "/v1/snapshot", {}, (403, 403, 403, 403, 200)),
     ("acl policies", "GET", "/v1/acl/policies", {}, (403, 403, 200, 403, 200)),
     ("acl tokens", "GET", "/v1/acl/tokens", {}, (403, 403, 200, 403, 200)),
-    ("acl token self", "GET", "/v1/acl/token/self", {}, (200,) * 5),
+    # Read by the secret sent, not resolved first: none sent (and no default token) is a 404.
+    ("acl token self", "GET", "/v1/acl/token/self", {}, (404, 200, 200, 200, 200)),
     ("acl replication", "GET", "/v1/acl/replication", {}, (200,) * 5),  # no ACL (Consul)
     ("status", "GET", "/v1/status/leader", {}, (200,) * 5),
 ]
@@ -255,9 +256,12 @@ def test_secrets_shown_only_to_acl_writers(acl_agent: Setup) -> None:
 
 
 def test_unknown_token_is_refused(acl_agent: Setup) -> None:
-    for path in ("/v1/kv/app/a", "/v1/catalog/nodes", "/v1/acl/token/self"):
-        r = acl_agent.http.get(path, headers={"X-Consul-Token": str(uuid.uuid4())})
+    unknown = {"X-Consul-Token": str(uuid.uuid4())}
+    for path in ("/v1/kv/app/a", "/v1/catalog/nodes"):
+        r = acl_agent.http.get(path, headers=unknown)
         assert (r.status_code, r.text) == (403, "ACL not found")
+    r = acl_agent.http.get("/v1/acl/token/self", headers=unknown)
+    assert (r.status_code, r.text) == (404, "Supplied token does not exist")
     # the other ways to present a token
     assert acl_agent.http.get("/v1/kv/app/a", params={"token": MGMT}).status_code == 200
     bearer = {"Authorization": f"Bearer {MGMT}"}

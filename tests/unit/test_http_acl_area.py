@@ -42,7 +42,11 @@ def test_bootstrap_then_a_policy_written_and_listed() -> None:
     assert made["Name"] == "readers"
     assert commands(deps)[-1] == "acl-policy-set"
     listed = json.loads(call(deps, "GET", "/v1/acl/policies", token=secret).body)
-    assert {p["Name"] for p in listed} == {"global-management", "readers"}
+    assert {p["Name"] for p in listed} == {
+        "global-management",
+        "builtin/global-read-only",
+        "readers",
+    }
     replication = json.loads(call(deps, "GET", "/v1/acl/replication").body)
     assert replication["SourceDatacenter"] == "dc1"
 
