@@ -110,12 +110,38 @@ async def txn(ports: TxnPorts, req: Request, _: str) -> Response:
         result = await ports.writer.write(Txn(Ops=ops))
     if result.errors:
         return json_response(req, {"Results": None, "Errors": result.errors}, headers, status=409)
-    results = result.results or None
+    results = [_as_consul(item) for item in result.results] if result.results else None
     if results and not req.has("pretty") and _values_size(results) > STREAM_ABOVE:
         response = Response(b"", 200, JSON, headers)
         response.stream = _streamed(results)
         return response
     return json_response(req, {"Results": results, "Errors": None}, headers)
+
+
+# What Consul's structs leave out when empty (`json:",omitempty"`). A txn answers with the
+# stored structs as they are, unlike the catalog and health endpoints, which turn nil lists
+# and maps into empty ones; so a node registered without tagged addresses or meta shows null
+# there, and clients that compare whole results (the Go client's own txn test) see the same.
+_SERVICE_OMITTED = {"Kind": "", "Port": 0, "SocketPath": "", "PeerName": "", "Locality": None}
+
+
+def _as_consul(item: dict) -> dict:
+    """One txn result (`KV`, `Node`, `Service` or `Check`) in the JSON shape Consul's gives."""
+    if (node := item.get("Node")) is not None:
+        node = {**node, **{k: node.get(k) or None for k in ("TaggedAddresses", "Meta")}}
+        if node.get("Locality") is None:
+            node.pop("Locality", None)
+        return {"Node": node}
+    if (svc := item.get("Service")) is not None:
+        svc = {
+            k: v for k, v in svc.items() if k not in _SERVICE_OMITTED or v != _SERVICE_OMITTED[k]
+        }
+        if not svc.get("TaggedAddresses"):
+            svc.pop("TaggedAddresses", None)
+        return {"Service": svc}
+    if (check := item.get("Check")) is not None:
+        return {"Check": {**check, "ServiceTags": check.get("ServiceTags") or None}}
+    return item
 
 
 # 64 gets of 512 KiB values answer ~45 MB of JSON; encoded whole, the agent holds the answer

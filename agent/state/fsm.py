@@ -410,7 +410,7 @@ def check_from(raw: c.CheckRecord, node: str, services: dict[str, Service]) -> H
     return HealthCheck(
         Node=node,
         CheckID=raw.CheckID or raw.Name or "",
-        Name=raw.Name or raw.CheckID or "",
+        Name=raw.Name or "",  # Consul names no check for its ID (checkPreApply goes the other way)
         Status=raw.Status or "critical",
         Notes=raw.Notes or "",
         Output=raw.Output or "",

@@ -181,3 +181,89 @@ def test_large_read_results_stream_as_one_json_answer(http: httpx.Client) -> Non
     assert answer.json()["Errors"] is None and len(results) == 8
     got = [(r["KV"]["Key"], base64.b64decode(r["KV"]["Value"])) for r in results]
     assert got == list(values.items()) * 2
+
+
+# The fields of the Go client's structs a txn result is decoded into (api/txn.go TxnResult:
+# KV *KVPair, Node *Node, Service *CatalogService, Check *HealthCheck). Go matches JSON keys
+# to fields case-insensitively and drops the rest; null stays nil, [] and {} do not.
+GO_FIELDS = {
+    "Node": ("ID", "Node", "Address", "Datacenter", "TaggedAddresses", "Meta"),
+    "Service": (
+        "ID",
+        "Node",
+        "Address",
+        "Datacenter",
+        "TaggedAddresses",
+        "NodeMeta",
+        "ServiceID",
+        "ServiceName",
+        "ServiceTags",
+        "ServiceMeta",
+        "ServicePort",
+        "Checks",
+    ),
+    "Check": (
+        "Node",
+        "CheckID",
+        "Name",
+        "Status",
+        "ServiceID",
+        "ServiceName",
+        "ServiceTags",
+        "Type",
+    ),
+}
+
+
+def go_decode(kind: str, obj: dict) -> dict:
+    keys = {k.lower(): k for k in obj}
+    return {f: obj[keys[f.lower()]] for f in GO_FIELDS[kind] if f.lower() in keys}
+
+
+def test_results_decode_as_the_go_client_expects(http: httpx.Client) -> None:
+    """api/txn_test.go TestAPI_ClientTxn: a catalog node with no tagged addresses or meta, a
+    service, and checks with durations, read back through a txn and compared whole."""
+    check = {"Interval": "5s", "Timeout": "10s", "DeregisterCriticalServiceAfter": "20s"}
+    reg = {
+        "ID": "d4bd9f4a-1c49-4d2e-9c40-5f0a1d1c2b3a",
+        "Node": "txn-foo",
+        "Address": "2.2.2.2",
+        "Service": {"ID": "foo1", "Service": "foo"},
+        "Checks": [
+            {"CheckID": "bar", "Status": "critical", "Definition": {"TCP": "1.1.1.1", **check}},
+            {"CheckID": "bor", "Status": "critical", "Definition": {"UDP": "1.1.1.1", **check}},
+        ],
+    }
+    assert http.put("/v1/catalog/register", json=reg).json() is True
+    ops = [
+        {"Node": {"Verb": "get", "Node": {"Node": "txn-foo"}}},
+        {"Service": {"Verb": "get", "Node": "txn-foo", "Service": {"ID": "foo1"}}},
+        {"Check": {"Verb": "get", "Check": {"Node": "txn-foo", "CheckID": "bar"}}},
+        {"Check": {"Verb": "get", "Check": {"Node": "txn-foo", "CheckID": "bor"}}},
+    ]
+    answer = http.put("/v1/txn", json=ops)
+    assert answer.status_code == 200, answer.text
+    node, svc, bar, bor = answer.json()["Results"]
+    assert go_decode("Node", node["Node"]) == {
+        "ID": reg["ID"],
+        "Node": "txn-foo",
+        "Address": "2.2.2.2",
+        "Datacenter": "dc1",
+        "TaggedAddresses": None,
+        "Meta": None,
+    }
+    assert node["Node"]["ModifyIndex"] == node["Node"]["CreateIndex"]
+    # A NodeService decoded as a CatalogService: only the ID (and an empty Address) carry over.
+    assert go_decode("Service", svc["Service"]) == {"ID": "foo1", "Address": ""}
+    for got, check_id, kind in ((bar, "bar", "tcp"), (bor, "bor", "udp")):
+        assert go_decode("Check", got["Check"]) == {
+            "Node": "txn-foo",
+            "CheckID": check_id,
+            "Name": "",
+            "Status": "critical",
+            "ServiceID": "",
+            "ServiceName": "",
+            "ServiceTags": None,
+            "Type": kind,
+        }
+        assert got["Check"]["Definition"]["Interval"] == "5s"
