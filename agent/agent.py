@@ -404,13 +404,14 @@ class Agent:
         try:
             return await self.rpc_pool.call(target, method, args, timeout=30)
         except RPCError as exc:
-            raise CAError(str(exc)) from None
+            # The server's status travels with its refusal (a CSR rate limit is a 429).
+            raise CAError(str(exc), exc.status) from None
 
     async def _rpc_ca_sign(self, args: Any) -> Any:
         if self.mesh_ca is None or not isinstance(args, dict):
             raise RPCError("not a server", 400)
         try:
-            return self.mesh_ca.sign_local(str(args.get("CSR") or ""), str(args.get("Service")))
+            return await self.mesh_ca.sign(str(args.get("CSR") or ""), str(args.get("Service")))
         except MeshError as exc:
             raise RPCError(exc.message, exc.status) from None
 

@@ -15,13 +15,15 @@ import asyncio
 import datetime as dt
 import logging
 import os
+import random
 import secrets
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from agent.connect import ca, spiffe
+from agent.connect import ca, csr_limit, spiffe
 from agent.connect.errors import CAError
 from agent.errors import AgentError
 from agent.state.commands import CASet
@@ -73,6 +75,7 @@ class CARuntime:
         user_config: dict[str, Any],
         provider: str = "consul",
         clock: Callable[[], dt.datetime] = _now,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
         self.writer = writer
@@ -81,7 +84,12 @@ class CARuntime:
         self.user_config = dict(user_config)
         self.provider = provider
         self.clock = clock
+        self.monotonic = monotonic
         self._lock = asyncio.Lock()
+        # This server's CSR limits (each server limits its own signing, as Consul's do).
+        self._bucket = csr_limit.Bucket()
+        self._slots = csr_limit.Slots()
+        self._slot_change = asyncio.Condition()
 
     # ------------------------------------------------------------------ the leader's duties
 
@@ -143,16 +151,57 @@ class CARuntime:
 
     # ------------------------------------------------------------------ signing
 
-    def sign_local(self, csr_pem: str, service: str) -> dict[str, Any]:
+    async def sign(self, csr_pem: str, service: str) -> dict[str, Any]:
+        """Sign within the configuration's CSR limits (`agent.connect.csr_limit`): a request
+        that cannot have its turn within `LIMIT_WAIT` is refused with Consul's 429."""
+        mesh = self.store.mesh
+        if mesh.active_root() is None:
+            raise CAError("CA has not finished initializing")
+        limits = ca.provider_config(mesh.ca.get("Config") or {})
+        if limits.csr_max_per_second > 0:
+            wait = self._bucket.reserve(limits.csr_max_per_second, self.monotonic())
+            if wait is None:
+                raise CAError(csr_limit.RATE_LIMITED, 429)
+            if wait > 0:
+                await asyncio.sleep(wait)
+            return await self._sign_in_thread(csr_pem)
+        if limits.csr_max_concurrent > 0:
+            size = limits.csr_max_concurrent
+            async with self._slot_change:
+                try:
+                    await asyncio.wait_for(
+                        self._slot_change.wait_for(lambda: self._slots.take(size)),
+                        csr_limit.LIMIT_WAIT,
+                    )
+                except TimeoutError:
+                    raise CAError(csr_limit.RATE_LIMITED, 429) from None
+            try:
+                return await self._sign_in_thread(csr_pem)
+            finally:
+                async with self._slot_change:
+                    self._slots.give()
+                    self._slot_change.notify_all()
+        return await self._sign_in_thread(csr_pem)
+
+    async def _sign_in_thread(self, csr_pem: str) -> dict[str, Any]:
+        # The inputs are read here, on the loop; the signature (the expensive part, which the
+        # limits exist for) runs in a thread so signings in progress really overlap.
         mesh = self.store.mesh
         root = mesh.active_root()
         if root is None:
             raise CAError("CA has not finished initializing")
         ttl = ca.provider_config(mesh.ca.get("Config") or {}).leaf_ttl_seconds
-        issued = ca.sign_leaf(
-            root, csr_pem, new_serial(), self.clock(), ttl, self.datacenter, mesh.trust_domain
-        )
         index = int(mesh.ca.get("ModifyIndex", 0))
+        issued = await asyncio.to_thread(
+            ca.sign_leaf,
+            root,
+            csr_pem,
+            new_serial(),
+            self.clock(),
+            ttl,
+            self.datacenter,
+            mesh.trust_domain,
+        )
         return issued | {"CreateIndex": index, "ModifyIndex": index}
 
     def roots_view(self) -> dict[str, Any]:
@@ -170,7 +219,7 @@ class LocalSigner:
         self.runtime = runtime
 
     async def sign(self, csr_pem: str, service: str) -> dict[str, Any]:
-        return self.runtime.sign_local(csr_pem, service)
+        return await self.runtime.sign(csr_pem, service)
 
     async def roots(self) -> dict[str, Any]:
         return self.runtime.roots_view()
@@ -189,12 +238,25 @@ class RemoteSigner:
         return await self.call("ca_roots", {})
 
 
+# A renewal the servers refused for their CSR rate limit is retried once per window of this
+# length, at a random point in it (Consul's caChangeJitterWindow): the load of a root rotation
+# across thousands of leaves spreads out instead of retrying in lockstep.
+RETRY_WINDOW = 30.0
+
+
+def _stagger(window: float) -> float:
+    return random.uniform(0.0, window)
+
+
 @dataclass
 class _Leaf:
     cert: dict[str, Any]
     root_id: str
     renew_after: float  # monotonic seconds
     index: int
+    retry_at: float = 0.0  # no renewal before this (monotonic), after a rate-limited one
+    limited: int = 0  # consecutive rate-limited renewals
+    limited_since: float | None = None
 
 
 class LeafCache:
@@ -207,11 +269,13 @@ class LeafCache:
         datacenter: str,
         monotonic: Callable[[], float],
         poll: float = 1.0,
+        stagger: Callable[[float], float] = _stagger,
     ) -> None:
         self.signer = signer
         self.datacenter = datacenter
         self.monotonic = monotonic
         self.poll = poll
+        self.stagger = stagger
         self._leaves: dict[str, _Leaf] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._counter = 0
@@ -223,9 +287,33 @@ class LeafCache:
             roots = await self.signer.roots()
             active = str(roots.get("ActiveRootID") or "")
             leaf = self._leaves.get(service)
-            if leaf is None or leaf.root_id != active or self.monotonic() >= leaf.renew_after:
+            now = self.monotonic()
+            if leaf is None:
+                # A first request that is rate limited fails (Consul returns the error
+                # rather than block until the limit allows it).
                 leaf = await self._issue(service, roots, active)
+            elif now >= leaf.retry_at and (leaf.root_id != active or now >= leaf.renew_after):
+                try:
+                    leaf = await self._issue(service, roots, active)
+                except CAError as exc:
+                    if exc.status != 429:
+                        raise
+                    self._back_off(leaf, now)
             return leaf.cert
+
+    def _back_off(self, leaf: _Leaf, now: float) -> None:
+        """Keep the current certificate and pick the next try: in the `limited`-th window
+        after the first refusal, at a random point of it (Consul's attemptLeafRefresh)."""
+        if leaf.limited_since is None:
+            leaf.limited_since = now
+        leaf.limited += 1
+        delay = self.stagger(RETRY_WINDOW)
+        leaf.retry_at = leaf.limited_since + leaf.limited * delay + delay
+        log.warning(
+            "connect: leaf renewal rate limited (%d in a row), retrying in %.1fs",
+            leaf.limited,
+            leaf.retry_at - now,
+        )
 
     async def wait(self, service: str, index: int, timeout: float) -> dict[str, Any]:
         """`?index=`: return once the certificate's ModifyIndex passes `index` (a renewal or a
