@@ -187,7 +187,6 @@ class Agent:
             self.datacenter,
             server=self.consensus is not None,
         )
-        self.local = LocalState(self)
         self.mesh_ca: CARuntime | None = None
         self.bootstrap_entries: BootstrapEntries | None = None
         signer: Signer
@@ -214,6 +213,9 @@ class Agent:
             intentions = RemoteIntentions(self, time.monotonic)
             central_config = RemoteServiceDefaults(self, time.monotonic)
         self.leaves = LeafCache(signer, self.datacenter, time.monotonic)
+        self.local = LocalState(
+            self, central_config if config.enable_central_service_config else None
+        )
         self.session_reaper = SessionReaper(
             self.store, self, lambda: self.consensus is not None and self.consensus.is_leader
         )
@@ -265,7 +267,6 @@ class Agent:
             signer=signer,
             leaves=self.leaves,
             intentions=intentions,
-            central_config=central_config,
             api=self,
             queries=self.queries,
         )

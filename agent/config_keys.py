@@ -546,6 +546,7 @@ IMPLEMENTED: Final[frozenset[str]] = frozenset(
         "discard_check_output",
         "dns_config",
         "domain",
+        "enable_central_service_config",
         "enable_debug",
         "enable_local_script_checks",
         "enable_script_checks",

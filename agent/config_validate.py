@@ -129,6 +129,8 @@ def build(
         leave_drain_time=v.seconds("performance.leave_drain_time"),
         rpc_hold_timeout=v.seconds("performance.rpc_hold_timeout"),
         connect_enabled=bool(v.get("connect.enabled", True)),
+        # Consul's default since 1.9: proxies and gateways take proxy/service-defaults.
+        enable_central_service_config=bool(v.get("enable_central_service_config", True)),
         connect_ca_provider=str(v.get("connect.ca_provider", "consul") or "consul"),
         connect_ca_config=dict(v.get("connect.ca_config") or {}),
         config_entries_bootstrap=tuple(v.get("config_entries.bootstrap") or ()),

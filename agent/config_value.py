@@ -159,6 +159,7 @@ class AgentConfig:
     leave_drain_time: float
     rpc_hold_timeout: float
     connect_enabled: bool
+    enable_central_service_config: bool
     connect_ca_provider: str
     connect_ca_config: dict[str, Any]
     config_entries_bootstrap: tuple[dict[str, Any], ...]

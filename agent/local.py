@@ -28,6 +28,7 @@ from agent.check_runners import make_runner
 from agent.checks import CheckDefinition, CheckError, parse_check_registration
 from agent.limits import check_limits_error, service_limits_error
 from agent.local_files import DefinitionFiles
+from agent.service_manager import CentralConfig, ServiceManager
 from agent.services import (
     VALIDATE_AGENT,
     VALIDATE_FULL,
@@ -72,9 +73,12 @@ def _guard_limits(defn: ServiceDefinition) -> None:
 
 
 class LocalState:
-    def __init__(self, agent: LocalHost) -> None:
+    def __init__(self, agent: LocalHost, central_config: CentralConfig | None = None) -> None:
+        """`central_config`: the entries merged into local proxies and gateways (None when
+        `enable_central_service_config` is off)."""
         self.agent = agent
         self._entropy = AntiEntropy(agent)
+        self.manager = ServiceManager(central_config)
         self.services: dict[str, ServiceDefinition] = {}
         self.checks: dict[str, LocalCheck] = {}
         self._clients: HTTPClients | None = None
@@ -82,6 +86,7 @@ class LocalState:
         self._sync_wakeup: asyncio.Event | None = None
         self._reap_task: asyncio.Task | None = None
         self._alias_task: asyncio.Task | None = None
+        self._central_task: asyncio.Task | None = None
         self._started = False
         self._sync_lock = asyncio.Lock()
         self._changed = asyncio.Event()
@@ -487,7 +492,9 @@ class LocalState:
             await self._sync()
 
     async def _sync(self) -> None:
-        """Make the catalog's entries for this node equal to the local state."""
+        """Make the catalog's entries for this node equal to the local state (proxies and
+        gateways as the service manager merges them)."""
+        merged = await self.manager.merged_all(list(self.services.values()))
         wanted = {
             defn.id: (
                 defn.record,
@@ -497,7 +504,7 @@ class LocalState:
                     if c.definition.service_id == defn.id
                 ],
             )
-            for defn in list(self.services.values())
+            for defn in merged
         }
         node_checks = [
             self._catalog_check(c) for c in self.checks.values() if not c.definition.service_id
@@ -554,9 +561,13 @@ class LocalState:
         self._sync_task = asyncio.create_task(self._sync_loop(), name="anti-entropy")
         self._reap_task = asyncio.create_task(self._reap_loop(), name="critical-reaper")
         self._alias_task = asyncio.create_task(self._alias_loop(), name="remote-aliases")
+        self._central_task = asyncio.create_task(
+            self.manager.watch(lambda: list(self.services.values()), self.trigger_sync),
+            name="central-config",
+        )
 
     async def stop(self) -> None:
-        for task in (self._sync_task, self._reap_task, self._alias_task):
+        for task in (self._sync_task, self._reap_task, self._alias_task, self._central_task):
             if task is not None:
                 task.cancel()
                 try:

@@ -38,6 +38,21 @@ class StoreEntries:
     def version(self) -> int:
         return self.store.table_index("config-entries")
 
+    async def wait_change(self, version: int, timeout: float) -> int:
+        """Block on the store's config-entries table until its index moves from `version`."""
+        loop = asyncio.get_running_loop()
+        topics = (("table", "config-entries"),)
+        waiter = loop.create_future()
+        self.store.watches.add(topics, waiter)
+        try:
+            if self.version() == version:
+                await asyncio.wait_for(waiter, timeout)
+        except TimeoutError:
+            pass
+        finally:
+            self.store.watches.remove(topics, waiter)
+        return self.version()
+
 
 class RemoteEntries:
     """A client agent's cache of a server's entries of `kinds`."""
@@ -67,6 +82,15 @@ class RemoteEntries:
         return self._entries
 
     def version(self) -> int:
+        return self._version
+
+    async def wait_change(self, version: int, timeout: float) -> int:
+        """Refresh every `max_age` until the entries differ from `version` (or `timeout`)."""
+        deadline = self.monotonic() + timeout
+        await self.entries()
+        while self._version == version and self.monotonic() < deadline:
+            await asyncio.sleep(min(self.max_age, max(0.0, deadline - self.monotonic())))
+            await self.entries()
         return self._version
 
     async def _refresh(self) -> None:

@@ -17,7 +17,7 @@ from agent.membership import serf_tags
 
 if TYPE_CHECKING:
     from agent.cluster import ClusterManager
-    from agent.http.deps import AgentControl, CentralConfigSource
+    from agent.http.deps import AgentControl
     from agent.local import LocalState
     from agent.metrics import Metrics
     from agent.ports import AgentIdentity, Leadership
@@ -43,7 +43,6 @@ class AgentPorts:
     consensus: RaftNode | None
     leadership: Leadership
     metrics: Metrics
-    central_config: CentralConfigSource  # merged into local proxies' and gateways' Proxy
 
 
 def ok() -> Response:

@@ -120,7 +120,6 @@ def register(router: Router, deps: HTTPDeps) -> None:
         consensus=deps.consensus,
         leadership=deps.leadership,
         metrics=deps.metrics,
-        central_config=deps.central_config,
     )
     router.add("/v1/agent/self", {"GET": partial(agent_self, ports)})
     router.add("/v1/agent/version", {"GET": partial(agent_version, ports)})

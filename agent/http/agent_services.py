@@ -3,8 +3,10 @@
 mode, and their health as this agent's own checks see it.
 
 A proxy's or gateway's `Proxy` is shown with central config merged in (proxy-defaults and
-its service-defaults, `agent.connect.central_config`), as Consul's service manager registers
-it locally; the registration itself stays as it was sent.
+its service-defaults), as Consul's service manager registers it locally
+(`agent.service_manager`, off with `enable_central_service_config = false`); the
+registration itself stays as it was sent. A `?hash=` reader wakes when an entry change
+alters the merged result, since its ContentHash changes with it.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import time
 from typing import TYPE_CHECKING
 
 from agent.checks import CheckError
-from agent.connect.central_config import GATEWAY_KINDS, PROXY_KIND, merged_proxy
 from agent.http.agent_common import AgentPorts, filtered, ok
 from agent.http.app import HTTPError, Request, Response, json_response, text_response
 from agent.http.blocking import query_options
@@ -40,12 +41,8 @@ _FALSE_VALUES = {"0", "f", "F", "false", "FALSE", "False"}
 
 
 async def _rendered(ports: AgentPorts, defn: ServiceDefinition) -> dict:
-    body = ports.local.render_service(defn)
-    kind = body.get("Kind", "")
-    if "Proxy" in body and (kind == PROXY_KIND or kind in GATEWAY_KINDS):
-        entries = await ports.central_config.entries()
-        body["Proxy"] = merged_proxy(entries, kind, body["Service"], body["Proxy"], agent=True)
-    return body
+    local = ports.local
+    return local.render_service(await local.manager.merged(defn))
 
 
 async def agent_services(ports: AgentPorts, req: Request, _: str) -> Response:

@@ -54,13 +54,6 @@ class IntentionSource(Protocol):
         ...
 
 
-class CentralConfigSource(Protocol):
-    """The proxy-defaults and service-defaults entries this agent merges into its own proxy
-    and gateway registrations (the store's on a server, a server's cached on a client)."""
-
-    async def entries(self) -> Entries: ...
-
-
 class SessionRenewer(Protocol):
     """The leader's session TTL timers (`agent/sessions_reaper.py`), as `/v1/session/*`
     restarts them: a create or renew touches no replicated state, only this window."""
@@ -87,7 +80,6 @@ class HTTPDeps:
     signer: Signer  # this agent's way to the CA (its own store, or a server over RPC)
     leaves: LeafCache  # this agent's leaf certificates
     intentions: IntentionSource  # what authorize decides with
-    central_config: CentralConfigSource  # what /v1/agent/service merges into local proxies
     # this agent's own API, forwarding included (a read of another datacenter); None in twins
     api: APICaller | None = None
     queries: QueryRunner | None = None  # servers: prepared queries, failing over on the WAN

@@ -4,6 +4,7 @@ and the federation-state endpoints."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import time
 
 import httpx
@@ -47,3 +48,78 @@ def test_csr_rate_limit_refuses_with_429(dev_agent: AgentProc) -> None:
         assert answer.status_code == 200, answer.text
     shown = client.get("/v1/connect/ca/configuration").json()["Config"]
     assert shown["CSRMaxConcurrent"] == 1
+
+
+def _sidecar_in_catalog(client: httpx.Client, want: dict) -> dict:
+    """The catalog's web-sidecar-proxy once its Proxy.Config is `want` (anti-entropy runs
+    after the entry write)."""
+    deadline = time.monotonic() + 20
+    while True:
+        found = client.get("/v1/catalog/service/web-sidecar-proxy").json()
+        if found and found[0]["ServiceProxy"].get("Config") == want:
+            return found[0]["ServiceProxy"]
+        assert time.monotonic() < deadline, found
+        time.sleep(0.1)
+
+
+WEB = {
+    "Name": "web",
+    "Port": 8080,
+    "Connect": {"SidecarService": {"Proxy": {"Config": {"local": 1}}}},
+}
+PROXY_DEFAULTS = {
+    "Kind": "proxy-defaults",
+    "Name": "global",
+    "Config": {"foo": "bar"},
+    "MeshGateway": {"Mode": "local"},
+}
+
+
+def test_the_catalog_gets_the_merged_sidecar_and_follows_entry_changes(
+    dev_agent: AgentProc,
+) -> None:
+    client = dev_agent.client()
+    assert client.put("/v1/config", json=PROXY_DEFAULTS).json() is True
+    assert client.put("/v1/agent/service/register", json=WEB).status_code == 200
+    proxy = _sidecar_in_catalog(client, {"local": 1, "foo": "bar"})
+    assert proxy["MeshGateway"] == {"Mode": "local"}
+
+    first = client.get("/v1/agent/service/web-sidecar-proxy")
+    digest = first.json()["ContentHash"]
+    assert first.headers["X-Consul-ContentHash"] == digest
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        parked = pool.submit(
+            dev_agent.client().get,
+            "/v1/agent/service/web-sidecar-proxy",
+            params={"hash": digest, "wait": "20s"},
+        )
+        time.sleep(0.3)  # let the reader park (the answer does not depend on it)
+        entry = {"Kind": "service-defaults", "Name": "web", "Protocol": "http"}
+        assert client.put("/v1/config", json=entry).json() is True
+        woken = parked.result(timeout=30)
+    assert woken.status_code == 200
+    body = woken.json()
+    assert body["ContentHash"] != digest  # woken by the change, not by the wait running out
+    assert body["Proxy"]["Config"] == {"local": 1, "foo": "bar", "protocol": "http"}
+    _sidecar_in_catalog(client, {"local": 1, "foo": "bar", "protocol": "http"})
+
+    # A deleted entry leaves the merge too.
+    assert client.delete("/v1/config/proxy-defaults/global").status_code == 200
+    proxy = _sidecar_in_catalog(client, {"local": 1, "protocol": "http"})
+    assert proxy["MeshGateway"] == {}
+
+
+def test_central_service_config_off_registers_the_sidecar_as_sent() -> None:
+    from tests.e2e.conftest import dev_agent_args
+
+    args = [*dev_agent_args(), "-hcl", "enable_central_service_config = false"]
+    with AgentProc(*args).start() as agent:
+        client = agent.client()
+        assert client.put("/v1/config", json=PROXY_DEFAULTS).json() is True
+        assert client.put("/v1/agent/service/register", json=WEB).status_code == 200
+        proxy = _sidecar_in_catalog(client, {"local": 1})
+        assert proxy["MeshGateway"] == {}
+        shown = client.get("/v1/agent/service/web-sidecar-proxy").json()
+        assert shown["Proxy"]["Config"] == {"local": 1}
+        assert shown["Proxy"]["MeshGateway"] == {}

@@ -163,5 +163,4 @@ def http_deps(config: AgentConfig | None = None) -> HTTPDeps:
         signer=signer,
         leaves=LeafCache(signer, identity.datacenter, time.monotonic),
         intentions=StoreEntries(store),
-        central_config=StoreEntries(store),
     )

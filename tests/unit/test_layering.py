@@ -34,6 +34,7 @@ RANKS: dict[str, int] = {
     "agent.events": 3,
     "agent.local": 3,
     "agent.anti_entropy": 3,  # the local state's catalog writes
+    "agent.service_manager": 3,  # central service config merged into local proxies
     "agent.cluster": 3,
     "agent.wan": 3,
     "agent.sessions_reaper": 3,
