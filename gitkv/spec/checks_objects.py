@@ -7,7 +7,9 @@ at apply time, found before anything is written, each at its position.
 - a router sending to a service of another protocol ("uses inconsistent protocols");
 - a split naming a subset the spec's service-resolver for that service does not define;
 - an intention given both as shorthand and in a service-intentions entry;
-- a binding rule naming an auth method the spec does not define, or given twice.
+- a binding rule naming an auth method the spec does not define, or given twice;
+- the names fixed by Consul: proxy-defaults `global`, exported-services `default` (in CE),
+  mesh `mesh`.
 
 Only what the spec says is known: an entry that lives in the cluster but not in the spec
 cannot be checked here (Consul still refuses, at apply time).
@@ -52,9 +54,24 @@ def object_problems(dc: dict[Any, Any], src: Source, out: list[Diagnostic]) -> N
     entries = _dict(dc.get("config_entries"))
     e_src = src.child("config_entries")
     if e_src is not None:
+        _check_fixed_names(entries, e_src, out)
         _check_chains(entries, e_src, out)
     _check_intentions(dc, src, entries, out)
     _check_binding_rules(_dict(dc.get("acl")), src.child("acl"), out)
+
+
+_FIXED_NAMES = {
+    "proxy-defaults": ("global", 'invalid name ({name}), only "global" is supported'),
+    "exported-services": ("default", 'exported-services Name must be "default"'),
+    "mesh": ("mesh", 'the mesh entry is named "mesh" (Consul has only one)'),
+}
+
+
+def _check_fixed_names(entries: dict[Any, Any], src: Source, out: list[Diagnostic]) -> None:
+    for kind, (only, message) in _FIXED_NAMES.items():
+        for name, _, n_src in _items(entries.get(kind), src.child(kind)):
+            if name != only:
+                out.append(n_src.anchor.diag(f"{kind}: {message.format(name=_q(str(name)))}"))
 
 
 def _protocol(entries: dict[Any, Any], service: str) -> str | None:

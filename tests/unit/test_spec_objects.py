@@ -85,6 +85,27 @@ def test_what_consul_would_refuse(tmp_path: Path) -> None:
     ]
 
 
+def test_names_consul_fixes(tmp_path: Path) -> None:
+    spec = write(
+        tmp_path,
+        """
+        config_entries:
+          proxy-defaults:
+            web: {Config: {protocol: http}}
+          exported-services:
+            mine: {Services: []}
+          mesh:
+            mesh: {}
+            other: {}
+        """,
+    )
+    assert problems(spec) == [
+        'spec.yaml:6:9: proxy-defaults: invalid name ("web"), only "global" is supported',
+        'spec.yaml:8:9: exported-services: exported-services Name must be "default"',
+        'spec.yaml:11:9: mesh: the mesh entry is named "mesh" (Consul has only one)',
+    ]
+
+
 def test_secrets_and_acl_references(tmp_path: Path) -> None:
     spec = write(
         tmp_path,
