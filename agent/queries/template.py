@@ -143,18 +143,22 @@ def compile_template(query: dict[str, Any]) -> CompiledTemplate:
     return template
 
 
-_compiled: dict[tuple[str, int, int], CompiledTemplate] = {}
+# id(record) -> (the record, its compiled template). The record is kept alongside, so its
+# id cannot be reused by another object while the entry lives; records are replaced, never
+# changed in place, so the same object always compiles to the same template.
+_compiled: dict[int, tuple[dict[str, Any], CompiledTemplate]] = {}
 
 
 def _template_of(query: dict[str, Any]) -> CompiledTemplate:
-    """A stored template, compiled once per version of it (the store keeps only
-    templates that compiled, so a failure here is a render error of the caller's)."""
-    key = (str(query["ID"]), int(query["ModifyIndex"]), id(query))
-    template = _compiled.get(key)
-    if template is None:
-        if len(_compiled) >= _CACHE_LIMIT:
-            _compiled.clear()
-        template = _compiled[key] = compile_template(query)
+    """A stored template, compiled once per record (the store keeps only templates that
+    compiled, so a failure here is a render error of the caller's)."""
+    cached = _compiled.get(id(query))
+    if cached is not None and cached[0] is query:
+        return cached[1]
+    if len(_compiled) >= _CACHE_LIMIT:
+        _compiled.clear()
+    template = compile_template(query)
+    _compiled[id(query)] = (query, template)
     return template
 
 

@@ -332,3 +332,11 @@ def test_resolve_reports_a_render_failure() -> None:
     assert caught.value.message == (
         f"Bad evaluation for '{service}' in Service.Service: __builtin_IntMath: divide by zero"
     )
+
+
+def test_two_records_of_one_id_and_index_never_share_a_compiled_template() -> None:
+    """The compiled-template cache follows the record object, not its ID and ModifyIndex
+    (tests and restores build equal-looking records with other contents)."""
+    for n in range(50):
+        queries = [template("geo-", ID=TEMPLATE_ID, Service=f"v{n}-${{name.suffix}}")]
+        assert resolve(queries, "geo-db")["Service"]["Service"] == f"v{n}-db"
