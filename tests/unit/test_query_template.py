@@ -335,8 +335,9 @@ def test_resolve_reports_a_render_failure() -> None:
 
 
 def test_two_records_of_one_id_and_index_never_share_a_compiled_template() -> None:
-    """The compiled-template cache follows the record object, not its ID and ModifyIndex
-    (tests and restores build equal-looking records with other contents)."""
+    """The compiled-template cache follows the record object: a cache by ID and ModifyIndex
+    would render every record here as the first one."""
     for n in range(50):
-        queries = [template("geo-", ID=TEMPLATE_ID, Service=f"v{n}-${{name.suffix}}")]
-        assert resolve(queries, "geo-db")["Service"]["Service"] == f"v{n}-db"
+        record = template("geo-", ID=TEMPLATE_ID, Service=f"v{n}-${{name.suffix}}")
+        assert resolve([record], "geo-db")["Service"]["Service"] == f"v{n}-db"
+        del record  # its memory (and so its id) is free for the next one
