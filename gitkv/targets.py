@@ -4,7 +4,7 @@ A target is `KIND/NAME`: `kv/app/web/replicas`, `service/node1/web`, `acl_token/
 `config_entry/service-defaults/web`. NAME is everything after the first `/` (ids hold
 slashes); a NAME ending in `/` names a KV folder and matches every key under it. A targeted
 change pulls in the changes it needs to succeed (a token's new policies and roles, a role's
-policies), as Terraform pulls in dependencies.
+policies, a binding rule's auth method), as Terraform pulls in dependencies.
 
 `target_plan(plan, targets)` is pure. The ownership ledger of a partial plan moves only for
 the targeted resources, and it keeps the revision and digest it had: a partial apply has not
@@ -81,6 +81,10 @@ def _needs(change: Change) -> set[tuple[str, str]]:
         needs |= {("acl_policy", p) for p in getattr(after, "policies", ())}
     if change.kind == "acl_token":
         needs |= {("acl_role", r) for r in getattr(after, "roles", ())}
+    if change.kind == "acl_binding_rule":
+        method = (getattr(after, "body", None) or {}).get("AuthMethod")
+        if method:
+            needs.add(("acl_auth_method", str(method)))
     return needs
 
 

@@ -35,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--only",
         metavar="KIND,...",
-        help=f"import only these kinds ({', '.join(IMPORT_KINDS)}; acl = the three ACL kinds)",
+        help=f"import only these kinds ({', '.join(IMPORT_KINDS)}; acl = every ACL kind)",
     )
     parser.add_argument(
         "--kv-prefix",
@@ -95,6 +95,15 @@ def execute(ns: argparse.Namespace) -> int:
         (len(acl.roles) if acl else 0, "ACL role", "ACL roles"),
         (len(acl.tokens) if acl else 0, "ACL token", "ACL tokens"),
     ]
+    if objs := imp.objects:
+        counts += [
+            (sum(len(v) for v in objs.entries.values()), "config entry", "config entries"),
+            (len(objs.queries), "prepared query", "prepared queries"),
+            (len(objs.auth_methods), "auth method", "auth methods"),
+            (len(objs.binding_rules), "binding rule", "binding rules"),
+            (int(objs.autopilot is not None), "autopilot configuration", ""),
+            (int(objs.ca is not None), "CA configuration", ""),
+        ]
     shown = ", ".join(f"{n} {one if n == 1 else many}" for n, one, many in counts if n)
     print(f"Imported {shown or 'nothing'} into {written[0]} ({len(written) - 1} value files).")
     for note in imp.notes:

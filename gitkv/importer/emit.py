@@ -12,9 +12,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import quote as url_quote
 from urllib.parse import urlsplit
 
+from gitkv.importer.objects import ObjectImport
 from gitkv.importer.values import AclImport, Skipped
 from gitkv.resources import CheckDef, ExternalNode, KVPair, ServiceReg
 
@@ -24,6 +26,7 @@ __all__ = [
     "AgentRow",
     "Imported",
     "address_parts",
+    "flow",
     "quote",
     "render_spec",
     "value_files",
@@ -59,6 +62,7 @@ class Imported:
     script_args: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     external_nodes: dict[str, ExternalNode] = field(default_factory=dict)
     acl: AclImport | None = None
+    objects: ObjectImport | None = None
     skipped: list[Skipped] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -101,6 +105,25 @@ def _block(text: str, indent: str) -> str | None:
         return None
     body = "\n".join(f"{indent}{line}" if line else "" for line in lines)
     return "|-\n" + body
+
+
+def flow(value: Any) -> str:
+    """A JSON-like value as a YAML flow node that reads back as the same Python value."""
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{quote(str(k))}: {flow(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(flow(v) for v in value) + "]"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        text = repr(value)
+        # YAML 1.1 readers want a dot in a float (`1e-05` would be a string to them).
+        return text if "." in text else text.replace("e", ".0e", 1) if "e" in text else text + ".0"
+    return quote(str(value))
 
 
 def _list(items: Iterable[str]) -> str:
@@ -245,8 +268,31 @@ def _external(imp: Imported) -> list[str]:
     return out
 
 
-def _acl(acl: AclImport) -> list[str]:
+def _objects(objs: ObjectImport) -> list[str]:
+    out: list[str] = []
+    if objs.entries:
+        out.append("    config_entries:")
+        for kind in objs.entries:  # apply order (gitkv.kinds.config_entries.ENTRY_KINDS)
+            out.append(f"      {quote(kind)}:")
+            out += [f"        {quote(n)}: {flow(b)}" for n, b in sorted(objs.entries[kind].items())]
+    if objs.queries:
+        out.append("    prepared_queries:")
+        out += [f"      {quote(n)}: {flow(b)}" for n, b in sorted(objs.queries.items())]
+    if objs.autopilot is not None:
+        out.append(f"    autopilot: {flow(objs.autopilot)}")
+    if objs.ca is not None:
+        out.append(f"    ca: {flow(objs.ca)}")
+    return out
+
+
+def _acl(acl: AclImport, objs: ObjectImport | None) -> list[str]:
     out = ["    acl:"]
+    if objs is not None and objs.auth_methods:
+        out.append("      auth_methods:")
+        out += [f"        {quote(n)}: {flow(m)}" for n, m in sorted(objs.auth_methods.items())]
+    if objs is not None and objs.binding_rules:
+        out.append("      binding_rules:")
+        out += [f"        - {flow(r)}" for r in objs.binding_rules]
     if acl.policies:
         out.append("      policies:")
         for name in sorted(acl.policies):
@@ -294,8 +340,10 @@ def render_spec(imp: Imported, files: Mapping[str, str], limit: int, header: str
         out += _services(imp)
     if imp.external_nodes:
         out += _external(imp)
-    if imp.acl is not None:
-        out += _acl(imp.acl)
+    if imp.objects is not None:
+        out += _objects(imp.objects)
+    if imp.acl is not None or imp.objects is not None:
+        out += _acl(imp.acl or AclImport(), imp.objects)
     return "\n".join(out) + "\n"
 
 

@@ -24,6 +24,7 @@ from gitkv.importer.emit import (
     render_spec,
     value_files,
 )
+from gitkv.importer.objects import OBJECT_KINDS, read_objects_for_import
 from gitkv.importer.values import (
     BOOKKEEPING_PREFIX,
     Skipped,
@@ -37,8 +38,19 @@ from gitkv.state import MEMBER_STATUS, minimal_prefixes
 
 __all__ = ["IMPORT_KINDS", "ImportOptions", "parse_kinds", "read_cluster", "verify", "write"]
 
-IMPORT_KINDS = ("kv", "service", "external_node", "acl_policy", "acl_role", "acl_token")
-_GROUPS = {"acl": ("acl_policy", "acl_role", "acl_token")}
+IMPORT_KINDS = (
+    "kv",
+    "service",
+    "external_node",
+    "acl_policy",
+    "acl_role",
+    "acl_token",
+    *OBJECT_KINDS,
+)
+_GROUPS = {
+    "acl": ("acl_policy", "acl_role", "acl_token", "acl_auth_method", "acl_binding_rule"),
+    "intentions": ("config_entry",),
+}
 
 
 def parse_kinds(text: str | None) -> frozenset[str]:
@@ -179,6 +191,10 @@ def read_cluster(client: ConsulClient, opts: ImportOptions) -> Imported:
         imp.agents = {}  # agents are listed only for the services that name them
     if kinds & {"acl_policy", "acl_role", "acl_token"}:
         _read_acl(client, imp, kinds)
+    if kinds & set(OBJECT_KINDS):
+        imp.objects = read_objects_for_import(client, kinds)
+        imp.skipped += imp.objects.skipped
+        imp.notes += imp.objects.notes
     imp.skipped.sort()
     return imp
 
@@ -215,6 +231,9 @@ def verify(imp: Imported, out_dir: Path) -> Resources:
         "acl_role": (res.roles, acl.roles if acl else {}),
         "acl_token": (res.tokens, acl.tokens if acl else {}),
     }
+    expected = imp.objects.expected if imp.objects else {}
+    for kind in OBJECT_KINDS:
+        pairs[kind] = (res.objects_of(kind), expected.get(kind, {}))
     wrong = []
     for kind, (got, want) in pairs.items():
         for ident in sorted(set(got) | set(want)):

@@ -10,12 +10,15 @@ from pathlib import Path
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from gitkv.commands import run
 from tests.e2e.agentproc import AgentProc
 from tests.e2e.test_acl_matrix import agent_args
 
 MGMT = "5b0e8c1f-6a47-4d3e-9f21-0c7d2a9b8e64"
+QUERY_TOKEN = "0d4c3b2a-1f0e-4d9c-8b7a-6f5e4d3c2b1a"
 VALUES = {
     "app/plain": b"1",
     "app/multi": b"line one\nline two\n",
@@ -113,6 +116,70 @@ def populated(http: httpx.Client) -> dict[str, str]:
             json={"Name": "reader", "Description": "r", "Policies": [{"Name": "app-read"}]},
         ),
     ]
+    pem = (
+        ec.generate_private_key(ec.SECP256R1())
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    for entry in (
+        {"Kind": "proxy-defaults", "Name": "global", "Config": {"protocol": "http", "x": 1.5}},
+        {"Kind": "service-defaults", "Name": "web", "Protocol": "http"},
+        {
+            "Kind": "service-resolver",
+            "Name": "web",
+            "ConnectTimeout": "15s",
+            "Subsets": {
+                "v1": {"Filter": "Service.Meta.v == 1"},
+                "v2": {"Filter": "Service.Meta.v == 2"},
+            },
+        },
+        {
+            "Kind": "service-splitter",
+            "Name": "web",
+            "Splits": [
+                {"Weight": 90.5, "ServiceSubset": "v1"},
+                {"Weight": 9.5, "ServiceSubset": "v2"},
+            ],
+        },
+        {
+            "Kind": "service-intentions",
+            "Name": "web",
+            "Sources": [{"Name": "api", "Action": "allow"}],
+        },
+    ):
+        ok.append(http.put("/v1/config", json=entry))
+    ok += [
+        http.post(
+            "/v1/query",
+            json={
+                "Name": "web-q",
+                "Service": {"Service": "web", "OnlyPassing": True},
+                "DNS": {"TTL": "10s"},
+            },
+        ),
+        http.post(
+            "/v1/query",
+            json={"Name": "with-token", "Token": QUERY_TOKEN, "Service": {"Service": "web"}},
+        ),
+        http.put(
+            "/v1/acl/auth-method",
+            json={
+                "Name": "jwt1",
+                "Type": "jwt",
+                "MaxTokenTTL": "1h",
+                "Config": {"JWTValidationPubKeys": [pem.decode()], "BoundIssuer": "me"},
+            },
+        ),
+        http.put(
+            "/v1/acl/binding-rule",
+            json={
+                "AuthMethod": "jwt1",
+                "BindType": "service",
+                "BindName": "web",
+                "Selector": 'value.sub == "x"',
+            },
+        ),  # fmt: skip
+    ]
     assert all(r.status_code == 200 for r in ok), [r.text for r in ok]
     secrets = {}
     for body in (
@@ -159,6 +226,22 @@ def _indexes(http: httpx.Client) -> dict[str, object]:
         "policies": {p["Name"]: p["ModifyIndex"] for p in http.get("/v1/acl/policies").json()},
         "roles": {r["Name"]: r["ModifyIndex"] for r in http.get("/v1/acl/roles").json()},
         "tokens": {t["AccessorID"]: t["ModifyIndex"] for t in http.get("/v1/acl/tokens").json()},
+        "entries": {
+            (e["Kind"], e["Name"]): e["ModifyIndex"]
+            for kind in (
+                "proxy-defaults",
+                "service-defaults",
+                "service-resolver",
+                "service-splitter",
+                "service-intentions",
+            )  # fmt: skip
+            for e in http.get(f"/v1/config/{kind}").json()
+        },
+        "queries": {q["Name"]: q["ModifyIndex"] for q in http.get("/v1/query").json()},
+        "methods": [m["ModifyIndex"] for m in http.get("/v1/acl/auth-methods").json()],
+        "rules": [r["ModifyIndex"] for r in http.get("/v1/acl/binding-rules").json()],
+        "autopilot": http.get("/v1/operator/autopilot/configuration").json()["ModifyIndex"],
+        "ca": http.get("/v1/connect/ca/configuration").json()["ModifyIndex"],
     }
 
 
@@ -181,9 +264,12 @@ def test_import_round_trips(
     assert "no description (gitkv finds tokens by their description)" in err
     assert err.count("its description 'twice' is not unique") == 2
     assert "has ServiceIdentities" in err
+    assert "Skipped prepared_query with-token: it runs with a token" in err
+    assert "5 config entries, 1 prepared query, 1 auth method, 1 binding rule" in out
+    assert "1 autopilot configuration, 1 CA configuration" in out
     # Secrets never leave the cluster; large, multi-line and binary values are files.
     written = {p: p.read_bytes() for p in out_dir.rglob("*") if p.is_file()}
-    for secret in [*populated.values(), MGMT]:
+    for secret in [*populated.values(), MGMT, QUERY_TOKEN]:
         assert all(secret.encode() not in data for data in written.values())
     spec = (out_dir / "gitkv.yaml").read_text()
     assert (out_dir / "kv/app/binary").read_bytes() == VALUES["app/binary"]
@@ -192,6 +278,13 @@ def test_import_round_trips(
     assert '"app/flagged": {value: "f", flags: 42}' in spec
     assert '"made-by-gitkv":' in spec and "local: true" in spec
     assert "# AccessorID " in spec
+    assert '"web": {"Splits": [{"Weight": 90.5, "ServiceSubset": "v1"}' in spec
+    assert '"web": {"Sources": [{"Name": "api", "Action": "allow"}]}' in spec
+    assert '"web-q": {"Service": {"Service": "web", "OnlyPassing": true}' in spec
+    assert (
+        '- {"auth_method": "jwt1", "selector": "value.sub == \\"x\\"", "bind_type": "service"'
+        in spec
+    )
     # It validates, plans to nothing, and applying it changes nothing.
     assert gitkv(capsys, "validate", str(out_dir))[0] == 0
     before = _indexes(http)

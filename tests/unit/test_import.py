@@ -9,7 +9,8 @@ import pytest
 from ruamel.yaml import YAML
 
 from gitkv.errors import GitkvError
-from gitkv.importer.emit import AgentRow, Imported, _block, quote, value_files
+from gitkv.importer.emit import AgentRow, Imported, _block, flow, quote, value_files
+from gitkv.importer.objects import spec_value_problem
 from gitkv.importer.run import parse_kinds, verify, write
 from gitkv.importer.values import (
     Skipped,
@@ -19,6 +20,7 @@ from gitkv.importer.values import (
     service_values,
     token_name,
 )
+from gitkv.kinds.config_entries import entry_object
 from gitkv.resources import KVPair, derive_prefixes
 
 NASTY = [
@@ -225,7 +227,10 @@ def test_acl_tokens_by_reference_and_their_names() -> None:
 
 
 def test_parse_kinds() -> None:
-    assert parse_kinds(None) == parse_kinds("kv,service,external_node,acl")
+    assert parse_kinds(None) == parse_kinds(
+        "kv,service,external_node,acl,config_entry,prepared_query,autopilot,ca"
+    )
+    assert "acl_binding_rule" in parse_kinds("acl") and "config_entry" in parse_kinds("intentions")
     assert parse_kinds("kv") == frozenset({"kv"})
     with pytest.raises(GitkvError, match="unknown kind 'nope'"):
         parse_kinds("kv,nope")
@@ -248,3 +253,32 @@ def test_written_spec_is_loaded_back_and_compared(tmp_path: Path) -> None:
     imp.kv["plain"] = KVPair("plain", b"other")
     with pytest.raises(GitkvError, match="does not read back.*kv plain"):
         verify(imp, tmp_path)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"a": 1, "b": [1.5, 50.0, 1e-05, 2.5e20, -0.0], "c": None, "d": True, "e": "yes"},
+        [{"": "empty key"}, [], {}, "0x10", "~", 10**20],
+    ],
+)
+def test_flow_reads_back_as_the_same_value(value: object) -> None:
+    assert _load(f"v: {flow(value)}\n") == {"v": value}
+
+
+def test_whole_objects_must_read_back_through_the_spec() -> None:
+    body = {"Protocol": "http"}
+    obj = entry_object("service-defaults", "web", body)
+    assert spec_value_problem({"config_entries": {"service-defaults": {"web": body}}}, obj) == ""
+    unknown = {"Protocol": "http", "NotAField": 1}
+    problem = spec_value_problem(
+        {"config_entries": {"service-defaults": {"web": unknown}}},
+        entry_object("service-defaults", "web", unknown),
+    )
+    assert problem.startswith("the spec cannot express it") and "NotAField" in problem
+    nan = {"Config": {"x": float("nan")}}
+    problem = spec_value_problem(
+        {"config_entries": {"proxy-defaults": {"global": nan}}},
+        entry_object("proxy-defaults", "global", nan),
+    )
+    assert "NaN" in problem

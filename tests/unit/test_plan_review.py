@@ -190,3 +190,18 @@ def test_targets_survive_the_plan_file() -> None:
     p = target_plan(_plans()[0], parse_targets(["kv/app/a"]))
     (back,) = plans_from_json(plans_to_json([p]))
     assert back.targets == ("kv/app/a",) and back.changes == p.changes
+
+
+def test_a_binding_rule_pulls_in_its_auth_method() -> None:
+    from gitkv.objects import ApiObject
+
+    method = ApiObject("acl_auth_method", "jwt1", {"Type": "jwt"})
+    rule = ApiObject("acl_binding_rule", "jwt1/service/web/", {"AuthMethod": "jwt1"})
+    other = ApiObject("acl_auth_method", "other", {"Type": "jwt"})
+    p = Plan(
+        "dc1",
+        "http://x",
+        changes=tuple(Change("create", o.kind, o.id, None, o) for o in (method, other, rule)),
+    )
+    cut = target_plan(p, parse_targets(["acl_binding_rule/jwt1/service/web/"]))
+    assert [c.id for c in cut.changes] == ["jwt1", "jwt1/service/web/"]
