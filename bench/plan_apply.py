@@ -1,22 +1,24 @@
 """Benchmark gitkv plan/apply, import and watch against a real `gitkv agent` it starts itself.
 
-    python bench/plan_apply.py [--keys 100000] [--changed 10000] [--commits 20]
-                               [--only plan,import,watch]
+    python bench/plan_apply.py [--keys 100000] [--changed 10000] [--entries 10000]
+                               [--commits 20] [--only plan,import,watch]
 
 Prints:
-- plan time for KEYS keys (live read with one recursive GET + pure diff; target < 2 s),
+- plan time for KEYS keys (live read with one recursive GET + pure diff; target < 2 s), and
+  with ENTRIES service-defaults config entries as well (one list; target < 3 s, <= 600 MiB),
 - gitkv's peak memory while planning them (tracemalloc peak and process max RSS; ≤ 500 MiB),
 - apply time for CHANGED changed keys through /v1/txn batches with CAS,
 - in the same run, a one-PUT-per-key loop over the same keys (what curl loops and
   terraform-provider-consul do) and the ratio (target: apply ≥ 20× faster),
-- `gitkv import` of the same cluster (read, write the spec, load it back; target < 10 s),
+- `gitkv import` of the same cluster, keys and entries (read, write the spec, load it back;
+  target < 10 s),
   then a plan of the imported spec (must show no changes),
 - commit-to-applied latency of `gitkv watch` on a local repository (a commit in a work tree,
   noticed through its refs; the poll is set to 1 h so it cannot be what applies it; target:
   median < 1 s).
 
 The agent is a durable single server on 127.0.0.35 (a free port) by default (`--dev` for the
-in-memory agent). Config entries are not in this run: the spec has no config entry kind yet.
+in-memory agent).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import time
 import tracemalloc
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import git
@@ -45,6 +48,7 @@ sys.path.insert(0, str(ROOT))
 from gitkv.apply import apply_plan  # noqa: E402
 from gitkv.client import ConsulClient, ConsulSettings  # noqa: E402
 from gitkv.importer.run import ImportOptions, read_cluster, verify, write  # noqa: E402
+from gitkv.kinds.config_entries import CONFIG_ENTRY, entry_object  # noqa: E402
 from gitkv.plan import plan  # noqa: E402
 from gitkv.resources import KVPair, Resources  # noqa: E402
 from gitkv.state import read_live  # noqa: E402
@@ -93,15 +97,28 @@ def agent(dev: bool) -> Iterator[str]:
                 proc.kill()
 
 
-def desired(keys: int, changed: int, round_: int) -> Resources:
-    """KEYS keys; the first CHANGED of them carry `round_` in their value."""
+def desired(keys: int, changed: int, round_: int, entries: int = 0) -> Resources:
+    """KEYS keys and ENTRIES service-defaults entries; the first CHANGED keys (and a tenth as
+    many entries) carry `round_` in their value."""
     kv = {}
     for i in range(keys):
         key = f"{PREFIX}svc-{i % 97:02d}/cfg/k{i:06d}"
         tag = round_ if i < changed else 0
         value = f"value-{i}-{tag}-" + "x" * 40
         kv[key] = KVPair(key, value.encode())
-    return Resources(datacenter="dc1", kv=kv, prefixes=(PREFIX,), name="bench")
+    objs = {}
+    for i in range(entries):
+        tag = round_ if i < changed // 10 else 0
+        body = {"Protocol": "http", "Meta": {"owner": f"team-{i % 13}", "round": str(tag)}}
+        obj = entry_object("service-defaults", f"bench-{i:05d}", body)
+        objs[obj.id] = obj
+    return Resources(
+        datacenter="dc1",
+        kv=kv,
+        objects={CONFIG_ENTRY: objs} if objs else {},
+        prefixes=(PREFIX,),
+        name="bench",
+    )
 
 
 def timed(fn, *args, **kw):  # type: ignore[no-untyped-def]
@@ -110,14 +127,15 @@ def timed(fn, *args, **kw):  # type: ignore[no-untyped-def]
     return out, time.perf_counter() - t0
 
 
-def bench_plan(client: ConsulClient, url: str, keys: int, changed: int) -> None:
-    # Plan time: read the live cluster (one recursive GET) and diff 100k keys.
-    want = desired(keys, changed, 1)
+def bench_plan(client: ConsulClient, url: str, keys: int, changed: int, entries: int) -> None:
+    # Plan time: read the live cluster (one recursive GET, one list of entries) and diff.
+    want = desired(keys, changed, 1, entries)
     live, t_read = timed(read_live, client, want)
     p, t_diff = timed(plan, want, live)
-    assert p.counts["update"] == changed, p.counts
+    assert p.counts["update"] == changed + min(entries, changed // 10), p.counts
+    what = f"{keys:,} keys" + (f" + {entries:,} config entries" if entries else "")
     print(
-        f"plan {keys:,} keys: {t_read + t_diff:.2f} s "
+        f"plan {what}: {t_read + t_diff:.2f} s "
         f"(read {t_read:.2f} s + diff {t_diff:.2f} s; {p.counts['update']:,} to change)"
     )
 
@@ -130,12 +148,14 @@ def bench_plan(client: ConsulClient, url: str, keys: int, changed: int) -> None:
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     print(f"peak memory while planning: {peak / 2**20:.0f} MiB traced, max RSS {rss:.0f} MiB")
 
-    # Apply the CHANGED updates through txn batches with CAS.
-    result, t_apply = timed(apply_plan, client, p)
+    # Apply the CHANGED updates through txn batches with CAS (the entries are left out: the
+    # comparison below is about KV batching).
+    kv_only = replace(p, changes=tuple(c for c in p.changes if c.kind == "kv"))
+    result, t_apply = timed(apply_plan, client, kv_only)
     print(f"apply {changed:,} changed keys: {t_apply:.2f} s in {result.txns} txns")
 
     # The same keys, one PUT each (fresh values so every PUT is a real write).
-    ids = [c.id for c in p.changes]
+    ids = [c.id for c in kv_only.changes]
     with httpx.Client(base_url=url, timeout=60) as http:
         t0 = time.perf_counter()
         for i, key in enumerate(ids):
@@ -145,20 +165,23 @@ def bench_plan(client: ConsulClient, url: str, keys: int, changed: int) -> None:
     print(f"apply is {t_loop / t_apply:.1f}x faster than the per-key loop")
 
 
-def bench_import(client: ConsulClient, keys: int) -> None:
-    """`gitkv import` of the cluster's bench keys, as the command does it, then a plan."""
+def bench_import(client: ConsulClient, keys: int, entries: int) -> None:
+    """`gitkv import` of the cluster's bench keys and config entries, as the command does it,
+    then a plan of what it wrote."""
     out = Path(tempfile.mkdtemp(prefix="gitkv-bench-import-"))
     try:
-        opts = ImportOptions(kinds=frozenset({"kv"}), kv_prefixes=(PREFIX,))
+        opts = ImportOptions(kinds=frozenset({"kv", CONFIG_ENTRY}), kv_prefixes=(PREFIX,))
         imp, t_read = timed(read_cluster, client, opts)
         _, t_write = timed(write, imp, out, inline_max=1024, header="bench")
         res, t_verify = timed(verify, imp, out)
         total = t_read + t_write + t_verify
+        n_entries = sum(len(v) for v in imp.objects.entries.values()) if imp.objects else 0
         print(
-            f"import of {len(imp.kv):,} keys: {total:.2f} s (read {t_read:.2f} s, write "
-            f"{t_write:.2f} s, load back and compare {t_verify:.2f} s)"
+            f"import of {len(imp.kv):,} keys + {n_entries:,} config entries: {total:.2f} s "
+            f"(read {t_read:.2f} s, write {t_write:.2f} s, load back and compare "
+            f"{t_verify:.2f} s)"
         )
-        assert len(imp.kv) == keys, len(imp.kv)
+        assert len(imp.kv) == keys and n_entries >= entries, (len(imp.kv), n_entries)
         p = plan(res, read_live(client, res))
         print(f"plan of the imported spec: {len(p.changes)} changes (must be 0)")
     finally:
@@ -230,6 +253,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--keys", type=int, default=100_000)
     ap.add_argument("--changed", type=int, default=10_000)
+    ap.add_argument("--entries", type=int, default=10_000, help="service-defaults entries")
     ap.add_argument("--commits", type=int, default=20, help="commits timed by the watch stage")
     ap.add_argument("--only", default=",".join(STAGES), help=f"stages ({', '.join(STAGES)})")
     ap.add_argument("--dev", action="store_true", help="use an in-memory -dev agent")
@@ -242,14 +266,17 @@ def main() -> None:
         kind = "-dev (in memory)" if args.dev else "durable single server (-server -bootstrap)"
         print(f"agent: {kind} at {url}; keys: {args.keys:,}; changed: {args.changed:,}")
         if stages & {"plan", "import"}:
-            seed = desired(args.keys, args.changed, 0)
+            seed = desired(args.keys, args.changed, 0, args.entries)
             first, t = timed(lambda: plan(seed, read_live(client, seed)))
             result, t_seed = timed(apply_plan, client, first)
-            print(f"seed apply of {args.keys:,} new keys: {t_seed:.2f} s in {result.txns} txns")
+            print(
+                f"seed apply of {args.keys:,} new keys and {args.entries:,} config entries: "
+                f"{t_seed:.2f} s ({result.txns} txns, one PUT per entry)"
+            )
         if "plan" in stages:
-            bench_plan(client, url, args.keys, args.changed)
+            bench_plan(client, url, args.keys, args.changed, args.entries)
         if "import" in stages:
-            bench_import(client, args.keys)
+            bench_import(client, args.keys, args.entries)
         if "watch" in stages:
             bench_watch(url, args.commits)
 
