@@ -35,7 +35,7 @@ from agent.events import UserEvents
 from agent.gossip.errors import GossipError
 from agent.http.deps import HTTPDeps
 from agent.http.dispatch import App
-from agent.http.forward import serve_forwarded
+from agent.http.forward import AGENT_HEADER, serve_forwarded
 from agent.http.reads import Reads
 from agent.http.routes import build_router
 from agent.http.server import start_http
@@ -358,6 +358,8 @@ class Agent:
         tokens = self.agent_tokens() if self.config.acl.enabled else {}
         token = tokens.get("agent") or tokens.get("default") or ""
         sent = [[b"x-consul-token", token.encode()]] if token else []
+        # This agent is the one asking (a prepared query's `_agent`), as Consul's QuerySource.
+        sent.append([AGENT_HEADER, self.node_name.encode()])
         sent.extend(headers or ())
         args = {
             "method": "GET",

@@ -277,5 +277,21 @@ def test_a_client_agent_executes_through_its_server(two_dcs: tuple[DC, DC]) -> N
             assert _addresses(_execute(client, "far", dc="dc2")) == ["10.2.0.1"]
             assert _dns_addresses(client, "far.query.dc2.consul.") == ["10.2.0.1"]
             assert client.dns("no-such.query.consul.").rcode() == dns.rcode.NXDOMAIN
+
+            # Near "_agent": the agent that took the request, over HTTP and DNS alike.
+            for agent, address in ((client, "10.5.0.2"), (dc1, "10.5.0.1")):
+                body = {"ID": "near", "Name": "near", "Address": address, "Port": 1}
+                agent.http.put("/v1/agent/service/register", json=body).raise_for_status()
+            query = {"Name": "near-me", "Service": {"Service": "near", "Near": "_agent"}}
+            assert dc1.http.post("/v1/query", json=query).is_success
+            eventually(lambda: len(_execute(dc1, "near-me")["Nodes"]) == 2, 20, "both")
+            for _ in range(4):
+                first = _execute(client, "near-me")["Nodes"][0]["Node"]["Node"]
+                assert first == "cli-dc1"
+                assert _execute(dc1, "near-me")["Nodes"][0]["Node"]["Node"] == "srv-dc1"
+                reply = client.dns("near-me.query.consul.")
+                assert [r.address for rrset in reply.answer for r in rrset][0] == "10.5.0.2"
+                reply = dc1.dns("near-me.query.consul.")
+                assert [r.address for rrset in reply.answer for r in rrset][0] == "10.5.0.1"
         finally:
             client.close()
