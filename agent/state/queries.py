@@ -27,6 +27,8 @@ class QueryTable:
     def __init__(self) -> None:
         self.by_id: dict[str, Query] = {}
         self._names: dict[str, str] = {}  # lowercased name -> ID
+        self._keys: dict[str, str] = {}  # the ID's hex digits, lowercased -> ID
+        self._ordered: list[Query] | None = None  # all(), until the next write
 
     def get(self, query_id: str) -> Query | None:
         return self.by_id.get(query_id)
@@ -36,12 +38,14 @@ class QueryTable:
         found = self.by_id.get(query_id)
         if found is not None:
             return found
-        wanted = _uuid_key(query_id)
-        return next((q for q in self.by_id.values() if _uuid_key(q["ID"]) == wanted), None)
+        stored = self._keys.get(_uuid_key(query_id))
+        return self.by_id.get(stored) if stored is not None else None
 
     def all(self) -> list[Query]:
-        """Every query, ordered by ID (as Consul's list is)."""
-        return [self.by_id[k] for k in sorted(self.by_id)]
+        """Every query, ordered by ID (as Consul's list is); a fresh list each call."""
+        if self._ordered is None:
+            self._ordered = [self.by_id[k] for k in sorted(self.by_id)]
+        return list(self._ordered)
 
     def __len__(self) -> int:
         return len(self.by_id)
@@ -54,17 +58,23 @@ class QueryTable:
         return (q for q in self.all() if q["Session"] == session_id)
 
     def put(self, query: Query) -> None:
-        old = self.by_id.get(query["ID"])
-        if old is not None and old["Name"]:
-            self._names.pop(str(old["Name"]).lower(), None)
+        self._forget(query["ID"])
         self.by_id[query["ID"]] = query
+        self._keys[_uuid_key(query["ID"])] = query["ID"]
         if query["Name"]:
             self._names[str(query["Name"]).lower()] = query["ID"]
+        self._ordered = None
 
     def delete(self, query_id: str) -> bool:
+        found = self._forget(query_id)
+        self._ordered = None
+        return found
+
+    def _forget(self, query_id: str) -> bool:
         old = self.by_id.pop(query_id, None)
         if old is None:
             return False
+        self._keys.pop(_uuid_key(query_id), None)
         if old["Name"]:
             self._names.pop(str(old["Name"]).lower(), None)
         return True

@@ -7,6 +7,7 @@ import msgspec
 import pytest
 
 from agent.state.fsm import FSM, Refusal
+from agent.state.queries import QueryTable
 from agent.state.snapshot import SnapshotInvalid
 from agent.state.store import Store
 from tests.harness.entries import apply_entry
@@ -161,3 +162,20 @@ def test_snapshots_carry_queries_and_refuse_a_damaged_one(fsm: FSM) -> None:
     ):
         copy.restore(len(body).to_bytes(4, "big") + body)
     assert copy.queries.all() == fsm.store.queries.all()
+
+
+def test_the_table_indexes_follow_every_write() -> None:
+    table = QueryTable()
+    table.put({"ID": Q2, "Name": "b", "Session": ""})
+    table.put({"ID": Q1, "Name": "A", "Session": S1})
+    assert [q["ID"] for q in table.all()] == [Q1, Q2]
+    listed = table.all()
+    listed.clear()  # a caller's list is its own
+    assert len(table.all()) == 2
+    assert table.lookup(Q1.upper())["ID"] == Q1 and table.by_name("a")["ID"] == Q1
+    assert [q["ID"] for q in table.bound_to(S1)] == [Q1]
+    table.put({"ID": Q1, "Name": "renamed", "Session": ""})
+    assert table.by_name("a") is None and table.by_name("RENAMED")["ID"] == Q1
+    assert table.delete(Q1) and not table.delete(Q1)
+    assert table.lookup(Q1.upper()) is None and table.by_name("renamed") is None
+    assert [q["ID"] for q in table.all()] == [Q2]
