@@ -66,12 +66,19 @@ class SnapshotMeta(msgspec.Struct):
 
 
 def new_meta(
-    index: int, term: int, size: int, servers: list[Server], conf_index: int
+    index: int,
+    term: int,
+    size: int,
+    servers: list[Server],
+    conf_index: int,
+    now: float | None = None,
 ) -> SnapshotMeta:
-    """Metadata for a snapshot taken now; the ID follows raft's "<term>-<index>-<ms>"."""
+    """Metadata for a snapshot taken at `now` (seconds; the clock's time when None); the ID
+    follows raft's "<term>-<index>-<ms>"."""
+    now = time.time() if now is None else now
     return SnapshotMeta(
         Version=SNAPSHOT_VERSION,
-        ID=f"{term}-{index}-{int(time.time() * 1000)}",
+        ID=f"{term}-{index}-{int(now * 1000)}",
         Index=index,
         Term=term,
         Size=size,
@@ -83,13 +90,14 @@ def new_meta(
 # ---------------------------------------------------------------------- writing
 
 
-def write_archive(meta: SnapshotMeta, state: bytes) -> bytes:
-    """The gzipped tar of `meta`, `state` and their SHA256SUMS."""
+def write_archive(meta: SnapshotMeta, state: bytes, now: float | None = None) -> bytes:
+    """The gzipped tar of `meta`, `state` and their SHA256SUMS, its members dated `now`
+    (the clock's time when None): the same inputs give the same bytes."""
     meta_bytes = msgspec.json.encode(meta) + b"\n"
     members = {META: meta_bytes, STATE: state}
     sums = "".join(f"{hashlib.sha256(members[n]).hexdigest()}  {n}\n" for n in HASHED)
     members[SUMS] = sums.encode()
-    now = int(time.time())
+    mtime = int(time.time() if now is None else now)
     buf = io.BytesIO()
     # mtime=0: the gzip header of the same state is the same bytes.
     with (
@@ -100,7 +108,7 @@ def write_archive(meta: SnapshotMeta, state: bytes) -> bytes:
             info = tarfile.TarInfo(name)
             info.size = len(data)
             info.mode = 0o600
-            info.mtime = now
+            info.mtime = mtime
             tar.addfile(info, io.BytesIO(data))
     return buf.getvalue()
 
@@ -231,5 +239,8 @@ def _gzip_reason(exc: BaseException) -> str:
 
 
 def _q(name: str) -> str:
-    """A name quoted as Go's %q quotes it (Consul's messages use it)."""
-    return msgspec.json.encode(name).decode()
+    """A name quoted as Go's %q quotes it (Consul's messages use it). A damaged archive's
+    member name may hold bytes that are not UTF-8 (tarfile keeps them as surrogates): they
+    are shown as U+FFFD rather than failing the refusal itself."""
+    text = name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return msgspec.json.encode(text).decode()

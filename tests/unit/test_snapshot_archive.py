@@ -45,10 +45,16 @@ def filled_store() -> Store:
     return store
 
 
+# A fixed time: the archive's bytes (its ID and member dates, hence its deflate stream) are
+# the same on every run, so the flip test below sees the same stream every time.
+NOW = 1_764_720_000.0
+
+
 def archive_of(store: Store) -> bytes:
     state = store.snapshot()
-    meta = new_meta(store.last_index, 2, len(state), [Server(0, "n1", "127.0.0.1:8300")], 1)
-    return write_archive(meta, state)
+    servers = [Server(0, "n1", "127.0.0.1:8300")]
+    meta = new_meta(store.last_index, 2, len(state), servers, 1, now=NOW)
+    return write_archive(meta, state, now=NOW)
 
 
 def members(archive: bytes) -> dict[str, bytes]:
@@ -150,6 +156,19 @@ def test_a_flipped_byte_anywhere_never_changes_what_is_restored() -> None:
         assert got == genuine, f"a flip at byte {pos} changed the content"
         accepted.append(pos)
     assert len(accepted) <= 8
+
+
+def test_a_member_name_that_is_not_utf8_is_refused_with_the_name_shown() -> None:
+    """tarfile keeps a name's undecodable bytes as surrogates; the refusal still quotes it."""
+    files = members(archive_of(filled_store()))
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        for name, data in {**files, "st\udcffte.bin": b"x"}.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    message = refused(gzip.compress(buf.getvalue()))
+    assert message.endswith('unexpected file "st\ufffdte.bin" in snapshot'), message
 
 
 def test_flipped_bit_in_state_with_the_old_sums_is_a_sha256_mismatch() -> None:
