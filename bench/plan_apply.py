@@ -60,23 +60,30 @@ STAGES = ("plan", "import", "watch")
 
 @contextmanager
 def agent(dev: bool) -> Iterator[str]:
-    """A single-server agent on a free 127.0.0.x port; yields its HTTP address.
+    """A single-server agent on 127.0.0.35 with free ports; yields its HTTP address.
 
     Default: a durable server (data dir, fsynced Raft log) as in production; `dev`: the
     in-memory `-dev` agent, where a single PUT is cheapest (the least favourable case for
     batching)."""
     ip = BENCH_IP
-    with socket.socket() as s:
-        s.bind((ip, 0))
-        port = s.getsockname()[1]
+
+    def free() -> int:
+        with socket.socket() as s:
+            s.bind((ip, 0))
+            return int(s.getsockname()[1])
+
+    port = free()
     url = f"http://{ip}:{port}"
+    # Every listener on a free port (another bench may hold Consul's defaults on this IP).
+    ports = [f"-server-port={free()}", f"-serf-lan-port={free()}", "-serf-wan-port=-1",
+             "-dns-port=-1"]  # fmt: skip
     # The log stays behind (in a temp dir) so a failed run can be diagnosed.
     workdir = Path(tempfile.mkdtemp(prefix="gitkv-bench-"))
     log_path = workdir / "agent.log"
     mode = ["-dev"] if dev else ["-server", "-bootstrap", f"-data-dir={workdir / 'data'}"]
     with log_path.open("wb") as log:
         cmd = [sys.executable, "-m", "gitkv", "agent", *mode, "-node=bench", f"-http-port={port}",
-               f"-bind={ip}", f"-client={ip}", "-log-level=warn"]  # fmt: skip
+               f"-bind={ip}", f"-client={ip}", "-log-level=warn", *ports]  # fmt: skip
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
         try:
             for _ in range(300):
