@@ -241,7 +241,10 @@ async def token_self(ports: ACLPorts, req: Request, _: str) -> Response:
     token = acl.token_by_secret(secret) if secret else None
     if token is None or token_expired(token):
         raise HTTPError(404, "Supplied token does not exist")
-    return json_response(req, render_token(acl, token, True))
+    # Consul answers through ACL.TokenRead and sets the read meta, as a read by accessor does:
+    # the Go client's QueryMeta (LastIndex, KnownLeader) comes from it.
+    headers = read_headers(req, ports.store.table_index("acl-tokens"))
+    return json_response(req, render_token(acl, token, True), headers)
 
 
 async def token_list(ports: ACLPorts, req: Request, _: str) -> Response:
