@@ -11,6 +11,10 @@ agent is a Python process, so each profile here is the nearest Python figure, as
   but the GIL hand-offs, unlike cProfile, which would slow every call it traces.
 - `heap` / `allocs`: tracemalloc's top allocation sites when tracing is on (`PYTHONTRACEMALLOC`),
   then the garbage collector's counts and the most numerous object types it tracks.
+- `trace?seconds=N`: in place of Go's execution trace, a timeline: the same sampling, but
+  each thread's stack is written with its offset from the start whenever it differs from
+  that thread's previous sample (a thread that stays put writes one line), so what ran when,
+  and in which order, can be read off.
 - `goroutine`: every asyncio task of the loop with its stack, then every thread's stack.
 - `threadcreate`: the threads that exist.
 - `cmdline`: the command line, NUL-separated, as Go's.
@@ -36,7 +40,9 @@ __all__ = [
     "goroutines",
     "heap",
     "render_samples",
+    "render_timeline",
     "sample_stacks",
+    "sample_timeline",
     "threads",
 ]
 
@@ -77,6 +83,38 @@ def sample_stacks(seconds: float, interval: float = 0.01) -> Counter[str]:
                 counts[f"thread {names.get(ident, ident)};{collapse(frame)}"] += 1
         time.sleep(interval)
     return counts
+
+
+def sample_timeline(seconds: float, interval: float = 0.01) -> list[tuple[float, str, str]]:
+    """`(offset, thread, stack)` for every other thread, sampled every `interval` seconds for
+    `seconds`, kept only where a thread's stack changed since its previous sample; run it on
+    a thread of its own."""
+    me = threading.get_ident()
+    names = {t.ident: t.name for t in threading.enumerate()}
+    last: dict[int, str] = {}
+    events: list[tuple[float, str, str]] = []
+    start = time.monotonic()
+    while (now := time.monotonic()) - start < seconds:
+        for ident, frame in sys._current_frames().items():
+            if ident == me:
+                continue
+            stack = collapse(frame)
+            if last.get(ident) != stack:
+                last[ident] = stack
+                events.append((now - start, str(names.get(ident, ident)), stack))
+        time.sleep(interval)
+    return events
+
+
+def render_timeline(events: list[tuple[float, str, str]], seconds: float, interval: float) -> str:
+    out = io.StringIO()
+    out.write(
+        f"# Python execution timeline: {seconds:g}s, one sample every {interval * 1000:g}ms "
+        f"per thread, {len(events)} stack changes (+offset thread stack)\n"
+    )
+    for offset, thread, stack in events:
+        out.write(f"+{offset:.3f}s thread {thread} {stack}\n")
+    return out.getvalue()
 
 
 def render_samples(counts: Counter[str], seconds: float, interval: float) -> str:

@@ -4,9 +4,10 @@ Consul registers these routes only when `enable_debug` is set or ACLs are enable
 the paths are unknown ones (its index handler's 404). Once registered, a request whose token
 does not resolve, or lacks `operator:read`, gets a bare 403 (no body), and with ACLs disabled
 everyone may read them. The profiles are Python's (agent/profiling.py): Go's protobuf
-profiles have no meaning for this process. `/debug/pprof/trace` (a Go execution trace) has no
-Python counterpart and says so; `symbol` knows no symbols (a Python process has no program
-counters to resolve), as Go's answers when it has none.
+profiles have no meaning for this process. `/debug/pprof/trace` answers a timeline of sampled
+stacks in place of Go's execution trace (the Go client's Debug().Trace only needs a 200 with a
+body); `symbol` knows no symbols (a Python process has no program counters to resolve), as
+Go's answers when it has none.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ ROUTES = (
 
 @dataclass
 class _CPU:
-    """One CPU profile at a time, as Go's runtime allows."""
+    """One CPU profile (or one trace) at a time, as Go's runtime allows."""
 
     busy: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -126,12 +127,22 @@ async def symbol(req: Request, _: str) -> Response:
     return _text("num_symbols: 0\n")
 
 
-async def trace(req: Request, _: str) -> Response:
-    raise HTTPError(
-        501,
-        "execution traces are a Go runtime feature; this agent is a Python process:"
-        " use /debug/pprof/profile for a CPU profile",
-    )
+async def trace(tracer: _CPU, req: Request, _: str) -> Response:
+    # Go's trace handler reads ?seconds as a float and falls back to 1 second.
+    raw = req.get("seconds") if req.raw_query else None
+    try:
+        seconds = float(raw or "")
+    except ValueError:
+        seconds = 0.0
+    if not seconds > 0:
+        seconds = 1.0
+    if seconds > MAX_SECONDS:
+        raise HTTPError(400, "profile duration exceeds server's WriteTimeout")
+    if tracer.busy.locked():
+        raise HTTPError(500, "Could not enable tracing: tracing is already enabled")
+    async with tracer.busy:
+        events = await asyncio.to_thread(profiling.sample_timeline, seconds, SAMPLE_INTERVAL)
+    return _text(profiling.render_timeline(events, seconds, SAMPLE_INTERVAL))
 
 
 def register(router: Router, deps: HTTPDeps) -> None:
@@ -143,6 +154,6 @@ def register(router: Router, deps: HTTPDeps) -> None:
         ("/debug/pprof/cmdline", cmdline, False),
         ("/debug/pprof/profile", partial(profile, cpu), False),
         ("/debug/pprof/symbol", symbol, False),
-        ("/debug/pprof/trace", trace, False),
+        ("/debug/pprof/trace", partial(trace, _CPU()), False),
     ):
         router.add(path, dict.fromkeys(_METHODS, _guarded(handler)), prefix=prefix)

@@ -516,3 +516,21 @@ def test_go_prepared_query(dev_agent: AgentProc) -> None:
     assert py.query.explain("py-q")["Query"]["Service"]["Service"] == "redis"
     assert py.query.delete(created["ID"]) is True
     assert py.query.get(created["ID"]) is None
+
+
+# ---------------------------------------------------------------------- debug
+
+
+def test_go_debug_profiles(dev_agent: AgentProc) -> None:
+    """TestAPI_DebugHeap/Profile/Goroutine/Trace on an agent with enable_debug (-dev has it):
+    each is a 200 with a non-empty body, read raw."""
+    c = dev_agent.client(timeout=30)
+    for path, params in (
+        ("/debug/pprof/heap", {}),
+        ("/debug/pprof/profile", {"seconds": "1"}),
+        ("/debug/pprof/goroutine", {}),
+        ("/debug/pprof/trace", {"seconds": "1"}),
+    ):
+        r = c.get(path, params=params)
+        assert r.status_code == 200, (path, r.status_code, r.text)
+        assert r.content, path

@@ -197,7 +197,13 @@ def test_pprof_serves_python_profiles_with_enable_debug(dev: httpx.Client) -> No
     assert "-dev" in dev.get("/debug/pprof/cmdline").text.split("\x00")
     assert dev.get("/debug/pprof/symbol").text == "num_symbols: 0\n"
     assert dev.get("/debug/pprof/nope").status_code == 404
-    assert dev.get("/debug/pprof/trace").status_code == 501
+    # Debug().Trace(1) in the Go client: a 200 with a body, a Python timeline here.
+    trace = dev.get("/debug/pprof/trace", params={"seconds": "0.2"}, timeout=30)
+    assert trace.status_code == 200, trace.text
+    lines = trace.text.splitlines()
+    assert lines[0].startswith("# Python execution timeline: 0.2s")
+    assert len(lines) > 1 and all(line.startswith("+") for line in lines[1:])
+    assert dev.get("/debug/pprof/trace", params={"seconds": "3600"}).status_code == 400
     too_long = dev.get("/debug/pprof/profile", params={"seconds": "3600"})
     assert too_long.status_code == 400
 
