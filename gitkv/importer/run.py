@@ -9,7 +9,9 @@ writer and fails the import rather than leave a spec that means something else.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import socket
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -27,6 +29,7 @@ from gitkv.importer.emit import (
 from gitkv.importer.objects import OBJECT_KINDS, read_objects_for_import
 from gitkv.importer.values import (
     BOOKKEEPING_PREFIX,
+    NAME,
     Skipped,
     acl_values,
     external_values,
@@ -93,15 +96,31 @@ def _agents(client: ConsulClient, members: Iterable[dict]) -> dict[str, AgentRow
     """Each member with the HTTP address gitkv reaches it at: the one we talk to as given,
     the others at their gossip address with our port (what `gitkv plan` assumes too)."""
     host, port = address_parts(client.address)
+    host = _ip(host)
     self_name = str((client.agent_self().get("Config") or {}).get("NodeName") or "")
     out: dict[str, AgentRow] = {}
     for m in members:
-        name, addr = str(m.get("Name", "")), str(m.get("Addr", ""))
+        name, addr = str(m.get("Name", "")), _ip(str(m.get("Addr", "")))
         server = (m.get("Tags") or {}).get("role") == "consul"
-        bind = addr or host
-        http_host = host if name == self_name else bind
+        bind = addr or host or "127.0.0.1"
+        http_host = (host or bind) if name == self_name else bind
         out[name] = AgentRow(name, server, bind, http_host, port)
     return out
+
+
+def _ip(host: str) -> str:
+    """`host` as an IP address (a spec's agents name IPs), "" when it does not resolve."""
+    if not host:
+        return ""
+    try:
+        ipaddress.ip_address(host)
+        return host
+    except ValueError:
+        pass
+    try:
+        return socket.gethostbyname(host)
+    except OSError:
+        return ""
 
 
 def _read_services(client: ConsulClient, imp: Imported) -> None:
@@ -110,6 +129,10 @@ def _read_services(client: ConsulClient, imp: Imported) -> None:
     status = {str(m.get("Name")): int(m.get("Status") or 0) for m in members}
     for name in sorted(imp.agents):
         row = imp.agents[name]
+        if not NAME.match(name):
+            imp.notes.append(f"agent {name!r}: its name is outside a spec's rule; not listed")
+            del imp.agents[name]
+            continue
         if MEMBER_STATUS.get(status.get(name, 0)) != "alive":
             imp.notes.append(f"agent {name} is not alive: its services were not read")
             continue

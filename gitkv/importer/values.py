@@ -23,6 +23,7 @@ from gitkv.resources import (
     ServiceReg,
     service_key,
 )
+from gitkv.spec.acl_rules import check_rules
 from gitkv.state import (
     BUILTIN_POLICY_IDS,
     BUILTIN_TOKEN_IDS,
@@ -34,6 +35,7 @@ from gitkv.state import (
 
 __all__ = [
     "BOOKKEEPING_PREFIX",
+    "NAME",
     "Skipped",
     "acl_values",
     "external_values",
@@ -44,7 +46,8 @@ __all__ = [
 
 # gitkv's own keys (ledger, watcher status and lock): never imported unless asked for.
 BOOKKEEPING_PREFIX = "gitkv/"
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")  # the spec's node and service names
+_NAME = NAME
 _ACL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 _META_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 _SPEC_CHECK_KINDS = {"http", "tcp", "udp", "grpc", "h2ping", "ttl", "script"}
@@ -306,6 +309,11 @@ def acl_values(
                 continue
             if not _ACL_NAME.match(name):
                 out.skipped.append(Skipped("acl_policy", name, "name outside a spec's rule"))
+                continue
+            problems = check_rules(str(p.get("Rules") or ""))
+            if problems:
+                reason = f"its rules do not validate as a spec's: {problems[0].message}"
+                out.skipped.append(Skipped("acl_policy", name, reason))
                 continue
             out.policies[name] = AclPolicy(
                 name=name,

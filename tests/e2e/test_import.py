@@ -336,3 +336,25 @@ def test_bad_input_is_refused_and_writes_nothing(
     assert [p.name for p in (tmp_path / "full").iterdir()] == ["keep.yaml"]
     code, _, err = gitkv(capsys, "import", "--out", str(tmp_path / "y"), "--kv-prefix", "/app")
     assert code == 1 and "never start with '/'" in err
+
+
+def test_a_host_name_address_gives_agents_by_ip(
+    populated: dict[str, str],
+    agent: AgentProc,
+    env: None,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out_dir = tmp_path / "svc"
+    address = agent.url.replace("127.0.0.1", "localhost")
+    code, out, err = gitkv(
+        capsys, "import", "--out", str(out_dir), "--only", "service", "--address", address
+    )
+    assert code == 0, err
+    spec = (out_dir / "gitkv.yaml").read_text()
+    assert f'address: "{address}"' in spec
+    assert (
+        f'"acl1": {{server: true, bind: "127.0.0.1", ports: {{http: {agent.http_port}}}}}' in spec
+    )
+    code, out, err = gitkv(capsys, "plan", str(out_dir), "--detailed-exitcode")
+    assert code == 0, out + err

@@ -193,6 +193,7 @@ def test_acl_tokens_by_reference_and_their_names() -> None:
     assert token_name("!!!", taken) == "token"
     policies = [{"ID": "p1", "Name": "app", "Rules": ' key "a" { policy = "read" } \n'}]
     policies.append({"ID": "00000000-0000-0000-0000-000000000001", "Name": "global-management"})
+    policies.append({"ID": "p2", "Name": "broken", "Rules": 'key_prefix "a" { policy = "rule" }'})
     roles = [
         {"Name": "r", "Policies": [{"Name": "app"}]},
         {"Name": "lost", "Policies": [{"Name": "gone"}]},
@@ -220,6 +221,7 @@ def test_acl_tokens_by_reference_and_their_names() -> None:
     assert sorted(acl.tokens) == ["mgmt", "web"] and acl.accessors == {"mgmt": "a2", "web": "a1"}
     assert "s1" not in repr(acl)
     reasons = {s.id: s.reason for s in acl.skipped}
+    assert reasons["broken"].startswith("its rules do not validate as a spec's")
     assert reasons["lost"] == "names policy gone, not imported"
     assert "ServiceIdentities" in reasons["ids"]
     assert "no description" in reasons["a3"] and "login to 'k8s'" in reasons["a4"]
