@@ -18,6 +18,7 @@ from agent.errors import AgentError
 from agent.http.app import TEXT, Handler, HTTPError, Request, Response, Router, text_response
 from agent.http.errors import as_http
 from agent.http.forward import ForwardHost, datacenter_target, forward, forward_target
+from agent.http.webui import ui_route
 
 if TYPE_CHECKING:
     from agent.acl.enforce import ACLRuntime
@@ -152,7 +153,8 @@ class App:
     def not_found(self, path: str) -> Response:
         if path in ("/", ""):
             if self.config.ui_enabled:
-                return Response(b"", 301, TEXT, [(b"location", b"/ui/")])
+                location = ui_route(self.config).encode()
+                return Response(b"", 301, TEXT, [(b"location", location)])
             return text_response(
                 "Consul Agent: UI disabled. To enable, set ui_config.enabled=true in the agent configuration and restart."
             )

@@ -33,6 +33,7 @@ from agent.http.authz import (
     require_management,
 )
 from agent.http.debug import ROUTES as DEBUG_ROUTES
+from agent.http.webui import ui_route
 
 if TYPE_CHECKING:
     from agent.local import LocalState
@@ -444,6 +445,7 @@ def table(ports: GuardPorts) -> dict[str, dict[str, Guard] | str]:
     service_write = Guard(partial(_agent_service_write, ports.local))
     check_write = Guard(partial(_local_check_write, ports))
     session_node = partial(_session_node, ports)
+    ui_path = ui_route(ports.identity.config)
     return {
         "/v1/kv/": {
             "GET": kv_get,
@@ -555,8 +557,9 @@ def table(ports: GuardPorts) -> dict[str, dict[str, Guard] | str]:
         "/v1/exported-services": {"GET": Guard(need("mesh", "read"))},
         # pprof: a bare 403 without operator:read, decided by agent/http/debug.py itself.
         **dict.fromkeys(DEBUG_ROUTES, "acl"),
-        "/ui/": {"GET": _NONE},
-        "/ui": {"GET": _NONE},
+        # The UI's static files (agent/http/webui.py): its pages call the API with the token.
+        ui_path: {"GET": _NONE, "HEAD": _NONE},
+        ui_path.rstrip("/"): {"GET": _NONE},
         # The mesh's areas decide per kind and per entry (config entries' rules, intentions'
         # destination, the CA's operator rule), so their handlers check for themselves.
         "/v1/config": {"PUT": _NONE},

@@ -8,15 +8,13 @@ agent today (ACLs disabled: 401; no sessions: an empty list), never a made-up su
 from __future__ import annotations
 
 import importlib
-from functools import partial
-from pathlib import Path
 from typing import TYPE_CHECKING
 
+from agent.http import webui
 from agent.http.app import HTTPError, Request, Response, Router
 
 if TYPE_CHECKING:
     from agent.http.deps import HTTPDeps
-    from agent.ports import AgentIdentity
 
 # Modules with a `register(router)` function, in no particular order.
 AREAS = (
@@ -112,24 +110,9 @@ def _later_routes(router: Router) -> None:
     )
 
 
-_UI_PAGE = None
-
-
-async def _ui(identity: AgentIdentity, req: Request, rest: str) -> Response:
-    """The web UI: one static page (served for every /ui/ path; it routes by URL hash)."""
-    global _UI_PAGE
-    if not identity.config.ui_enabled:
-        raise HTTPError(404, "UI is disabled: start the agent with -ui")
-    if _UI_PAGE is None:
-        _UI_PAGE = (Path(__file__).resolve().parent.parent / "ui" / "index.html").read_bytes()
-    return Response(_UI_PAGE, 200, b"text/html; charset=utf-8")
-
-
 def build_router(deps: HTTPDeps) -> Router:
     router = Router()
-    ui = partial(_ui, deps.identity)
-    router.add("/ui/", {"GET": ui}, prefix=True)
-    router.add("/ui", {"GET": ui})
+    webui.register(router, deps.identity)
     _acl_routes(router)
     _later_routes(router)
     for name in AREAS:

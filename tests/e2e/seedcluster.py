@@ -63,7 +63,8 @@ class Agent:
     def _http_up(self) -> bool:
         if self.proc is not None and self.proc.poll() is not None:
             raise AssertionError(f"{self.name} exited: {self.output()[-2000:]}")
-        return httpx.get(f"{self.url}/v1/agent/self", timeout=1).status_code == 200
+        # 403: up, with ACLs that deny anonymous agent:read
+        return httpx.get(f"{self.url}/v1/agent/self", timeout=1).status_code in (200, 403)
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

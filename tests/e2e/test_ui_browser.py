@@ -1,0 +1,518 @@
+"""The web UI in a real browser (Playwright driving the system's chromium) against the seed
+cluster: 3 servers + 1 client, ACLs on with default deny, and a second datacenter (a -dev
+agent WAN-joined to the seed's servers). The UI is opened on a server (node1): a client
+agent cannot yet resolve tokens for its own /v1/agent/* endpoints (it resolves against its
+empty local store), so the UI and the registrations use node1's agent.
+
+Every page loads at 1280x800 and 390x844 without console errors (a 404 of a data request
+is allowed: the KV API answers 404 for a missing key or an empty folder, and the page
+shows it as "not found"), and a screenshot of each is written to an artifacts directory
+(GITKV_UI_ARTIFACTS, or a fresh temporary one; its path is printed). Writes made through
+the UI are checked through the API.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+import pytest
+
+from tests.e2e.agentproc import AgentProc, free_port
+from tests.e2e.seedcluster import CLIENT, SERVERS, SeedCluster, eventually
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+expect = sync_api.expect
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+if not os.path.exists(CHROMIUM):
+    pytest.skip(
+        "Debian's chromium is not installed (apt-get install -y chromium)", allow_module_level=True
+    )
+
+pytestmark = pytest.mark.cluster
+
+ROOT = "b7c0a1e2-0000-4000-8000-00000000ba5e"
+SIZES = {"desktop": {"width": 1280, "height": 800}, "phone": {"width": 390, "height": 844}}
+TOKEN_KEY = "gitkv-ui:token"
+UI_NODE, UI_IP = "node1", SERVERS["node1"]
+BASE = f"http://{UI_IP}:8500"
+UI_URL = f"{BASE}/ui/"
+DC2 = "dc2"
+ODD_KEY = "ui/we%ird #key? ü"
+READ_ONLY_RULES = """
+key_prefix "" { policy = "read" }
+service_prefix "" { policy = "read" }
+node_prefix "" { policy = "read" }
+agent_prefix "" { policy = "read" }
+session_prefix "" { policy = "read" }
+acl = "read"
+"""
+
+
+class UICluster(SeedCluster):
+    """The seed cluster with the ACL configuration on the client agent too (its own
+    registration needs the agent token)."""
+
+    def __init__(self, config: Path) -> None:
+        super().__init__(extra=[f"-config-file={config}"])
+        self.config = config
+
+    def client_args(self, name: str, ip: str, data: str | None = None) -> list[str]:
+        return [*super().client_args(name, ip, data), f"-config-file={self.config}"]
+
+
+def api(path: str, base: str = BASE, **kw) -> httpx.Response:
+    headers = {"X-Consul-Token": ROOT, **kw.pop("headers", {})}
+    method = kw.pop("method", "GET")
+    return httpx.request(method, base + path, headers=headers, timeout=10, **kw)
+
+
+def kv_path(key: str) -> str:
+    return "/v1/kv/" + "/".join(quote(s, safe="") for s in key.split("/"))
+
+
+def kv_value(key: str) -> bytes | None:
+    answer = api(kv_path(key))
+    if answer.status_code == 404:
+        return None
+    assert answer.status_code == 200, answer.text
+    return base64.b64decode(answer.json()[0]["Value"] or "")
+
+
+@pytest.fixture(scope="module")
+def artifacts(request: pytest.FixtureRequest) -> Iterator[Path]:
+    path = Path(os.environ.get("GITKV_UI_ARTIFACTS") or tempfile.mkdtemp(prefix="gitkv-ui-"))
+    path.mkdir(parents=True, exist_ok=True)
+    yield path
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    line = f"UI screenshots: {path} ({len(list(path.glob('*.png')))} files)"
+    if reporter is not None:
+        reporter.write_line(line)
+    else:
+        print(line)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UICluster]:
+    conf = tmp_path_factory.mktemp("ui") / "acl.hcl"
+    conf.write_text(
+        'acl { enabled = true, default_policy = "deny"\n'
+        f'  tokens {{ initial_management = "{ROOT}", agent = "{ROOT}" }} }}\n'
+    )
+    with UICluster(conf) as c:
+        eventually(
+            lambda: any(n["Node"] == CLIENT[0] for n in api("/v1/catalog/nodes").json()),
+            30,
+            "the client in the catalog",
+        )
+        seed(c)
+        yield c
+
+
+def seed(c: UICluster) -> None:
+    """Services with checks, keys with awkward names, a lock session, an intention."""
+    reg = {
+        "Name": "web",
+        "ID": "web-1",
+        "Port": 8080,
+        "Tags": ["v1", "blue"],
+        "Meta": {"team": "edge"},
+        "Check": {"CheckID": "web-ttl", "Name": "web heartbeat", "TTL": "10m"},
+    }
+    answer = api("/v1/agent/service/register", method="PUT", json=reg)
+    assert answer.status_code == 200, answer.text
+    assert api("/v1/agent/check/pass/web-ttl?note=fine", method="PUT").status_code == 200
+    odd = {"Name": "db #1 ü", "ID": "db-1", "Port": 5432, "Tags": ["primary"]}
+    assert api("/v1/agent/service/register", method="PUT", json=odd).status_code == 200
+    for key, value in ((ODD_KEY, "héllo"), ("app/config.json", '{"replicas": 3}')):
+        assert api(kv_path(key), method="PUT", content=value.encode()).json() is True
+    session = api("/v1/session/create", method="PUT", json={"Name": "ui-lock"}).json()["ID"]
+    acquired = api("/v1/kv/app/leader?acquire=" + session, method="PUT", content=b"node1")
+    assert acquired.json() is True
+    assert (
+        api(
+            "/v1/connect/intentions/exact?source=web&destination=db",
+            method="PUT",
+            json={"SourceType": "consul", "Action": "allow"},
+        ).status_code
+        == 200
+    )
+    policy = api(
+        "/v1/acl/policy", method="PUT", json={"Name": "ui-read", "Rules": READ_ONLY_RULES}
+    ).json()
+    assert "ID" in policy, policy
+
+
+@pytest.fixture(scope="module")
+def dc2(cluster: UICluster) -> Iterator[AgentProc]:
+    agent = AgentProc(
+        "-dev",
+        "-ui",
+        f"-datacenter={DC2}",
+        "-node=dc2-server",
+        "-bind=127.0.0.1",
+        "-client=127.0.0.1",
+        f"-server-port={free_port()}",
+        f"-serf-lan-port={free_port()}",
+        f"-serf-wan-port={free_port()}",
+        "-dns-port=-1",
+        "-join-wan=127.0.0.11:8302",
+    ).start()
+    try:
+        reg = {"Name": "only-in-dc2", "Port": 9000}
+        assert httpx.put(f"{agent.url}/v1/agent/service/register", json=reg).status_code == 200
+        eventually(lambda: DC2 in api("/v1/catalog/datacenters").json(), 30, "dc2 in the WAN pool")
+        yield agent
+    finally:
+        agent.cleanup()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+class Tab:
+    """A page with its console errors collected."""
+
+    def __init__(self, browser, size: str = "desktop", token: str | None = ROOT) -> None:
+        self.context = browser.new_context(viewport=SIZES[size])
+        if token:
+            self.context.add_init_script(
+                f"if (!sessionStorage.getItem('seeded')) {{ sessionStorage.setItem('seeded', '1');"
+                f" localStorage.setItem('{TOKEN_KEY}', '{token}'); }}"
+            )
+        self.page = self.context.new_page()
+        self.page.set_default_timeout(10000)
+        self.errors: list[str] = []
+        self.page.on("console", self._console)
+        self.page.on("pageerror", lambda exc: self.errors.append(f"uncaught: {exc}"))
+
+    def _console(self, msg) -> None:
+        if msg.type != "error":
+            return
+        if "Failed to load resource" in msg.text and "status of 404" in msg.text:
+            return  # a data request answered "not found": the page says so
+        self.errors.append(msg.text)
+
+    def open(self, route: str, base: str = UI_URL) -> object:
+        self.page.goto(base + route)
+        self.page.wait_for_selector("html[data-ready='1']")
+        return self.page
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@pytest.fixture
+def tab(browser) -> Iterator[Tab]:
+    t = Tab(browser)
+    yield t
+    t.close()
+
+
+PAGES = [
+    ("services", "#/services", "#services-results a:text-is('web')"),
+    ("service-web", "#/services/web", "li[data-check='web-ttl']"),
+    ("service-odd", "#/services/db%20%231%20%C3%BC", "section.instance"),
+    ("nodes", "#/nodes", "text=Leader"),
+    ("node-detail", f"#/nodes/{UI_NODE}", "#node-sessions table"),
+    ("node-client", f"#/nodes/{CLIENT[0]}", "#node-info dl"),
+    ("kv-root", "#/kv/", "#kv-list a:text-is('app/')"),
+    ("kv-key", "#/kv/app/config.json", "#kv-value"),
+    ("kv-locked", "#/kv/app/leader", "text=Locked by session"),
+    ("intentions", "#/intentions", "#intentions-list td:text-is('db')"),
+    ("acl-tokens", "#/acl/tokens", "#acl-body table"),
+    ("acl-policies", "#/acl/policies", "#acl-body a:text-is('ui-read')"),
+    ("acl-roles", "#/acl/roles", "#acl-body"),
+    ("acl-auth-methods", "#/acl/auth-methods", "#acl-body"),
+    ("gitkv", "#/gitkv", "#gitkv-body"),
+    ("login", "#/login", "#login-token"),
+]
+
+
+@pytest.mark.parametrize("size", list(SIZES))
+def test_every_page_renders_without_console_errors(
+    browser, cluster: UICluster, artifacts: Path, size: str
+) -> None:
+    t = Tab(browser, size)
+    try:
+        for name, route, ready in PAGES:
+            page = t.open(route)
+            page.wait_for_selector(ready)
+            page.wait_for_timeout(150)  # let the page's other reads settle before the shot
+            page.screenshot(path=str(artifacts / f"{name}-{size}.png"), full_page=True)
+            # Narrow screens scroll tables inside their wrapper, never the whole page.
+            width = page.evaluate("document.documentElement.scrollWidth")
+            assert width <= SIZES[size]["width"], f"{name} is {width}px wide at {size}"
+        assert t.errors == []
+    finally:
+        t.close()
+
+
+def test_names_are_data_not_url_syntax(tab: Tab, cluster: UICluster) -> None:
+    page = tab.open("#/kv/ui/")
+    page.click("#kv-list a:text-is('we%ird #key? ü')")
+    expect(page.locator("#kv-value")).to_have_value("héllo")
+    expect(page.locator("main h1")).to_have_text(ODD_KEY.split("/")[-1])
+    page = tab.open("#/services")
+    page.click("#services-results a:text-is('db #1 ü')")
+    expect(page.locator("section.instance h3")).to_contain_text("db-1")
+    page = tab.open("#/kv/no/such%20key")
+    expect(page.locator("#kv-key")).to_contain_text("not found")
+    assert tab.errors == []
+
+
+def test_kv_create_edit_stale_conflict_and_delete(tab: Tab, cluster: UICluster) -> None:
+    key = "ui/new folder/k#1?.json"
+    page = tab.open("#/kv/ui/")
+    page.click("#kv-create")
+    page.fill("#kv-new-name", "new folder/k#1?.json")
+    page.select_option("#kv-new-code", "json")
+    page.fill("#kv-new-value", '{"a": ')
+    expect(page.locator("#kv-new-problem")).to_contain_text("Invalid JSON")
+    page.click("form[aria-label='Create key or folder'] button[type=submit]")
+    assert kv_value(key) is None  # invalid JSON is never written
+    page.fill("#kv-new-value", '{"a": 1}')
+    page.fill("#kv-new-flags", "42")
+    page.click("form[aria-label='Create key or folder'] button[type=submit]")
+    expect(page.locator("#kv-value")).to_have_value('{"a": 1}')
+    assert kv_value(key) == b'{"a": 1}'
+    assert api(kv_path(key)).json()[0]["Flags"] == 42
+
+    # An edit saves with CAS on the ModifyIndex it was opened at.
+    page.fill("#kv-value", '{"a": 2}')
+    page.click("#kv-save")
+    expect(page.locator("#kv-status")).to_contain_text("Saved")
+    assert kv_value(key) == b'{"a": 2}'
+
+    # Someone else writes; the stale edit is refused and shown, theirs stays.
+    assert api(kv_path(key), method="PUT", content=b'{"a": "theirs"}').json() is True
+    expect(page.locator("main")).to_contain_text("changed since you opened it")
+    page.fill("#kv-value", '{"a": "mine"}')
+    page.click("#kv-save")
+    expect(page.locator("#kv-status")).to_contain_text("Conflict: not saved")
+    assert kv_value(key) == b'{"a": "theirs"}'
+    expect(page.locator("#kv-value")).to_have_value('{"a": "mine"}')  # the edit is kept
+    page.click("#kv-reload")
+    expect(page.locator("#kv-value")).to_have_value('{"a": "theirs"}')
+
+    # Delete the key (confirmed), then its folder recursively.
+    page.click("#kv-delete")
+    page.click("dialog.confirm button.danger")
+    page.wait_for_selector("#kv-list")
+    assert kv_value(key) is None
+    assert api(kv_path("ui/other/x"), method="PUT", content=b"1").json() is True
+    page = tab.open("#/kv/ui/other/")
+    page.click("#kv-delete-folder")
+    expect(page.locator("dialog.confirm")).to_contain_text("1 key")
+    page.click("dialog.confirm button.secondary")  # cancel: nothing happens
+    assert kv_value("ui/other/x") == b"1"
+    page.click("#kv-delete-folder")
+    page.click("dialog.confirm button.danger")
+    eventually(lambda: kv_value("ui/other/x") is None, 5, "recursive delete")
+    assert kv_value(ODD_KEY) == "héllo".encode()  # the sibling is untouched
+    assert tab.errors == []
+
+
+def test_ttl_check_followed_live(tab: Tab, cluster: UICluster) -> None:
+    page = tab.open("#/services/web")
+    badge = page.locator("li[data-check='web-ttl'] .badge")
+    output = page.locator("li[data-check='web-ttl'] pre")
+    expect(badge).to_have_text("passing")
+    page.evaluate("window.__same_document = 1")
+    assert api("/v1/agent/check/fail/web-ttl?note=disk%20full", method="PUT").status_code == 200
+    expect(badge).to_have_text("critical", timeout=2000)
+    expect(output).to_have_text("disk full", timeout=2000)
+    assert api("/v1/agent/check/pass/web-ttl?note=recovered", method="PUT").status_code == 200
+    expect(badge).to_have_text("passing", timeout=2000)
+    expect(output).to_have_text("recovered", timeout=2000)
+    assert page.evaluate("window.__same_document") == 1  # no reload happened
+    assert tab.errors == []
+
+
+def test_read_only_token_and_deny_by_default(browser, cluster: UICluster) -> None:
+    policy = api("/v1/acl/policy/name/ui-read").json()
+    token = api(
+        "/v1/acl/token",
+        method="PUT",
+        json={"Description": "ui read-only", "Policies": [{"ID": policy["ID"]}]},
+    ).json()
+    kv_policy = api(
+        "/v1/acl/policy",
+        method="PUT",
+        json={"Name": "ui-kv", "Rules": 'key_prefix "" { policy = "read" }'},
+    ).json()
+    kv_only = api(
+        "/v1/acl/token", method="PUT", json={"Policies": [{"ID": kv_policy["ID"]}]}
+    ).json()
+    t = Tab(browser, token=None)
+    try:
+        # Deny by default and no token: a login prompt, not empty tables.
+        page = t.open("#/services")
+        expect(page.locator("main")).to_contain_text("denies by default")
+        page.fill("#login-token", token["SecretID"])
+        page.click("#login-submit")
+        expect(page.locator("#services-results a:text-is('web')")).to_be_visible()
+        expect(page.locator("#login-state")).to_contain_text("ui read-only")
+        assert page.evaluate(f"localStorage.getItem('{TOKEN_KEY}')") == token["SecretID"]
+
+        page = t.open("#/kv/app/")
+        expect(page.locator("#kv-readonly")).to_be_visible()
+        assert page.locator("#kv-create").count() == 0
+        page = t.open("#/kv/app/config.json")
+        expect(page.locator("#kv-readonly")).to_be_visible()
+        assert page.locator("#kv-value").evaluate("el => el.readOnly") is True
+        assert page.locator("#kv-save").count() == 0
+        page = t.open("#/acl/policies")
+        expect(page.locator("#acl-readonly")).to_be_visible()
+        assert page.locator("#acl-new").count() == 0
+        page.click("#acl-body a:text-is('ui-read')")
+        expect(page.locator("#acl-readonly")).to_be_visible()
+        assert page.locator("#acl-save").count() == 0
+        page = t.open("#/intentions")
+        expect(page.locator("#ixn-readonly")).to_be_visible()
+        page = t.open(f"#/nodes/{UI_NODE}")
+        expect(page.locator("#node-sessions")).to_contain_text("ui-lock")
+        assert page.locator("#node-sessions button").count() == 0
+
+        page.click("#logout")
+        expect(page.locator("main")).to_contain_text("denies by default")
+        assert page.evaluate(f"localStorage.getItem('{TOKEN_KEY}')") is None
+        assert t.errors == []
+
+        # A token without acl:read: the ACL page explains the 403.
+        page.fill("#login-token", kv_only["SecretID"])
+        page.click("#login-submit")
+        # Lists the token may not read are said to be filtered, not shown as empty.
+        expect(page.locator("main .alert")).to_contain_text("Some services are hidden")
+        page = t.open("#/acl/tokens")
+        expect(page.locator("#acl-body .alert")).to_contain_text("lacks permission 'acl:read'")
+        expect(page.locator("#acl-body .alert")).to_contain_text("Log in with a token")
+    finally:
+        t.close()
+
+
+def test_management_token_crud_on_acl_pages(tab: Tab, cluster: UICluster) -> None:
+    page = tab.open("#/acl/policies")
+    page.click("#acl-new")
+    fields = page.locator("form[aria-label='Create policy'] .field")
+    fields.nth(0).locator("input").fill("ui-made")
+    fields.nth(2).locator("textarea").fill('key_prefix "made/" { policy = "write" }')
+    page.click("#acl-save")
+    expect(page.locator("main h2")).to_have_text("ui-made")
+    made = api("/v1/acl/policy/name/ui-made").json()
+    assert 'key_prefix "made/"' in made["Rules"]
+    page.locator("form .field").nth(1).locator("input").fill("described")
+    page.click("#acl-save")
+    expect(page.locator("#acl-status")).to_contain_text("Saved")
+    assert api(f"/v1/acl/policy/{made['ID']}").json()["Description"] == "described"
+    page.click("#acl-delete")
+    page.click("dialog.confirm button.danger")
+    page.wait_for_selector("#acl-new")
+    assert api("/v1/acl/policy/name/ui-made").status_code == 404
+    assert tab.errors == []
+
+
+def test_datacenter_switcher_shows_second_dc(tab: Tab, cluster: UICluster, dc2: AgentProc) -> None:
+    page = tab.open("#/services")
+    expect(page.locator("#dc option[value='dc2']")).to_have_count(1)
+    page.select_option("#dc", DC2)
+    expect(page.locator("#services-results a:text-is('only-in-dc2')")).to_be_visible()
+    assert "dc=dc2" in page.url
+    assert page.locator("#services-results a:text-is('web')").count() == 0
+    page.click("#services-results a:text-is('only-in-dc2')")
+    expect(page.locator("section.instance")).to_contain_text("dc2-server")
+    assert tab.errors == []
+
+
+def test_gitkv_page_shows_applied_commit(tab: Tab, cluster: UICluster, tmp_path: Path) -> None:
+    repo = tmp_path / "spec"
+    repo.mkdir()
+    (repo / "gitkv.yaml").write_text(
+        "version: 1\nname: uitest\ndatacenters:\n  shenzhen:\n"
+        f"    address: {BASE}\n"
+        "    kv_prefixes: [managed/]\n    kv:\n      managed/a: one\n      managed/b: two\n"
+    )
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "spec"], check=True)
+    commit = subprocess.run(
+        [*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    env = {**os.environ, "CONSUL_HTTP_TOKEN": ROOT}
+    env.pop("CONSUL_HTTP_ADDR", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "gitkv", "apply", str(repo / "gitkv.yaml"), "--auto-approve"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    page = tab.open("#/gitkv")
+    ledger = page.locator("section[data-ledger='uitest']")
+    expect(ledger.locator("code.commit")).to_have_text(commit)
+    expect(ledger).to_contain_text("managed/a")
+    expect(ledger).to_contain_text("No drift")
+    # A managed key changed behind gitkv's back shows up as drift, live.
+    assert api("/v1/kv/managed/b", method="PUT", content=b"changed").json() is True
+    expect(ledger).to_contain_text("changed after the last apply")
+    assert tab.errors == []
+
+
+def test_disconnected_state_and_retry(browser, cluster: UICluster, dc2: AgentProc) -> None:
+    """The UI served by dc2's agent, which then goes away: a visible retrying state."""
+    t = Tab(browser, token=None)
+    try:
+        page = t.open("#/services", base=f"{dc2.url}/ui/")
+        expect(page.locator("#services-results a:text-is('only-in-dc2')")).to_be_visible()
+        expect(page.locator("#connection")).to_be_hidden()
+        dc2.stop()
+        expect(page.locator("#connection")).to_contain_text("Disconnected", timeout=10000)
+        expect(page.locator("#connection")).to_contain_text("retrying")
+    finally:
+        t.close()
+
+
+def test_pure_modules_in_the_page(tab: Tab, cluster: UICluster) -> None:
+    """The UI's pure helpers, run in the browser that runs them for real."""
+    page = tab.open("#/services")
+    got = page.evaluate(
+        """async () => {
+          const c = await import('./js/codecheck.js');
+          const r = await import('./js/router.js');
+          const a = await import('./js/api.js');
+          return {
+            yamlOk: c.checkYAML('a: 1\\nb:\\n  - x\\n  - y: 2\\n    z: 3\\n'),
+            yamlDup: c.checkYAML('a: 1\\na: 2').message,
+            yamlTab: c.checkYAML('a:\\n\\tb: 1').message,
+            jsonBad: c.checkJSON('{"a": }') !== null,
+            path: a.encodePath('a b/c%d#e?f/ü'),
+            route: r.parse('#/kv/' + encodeURIComponent('x/y') + '/' + encodeURIComponent('%#?') + '/'),
+          };
+        }"""
+    )
+    assert got["yamlOk"] is None
+    assert "duplicate key a" in got["yamlDup"]
+    assert "tabs" in got["yamlTab"]
+    assert got["jsonBad"] is True
+    assert got["path"] == "a%20b/c%25d%23e%3Ff/%C3%BC"
+    assert got["route"]["page"] == "kv"
+    assert got["route"]["rest"] == ["x/y", "%#?"]
+    assert got["route"]["trailing"] is True
