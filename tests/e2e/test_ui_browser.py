@@ -93,10 +93,11 @@ def artifacts(request: pytest.FixtureRequest) -> Iterator[Path]:
     path = Path(os.environ.get("GITKV_UI_ARTIFACTS") or tempfile.mkdtemp(prefix="gitkv-ui-"))
     path.mkdir(parents=True, exist_ok=True)
     yield path
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
     line = f"UI screenshots: {path} ({len(list(path.glob('*.png')))} files)"
-    if reporter is not None:
-        reporter.write_line(line)
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if capture is not None:
+        with capture.global_and_fixture_disabled():
+            print(f"\n{line}")
     else:
         print(line)
 
