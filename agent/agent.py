@@ -21,7 +21,7 @@ from typing import Any
 from agent.acl.enforce import ACLRuntime
 from agent.cluster import ClusterManager
 from agent.connect.errors import CAError, MeshError
-from agent.dns_server import RemoteCatalog, StoreCatalog, start_dns
+from agent.dns_server import VIRTUAL_IP_RPC, RemoteCatalog, StoreCatalog, start_dns
 from agent.errors import (
     CommandRefused,
     JoinFailed,
@@ -418,6 +418,11 @@ class Agent:
         except MeshError as exc:
             raise RPCError(exc.message, exc.status) from None
 
+    async def _rpc_virtual_ip(self, args: Any) -> Any:
+        if not isinstance(args, dict):
+            raise RPCError("bad virtual IP request", 400)
+        return self.store.vips.lookup(str(args.get("Service") or ""))
+
     async def _rpc_ca_roots(self, _: Any) -> Any:
         if self.mesh_ca is None:
             raise RPCError("not a server", 400)
@@ -488,7 +493,7 @@ class Agent:
         catalog = (
             StoreCatalog(self.store, self.queries, self.wan_queries, self.node_name)
             if self.queries is not None
-            else RemoteCatalog(self)
+            else RemoteCatalog(self, self._server_call)
         )
         self.dns = await start_dns(self.config, catalog)
         self._servers = await start_http(self.config, self.app)
@@ -519,6 +524,7 @@ class Agent:
         server.register("raft_peers", raft_peers)
         server.register("ca_sign", self._rpc_ca_sign)
         server.register("ca_roots", self._rpc_ca_roots)
+        server.register(VIRTUAL_IP_RPC, self._rpc_virtual_ip)
         server.register(EXECUTE_REMOTE, self.wan_queries.serve)
         bind = (
             self.config.bind_addr

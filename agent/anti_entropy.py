@@ -59,9 +59,16 @@ class CatalogView:
 Wanted = tuple[dict, list[dict]]
 
 
+# Tagged addresses the servers add to a registration (the virtual IP, `consul-virtual`): the
+# agent takes them into its own view of the service instead of seeing a difference to undo.
+SERVER_TAGGED_PREFIX = "consul-"
+
+
 class AntiEntropy:
     def __init__(self, agent: LocalHost) -> None:
         self.agent = agent
+        # service ID -> the server-set tagged addresses last seen in the catalog
+        self.server_addresses: dict[str, dict[str, dict]] = {}
 
     def node_registration(self) -> Register:
         agent = self.agent
@@ -126,7 +133,15 @@ class AntiEntropy:
         for cid in list(view.checks):
             if cid not in known_checks and cid != SERF_CHECK:
                 await self.catalog_write(Deregister(Node=node, CheckID=cid))
+        self.server_addresses = {
+            sid: added
+            for sid, svc in view.services.items()
+            if sid in services and (added := server_tagged(svc.TaggedAddresses))
+        }
         for sid, (record, checks) in services.items():
+            if added := self.server_addresses.get(sid):
+                # As Consul's updateSyncState: the servers' addresses join the local copy.
+                record = record | {"TaggedAddresses": dict(record["TaggedAddresses"]) | added}
             if self._in_sync(view, record, checks):
                 continue
             log.info("synced service %r", sid)
@@ -195,3 +210,7 @@ class AntiEntropy:
             if current is None or without_indexes(current) != without_indexes(wanted):
                 return False
         return True
+
+
+def server_tagged(tagged: dict[str, dict]) -> dict[str, dict]:
+    return {k: v for k, v in tagged.items() if k.startswith(SERVER_TAGGED_PREFIX)}

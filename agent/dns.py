@@ -22,6 +22,9 @@ The behaviour is Consul's (agent/dns.go, v1 resolver):
   canonical name, or `<hex-ip>.addr.<dc>.<domain>` when the service has its own address, with
   the target's address record in the additional section.
 - `<hex-ip>.addr.<domain>`: the decoded address.
+- `<svc>.virtual[.<peer>].<domain>`: the service's virtual IP (`agent/state/vips.py`) as an A
+  record with the node TTL; none assigned (or a peer named: there are no peerings) is an
+  empty NOERROR.
 - `<name>.query[.<dc>].<domain>`: the prepared query executed (in `<dc>` when named, failover
   included; sorted near the asker for `Near: "_ip"`): its instances as for `.service.`, with
   the query's `DNS.TTL`; no such query, or no instance anywhere, is NXDOMAIN.

@@ -131,9 +131,10 @@ async def _dispatch(ctx: Context, answer: Answer, query: Query) -> None:
         dc = query.suffixes[0] if query.suffixes else ""
         await _prepared_query(ctx, answer, ".".join(query.parts), dc)
     elif kind == "virtual":
-        if not query.parts or parse_locality(query.suffixes) is None:
+        locality = parse_locality(query.suffixes)
+        if not query.parts or locality is None:
             raise _NotFound
-        # No virtual IPs without the service mesh: an empty success, as Consul gives.
+        await _virtual_query(ctx, answer, query.parts[-1], locality)
     else:  # invalid
         raise _NotFound
 
@@ -177,6 +178,21 @@ async def _node_query(ctx: Context, answer: Answer, name: str) -> None:
     if ctx.settings.node_meta_txt or ctx.qtype in (TXT, ANY):
         target = answer.answer if ctx.qtype in (TXT, ANY) else answer.additional
         target.extend(meta_txt_records(node, ctx.qname, ttl))
+
+
+async def _virtual_query(
+    ctx: Context, answer: Answer, service: str, locality: tuple[str, str]
+) -> None:
+    """Consul's `.virtual.` lookup: the service's virtual IP as an A record (whatever type was
+    asked), with the node TTL; none assigned is an empty success. A lone label after
+    `virtual` names a peer (Consul's peerOrDatacenter fallback): there are no peerings here,
+    so only the local datacenter's services have one."""
+    dc, peer = locality
+    vip = await ctx.catalog.virtual_ip(service, peer or dc)
+    if vip:
+        record = address_record(ctx.qname, A, ipaddress.ip_address(vip), ctx.settings.node_ttl)
+        assert record is not None
+        answer.answer.append(record)
 
 
 def _addr_query(ctx: Context, answer: Answer, parts: Sequence[str]) -> None:

@@ -105,6 +105,11 @@ class Catalog(Protocol):
         ours) for a client at `source_ip`; None when there is no such query."""
         ...
 
+    async def virtual_ip(self, name: str, peer: str) -> str:
+        """The service's virtual IP ("" for none), of a service imported from `peer` when
+        one is named."""
+        ...
+
 
 class MemoryCatalog:
     """An in-memory `Catalog` (tests, and the shape the adapters follow)."""
@@ -114,7 +119,9 @@ class MemoryCatalog:
         nodes: Iterable[NodeRecord] = (),
         instances: Iterable[Instance] = (),
         queries: dict[tuple[str, str], QueryAnswer] | None = None,
+        vips: dict[str, str] | None = None,
     ):
+        self._vips = vips or {}  # lower-cased service name -> its virtual IP
         self._nodes = list(nodes)
         self._instances = list(instances)
         self._queries = queries or {}  # (lower-cased name, datacenter) -> its answer
@@ -123,6 +130,9 @@ class MemoryCatalog:
     async def node(self, name: str) -> NodeRecord | None:
         wanted = name.lower()
         return next((n for n in self._nodes if n.name.lower() == wanted), None)
+
+    async def virtual_ip(self, name: str, peer: str) -> str:
+        return "" if peer else self._vips.get(name.lower(), "")
 
     async def nodes(self) -> list[NodeRecord]:
         return list(self._nodes)

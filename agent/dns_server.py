@@ -14,6 +14,7 @@ import contextlib
 import logging
 import random
 import socket
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import quote
 
@@ -49,7 +50,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("agent.dns")
 
-__all__ = ["DNSServer", "RemoteCatalog", "StoreCatalog", "start_dns"]
+__all__ = ["VIRTUAL_IP_RPC", "DNSServer", "RemoteCatalog", "StoreCatalog", "start_dns"]
+
+# A server's answer to a client agent's `.virtual.` lookup (Consul's Catalog.VirtualIPForService).
+VIRTUAL_IP_RPC = "virtual_ip"
 
 TCP_IDLE_TIMEOUT = 8.0  # the Go DNS server's idle timeout for a TCP connection
 TCP_READ_TIMEOUT = 2.0
@@ -136,6 +140,9 @@ class StoreCatalog:
     async def nodes(self) -> list[NodeRecord]:
         return [node_from_struct(n) for n in self.store.nodes.values()]
 
+    async def virtual_ip(self, name: str, peer: str) -> str:
+        return "" if peer else self.store.vips.lookup(name)
+
     async def service(self, name: str) -> list[Instance]:
         wanted = name.lower()
         return self._instances(lambda svc: svc.Service.lower() == wanted)
@@ -174,8 +181,19 @@ class StoreCatalog:
 class RemoteCatalog:
     """The catalog as a client agent sees it: the servers' HTTP API over RPC."""
 
-    def __init__(self, remote: RemoteReader) -> None:
+    def __init__(
+        self, remote: RemoteReader, call: Callable[[str, Any], Awaitable[Any]] | None = None
+    ) -> None:
         self.remote = remote
+        self.call = call  # an RPC to a server (the virtual IP has no HTTP endpoint)
+
+    async def virtual_ip(self, name: str, peer: str) -> str:
+        if peer or self.call is None:
+            return ""
+        try:
+            return str(await self.call(VIRTUAL_IP_RPC, {"Service": name}) or "")
+        except Exception as exc:
+            raise CatalogUnavailable(str(exc)) from exc
 
     async def _get(self, path: str) -> Any:
         try:

@@ -445,7 +445,11 @@ class LocalState:
     # ------------------------------------------------------------------ rendering
 
     def render_service(self, defn: ServiceDefinition) -> dict:
-        return dict(defn.service)
+        out = dict(defn.service)
+        added = self._entropy.server_addresses.get(defn.id)
+        if added:  # the virtual IP the servers gave it (Consul keeps it in the local state)
+            out["TaggedAddresses"] = dict(out.get("TaggedAddresses") or {}) | added
+        return out
 
     def render_check(self, check: LocalCheck) -> dict:
         defn = check.definition

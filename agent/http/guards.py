@@ -390,6 +390,13 @@ async def _service_register_before(req: Request, rest: str) -> None:
     require(req, "service", name, "write")
 
 
+async def _manual_vips_before(req: Request, rest: str) -> None:
+    """Consul's AssignManualServiceVIPs: `service:write` on the body's service."""
+    body = await _json_body(req)
+    name = _get(body, "Service")
+    require(req, "service", name if isinstance(name, str) else "", "write")
+
+
 async def _local_check_write(ports: GuardPorts, req: Request, check_id: str) -> None:
     check = ports.local.checks.get(check_id)
     service_id = check.definition.service_id if check is not None else ""
@@ -555,6 +562,7 @@ def table(ports: GuardPorts) -> dict[str, dict[str, Guard] | str]:
         "/v1/peering/": {"GET": _NONE, "DELETE": _NONE},
         "/v1/peerings": {"GET": _NONE},
         "/v1/exported-services": {"GET": Guard(need("mesh", "read"))},
+        "/v1/internal/service-virtual-ip": {"PUT": Guard(_manual_vips_before)},
         # pprof: a bare 403 without operator:read, decided by agent/http/debug.py itself.
         **dict.fromkeys(DEBUG_ROUTES, "acl"),
         # The UI's static files (agent/http/webui.py): its pages call the API with the token.

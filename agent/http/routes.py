@@ -41,6 +41,7 @@ AREAS = (
     "agent.http.debug",
     "agent.http.ui_metrics_proxy",
     "agent.http.acl_authorize",
+    "agent.http.virtual_ips",
 )
 
 

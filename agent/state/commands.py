@@ -423,6 +423,14 @@ class CASet(_Command, tag="connect-ca-set"):
     CAS: U64 | None = None  # the ModifyIndex of the CA state this was computed from
 
 
+class ServiceVirtualIPSet(_Command, tag="service-virtual-ip-set"):
+    """A service's manual virtual IPs (`PUT /v1/internal/service-virtual-ip`): IPv4 addresses,
+    checked by the HTTP layer; each is taken from any other service that had it."""
+
+    Service: str
+    ManualIPs: list[str] = []
+
+
 # ---------------------------------------------------------------------- prepared queries
 #
 # The query arrives decoded and validated by the HTTP layer (agent/queries/definition.py),
@@ -512,6 +520,7 @@ Command = (
     | ConfigEntrySet
     | ConfigEntryDelete
     | CASet
+    | ServiceVirtualIPSet
     | PreparedQuerySet
     | PreparedQueryDelete
 )

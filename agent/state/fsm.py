@@ -32,6 +32,7 @@ from agent.state.results import Refusal, TxnResult  # agent.py, http/txn.py impo
 from agent.state.snapshot import SnapshotInvalid
 from agent.state.store import Store
 from agent.state.structs import HealthCheck, KVEntry, Node, Service, Weights
+from agent.state.vips import EXHAUSTED
 
 KVLike = c.KV | c.KVOp
 
@@ -441,6 +442,9 @@ def _register_precondition(store: Store, cmd: c.Register) -> str | None:
         sid = check.ServiceID
         if sid and sid not in services:
             return f'Unknown service ID "{sid}" for check ID "{check.CheckID or check.Name}"'
+    target = _service_connect_name(cmd.Service)
+    if target and store.vips.exhausted_for(target):
+        return f"failed updating virtual IP: {EXHAUSTED}"
     node_id = cmd.ID
     if node_id:
         for other in store.nodes.values():
@@ -450,6 +454,15 @@ def _register_precondition(store: Store, cmd: c.Register) -> str | None:
                     f"Node name {node} is reserved by node {other.ID} with name {other.Node}"
                 )
     return None
+
+
+def _service_connect_name(raw: c.ServiceRecord | None) -> str:
+    """The service a registered proxy or Connect-native instance serves ("" for others)."""
+    if raw is None:
+        return ""
+    if raw.Kind == "connect-proxy":
+        return raw.Proxy.DestinationServiceName if raw.Proxy is not None else ""
+    return (raw.Service or "") if raw.Connect is not None and raw.Connect.Native else ""
 
 
 def _register(store: Store, index: int, cmd: c.Register) -> None:

@@ -4,7 +4,9 @@
 Consul's `PUT /v1/config?cas=` answers). Before a write lands, the cross-entry rules are
 checked against the tables as they would be after it (a router needs an HTTP-like protocol,
 a redirect may not loop, ...): that check reads only the log's state, so every server refuses
-the same writes. `CASet` replaces the CA state when its CAS still holds.
+the same writes. `CASet` replaces the CA state when its CAS still holds. A resolver, router or
+splitter entry gives the service it names a virtual IP; deleting an entry frees it once
+nothing names the service (`agent/state/vips.py`); `ServiceVirtualIPSet` sets manual ones.
 """
 
 from __future__ import annotations
@@ -14,11 +16,14 @@ from typing import TYPE_CHECKING, Any
 from agent.connect.chain import graph_problem
 from agent.state import commands as c
 from agent.state.results import Refusal
+from agent.state.vips import VIRTUAL_IP_TABLE
 
 if TYPE_CHECKING:
     from agent.state.store import Store
 
-MESH_COMMANDS = (c.ConfigEntrySet, c.ConfigEntryDelete, c.CASet)
+MESH_COMMANDS = (c.ConfigEntrySet, c.ConfigEntryDelete, c.CASet, c.ServiceVirtualIPSet)
+# Entries that give the service they name a virtual IP (Consul's ensureConfigEntryTxn).
+_VIP_KINDS = ("service-resolver", "service-router", "service-splitter")
 
 
 def apply_mesh(store: Store, index: int, cmd: Any) -> Any:
@@ -28,6 +33,8 @@ def apply_mesh(store: Store, index: int, cmd: Any) -> Any:
         return _delete_entry(store, index, cmd)
     if isinstance(cmd, c.CASet):
         return _set_ca(store, index, cmd)
+    if isinstance(cmd, c.ServiceVirtualIPSet):
+        return _set_manual_vips(store, index, cmd)
     return Refusal(f"unknown mesh command {type(cmd).__name__}", "failed")
 
 
@@ -55,6 +62,8 @@ def _set_entry(store: Store, index: int, cmd: c.ConfigEntrySet) -> Any:
         return Refusal(why, "failed")
     tables.entries[key] = entry
     store._bump("config-entries", index)
+    if key[0] in _VIP_KINDS:
+        store.assign_virtual_ip(index, key[1])
     return True
 
 
@@ -73,6 +82,7 @@ def _delete_entry(store: Store, index: int, cmd: c.ConfigEntryDelete) -> Any:
         return Refusal(why, "failed")
     del tables.entries[key]
     store._bump("config-entries", index)
+    store.free_virtual_ip(index, key[1])  # kept while an instance or another entry names it
     return True
 
 
@@ -91,3 +101,14 @@ def _set_ca(store: Store, index: int, cmd: c.CASet) -> Any:
     }
     store._bump("connect-ca", index)
     return True
+
+
+def _set_manual_vips(store: Store, index: int, cmd: c.ServiceVirtualIPSet) -> dict[str, Any]:
+    """Consul's AssignServiceManualVIPsResponse: whether the service has a virtual IP record,
+    and the services an address was taken from."""
+    vips = store.vips
+    before = vips.assigned.get(cmd.Service)
+    found, losers = vips.set_manual(cmd.Service, list(cmd.ManualIPs), index)
+    if found and vips.assigned[cmd.Service] is not before:  # a record replaced: a change
+        store._bump(VIRTUAL_IP_TABLE, index)
+    return {"Found": found, "UnassignedFrom": losers}

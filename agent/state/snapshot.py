@@ -7,7 +7,7 @@ frame is the header (every table but KV, plus the indexes); the KV table follows
 Decoding is all or nothing. Every record is decoded into its Struct (a string where a node name
 belongs, an unsigned integer where an index belongs), and the tables the store keeps as plain
 dicts (ACL records, coordinates, autopilot settings, config entries, the CA, prepared
-queries) are checked against the fields the store
+queries, virtual IPs) are checked against the fields the store
 and its readers rely on. Anything else raises `SnapshotInvalid` before a single table of the
 live store is replaced: a snapshot from a laxer version, a damaged file or a foreign archive
 must never leave a store that answers 500 to every reader.
@@ -77,6 +77,7 @@ class _Header(msgspec.Struct):
     autopilot: dict[str, Any] = {}
     mesh: dict[str, Any] = {}
     queries: list[dict[str, Any]] = []
+    vips: dict[str, Any] = {}
 
 
 class _Loose(msgspec.Struct, forbid_unknown_fields=False):
@@ -227,6 +228,20 @@ class _Mesh(_Loose):
     ca: dict[str, Any] = {}  # empty until the CA is initialized, else a _CA
 
 
+class _VirtualIP(_Loose):
+    Service: str
+    Offset: U64
+    ManualIPs: list[str] = []
+    CreateIndex: U64 = 0
+    ModifyIndex: U64 = 0
+
+
+class _VirtualIPs(_Loose):
+    assigned: list[_VirtualIP] = []
+    freed: list[U64] = []
+    counter: U64 = 0
+
+
 # ---------------------------------------------------------------------- decoding
 
 
@@ -248,6 +263,7 @@ class DecodedState:
     autopilot: dict[str, Any]
     mesh: dict[str, Any]
     queries: list[dict[str, Any]]
+    vips: dict[str, Any]
 
 
 def decode_state(stream: BinaryIO) -> DecodedState:
@@ -259,6 +275,7 @@ def decode_state(stream: BinaryIO) -> DecodedState:
         _check(coordinate, _Coordinate, f"coordinates[{n}]")
     _check(header.autopilot, _Autopilot, "autopilot")
     _check(header.mesh, _Mesh, "mesh")
+    _check(header.vips, _VirtualIPs, "vips")
     if header.mesh.get("ca"):
         _check(header.mesh["ca"], _CA, "mesh.ca")
     for n, query in enumerate(header.queries):
@@ -296,6 +313,7 @@ def decode_state(stream: BinaryIO) -> DecodedState:
         autopilot=header.autopilot,
         mesh=header.mesh,
         queries=header.queries,
+        vips=header.vips,
     )
 
 

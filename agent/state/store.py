@@ -2,7 +2,8 @@
 
 The store owns its tables: KV (with tombstones), the catalog (nodes, services, checks,
 coordinates), sessions (`agent/state/sessions.py`), ACL (`agent/state/acl.py`), the mesh's
-entries and CA (`agent/state/mesh.py`) and prepared queries (`agent/state/queries.py`). Only the
+entries and CA (`agent/state/mesh.py`), prepared queries (`agent/state/queries.py`) and the
+services' virtual IPs (`agent/state/vips.py`, assigned as proxies register). Only the
 FSM writes here (`agent/state/fsm*.py`), always with the raft index of the command being
 applied, so every record's `CreateIndex`/`ModifyIndex` and every table's max index are a pure
 function of the log. Readers (the HTTP layer) run on the same event loop and never see a
@@ -32,6 +33,7 @@ from agent.state.sessions import SessionTable
 from agent.state.snapshot import CapturedState, decode_state
 from agent.state.snapshot import SnapshotInvalid as SnapshotInvalid  # raised by restore()
 from agent.state.structs import HealthCheck, KVEntry, Node, Service
+from agent.state.vips import TAGGED_ADDRESS, VIRTUAL_IP_TABLE, VirtualIPs
 from agent.state.watch import WatchRegistry
 
 TABLES = (
@@ -45,6 +47,16 @@ TABLES = (
     *ACL_TABLES,
     *MESH_TABLES,
     *QUERY_TABLES,
+    VIRTUAL_IP_TABLE,
+)
+# Entries that keep a service's virtual IP once its last instance is gone (Consul's
+# freeServiceVirtualIP checks these kinds).
+VIP_ENTRY_KINDS = (
+    "service-resolver",
+    "service-router",
+    "service-splitter",
+    "service-defaults",
+    "service-intentions",
 )
 
 
@@ -69,6 +81,7 @@ class Store:
         self.acl = ACLTables()  # tokens, policies, roles (agent/state/acl.py)
         self.mesh = MeshTables()  # config entries, the Connect CA (agent/state/mesh.py)
         self.queries = QueryTable()  # prepared queries (agent/state/queries.py)
+        self.vips = VirtualIPs()  # services' virtual IPs (agent/state/vips.py)
         self.last_index = 0
         self.watches = WatchRegistry()
 
@@ -187,6 +200,15 @@ class Store:
         return True
 
     def ensure_service(self, index: int, node: str, svc: Service) -> bool:
+        if svc.connect_name:
+            # A proxy (or Connect-native instance) gives the service it serves a virtual IP,
+            # shown on the instance (Consul's ensureServiceTxn).
+            vip = self.assign_virtual_ip(index, svc.connect_name)
+            if vip:
+                port = svc.Port
+                svc.TaggedAddresses = svc.TaggedAddresses | {
+                    TAGGED_ADDRESS: {"Address": vip, "Port": port}
+                }
         per_node = self.services.setdefault(node, {})
         old = per_node.get(svc.ID)
         if old is not None and without_indexes(old) == without_indexes(svc):
@@ -245,7 +267,28 @@ class Store:
                 self.delete_check(index, node, check.CheckID)
         self._bump("services", index)
         self._bump_service(svc.Service, index)
+        if svc.Service in self.vips.assigned:
+            self.free_virtual_ip(index, svc.Service)
         return True
+
+    # ---------------------------------------------------------------- virtual IPs
+
+    def assign_virtual_ip(self, index: int, service: str) -> str:
+        vip, new = self.vips.assign(service, index)
+        if new:
+            self._bump(VIRTUAL_IP_TABLE, index)
+        return vip
+
+    def free_virtual_ip(self, index: int, service: str) -> None:
+        """Free `service`'s virtual IP unless an instance or an entry still names it."""
+        if service not in self.vips.assigned:
+            return
+        if any(s.Service == service for per in self.services.values() for s in per.values()):
+            return
+        if any((kind, service) in self.mesh.entries for kind in VIP_ENTRY_KINDS):
+            return
+        if self.vips.free(service):
+            self._bump(VIRTUAL_IP_TABLE, index)
 
     def set_coordinates(self, index: int, updates: list[CoordinateUpdate]) -> None:
         changed = False
@@ -323,6 +366,7 @@ class Store:
             "acl": self.acl.dump(),
             "mesh": self.mesh.dump(),
             "queries": self.queries.dump(),
+            "vips": self.vips.dump(),
             "coordinates": list(self.coordinates.values()),
             "autopilot": self.autopilot,
         }
@@ -343,6 +387,7 @@ class Store:
         acl = ACLTables.load(state.acl)
         mesh = MeshTables.load(state.mesh)
         queries = QueryTable.load(state.queries)
+        vips = VirtualIPs.load(state.vips)
         # Nothing below can fail: the swap is all or nothing.
         self.kv = state.kv
         self.tombstones = state.tombstones
@@ -355,6 +400,7 @@ class Store:
         self.acl = acl
         self.mesh = mesh
         self.queries = queries
+        self.vips = vips
         self.coordinates = state.coordinates
         self.autopilot = dict(state.autopilot)
         self.last_index = state.last_index

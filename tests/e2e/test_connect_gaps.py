@@ -123,3 +123,54 @@ def test_central_service_config_off_registers_the_sidecar_as_sent() -> None:
         shown = client.get("/v1/agent/service/web-sidecar-proxy").json()
         assert shown["Proxy"]["Config"] == {"local": 1}
         assert shown["Proxy"]["MeshGateway"] == {}
+
+
+def test_virtual_ips_in_the_catalog_over_dns_and_set_by_hand() -> None:
+    import socket
+
+    import dns.message
+    import dns.query
+
+    from tests.e2e.conftest import dev_agent_args
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        dns_port = sock.getsockname()[1]
+    args = [a for a in dev_agent_args() if not a.startswith("-dns-port")]
+    with AgentProc(*args, f"-dns-port={dns_port}").start() as agent:
+        client = agent.client()
+        web = {"Name": "web", "Port": 8080, "Connect": {"SidecarService": {}}}
+        assert client.put("/v1/agent/service/register", json=web).status_code == 200
+        deadline = time.monotonic() + 20
+        while True:
+            found = client.get("/v1/catalog/service/web-sidecar-proxy").json()
+            tagged = found[0].get("ServiceTaggedAddresses") or {} if found else {}
+            if "consul-virtual" in tagged:
+                break
+            assert time.monotonic() < deadline, found
+            time.sleep(0.1)
+        vip = tagged["consul-virtual"]
+        assert vip["Address"] == "240.0.0.1" and vip["Port"] == found[0]["ServicePort"]
+        # The agent keeps the servers' address in its own view, and stops syncing.
+        shown = client.get("/v1/agent/service/web-sidecar-proxy").json()
+        assert shown["TaggedAddresses"]["consul-virtual"] == vip
+        index = found[0]["ModifyIndex"]
+        # Registering it again runs a sync: the catalog already holds it, nothing is written.
+        assert client.put("/v1/agent/service/register", json=web).status_code == 200
+        again = client.get("/v1/catalog/service/web-sidecar-proxy").json()
+        assert again[0]["ModifyIndex"] == index
+
+        answer = dns.query.udp(
+            dns.message.make_query("web.virtual.consul.", "A"), "127.0.0.1", 5, dns_port
+        )
+        assert [r.to_text() for rrset in answer.answer for r in rrset] == ["240.0.0.1"]
+
+        put = client.put(
+            "/v1/internal/service-virtual-ip", json={"Service": "web", "ManualVIPs": ["1.2.3.4"]}
+        )
+        assert put.status_code == 200, put.text
+        assert put.json() == {"Found": True, "UnassignedFrom": None}
+        bad = client.put(
+            "/v1/internal/service-virtual-ip", json={"Service": "web", "ManualVIPs": ["x"]}
+        )
+        assert (bad.status_code, bad.text) == (500, '"<nil>" is not a valid IPv4 address')
