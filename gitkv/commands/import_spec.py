@@ -10,6 +10,7 @@ reference (description, links; the AccessorID as a comment), never with their Se
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -64,6 +65,10 @@ def execute(ns: argparse.Namespace) -> int:
         raise GitkvError("--inline-max must be 0 or more")
     if any(p.startswith("/") for p in ns.kv_prefix):
         raise GitkvError("--kv-prefix: KV keys never start with '/'")
+    if ns.datacenter is not None and not re.match(r"^[a-z0-9][a-z0-9_.\-]*$", ns.datacenter):
+        raise GitkvError(f"--datacenter {ns.datacenter!r}: lower case letters, digits, _ . -")
+    if ns.name is not None and not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$", ns.name):
+        raise GitkvError(f"--name {ns.name!r}: letters, digits, _ . - (a ledger name)")
     if "" in ns.kv_prefix:
         raise GitkvError(
             "--kv-prefix: an empty prefix would claim the whole KV store; name a folder"

@@ -336,6 +336,9 @@ def test_bad_input_is_refused_and_writes_nothing(
     assert [p.name for p in (tmp_path / "full").iterdir()] == ["keep.yaml"]
     code, _, err = gitkv(capsys, "import", "--out", str(tmp_path / "y"), "--kv-prefix", "/app")
     assert code == 1 and "never start with '/'" in err
+    code, _, err = gitkv(capsys, "import", "--out", str(tmp_path / "z"), "--datacenter", "DC1")
+    assert code == 1 and "--datacenter 'DC1'" in err
+    assert not (tmp_path / "y").exists() and not (tmp_path / "z").exists()
 
 
 def test_a_host_name_address_gives_agents_by_ip(
