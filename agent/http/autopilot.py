@@ -5,7 +5,7 @@ Consul's struct fixes each field's type: `MaxTrailingLogs` is a uint64 and `MinQ
 so a negative number, a fraction, `1e30` or 2**70 is a decode error; the two durations are
 `ReadableDuration`s, which take a Go duration string or a number of nanoseconds. Keys match
 without regard to case and unknown keys are ignored, as `encoding/json` does; a JSON `null`
-leaves the field at its default. Errors read like Consul's (`Error parsing autopilot config:
+is as good as leaving the field out (the PUT then stores its zero value, `ZERO_VALUES`). Errors read like Consul's (`Error parsing autopilot config:
 json: cannot unmarshal number -1 into Go struct field ... of type uint64`) and always name the
 field. Beyond Consul, a negative duration is refused: a negative threshold or stabilization
 time is never what an operator meant.
@@ -32,6 +32,18 @@ DEFAULTS: dict[str, Any] = {
     "UpgradeVersionTag": "",
     "CreateIndex": 0,
     "ModifyIndex": 0,
+}
+
+# What a PUT stores for a field its body leaves out or sends as null (Go's zero values).
+ZERO_VALUES: dict[str, Any] = {
+    "CleanupDeadServers": False,
+    "LastContactThreshold": "0s",
+    "MaxTrailingLogs": 0,
+    "MinQuorum": 0,
+    "ServerStabilizationTime": "0s",
+    "RedundancyZoneTag": "",
+    "DisableUpgradeMigration": False,
+    "UpgradeVersionTag": "",
 }
 
 # field -> its Go type in api.AutopilotConfiguration (named in the error messages)

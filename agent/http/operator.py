@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from agent.errors import NotLeader
 from agent.http.app import HTTPError, Request, Response, Router, json_response
 from agent.http.autopilot import DEFAULTS as _AUTOPILOT
-from agent.http.autopilot import decode_autopilot
+from agent.http.autopilot import ZERO_VALUES, decode_autopilot
 from agent.http.blocking import query_options, read_headers
 from agent.state.archive import ArchiveInvalid, Server, new_meta, read_verified, write_archive
 from agent.state.commands import Autopilot, Restore
@@ -107,12 +107,15 @@ async def autopilot_set(ports: OperatorPorts, req: Request, _: str) -> Response:
         if not (raw.isascii() and raw.isdigit()) or int(raw) >= 2**64:  # a Go uint64
             raise HTTPError(400, f"Error parsing cas value: {raw!r}")
         cas = int(raw)
-    body = decode_autopilot(await req.body())
+    # A PUT replaces the whole configuration: what the body leaves out (or sends as null) is
+    # the field's zero value, as Consul copies api.AutopilotConfiguration field by field.
+    body = ZERO_VALUES | decode_autopilot(await req.body())
     result = await ports.writer.write(Autopilot(Config=body, CAS=cas))
     return json_response(req, bool(result))
 
 
-async def autopilot_health(ports: OperatorPorts, req: Request, _: str) -> Response:
+def _server_health(ports: OperatorPorts) -> list[dict]:
+    """Each server of the Raft configuration as the leader's autopilot sees it."""
     consensus, identity = ports.consensus, ports.identity
     servers = []
     for s in _servers(consensus):
@@ -132,13 +135,60 @@ async def autopilot_health(ports: OperatorPorts, req: Request, _: str) -> Respon
                 "StableSince": _rfc3339(identity.started_at),
             }
         )
-    voters = sum(1 for s in servers if s["Voter"])
+    return servers
+
+
+def _failure_tolerance(servers: list[dict]) -> int:
+    voters = sum(1 for s in servers if s["Voter"] and s["Healthy"])
+    return max(0, (voters - 1) // 2)
+
+
+async def autopilot_health(ports: OperatorPorts, req: Request, _: str) -> Response:
+    servers = _server_health(ports)
     return json_response(
         req,
         {
             "Healthy": all(s["Healthy"] for s in servers) and bool(servers),
-            "FailureTolerance": max(0, (voters - 1) // 2),
+            "FailureTolerance": _failure_tolerance(servers),
             "Servers": servers,
+        },
+    )
+
+
+async def autopilot_state(ports: OperatorPorts, req: Request, _: str) -> Response:
+    """`api.AutopilotState`: servers keyed by Raft ID with their autopilot status and their
+    catalog node's Meta. The fields only Consul Enterprise fills (OptimisticFailureTolerance,
+    ReadReplicas, RedundancyZones, Upgrade) are left as Consul CE leaves them."""
+    servers = _server_health(ports)
+    by_id = {}
+    for s in servers:
+        node = ports.store.nodes.get(s["Name"])
+        by_id[s["ID"]] = {
+            "ID": s["ID"],
+            "Name": s["Name"],
+            "Address": s["Address"],
+            "NodeStatus": s["SerfStatus"],
+            "Version": s["Version"],
+            "LastContact": s["LastContact"],
+            "LastTerm": s["LastTerm"],
+            "LastIndex": s["LastIndex"],
+            "Healthy": s["Healthy"],
+            "StableSince": s["StableSince"],
+            "ReadReplica": False,
+            "Status": "leader" if s["Leader"] else "voter" if s["Voter"] else "non-voter",
+            "Meta": dict(node.Meta) if node is not None and node.Meta else None,
+            "NodeType": "voter",
+        }
+    leader = next((s["ID"] for s in servers if s["Leader"]), "")
+    return json_response(
+        req,
+        {
+            "Healthy": all(s["Healthy"] for s in servers) and bool(servers),
+            "FailureTolerance": _failure_tolerance(servers),
+            "OptimisticFailureTolerance": 0,
+            "Servers": by_id,
+            "Leader": leader,
+            "Voters": [s["ID"] for s in servers if s["Voter"]],
         },
     )
 
@@ -190,9 +240,8 @@ def register(router: Router, deps: HTTPDeps) -> None:
         "/v1/operator/autopilot/configuration",
         {"GET": partial(autopilot_configuration, ports), "PUT": partial(autopilot_set, ports)},
     )
-    health = partial(autopilot_health, ports)
-    router.add("/v1/operator/autopilot/health", {"GET": health})
-    router.add("/v1/operator/autopilot/state", {"GET": health})
+    router.add("/v1/operator/autopilot/health", {"GET": partial(autopilot_health, ports)})
+    router.add("/v1/operator/autopilot/state", {"GET": partial(autopilot_state, ports)})
     router.add(
         "/v1/snapshot",
         {"GET": partial(snapshot_save, ports), "PUT": partial(snapshot_restore, ports)},
