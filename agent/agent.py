@@ -20,6 +20,7 @@ from typing import Any
 
 from agent.acl.enforce import ACLRuntime
 from agent.cluster import ClusterManager
+from agent.config_value import listen_label
 from agent.connect.errors import CAError, MeshError
 from agent.dns_server import VIRTUAL_IP_RPC, RemoteCatalog, StoreCatalog, start_dns
 from agent.errors import (
@@ -627,7 +628,7 @@ class Agent:
             self.address,
             self.datacenter,
             self.config.server,
-            ",".join(f"{h}:{p}" for h, p in self.config.http_addrs()),
+            ",".join(listen_label(h, p) for h, p in self.config.http_addrs()),
         )
         await self._stopped.wait()
         log.info("shutting down")

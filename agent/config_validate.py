@@ -25,6 +25,7 @@ from agent.config_value import (
     Ports,
     TLSConfig,
     TLSSettings,
+    UnixSockets,
 )
 
 __all__ = [
@@ -89,6 +90,9 @@ def build(
         ui_enabled=bool(v.get("ui_config.enabled")),
         ui_dir=v.get("ui_config.dir"),
         ui_content_path=_content_path(v.get("ui_config.content_path", "/ui/")),
+        unix_sockets=UnixSockets(
+            **{k: str(v.get(f"unix_sockets.{k}") or "") for k in ("user", "group", "mode")}
+        ),
         ui_metrics_proxy={
             "base_url": v.get("ui_config.metrics_proxy.base_url") or "",
             "add_headers": list(v.get("ui_config.metrics_proxy.add_headers") or []),

@@ -100,6 +100,17 @@ class TLSConfig:
 
 
 @dataclass(frozen=True)
+class UnixSockets:
+    """`unix_sockets { user group mode }`: ownership and mode of the API's unix sockets, as
+    given (checked when the socket is made, as Consul does): user by ID or name, group by
+    ID, mode in octal; empty = this process's user and group, the default mode."""
+
+    user: str = ""
+    group: str = ""
+    mode: str = ""
+
+
+@dataclass(frozen=True)
 class AgentConfig:
     """Everything the agent needs to start. Durations are seconds (float)."""
 
@@ -189,6 +200,7 @@ class AgentConfig:
     tls: TLSConfig = field(default_factory=TLSConfig)
     # ui_config.metrics_proxy: {"base_url", "add_headers": [{"name", "value"}], "path_allowlist"}
     ui_metrics_proxy: dict[str, Any] = field(default_factory=dict)
+    unix_sockets: UnixSockets = field(default_factory=UnixSockets)
 
     def http_addrs(self) -> list[tuple[str, int]]:
         """(host, port) pairs the HTTP API listens on; empty when disabled."""
@@ -252,7 +264,7 @@ class AgentConfig:
             "HTTPSPort": self.ports.https,
             "GRPCPort": self.ports.grpc,
             "GRPCTLSPort": self.ports.grpc_tls,
-            "HTTPAddrs": [f"{h}:{p}" for h, p in self.http_addrs()],
+            "HTTPAddrs": [listen_label(h, p) for h, p in self.http_addrs()],
             "DNSAddrs": [f"{h}:{p}" for h, p in self.dns_addrs()],
             "HTTPResponseHeaders": dict(self.http_response_headers),
             "KVMaxValueSize": self.kv_max_value_size,
@@ -281,6 +293,11 @@ class AgentConfig:
             "UIConfig": {"Enabled": self.ui_enabled, "ContentPath": self.ui_content_path},
         }
         return {"Config": config, "DebugConfig": debug}
+
+
+def listen_label(host: str, port: int) -> str:
+    """A listener as logs and /v1/agent/self show it: `unix:///path` or `host:port`."""
+    return host if host.startswith("unix://") else f"{host}:{port}"
 
 
 def _listen(

@@ -8,6 +8,9 @@ handling, since the agent owns shutdown.
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
+import pwd
 import socket
 from typing import TYPE_CHECKING
 
@@ -22,7 +25,10 @@ from agent.tls import TLSConfigError, https_context
 if TYPE_CHECKING:
     import ssl
 
-    from agent.config_value import AgentConfig
+    from agent.config_value import AgentConfig, UnixSockets
+
+log = logging.getLogger("agent.http")
+UNIX_PREFIX = "unix://"
 
 
 def bind_tcp(host: str, port: int) -> socket.socket:
@@ -37,6 +43,68 @@ def bind_tcp(host: str, port: int) -> socket.socket:
     sock.listen(2048)
     sock.setblocking(False)
     return sock
+
+
+def bind_unix(path: str, perms: UnixSockets) -> socket.socket:
+    """A listening unix socket at `path`, as Consul's listenSocket makes it: whatever file is
+    there is replaced (with a warning), then `unix_sockets` sets its owner and mode."""
+    if os.path.lexists(path):
+        log.warning("agent: Replacing socket %r", path)
+        try:
+            os.remove(path)
+        except OSError as exc:
+            raise ListenError(f"error removing socket file: {exc.strerror or exc}") from None
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(path)
+        _set_permissions(path, perms)
+    except OSError as exc:
+        sock.close()
+        raise ListenError(f"listen unix {path}: bind: {exc.strerror or exc}") from None
+    except ListenError:
+        sock.close()
+        raise
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+def _set_permissions(path: str, perms: UnixSockets) -> None:
+    """Consul's setFilePermissions: a user by ID or name, a group by ID only, an octal mode."""
+    uid, gid = os.getuid(), os.getgid()
+    if perms.user:
+        if perms.user.isdigit():
+            uid = int(perms.user)
+        else:
+            try:
+                uid = pwd.getpwnam(perms.user).pw_uid
+            except KeyError:
+                raise _socket_error(f"invalid user specified: {perms.user}") from None
+    if perms.group:
+        if not perms.group.isdigit():
+            raise _socket_error(f"invalid group specified: {perms.group}")
+        gid = int(perms.group)
+    try:
+        os.chown(path, uid, gid)
+    except OSError as exc:
+        why = exc.strerror or exc
+        raise _socket_error(f"failed setting ownership to {uid}:{gid} on {path!r}: {why}") from None
+    if perms.mode:
+        try:
+            mode = int(perms.mode, 8)
+        except ValueError:
+            raise _socket_error(f"invalid mode specified: {perms.mode}") from None
+        try:
+            os.chmod(path, mode)
+        except OSError as exc:
+            why = exc.strerror or exc
+            raise _socket_error(
+                f"failed setting permissions to {mode} on {path!r}: {why}"
+            ) from None
+
+
+def _socket_error(why: str) -> ListenError:
+    return ListenError(f"Failed setting up socket: {why}")
 
 
 class HalfCloseProtocol(HttpToolsProtocol):
@@ -88,6 +156,7 @@ class HTTPServer:
         self.server = uvicorn.Server(config)
         self.server.lifespan = config.lifespan_class(config)
         self.sockets = sockets
+        self._unix_paths = [s.getsockname() for s in sockets if s.family == socket.AF_UNIX]
         self._task: asyncio.Task | None = None
 
     async def start(self) -> None:
@@ -107,6 +176,11 @@ class HTTPServer:
         if self._task is not None:
             await self._task
         await self.server.shutdown(sockets=self.sockets)
+        for path in self._unix_paths:  # a unix socket's file goes with it, as in Consul
+            try:
+                os.remove(path)
+            except OSError:
+                pass
 
 
 async def start_http(config: AgentConfig, app: App) -> list[HTTPServer]:
@@ -120,10 +194,12 @@ async def start_http(config: AgentConfig, app: App) -> list[HTTPServer]:
     tls_sockets: list[socket.socket] = []
     try:
         for host, port in config.http_addrs():
-            sockets.append(bind_tcp(host, port))
+            sockets.append(_bind(host, port, config))
         if context is not None:  # HTTPS beside HTTP, as Consul allows (ports.http=-1 for none)
             for host, port in config.https_addrs():
-                tls_sockets.append(bind_tcp(host, port))
+                # Consul wraps only TCP listeners in TLS: a unix socket serves plain HTTP.
+                unix = host.startswith(UNIX_PREFIX)
+                (sockets if unix else tls_sockets).append(_bind(host, port, config))
     except ListenError:
         for sock in sockets + tls_sockets:
             sock.close()
@@ -139,3 +215,9 @@ async def start_http(config: AgentConfig, app: App) -> list[HTTPServer]:
     for server in servers:
         await server.start()
     return servers
+
+
+def _bind(host: str, port: int, config: AgentConfig) -> socket.socket:
+    if host.startswith(UNIX_PREFIX):
+        return bind_unix(host.removeprefix(UNIX_PREFIX), config.unix_sockets)
+    return bind_tcp(host, port)
