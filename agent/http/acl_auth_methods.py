@@ -165,7 +165,7 @@ async def method_create(runtime: AuthRuntime, ports: ACLPorts, req: Request, _: 
 async def _method_write(
     runtime: AuthRuntime, ports: ACLPorts, req: Request, url_name: str
 ) -> Response:
-    body = await _body(req, ACL_AUTH_METHOD)
+    body = await _body(req, ACL_AUTH_METHOD, required=True)
     if url_name:
         if body.get("Name") and body["Name"] != url_name:
             raise HTTPError(400, "AuthMethod Name in URL and payload do not match")
@@ -287,7 +287,7 @@ def _check_rule(runtime: AuthRuntime, ports: ACLPorts, body: dict) -> dict:
 
 
 async def _rule_write(runtime: AuthRuntime, ports: ACLPorts, req: Request, url_id: str) -> Response:
-    body = await _body(req, ACL_BINDING_RULE)
+    body = await _body(req, ACL_BINDING_RULE, required=True)
     if body.get("ID") and body["ID"] != url_id:
         raise HTTPError(400, "BindingRule ID in URL and payload do not match")
     body["ID"] = url_id

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from agent.acl.templated import TemplatedPolicyError, normalize
 from agent.gojson import Struct
 from agent.http import gojson
-from agent.http.app import HTTPError, Request
+from agent.http.app import JSON_BODY_LIMIT, HTTPError, Request
 from agent.http.authz import identity
 from agent.http.bodies import (
     ACL_AUTH_METHOD,
@@ -63,14 +63,21 @@ _DECODE_PREFIX = {
 }
 
 
-async def _body(req: Request, spec: Struct, limit: int | None = None) -> dict:
+async def _body(
+    req: Request, spec: Struct, limit: int | None = None, *, required: bool = False
+) -> dict:
     """The body as Go decodes it into `spec`: Consul's field names whatever the casing sent,
-    every field of the kind `spec` wants, unknown fields and nulls left out. `limit`: a
-    smaller body cap than the agent's default (413 beyond it)."""
-    raw = await (req.json(limit) if limit is not None else req.json())
+    every field of the kind `spec` wants, unknown fields and nulls left out; JSON that does
+    not parse is refused in the endpoint's own words too. `limit`: a smaller body cap than
+    the agent's default (413 beyond it). `required`: a blank body is Consul's 400 `<prefix>EOF`
+    (lib.DecodeJSON on an empty reader), where the handler has no empty-body exception."""
+    prefix = _DECODE_PREFIX.get(spec, "Request decode failed: ")
+    raw = gojson.parse(await req.body(limit if limit is not None else JSON_BODY_LIMIT), prefix)
     if raw is None:
+        if required:
+            raise HTTPError(400, f"{prefix}EOF")
         return {}
-    return gojson.conform(raw, spec, _DECODE_PREFIX.get(spec, "Request decode failed: "))
+    return gojson.conform(raw, spec, prefix)
 
 
 async def _ready(req: Request) -> None:

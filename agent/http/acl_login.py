@@ -101,7 +101,7 @@ def _token(record: dict, bindings: Bindings, meta: dict | None) -> dict:
 
 async def login(runtime: AuthRuntime, ports: ACLPorts, req: Request, _: str) -> Response:
     await _ready(req)
-    body = await _body(req, ACL_LOGIN, LOGIN_BODY_LIMIT)
+    body = await _body(req, ACL_LOGIN, LOGIN_BODY_LIMIT, required=True)
     bearer = str(body.get("BearerToken") or "")
     if len(bearer) > MAX_TOKEN_BYTES:
         raise HTTPError(

@@ -262,6 +262,33 @@ def test_go_login_and_logout(http: httpx.Client) -> None:
     assert r.status_code == 403 and "token wasn't created via login" in r.text
 
 
+def test_bodies_refused_in_consuls_words(http: httpx.Client) -> None:
+    """Consul decodes these bodies with lib.DecodeJSON: a blank one is io.EOF and JSON that
+    does not parse is refused, both as 400s that start with the endpoint's own words; nothing
+    is written."""
+    before = (
+        len(http.get("/v1/acl/auth-methods").json()),
+        len(http.get("/v1/acl/binding-rules").json()),
+        len(http.get("/v1/acl/tokens").json()),
+    )
+    for method, path, prefix in (
+        ("PUT", "/v1/acl/auth-method", "AuthMethod decoding failed: "),
+        ("PUT", "/v1/acl/auth-method/go-jwt", "AuthMethod decoding failed: "),
+        ("PUT", "/v1/acl/binding-rule", "BindingRule decoding failed: "),
+        ("POST", "/v1/acl/login", "Failed to decode request body: "),
+    ):
+        r = http.request(method, path, headers=NO_TOKEN if "login" in path else None)
+        assert (r.status_code, r.text) == (400, f"{prefix}EOF"), (path, r.text)
+        r = http.request(method, path, content=b'{"Name": ')
+        assert r.status_code == 400 and r.text.startswith(prefix), (path, r.text)
+    after = (
+        len(http.get("/v1/acl/auth-methods").json()),
+        len(http.get("/v1/acl/binding-rules").json()),
+        len(http.get("/v1/acl/tokens").json()),
+    )
+    assert after == before
+
+
 # ---------------------------------------------------------------------- py-consul ACL
 
 
