@@ -72,10 +72,11 @@ async def _body(
     the agent's default (413 beyond it). `required`: a blank body is Consul's 400 `<prefix>EOF`
     (lib.DecodeJSON on an empty reader), where the handler has no empty-body exception."""
     prefix = _DECODE_PREFIX.get(spec, "Request decode failed: ")
-    raw = gojson.parse(await req.body(limit if limit is not None else JSON_BODY_LIMIT), prefix)
-    if raw is None:
-        if required:
-            raise HTTPError(400, f"{prefix}EOF")
+    data = await req.body(limit if limit is not None else JSON_BODY_LIMIT)
+    if required and not data.strip():
+        raise HTTPError(400, f"{prefix}EOF")
+    raw = gojson.parse(data, prefix)
+    if raw is None:  # blank, or JSON null: Go leaves the struct at its zero value
         return {}
     return gojson.conform(raw, spec, prefix)
 
