@@ -41,7 +41,7 @@ from agent.membership import (
     with_port,
 )
 from agent.ports import AgentIdentity, Writer
-from agent.state.commands import Coordinate, CoordinateUpdate
+from agent.state.commands import Autopilot, Coordinate, CoordinateUpdate
 from agent.wan import WanPool
 
 if TYPE_CHECKING:
@@ -276,6 +276,10 @@ class ClusterManager:
             await agent.mesh_ca.ensure_initialized()  # the leader creates the Connect CA
         if agent.bootstrap_entries is not None:
             await agent.bootstrap_entries.ensure_written()
+        if not agent.store.autopilot:
+            # Consul's leader stores the agent's `autopilot` settings when the datacenter has
+            # no autopilot configuration yet (getOrCreateAutopilotConfig); PUTs replace it.
+            await agent.write(Autopilot(Config=dict(agent.config.autopilot)))
         voters = set(consensus.voter_ids())
         by_id = {}
         for m in members:

@@ -525,6 +525,8 @@ IMPLEMENTED: Final[frozenset[str]] = frozenset(
         "addresses.dns",
         "addresses.http",
         "addresses.https",
+        "autopilot",  # stored by the first leader as the autopilot configuration
+        "unix_sockets",  # owner and mode of the HTTP API's unix sockets
         "advertise_addr",
         "advertise_addr_wan",
         "alt_domain",

@@ -27,6 +27,7 @@ from agent.config_value import (
     TLSSettings,
     UnixSockets,
 )
+from agent.durations import format_duration
 
 __all__ = [
     "build",
@@ -90,6 +91,7 @@ def build(
         ui_enabled=bool(v.get("ui_config.enabled")),
         ui_dir=v.get("ui_config.dir"),
         ui_content_path=_content_path(v.get("ui_config.content_path", "/ui/")),
+        autopilot=_autopilot(v),
         unix_sockets=UnixSockets(
             **{k: str(v.get(f"unix_sockets.{k}") or "") for k in ("user", "group", "mode")}
         ),
@@ -396,6 +398,33 @@ def _raft_multiplier(v: View) -> int:
             f"cannot be {value}. Must be between 1 and 10",
         )
     return value
+
+
+def _autopilot(v: View) -> dict[str, Any]:
+    """`autopilot { ... }` as the configuration a leader stores when there is none yet
+    (Consul's getOrCreateAutopilotConfig), in the API's field names; Consul's defaults."""
+
+    def duration(key: str, default: str) -> str:
+        dotted = f"autopilot.{key}"
+        if v.get(dotted) is None:
+            return default
+        seconds = v.seconds(dotted)
+        if seconds < 0:
+            raise v.fail(dotted, "cannot be negative")
+        return format_duration(seconds)
+
+    return {
+        "CleanupDeadServers": bool(v.get("autopilot.cleanup_dead_servers", True)),
+        "LastContactThreshold": duration("last_contact_threshold", "200ms"),
+        "MaxTrailingLogs": _non_negative(v, "autopilot.max_trailing_logs")
+        if v.get("autopilot.max_trailing_logs") is not None
+        else 250,
+        "MinQuorum": _non_negative(v, "autopilot.min_quorum"),
+        "ServerStabilizationTime": duration("server_stabilization_time", "10s"),
+        "RedundancyZoneTag": str(v.get("autopilot.redundancy_zone_tag") or ""),
+        "DisableUpgradeMigration": bool(v.get("autopilot.disable_upgrade_migration")),
+        "UpgradeVersionTag": str(v.get("autopilot.upgrade_version_tag") or ""),
+    }
 
 
 def _non_negative(v: View, dotted: str) -> int:

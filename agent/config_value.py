@@ -201,6 +201,8 @@ class AgentConfig:
     # ui_config.metrics_proxy: {"base_url", "add_headers": [{"name", "value"}], "path_allowlist"}
     ui_metrics_proxy: dict[str, Any] = field(default_factory=dict)
     unix_sockets: UnixSockets = field(default_factory=UnixSockets)
+    # `autopilot { ... }` in the API's shape (api.AutopilotConfiguration, durations as text)
+    autopilot: dict[str, Any] = field(default_factory=dict)
 
     def http_addrs(self) -> list[tuple[str, int]]:
         """(host, port) pairs the HTTP API listens on; empty when disabled."""

@@ -21,19 +21,6 @@ import msgspec
 from agent.durations import DurationError, format_duration, parse_duration
 from agent.http.app import HTTPError
 
-DEFAULTS: dict[str, Any] = {
-    "CleanupDeadServers": True,
-    "LastContactThreshold": "200ms",
-    "MaxTrailingLogs": 250,
-    "MinQuorum": 0,
-    "ServerStabilizationTime": "10s",
-    "RedundancyZoneTag": "",
-    "DisableUpgradeMigration": False,
-    "UpgradeVersionTag": "",
-    "CreateIndex": 0,
-    "ModifyIndex": 0,
-}
-
 # What a PUT stores for a field its body leaves out or sends as null (Go's zero values).
 ZERO_VALUES: dict[str, Any] = {
     "CleanupDeadServers": False,

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 
 from agent.errors import NotLeader
 from agent.http.app import HTTPError, Request, Response, Router, json_response
-from agent.http.autopilot import DEFAULTS as _AUTOPILOT
 from agent.http.autopilot import ZERO_VALUES, decode_autopilot
 from agent.http.blocking import query_options, read_headers
 from agent.state.archive import ArchiveInvalid, Server, new_meta, read_verified, write_archive
@@ -41,6 +40,9 @@ class OperatorPorts:
     store: Store
     writer: Writer
     identity: AgentIdentity
+
+
+_INDEXES = {"CreateIndex": 0, "ModifyIndex": 0}
 
 
 def _servers(consensus: RaftNode | None) -> list[dict]:
@@ -94,8 +96,9 @@ async def transfer_leader(ports: OperatorPorts, req: Request, _: str) -> Respons
 
 
 async def autopilot_configuration(ports: OperatorPorts, req: Request, _: str) -> Response:
-    stored = ports.store.autopilot
-    return json_response(req, _AUTOPILOT | stored if stored else _AUTOPILOT)
+    # Until the leader has stored it (its first moments), the agent's own settings answer.
+    stored = ports.store.autopilot or ports.identity.config.autopilot | _INDEXES
+    return json_response(req, stored)
 
 
 async def autopilot_set(ports: OperatorPorts, req: Request, _: str) -> Response:

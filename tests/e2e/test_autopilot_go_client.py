@@ -4,10 +4,13 @@ durations as null), `?cas=` compares ModifyIndex, and `/state` is `api.Autopilot
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 
-from tests.e2e.agentproc import AgentProc
+from tests.e2e.agentproc import AgentProc, free_port
+from tests.e2e.conftest import dev_agent_args
 
 # What the Go client puts for AutopilotConfiguration{CleanupDeadServers: false}.
 GO_BODY = {
@@ -78,3 +81,31 @@ def test_health_and_state(http: httpx.Client) -> None:
     )
     assert server["LastContact"] == "0s" and server["ReadReplica"] is False
     assert server["Meta"]["consul-network-segment"] == ""
+
+
+def test_the_leader_stores_the_configured_settings(tmp_path) -> None:
+    """`autopilot { ... }` in the agent's config is what the first leader stores (with
+    Raft indexes, as Consul's getOrCreateAutopilotConfig), until a PUT replaces it."""
+    config = tmp_path / "autopilot.hcl"
+    config.write_text(
+        'autopilot {\n  cleanup_dead_servers = false\n  last_contact_threshold = "1s"\n'
+        "  max_trailing_logs = 40\n}\n"
+    )
+    agent = AgentProc(*dev_agent_args(), f"-config-file={config}", http_port=free_port())
+    agent.start()
+    try:
+        with agent.client() as http:
+            stored = None
+            for _ in range(100):  # the leader writes it within its first reconcile
+                stored = http.get(PATH).json()
+                if stored["ModifyIndex"]:
+                    break
+                time.sleep(0.1)
+            assert stored is not None and stored["CreateIndex"] > 0
+            assert (stored["CleanupDeadServers"], stored["LastContactThreshold"]) == (False, "1s")
+            assert (stored["MaxTrailingLogs"], stored["ServerStabilizationTime"]) == (40, "10s")
+            index = stored["ModifyIndex"]
+            assert http.put(PATH, params={"cas": index}, json=GO_BODY).json() is True
+            assert http.get(PATH).json()["MaxTrailingLogs"] == 0
+    finally:
+        agent.cleanup()

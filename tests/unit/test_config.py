@@ -851,8 +851,6 @@ def test_realistic_server_json(tmp_path: Path) -> None:
         "telemetry.prometheus_retention_time",
         "telemetry.disable_hostname",
         "performance.leave_drain_time",
-        "autopilot.cleanup_dead_servers",
-        "autopilot.last_contact_threshold",
         "limits.http_max_conns_per_client",
     )
 

@@ -9,7 +9,6 @@ import pytest
 
 from agent.http import operator
 from agent.http.app import HTTPError, Response
-from agent.http.autopilot import DEFAULTS
 from agent.http.deps import HTTPDeps
 from tests.harness import areas
 from tests.harness.twins import MemoryWriter
@@ -26,7 +25,10 @@ AUTOPILOT = "/v1/operator/autopilot/configuration"
 
 def test_autopilot_settings_are_written_and_read_back() -> None:
     deps = dev_deps()
-    assert json.loads(call(deps, "GET", AUTOPILOT).body) == DEFAULTS
+    # Before a leader stores it, the agent's own `autopilot` settings (Consul's defaults).
+    before = json.loads(call(deps, "GET", AUTOPILOT).body)
+    assert before == deps.identity.config.autopilot | {"CreateIndex": 0, "ModifyIndex": 0}
+    assert (before["CleanupDeadServers"], before["ServerStabilizationTime"]) == (True, "10s")
     body = b'{"MaxTrailingLogs": 500, "LastContactThreshold": "1s"}'
     assert json.loads(call(deps, "PUT", AUTOPILOT, body=body).body) is True
     assert isinstance(deps.writer, MemoryWriter)
