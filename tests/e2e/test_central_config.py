@@ -1,6 +1,6 @@
 """Central service config on a real -dev agent: proxy-defaults and service-defaults written
-through /v1/config show up merged into a sidecar's Proxy, in the agent's own view and in the
-catalog and health views with ?merge-central-config; the registration is kept as sent."""
+through /v1/config show up merged into a sidecar's Proxy, in the agent's own view, in the
+catalog it syncs, and in the catalog and health views with ?merge-central-config."""
 
 from __future__ import annotations
 
@@ -30,8 +30,10 @@ def test_sidecar_shows_central_config(dev_agent: AgentProc) -> None:
         assert listed["web-sidecar-proxy"]["Proxy"]["Config"] == MERGED
         assert "Proxy" not in listed["web"]
 
+        # The catalog holds the merged registration (Consul's service manager registers it
+        # so, and anti-entropy syncs it); ?merge-central-config merges again, to the same.
         plain = http.get("/v1/catalog/service/web-sidecar-proxy").json()
-        assert [s["ServiceProxy"].get("Config") for s in plain] == [None]
+        assert [s["ServiceProxy"].get("Config") for s in plain] == [MERGED]
         merged = http.get("/v1/catalog/service/web-sidecar-proxy?merge-central-config").json()
         assert [s["ServiceProxy"]["Config"] for s in merged] == [MERGED]
         health = http.get("/v1/health/connect/web?merge-central-config").json()
