@@ -33,6 +33,7 @@ from agent.errors import (
     UnknownNode,
 )
 from agent.events import UserEvents
+from agent.federation_sync import FederationStateSync
 from agent.gossip.errors import GossipError
 from agent.http.deps import HTTPDeps
 from agent.http.dispatch import App
@@ -217,6 +218,16 @@ class Agent:
         self.local = LocalState(
             self, central_config if config.enable_central_service_config else None
         )
+        # The leader writes this datacenter's federation state (Consul's anti-entropy for it).
+        self.federation_sync: FederationStateSync | None = None
+        if self.consensus is not None:
+            self.federation_sync = FederationStateSync(
+                self.store,
+                self,
+                lambda: self.consensus is not None and self.consensus.is_leader,
+                self.datacenter,
+                config.primary_datacenter,
+            )
         self.session_reaper = SessionReaper(
             self.store, self, lambda: self.consensus is not None and self.consensus.is_leader
         )
@@ -505,6 +516,8 @@ class Agent:
         self.session_reaper.start()
         if self.token_reaper is not None:
             self.token_reaper.start()
+        if self.federation_sync is not None:
+            self.federation_sync.start()
 
     async def _start_rpc(self) -> None:
         server = RPCServer(lambda peer, payload: self.consensus and self.consensus.deliver(payload))
@@ -541,6 +554,8 @@ class Agent:
         await self.session_reaper.stop()
         if self.token_reaper is not None:
             await self.token_reaper.stop()
+        if self.federation_sync is not None:
+            await self.federation_sync.stop()
         await self.local.stop()
         if self.dns is not None:
             await self.dns.close()

@@ -563,6 +563,10 @@ def table(ports: GuardPorts) -> dict[str, dict[str, Guard] | str]:
         "/v1/peerings": {"GET": _NONE},
         "/v1/exported-services": {"GET": Guard(need("mesh", "read"))},
         "/v1/internal/service-virtual-ip": {"PUT": Guard(_manual_vips_before)},
+        "/v1/internal/federation-states": {"GET": _OP_READ},
+        "/v1/internal/federation-state/": {"GET": _OP_READ},
+        # Filtered per gateway by agent/http/federation.py (node:read and service:read).
+        "/v1/internal/federation-states/mesh-gateways": {"GET": _NONE},
         # pprof: a bare 403 without operator:read, decided by agent/http/debug.py itself.
         **dict.fromkeys(DEBUG_ROUTES, "acl"),
         # The UI's static files (agent/http/webui.py): its pages call the API with the token.

@@ -42,6 +42,7 @@ AREAS = (
     "agent.http.ui_metrics_proxy",
     "agent.http.acl_authorize",
     "agent.http.virtual_ips",
+    "agent.http.federation",
 )
 
 

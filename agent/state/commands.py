@@ -423,6 +423,13 @@ class CASet(_Command, tag="connect-ca-set"):
     CAS: U64 | None = None  # the ModifyIndex of the CA state this was computed from
 
 
+class FederationStateSet(_Command, tag="federation-state-set"):
+    """A datacenter's federation state as the leader computed it: `Datacenter`,
+    `MeshGateways` (health-service JSON, or None), `UpdatedAt`, `PrimaryModifyIndex`."""
+
+    State: dict[str, Any]
+
+
 class ServiceVirtualIPSet(_Command, tag="service-virtual-ip-set"):
     """A service's manual virtual IPs (`PUT /v1/internal/service-virtual-ip`): IPv4 addresses,
     checked by the HTTP layer; each is taken from any other service that had it."""
@@ -521,6 +528,7 @@ Command = (
     | ConfigEntryDelete
     | CASet
     | ServiceVirtualIPSet
+    | FederationStateSet
     | PreparedQuerySet
     | PreparedQueryDelete
 )

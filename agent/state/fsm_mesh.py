@@ -7,6 +7,7 @@ a redirect may not loop, ...): that check reads only the log's state, so every s
 the same writes. `CASet` replaces the CA state when its CAS still holds. A resolver, router or
 splitter entry gives the service it names a virtual IP; deleting an entry frees it once
 nothing names the service (`agent/state/vips.py`); `ServiceVirtualIPSet` sets manual ones.
+`FederationStateSet` stores a datacenter's federation state (`agent/state/federation.py`).
 """
 
 from __future__ import annotations
@@ -15,13 +16,20 @@ from typing import TYPE_CHECKING, Any
 
 from agent.connect.chain import graph_problem
 from agent.state import commands as c
+from agent.state.federation import FEDERATION_TABLE
 from agent.state.results import Refusal
 from agent.state.vips import VIRTUAL_IP_TABLE
 
 if TYPE_CHECKING:
     from agent.state.store import Store
 
-MESH_COMMANDS = (c.ConfigEntrySet, c.ConfigEntryDelete, c.CASet, c.ServiceVirtualIPSet)
+MESH_COMMANDS = (
+    c.ConfigEntrySet,
+    c.ConfigEntryDelete,
+    c.CASet,
+    c.ServiceVirtualIPSet,
+    c.FederationStateSet,
+)
 # Entries that give the service they name a virtual IP (Consul's ensureConfigEntryTxn).
 _VIP_KINDS = ("service-resolver", "service-router", "service-splitter")
 
@@ -35,6 +43,8 @@ def apply_mesh(store: Store, index: int, cmd: Any) -> Any:
         return _set_ca(store, index, cmd)
     if isinstance(cmd, c.ServiceVirtualIPSet):
         return _set_manual_vips(store, index, cmd)
+    if isinstance(cmd, c.FederationStateSet):
+        return _set_federation_state(store, index, cmd)
     return Refusal(f"unknown mesh command {type(cmd).__name__}", "failed")
 
 
@@ -112,3 +122,12 @@ def _set_manual_vips(store: Store, index: int, cmd: c.ServiceVirtualIPSet) -> di
     if found and vips.assigned[cmd.Service] is not before:  # a record replaced: a change
         store._bump(VIRTUAL_IP_TABLE, index)
     return {"Found": found, "UnassignedFrom": losers}
+
+
+def _set_federation_state(store: Store, index: int, cmd: c.FederationStateSet) -> Any:
+    state = cmd.State
+    if not isinstance(state.get("Datacenter"), str) or not state["Datacenter"]:
+        return Refusal("invalid request: missing federation state datacenter", "invalid")
+    store.federation.upsert(state, index)
+    store._bump(FEDERATION_TABLE, index)
+    return True

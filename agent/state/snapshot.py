@@ -78,6 +78,7 @@ class _Header(msgspec.Struct):
     mesh: dict[str, Any] = {}
     queries: list[dict[str, Any]] = []
     vips: dict[str, Any] = {}
+    federation_states: list[dict[str, Any]] = []
 
 
 class _Loose(msgspec.Struct, forbid_unknown_fields=False):
@@ -236,6 +237,15 @@ class _VirtualIP(_Loose):
     ModifyIndex: U64 = 0
 
 
+class _FederationState(_Loose):
+    Datacenter: str
+    MeshGateways: list[dict[str, Any]] | None = None
+    UpdatedAt: str = ""
+    PrimaryModifyIndex: U64 = 0
+    CreateIndex: U64 = 0
+    ModifyIndex: U64 = 0
+
+
 class _VirtualIPs(_Loose):
     assigned: list[_VirtualIP] = []
     freed: list[U64] = []
@@ -264,6 +274,7 @@ class DecodedState:
     mesh: dict[str, Any]
     queries: list[dict[str, Any]]
     vips: dict[str, Any]
+    federation_states: list[dict[str, Any]]
 
 
 def decode_state(stream: BinaryIO) -> DecodedState:
@@ -276,6 +287,8 @@ def decode_state(stream: BinaryIO) -> DecodedState:
     _check(header.autopilot, _Autopilot, "autopilot")
     _check(header.mesh, _Mesh, "mesh")
     _check(header.vips, _VirtualIPs, "vips")
+    for n, state in enumerate(header.federation_states):
+        _check(state, _FederationState, f"federation_states[{n}]")
     if header.mesh.get("ca"):
         _check(header.mesh["ca"], _CA, "mesh.ca")
     for n, query in enumerate(header.queries):
@@ -314,6 +327,7 @@ def decode_state(stream: BinaryIO) -> DecodedState:
         mesh=header.mesh,
         queries=header.queries,
         vips=header.vips,
+        federation_states=header.federation_states,
     )
 
 

@@ -27,6 +27,7 @@ from sortedcontainers import SortedDict
 
 from agent.state.acl import ACL_TABLES, ACLTables
 from agent.state.commands import CoordinateUpdate
+from agent.state.federation import FEDERATION_TABLE, FederationStates
 from agent.state.mesh import MESH_TABLES, MeshTables
 from agent.state.queries import QUERY_TABLES, QueryTable
 from agent.state.sessions import SessionTable
@@ -48,6 +49,7 @@ TABLES = (
     *MESH_TABLES,
     *QUERY_TABLES,
     VIRTUAL_IP_TABLE,
+    FEDERATION_TABLE,
 )
 # Entries that keep a service's virtual IP once its last instance is gone (Consul's
 # freeServiceVirtualIP checks these kinds).
@@ -82,6 +84,7 @@ class Store:
         self.mesh = MeshTables()  # config entries, the Connect CA (agent/state/mesh.py)
         self.queries = QueryTable()  # prepared queries (agent/state/queries.py)
         self.vips = VirtualIPs()  # services' virtual IPs (agent/state/vips.py)
+        self.federation = FederationStates()  # per datacenter (agent/state/federation.py)
         self.last_index = 0
         self.watches = WatchRegistry()
 
@@ -367,6 +370,7 @@ class Store:
             "mesh": self.mesh.dump(),
             "queries": self.queries.dump(),
             "vips": self.vips.dump(),
+            "federation_states": self.federation.dump(),
             "coordinates": list(self.coordinates.values()),
             "autopilot": self.autopilot,
         }
@@ -388,6 +392,7 @@ class Store:
         mesh = MeshTables.load(state.mesh)
         queries = QueryTable.load(state.queries)
         vips = VirtualIPs.load(state.vips)
+        federation = FederationStates.load(state.federation_states)
         # Nothing below can fail: the swap is all or nothing.
         self.kv = state.kv
         self.tombstones = state.tombstones
@@ -401,6 +406,7 @@ class Store:
         self.mesh = mesh
         self.queries = queries
         self.vips = vips
+        self.federation = federation
         self.coordinates = state.coordinates
         self.autopilot = dict(state.autopilot)
         self.last_index = state.last_index

@@ -174,3 +174,28 @@ def test_virtual_ips_in_the_catalog_over_dns_and_set_by_hand() -> None:
             "/v1/internal/service-virtual-ip", json={"Service": "web", "ManualVIPs": ["x"]}
         )
         assert (bad.status_code, bad.text) == (500, '"<nil>" is not a valid IPv4 address')
+
+
+def test_federation_states_of_a_single_primary(dev_agent: AgentProc) -> None:
+    client = dev_agent.client()
+    deadline = time.monotonic() + 20
+    while not (listed := client.get("/v1/internal/federation-states").json()):
+        assert time.monotonic() < deadline, "the leader never wrote its federation state"
+        time.sleep(0.1)
+    (state,) = listed
+    assert state["Datacenter"] == "dc1" and state["MeshGateways"] is None
+    assert state["UpdatedAt"].endswith("Z") and state["PrimaryModifyIndex"] == 0
+    one = client.get("/v1/internal/federation-state/dc1")
+    assert one.status_code == 200 and one.json()["State"] == state
+    assert int(one.headers["X-Consul-Index"]) >= state["ModifyIndex"]
+    missing = client.get("/v1/internal/federation-state/dc2")
+    assert (missing.status_code, missing.text) == (404, "")
+    assert client.get("/v1/internal/federation-states/mesh-gateways").json() == {}
+
+    gateway = {"Name": "mgw", "Kind": "mesh-gateway", "Port": 8443}
+    assert client.put("/v1/agent/service/register", json=gateway).status_code == 200
+    deadline = time.monotonic() + 30
+    while not (dump := client.get("/v1/internal/federation-states/mesh-gateways").json()):
+        assert time.monotonic() < deadline, "the gateway never reached the federation state"
+        time.sleep(0.2)
+    assert [g["Service"]["ID"] for g in dump["dc1"]] == ["mgw"]

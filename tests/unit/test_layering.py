@@ -35,6 +35,7 @@ RANKS: dict[str, int] = {
     "agent.local": 3,
     "agent.anti_entropy": 3,  # the local state's catalog writes
     "agent.service_manager": 3,  # central service config merged into local proxies
+    "agent.federation_sync": 3,  # the leader's federation-state anti-entropy
     "agent.cluster": 3,
     "agent.wan": 3,
     "agent.sessions_reaper": 3,
