@@ -21,7 +21,7 @@ import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from tests.e2e.agentproc import AgentProc
 from tests.e2e.test_acl_matrix import agent_args
@@ -358,6 +358,26 @@ def test_py_consul_auth_methods_and_binding_rules(pyc: consul.Consul) -> None:
         pyc.acl.login("no-such-method", "x.y.z")
     with pytest.raises(consul.ACLPermissionDenied):
         pyc.acl.logout("anonymous")
+
+
+def test_py_consul_jwt_method_crud(pyc: consul.Consul) -> None:
+    """py-consul's own auth method CRUD: an offline jwt method with a static RSA key."""
+    config = {
+        "JWTValidationPubKeys": [_pem(rsa.generate_private_key(65537, 2048))],
+        "BoundIssuer": "test-issuer",
+    }
+    method = pyc.acl.auth_method.create(
+        name="test-jwt", method_type="jwt", description="a test auth method", config=config
+    )
+    assert (method["Name"], method["Type"]) == ("test-jwt", "jwt")
+    assert pyc.acl.auth_method.read(name="test-jwt")["Config"]["BoundIssuer"] == "test-issuer"
+    assert "test-jwt" in [m["Name"] for m in pyc.acl.auth_method.list()]
+    updated = pyc.acl.auth_method.update(
+        name="test-jwt", method_type="jwt", description="updated", config=config
+    )
+    assert updated["Description"] == "updated"
+    assert pyc.acl.auth_method.delete(name="test-jwt") is True
+    assert pyc.acl.auth_method.read(name="test-jwt") is None
 
 
 def test_py_consul_templated_policies(pyc: consul.Consul) -> None:
