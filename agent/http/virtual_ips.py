@@ -16,6 +16,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from agent.http.app import HTTPError, Request, Response, Router, json_response
+from agent.http.blocking import read_headers
 from agent.http.gojson import STRINGS, Struct, conform, parse
 from agent.state.commands import ServiceVirtualIPSet
 
@@ -50,8 +51,13 @@ async def assign(writer: Writer, req: Request, _: str) -> Response:
             raise HTTPError(500, why)
     result = await writer.write(ServiceVirtualIPSet(Service=service, ManualIPs=ips))
     unassigned = [{"ServiceName": {"Name": name}, "Peer": ""} for name in result["UnassignedFrom"]]
+    # The Go client's AssignServiceVirtualIP fails on a reply whose query meta does not parse
+    # (X-Consul-LastContact above all), so the read meta goes with it; the reply carries no
+    # index of its own, which Consul's setIndex writes as 1.
     return json_response(
-        req, {"Found": bool(result["Found"]), "UnassignedFrom": unassigned or None}
+        req,
+        {"Found": bool(result["Found"]), "UnassignedFrom": unassigned or None},
+        read_headers(req, 0),
     )
 
 

@@ -586,3 +586,33 @@ def test_go_debug_profiles(dev_agent: AgentProc) -> None:
         r = c.get(path, params=params)
         assert r.status_code == 200, (path, r.status_code, r.text)
         assert r.content, path
+
+
+# ---------------------------------------------------------------------- internal
+
+
+def test_go_assign_service_virtual_ip(dev_agent: AgentProc) -> None:
+    """TestAPI_Internal_AssignServiceVirtualIP: resolvers one, two, three get manual VIPs moved
+    between them. The Go client parses the reply's query meta and fails without it."""
+    c = dev_agent.client()
+    for name in ("one", "two", "three"):
+        r = c.put("/v1/config", json={"Kind": "service-resolver", "Name": name})
+        assert r.status_code == 200 and r.json() is True
+    steps = [
+        ("missing", ["1.1.1.1", "2.2.2.2"], False, []),
+        ("one", ["1.1.1.1", "2.2.2.2", "3.3.3.3"], True, []),
+        ("two", ["2.2.2.2"], True, ["one"]),
+        ("three", ["3.3.3.3"], True, ["one"]),
+        ("missing", ["1.1.1.1", "2.2.2.2", "3.3.3.3"], False, []),
+        ("one", ["1.1.1.1", "2.2.2.2", "3.3.3.3", "4.4.4.4"], True, ["two", "three"]),
+    ]
+    for service, vips, found, unassigned_from in steps:
+        r = c.put("/v1/internal/service-virtual-ip", json={"Service": service, "ManualVIPs": vips})
+        assert r.status_code == 200, r.text
+        assert int(r.headers["X-Consul-LastContact"]) >= 0
+        assert int(r.headers["X-Consul-Index"]) > 0
+        reply = r.json()
+        assert reply["Found"] is found, (service, reply)
+        names = [u["ServiceName"]["Name"] for u in reply["UnassignedFrom"] or []]
+        assert sorted(names) == sorted(unassigned_from), (service, reply)
+        assert all(u["Peer"] == "" for u in reply["UnassignedFrom"] or [])
