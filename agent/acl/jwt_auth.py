@@ -25,6 +25,7 @@ Pure: the keys (parsed PEMs, or a JWKS the caller fetched) and the time come in 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -215,7 +216,9 @@ def _numeric(claims: dict, name: str) -> int:
     value = claims.get(name)
     if value is None:
         return 0
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    # Python's JSON reads NaN, Infinity and 1e999 as floats; Go's decoder refuses them all
+    finite = isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
+    if isinstance(value, bool) or not finite:
         raise LoginError(f"failed to unmarshal claims: the {name} claim is not a number")
     return int(value)
 

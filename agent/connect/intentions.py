@@ -157,6 +157,13 @@ def match(entries: Entries, by: str, names: Sequence[str]) -> dict[str, list[dic
     return out
 
 
+def match_service(entries: Entries, by: str, name: str) -> list[dict]:
+    """The intentions matching the service `name` itself on the `by` side, in precedence
+    order: what Consul's state store matches for a structs.ServiceName it is handed (the UI's
+    topology), the name taken as it is, never parsed as `ns/name`."""
+    return (_by_source if by == "source" else _by_destination)(entries, name)
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     """The outcome for one connection: whether it is allowed, the authorize endpoint's

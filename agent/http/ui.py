@@ -210,7 +210,7 @@ async def gateway_intentions(ports: UIPorts, req: Request, name: str) -> Respons
         found: list[dict] = []
         for linked in mesh_views.gateway_services(store, name):
             service = linked["Service"]["Name"]
-            for intention in ixn.match(store.mesh.entries, "destination", [service])[service] or ():
+            for intention in ixn.match_service(store.mesh.entries, "destination", service):
                 key = intention.get("ID", "")
                 if key not in seen:
                     seen.add(key)

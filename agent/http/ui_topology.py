@@ -153,7 +153,7 @@ def _intention_topology(
 ) -> list[tuple[str, dict]]:
     """Services intentions let `service` reach (or, for downstreams, let reach it)."""
     by = "destination" if downstreams else "source"
-    found = ixn.match(entries, by, [service])[service] or []
+    found = ixn.match_service(entries, by, service)
     candidates = catalog.names_of_kind("")
     if downstreams:
         candidates |= catalog.names_of_kind(_INGRESS)
@@ -217,7 +217,7 @@ def _topology(  # noqa: PLR0912 - Consul's one long function, kept in its order
                 up_decisions[name] = summary
                 up_names.append(name)
                 up_sources[name] = _source_of(summary)
-    as_source = ixn.match(entries, "source", [service])[service] or []
+    as_source = ixn.match_service(entries, "source", service)
     for name in up_names:
         up_decisions[name] = decision(as_source, name, "Destination", default_allow, False)
     upstreams = []
@@ -242,7 +242,7 @@ def _topology(  # noqa: PLR0912 - Consul's one long function, kept in its order
             down_names.append(name)
             down_decisions[name] = summary
             down_sources[name] = _source_of(summary)
-    as_destination = ixn.match(entries, "destination", [service])[service] or []
+    as_destination = ixn.match_service(entries, "destination", service)
     for name in down_names:
         down_decisions[name] = decision(as_destination, name, "Source", default_allow, False)
     unfiltered = catalog.instances(down_names)

@@ -1,9 +1,18 @@
-"""Go's regular expressions (RE2 syntax, Go's `regexp` package) on Python's `re`.
+"""Go's regular expressions (RE2 syntax, Go's `regexp` package): checked as Go checks them,
+run by RE2 itself.
 
     pattern = compile_go(r"^geo-(.+)$")    # GoRegexpError with Go's text when RE2 refuses it
+    found = pattern.search(name)           # linear time in the name, as Go's is
 
-A template's `Regexp` is Go's, so it must mean what it means to Consul and be refused where
-Consul refuses it. The pattern is walked once (escapes, character classes, groups and
+The matching is Google's RE2 (the `re2` module of google-re2), the engine Go's package
+mirrors: the same syntax and meaning (`$` is the end of the text, `\\d` `\\w` `\\s` ASCII), and
+time linear in the input. Python's `re` backtracks: `^(a|a)*$` against a name of thirty `a`s
+and a `!` would take minutes, with the agent's event loop (and so its Raft) stalled, on a
+template any client may create under a default-allow ACL policy.
+
+A template's `Regexp` must also be refused where Consul refuses it, with Go's words (RE2's C++
+messages are not Go's), so it is first checked with Python's `re` on a translation: the
+pattern is walked once (escapes, character classes, groups and
 repetitions) and rewritten where the two dialects differ: `$` is the end of the text unless
 `(?m)` is set (Python's also matches before a final newline), `\\z` is Python's `\\Z`, `\\d`
 `\\w` `\\s` `\\b` are ASCII (re.ASCII), POSIX classes (`[[:alpha:]]`) become ranges, `\\Q...\\E`
@@ -17,6 +26,8 @@ refusals are translated to Go's wording.
 from __future__ import annotations
 
 import re
+
+import re2
 
 _POSIX = {
     "alnum": "0-9A-Za-z",
@@ -50,6 +61,10 @@ _PYTHON_CODES = (
 )
 
 
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False  # a refusal is raised to the caller, not logged to stderr
+
+
 class GoRegexpError(ValueError):
     """RE2 refuses the pattern; `str()` is Go's `error parsing regexp: <code>: `x``."""
 
@@ -57,15 +72,28 @@ class GoRegexpError(ValueError):
         super().__init__(f"error parsing regexp: {code}: `{fragment}`")
 
 
-def compile_go(pattern: str) -> re.Pattern[str]:
+def compile_go(pattern: str) -> re2._Regexp:
+    """The pattern compiled by RE2, after Go's syntax checks; GoRegexpError with Go's text."""
     translated = _translate(pattern)
     try:
-        return re.compile(translated, re.ASCII)
+        re.compile(translated, re.ASCII)
     except re.error as exc:
         for python, go in _PYTHON_CODES:
             if exc.msg.startswith(python):
-                raise GoRegexpError(go, _fragment(pattern, go)) from None
+                fragment = _fragment(pattern, go)
+                if python == "bad character range":  # Go quotes the range alone, as Python
+                    fragment = exc.msg.removeprefix(python).strip() or fragment
+                raise GoRegexpError(go, fragment) from None
         raise GoRegexpError(exc.msg, pattern) from None
+    except (RecursionError, OverflowError, MemoryError):  # sre's own limits, not Go's
+        raise GoRegexpError("expression too large", pattern) from None
+    try:
+        return re2.compile(pattern, options=_RE2_OPTIONS)
+    except re2.error as exc:  # what the translation let through and RE2 does not take
+        why = exc.args[0] if exc.args else ""
+        text = why.decode("utf-8", "replace") if isinstance(why, bytes) else str(why)
+        code = "expression too large" if "too large" in text else text.partition(":")[0]
+        raise GoRegexpError(code, pattern) from None
 
 
 def _fragment(pattern: str, code: str) -> str:

@@ -11,8 +11,14 @@ every identifier is checked before anything is evaluated, every node is evaluate
 short-circuit), arithmetic takes the type of its first int or float operand and converts the
 others (a string through Go's ParseInt/ParseFloat), integer division truncates and by zero is
 an error, a unary minus is `0 - x`, and each part of the output becomes a string as HIL's
-builtins print it (Go's strconv). Messages are HIL's, positions `line:column` counted in
-characters, since Consul puts them into the errors a client sees.
+builtins print it (Go's strconv). Integers are Go's 64-bit ints: a literal past them is HIL's
+"invalid integer", and arithmetic wraps as Go's does. Messages are HIL's, positions
+`line:column` counted in characters, since Consul puts them into the errors a client sees.
+
+One limit is this module's own: HIL (Go, growable stacks) parses any depth, but Python's
+stack is bounded, so an expression nested deeper than MAX_NESTING (parentheses, calls, unary
+operators, conditionals) or whose tree is deeper than MAX_DEPTH (a chain of a thousand `+`)
+is refused as a parse error, where it would otherwise end in a RecursionError.
 """
 
 from __future__ import annotations
@@ -29,8 +35,18 @@ Function = Callable[[list[Value]], Value]
 Functions = Mapping[str, tuple[tuple[type, ...], Function]]
 
 
+MAX_NESTING = 48  # each level costs the parser about nine Python frames
+MAX_DEPTH = 200  # each level of the tree costs the checker and the evaluator two frames
+_INT_MIN, _INT_SPAN = -(2**63), 2**64
+
+
 class HILError(ValueError):
     pass
+
+
+def _int64(value: int) -> int:
+    """`value` wrapped to Go's 64-bit int, as Go's arithmetic wraps."""
+    return (value - _INT_MIN) % _INT_SPAN + _INT_MIN
 
 
 @dataclass(frozen=True)
@@ -39,6 +55,7 @@ class Node:
     pos: str  # "line:column" of the node, as HIL reports it
     value: Any = None  # literal value, variable or function name, operator
     args: tuple[Node, ...] = ()
+    depth: int = 1  # of the tree under this node, itself included
 
 
 Part = str | Node
@@ -169,6 +186,18 @@ class _Parser:
     def __init__(self, scanner: _Scanner) -> None:
         self.scanner = scanner
         self.ahead: _Token | None = None
+        self.nesting = 0
+
+    def node(self, kind: str, pos: str, value: Any = None, args: tuple[Node, ...] = ()) -> Node:
+        depth = 1 + max((arg.depth for arg in args), default=0)
+        if depth > MAX_DEPTH:
+            raise HILError(f"parse error at {pos}: expression nested too deeply")
+        return Node(kind, pos, value, args, depth)
+
+    def enter(self, pos: str) -> None:
+        self.nesting += 1
+        if self.nesting > MAX_NESTING:
+            raise HILError(f"parse error at {pos}: expression nested too deeply")
 
     def peek(self) -> _Token:
         if self.ahead is None:
@@ -191,8 +220,10 @@ class _Parser:
 
     def expression(self) -> Node:
         start = self.peek().pos
+        self.enter(start)
         cond = self.binary(0)
         if self.peek().text != "?" or self.peek().kind != "op":
+            self.nesting -= 1
             return cond
         self.take()
         yes = self.expression()
@@ -200,7 +231,8 @@ class _Parser:
         if colon.text != ":":
             raise self.expected(":", colon)
         no = self.expression()
-        return Node("cond", start, None, (cond, yes, no))
+        self.nesting -= 1
+        return self.node("cond", start, None, (cond, yes, no))
 
     def binary(self, level: int) -> Node:
         if level == len(_LEVELS):
@@ -209,7 +241,7 @@ class _Parser:
         left = self.binary(level + 1)
         while self.peek().kind == "op" and self.peek().text in _LEVELS[level]:
             op = self.take().text
-            left = Node("arith", start, op, (left, self.binary(level + 1)))
+            left = self.node("arith", start, op, (left, self.binary(level + 1)))
         return left
 
     def term(self) -> Node:
@@ -225,19 +257,32 @@ class _Parser:
             return Node("lit", pos, self.scanner.string())
         if kind == "int":
             self.take()
-            return Node("lit", pos, int(text))
+            value = int(text)
+            if _int64(value) != value:
+                raise HILError(
+                    f"parse error at {pos}: invalid integer: strconv.Atoi: parsing "
+                    f"{_go_quote(text)}: value out of range"
+                )
+            return Node("lit", pos, value)
         if kind == "float":
             self.take()
-            return Node("lit", pos, float(text))
+            value = float(text)
+            if value in (float("inf"), float("-inf")):
+                raise HILError(
+                    f"parse error at {pos}: invalid float: strconv.ParseFloat: parsing "
+                    f"{_go_quote(text)}: value out of range"
+                )
+            return Node("lit", pos, value)
         if kind == "bool":
             self.take()
             return Node("lit", pos, text == "true")
-        if kind == "op" and text == "-":  # HIL's negation is 0 - x
+        if kind == "op" and text in ("-", "!"):  # HIL's 0 - x and false == x
             self.take()
-            return Node("arith", pos, "-", (Node("lit", pos, 0), self.term()))
-        if kind == "op" and text == "!":  # and its not is false == x
-            self.take()
-            return Node("arith", pos, "==", (Node("lit", pos, False), self.term()))
+            self.enter(pos)
+            operand = self.term()
+            self.nesting -= 1
+            zero = Node("lit", pos, 0 if text == "-" else False)
+            return self.node("arith", pos, "-" if text == "-" else "==", (zero, operand))
         if kind == "ident":
             return self.scope_interaction()
         raise self.expected("expression", token)
@@ -259,7 +304,7 @@ class _Parser:
                 continue
             break
         self.require(")", '")"')
-        return Node("call", first.pos, first.text, tuple(args))
+        return self.node("call", first.pos, first.text, tuple(args))
 
 
 def parse(text: str) -> list[Part]:
@@ -339,7 +384,13 @@ def _go_int(text: str) -> int:
         raise HILError(
             f"__builtin_StringToInt: strconv.ParseInt: parsing {_go_quote(text)}: invalid syntax"
         ) from None
-    return -value if sign == "-" else value
+    value = -value if sign == "-" else value
+    if _int64(value) != value:
+        raise HILError(
+            f"__builtin_StringToInt: strconv.ParseInt: parsing {_go_quote(text)}: "
+            "value out of range"
+        )
+    return value
 
 
 def _go_float(text: str) -> float:
@@ -377,7 +428,10 @@ def _convert(
             _go_int(text) if kind is int else _go_float(text) if kind is float else _go_bool(text)
         )
     if kind is int and have is float:
-        return int(value)
+        # Go's conversion of a float past int64 (or NaN, an infinity) gives int64's minimum
+        # on amd64; Python's int() would raise
+        number = float(value)
+        return int(number) if -(2**63) <= number < 2**63 else _INT_MIN
     if kind is float and have is int:
         return float(value)
     raise _type_error(node, what.format(want=names[kind], have=names[have]))
@@ -411,17 +465,14 @@ def _arith(node: Node, values: list[Value]) -> Value:
     )
     if kind is float and op == "%":
         raise _type_error(node, "modulo cannot be used with floats")
-    if op == "+":
-        return a + b  # type: ignore[operator]
-    if op == "-":
-        return a - b  # type: ignore[operator]
-    if op == "*":
-        return a * b  # type: ignore[operator]
+    if op in ("+", "-", "*"):
+        result = a + b if op == "+" else a - b if op == "-" else a * b  # type: ignore[operator]
+        return _int64(result) if kind is int else result
     if kind is int:
         if b == 0:
             raise HILError("__builtin_IntMath: divide by zero")
         quotient = abs(a) // abs(b) * (1 if (a >= 0) == (b >= 0) else -1)  # type: ignore[operator]
-        return quotient if op == "/" else a - b * quotient  # type: ignore[operator]
+        return _int64(quotient) if op == "/" else a - b * quotient  # type: ignore[operator]
     if b == 0:
         return float("nan") if a == 0 else float("inf") if a > 0 else float("-inf")  # type: ignore[operator]
     return a / b  # type: ignore[operator]

@@ -80,7 +80,7 @@ class CompiledTemplate:
                 self.trees[path] = hil.parse(text)
             except hil.HILError as exc:
                 raise QueryError(500, f"Bad format '{text}' in Service{path}: {exc}") from None
-        self.regexp: re.Pattern[str] | None = None
+        self.regexp: Any = None  # an RE2 pattern (agent/queries/goregexp.py)
         if self.query["Template"]["Regexp"]:
             try:
                 self.regexp = compile_go(self.query["Template"]["Regexp"])
