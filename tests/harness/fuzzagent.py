@@ -83,7 +83,16 @@ CONSUL_500 = re.compile(
     r"|no known key successfully validated|no issue time, notbefore, or expiration"
     r"|failed to unmarshal claims: |error converting claim |failed to parse and validate JWT"
     r"|lookup failed: |error interpreting template: |invalid bind name: "
-    r"|Bind name for templated-policy |failed to interpret templated policy |templated policy failed)"
+    r"|Bind name for templated-policy |failed to interpret templated policy |templated policy failed"
+    # prepared queries: parseQuery, the state store's refusals, execute's parameters
+    r"|Invalid prepared query: |(Prepared Query lookup failed: )?failed prepared query lookup: "
+    r"|Cannot modify non-existent prepared query: |ID must be empty when creating a new prepared"
+    r"|raft apply failed: (name '.*' aliases an existing query |a query template with an empty"
+    r"|invalid session|failed compiling template: )"
+    r"|Bad limit: strconv\.Atoi: |Error parsing 'connect' value: strconv\.ParseBool: "
+    r"|Missing Query ID|prepared query templates can only be resolved up by name"
+    # peering, answered as a Consul with peering disabled
+    r"|rpc error: code = FailedPrecondition desc = peering must be enabled)"
 )
 
 # Keys planted before the fuzzing: (key, value, flags). The traffic never writes outside fz/.
@@ -166,13 +175,23 @@ class VerbatimTransport(httpx.BaseTransport):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         url = request.url
         target = request.extensions.get("target") or url.raw_path
-        answer = self._pool.request(
-            request.method,
-            httpcore.URL(scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=target),
-            headers=request.headers.raw,
-            content=request.read(),
-            extensions={"timeout": request.extensions.get("timeout", {})},
-        )
+        try:
+            answer = self._pool.request(
+                request.method,
+                httpcore.URL(
+                    scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=target
+                ),
+                headers=request.headers.raw,
+                content=request.read(),
+                extensions={"timeout": request.extensions.get("timeout", {})},
+            )
+        # httpcore's own errors, as httpx's transports map them (the callers catch httpx's)
+        except httpcore.TimeoutException as exc:
+            raise httpx.TimeoutException(str(exc), request=request) from exc
+        except httpcore.NetworkError as exc:
+            raise httpx.NetworkError(str(exc), request=request) from exc
+        except httpcore.ProtocolError as exc:
+            raise httpx.ProtocolError(str(exc), request=request) from exc
         return httpx.Response(answer.status, headers=answer.headers, content=answer.content)
 
     def close(self) -> None:

@@ -21,7 +21,8 @@ built by `.map` from a small drawn size, never stored in a strategy (Hypothesis 
 
 Modules: `values` (leaf values and pools), `breaking` (breaking a body field by field, encoding,
 paths and queries), `shapes` (Consul's body shapes), `endpoints` (one strategy per write
-endpoint, `requests()` over all of them).
+endpoint, `requests()` over all of them), `endpoints_c2` (issue 14's: prepared queries and
+their execution, templated policies, peering, operator usage, the UI's internal reads).
 """
 
 from tests.harness.badinput.endpoints import ENDPOINTS, endpoint_of, requests

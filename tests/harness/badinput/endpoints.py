@@ -11,6 +11,7 @@ from collections.abc import Callable
 from hypothesis import strategies as st
 
 from tests.harness.badinput.breaking import body, obj, qbool, qnum, query, seg
+from tests.harness.badinput.endpoints_c2 import ENDPOINTS_C2, PREFIXES_C2
 from tests.harness.badinput.shapes import (
     catalog_check,
     catalog_service,
@@ -366,6 +367,7 @@ ENDPOINTS: dict[str, tuple[Callable[[], S], int]] = {
     "/v1/snapshot": (snapshot, 1),
     "/v1/agent/maintenance": (maintenance, 1),
     "/v1/agent/join/<addr>": (join, 1),
+    **ENDPOINTS_C2,
 }
 
 
@@ -396,6 +398,7 @@ _PREFIXES = (
     ("/v1/session/create", "/v1/session/create"),
     ("/v1/session/", "/v1/session/destroy/<id>"),
     ("/v1/event/fire/", "/v1/event/fire/<name>"),
+    *PREFIXES_C2,
     ("/v1/acl/", "/v1/acl/*"),
     ("/v1/kv", "/v1/kv/<key>"),
 )
@@ -404,6 +407,9 @@ _PREFIXES = (
 def endpoint_of(target: str) -> str:
     """The ENDPOINTS label of a request target ("/v1/kv/fz/a?cas=1" -> "/v1/kv/<key>")."""
     path = target.partition("?")[0]
+    if path.startswith("/v1/query"):
+        suffixed = path.endswith(("/execute", "/explain"))
+        return "/v1/query/<id>/execute|explain" if suffixed else "/v1/query[/<id>]"
     for prefix, label in _PREFIXES:
         if path.startswith(prefix):
             return label
