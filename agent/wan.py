@@ -108,6 +108,29 @@ def known_datacenters(members: Iterable[MemberLike]) -> set[str]:
     }
 
 
+def coordinate_maps(
+    members: Iterable[MemberLike],
+    self_name: str,
+    local: Coordinate,
+    peers: Mapping[str, Coordinate],
+) -> list[dict]:
+    """`/v1/coordinate/datacenters`: per datacenter (by name), its servers' WAN coordinates,
+    ours included. A server whose coordinate we have not heard yet is left out, and so is a
+    datacenter with none, as Consul's router does (GetDatacenterMaps). Nodes go by their
+    name without the `.<dc>` the WAN pool adds."""
+    areas: dict[str, list[dict]] = {}
+    for member in sorted(members, key=lambda m: m.name):
+        dc = member.tags.get("dc", "")
+        if not dc or member.tags.get("role") != "consul" or int(member.status) == LEFT:
+            continue
+        coord = local if member.name == self_name else peers.get(member.name)
+        if coord is None:
+            continue
+        node = member.name.removesuffix(f".{dc}")
+        areas.setdefault(dc, []).append({"Node": node, "Coord": coord.api_dict()})
+    return [{"Datacenter": dc, "AreaID": "wan", "Coordinates": areas[dc]} for dc in sorted(areas)]
+
+
 def order_datacenters(
     local_dc: str, datacenters: Iterable[str], rtt: Mapping[str, float] | None = None
 ) -> list[str]:
@@ -344,6 +367,19 @@ class WanPool:
         except Exception:  # coordinates are an ordering nicety, never a reason to fail
             rtt = {}
         return order_datacenters(local, known_datacenters(members), rtt)
+
+    def coordinate_maps(self) -> list[dict] | None:
+        """The WAN coordinates per datacenter; None without a WAN pool (a client agent, or
+        serf_wan disabled)."""
+        if self.gossip is None:
+            return None
+        gossip = self.gossip
+        return coordinate_maps(
+            gossip.members(),
+            gossip.local_member().name,
+            gossip.coordinate(),
+            gossip.core.peer_coordinates(),
+        )
 
     def knows(self, datacenter: str) -> bool:
         return datacenter == self.agent.datacenter or datacenter in self.datacenters()

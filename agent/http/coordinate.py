@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
@@ -29,6 +30,7 @@ class CoordinatePorts:
     writer: Writer
     datacenter: str
     server: bool  # a client agent holds no catalog to check an update's node against
+    wan_maps: Callable[[], list[dict] | None]  # the WAN pool's view, None without one
 
 
 def _sorted(store: Store) -> list[dict]:
@@ -36,12 +38,16 @@ def _sorted(store: Store) -> list[dict]:
 
 
 async def datacenters(ports: CoordinatePorts, req: Request, _: str) -> Response:
-    """Servers' coordinates per datacenter (the WAN area); this agent knows its own DC."""
+    """Servers' coordinates per datacenter (the WAN area); this agent knows its own DC. The
+    WAN pool names servers `<node>.<dc>`; Consul strips the suffix in this answer."""
+    maps = ports.wan_maps()
+    if maps is not None:  # every datacenter the WAN pool knows, as Consul answers
+        return json_response(req, maps)
     store = ports.store
     servers = sorted(n for n, svcs in store.services.items() if "consul" in svcs)
     coords = [
         {
-            "Node": f"{name}.{ports.datacenter}",
+            "Node": name,
             "Coord": (store.coordinates.get(name) or {}).get("Coord") or _ORIGIN,
         }
         for name in servers
@@ -114,8 +120,14 @@ async def update(ports: CoordinatePorts, req: Request, _: str) -> Response:
 
 
 def register(router: Router, deps: HTTPDeps) -> None:
+    cluster = deps.cluster
+
+    def wan_maps() -> list[dict] | None:
+        wan = cluster.wan if cluster is not None else None
+        return wan.coordinate_maps() if wan is not None else None
+
     ports = CoordinatePorts(
-        deps.store, deps.writer, deps.identity.datacenter, deps.consensus is not None
+        deps.store, deps.writer, deps.identity.datacenter, deps.consensus is not None, wan_maps
     )
     router.add("/v1/coordinate/datacenters", {"GET": partial(datacenters, ports)})
     router.add("/v1/coordinate/nodes", {"GET": partial(nodes, ports)})

@@ -17,7 +17,7 @@ def test_coordinates_round_trip_with_py_consul(dev_agent: AgentProc) -> None:
         time.sleep(0.2)
     dcs = c.coordinate.datacenters()
     assert set(dcs[0]) == {"Datacenter", "AreaID", "Coordinates"}
-    assert dcs[0]["Coordinates"][0]["Node"] == f"{node}.dc1"
+    assert dcs[0]["Coordinates"][0]["Node"] == node  # Consul strips the WAN name's ".dc1"
     _, nodes = c.coordinate.nodes()
     assert [n["Node"] for n in nodes] == [node]
     assert set(nodes[0]["Coord"]) == {"Vec", "Error", "Adjustment", "Height"}

@@ -102,6 +102,22 @@ def test_datacenters_listed_on_both(dcs: tuple[Agent, Agent, Agent]) -> None:
     )
 
 
+def test_coordinate_datacenters_from_the_wan_pool(dcs: tuple[Agent, Agent, Agent]) -> None:
+    """Each datacenter's servers with their WAN coordinates, by node name (Consul strips the
+    WAN pool's `.<dc>`); a client agent asks its server."""
+
+    def listed(agent: Agent) -> list[tuple[str, list[str]]]:
+        maps = _get(agent, "/v1/coordinate/datacenters").json()
+        assert all(
+            m["AreaID"] == "wan" and len(m["Coordinates"][0]["Coord"]["Vec"]) == 8 for m in maps
+        )
+        return [(m["Datacenter"], [c["Node"] for c in m["Coordinates"]]) for m in maps]
+
+    both = [(DC_A, ["srv-a"]), (DC_B, ["srv-b"])]
+    for agent in dcs:
+        eventually(lambda agent=agent: listed(agent) == both, 30, f"{agent.name} coordinates")
+
+
 def test_wan_members_are_node_dot_dc(dcs: tuple[Agent, Agent, Agent]) -> None:
     a, b, client = dcs
 

@@ -11,6 +11,7 @@ from agent.gossip.coordinate import Coordinate
 from agent.http.app import HTTPError, Request
 from agent.http.forward import RemoteTarget, datacenter_target
 from agent.wan import (
+    coordinate_maps,
     flood_targets,
     known_datacenters,
     order_datacenters,
@@ -139,6 +140,24 @@ def test_rtt_is_the_median_per_datacenter() -> None:
     rtt = rtt_by_dc(_coord(0.0), peers, members)
     assert rtt == pytest.approx({"dc-b": 0.3, "dc-c": 0.05})
     assert rtt_by_dc(None, peers, members) == {}
+
+
+def test_coordinate_maps_per_datacenter_as_consul_lists_them() -> None:
+    members = [
+        server("b2.dc-b", "2", "dc-b"),
+        server("a1.dc-a", "1", "dc-a"),
+        server("b1.dc-b", "1", "dc-b"),
+        server("c1.dc-c", "4", "dc-c"),  # no coordinate yet: neither it nor dc-c is listed
+        server("b3.dc-b", "3", "dc-b", status=LEFT),
+        M("client.dc-a", "9", {"role": "node", "dc": "dc-a"}),
+    ]
+    mine, peers = _coord(0.0), {"b1.dc-b": _coord(0.1), "b2.dc-b": _coord(0.3)}
+    peers["b3.dc-b"] = peers["client.dc-a"] = _coord(0.5)
+    maps = coordinate_maps(members, "a1.dc-a", mine, peers)
+    assert [(m["Datacenter"], m["AreaID"]) for m in maps] == [("dc-a", "wan"), ("dc-b", "wan")]
+    assert [c["Node"] for c in maps[0]["Coordinates"]] == ["a1"]
+    assert maps[0]["Coordinates"][0]["Coord"] == mine.api_dict()
+    assert [c["Node"] for c in maps[1]["Coordinates"]] == ["b1", "b2"]
 
 
 # ---------------------------------------------------------------------------- flood join
