@@ -69,6 +69,9 @@ def build(
     advertise = _advertise(v, "advertise_addr", "Advertise address")
     advertise_wan = _advertise(v, "advertise_addr_wan", "Advertise WAN address")
     client_addrs = tuple(_ips(v, "client_addr") or ())
+    dns_addrs = _ips(v, "addresses.dns")
+    if ports.dns > 0 and any(a.startswith("unix://") for a in dns_addrs or client_addrs):
+        raise ConfigError("DNS address cannot be a unix socket")  # Consul's builder check
     return AgentConfig(
         node_name=node_name,
         node_id=_node_id(v),

@@ -296,6 +296,8 @@ VALIDATION_ERRORS = [
         "-advertise-wan: Advertise WAN address cannot be 0.0.0.0, :: or [::]",
     ),
     (["-client=127.0.0.1 nope"], "-client: invalid ip address: nope"),
+    (["-client=unix:///tmp/api.sock"], "DNS address cannot be a unix socket"),
+    (["-hcl", 'addresses { dns = "unix:///tmp/dns.sock" }'], "DNS address cannot be a unix socket"),
     (["-serf-lan-bind=x"], "-serf-lan-bind: invalid ip address: x"),
     (["-server"], "data_dir cannot be empty"),
     (["-bootstrap"], "-bootstrap: 'bootstrap = true' requires 'server = true'"),
@@ -1250,5 +1252,6 @@ def test_config_file_flag_accepts_a_directory(tmp_path: Path) -> None:
 
 
 def test_unix_socket_client_addr() -> None:
-    cfg = load("-client=unix:///tmp/consul.sock 127.0.0.1")
+    # DNS cannot listen on a unix socket (Consul refuses the config), so it is off here.
+    cfg = load("-client=unix:///tmp/consul.sock 127.0.0.1", "-dns-port=-1")
     assert cfg.http_addrs() == [("unix:///tmp/consul.sock", 8500), ("127.0.0.1", 8500)]
