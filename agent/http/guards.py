@@ -390,13 +390,6 @@ async def _service_register_before(req: Request, rest: str) -> None:
     require(req, "service", name, "write")
 
 
-async def _manual_vips_before(req: Request, rest: str) -> None:
-    """Consul's AssignManualServiceVIPs: `service:write` on the body's service."""
-    body = await _json_body(req)
-    name = _get(body, "Service")
-    require(req, "service", name if isinstance(name, str) else "", "write")
-
-
 async def _local_check_write(ports: GuardPorts, req: Request, check_id: str) -> None:
     check = ports.local.checks.get(check_id)
     service_id = check.definition.service_id if check is not None else ""
@@ -562,7 +555,8 @@ def table(ports: GuardPorts) -> dict[str, dict[str, Guard] | str]:
         "/v1/peering/": {"GET": _NONE, "DELETE": _NONE},
         "/v1/peerings": {"GET": _NONE},
         "/v1/exported-services": {"GET": Guard(need("mesh", "read"))},
-        "/v1/internal/service-virtual-ip": {"PUT": Guard(_manual_vips_before)},
+        # Consul's AssignManualServiceVIPs asks for mesh:write (operator:write implies it).
+        "/v1/internal/service-virtual-ip": {"PUT": Guard(need("mesh", "write"))},
         "/v1/internal/federation-states": {"GET": _OP_READ},
         "/v1/internal/federation-state/": {"GET": _OP_READ},
         # Filtered per gateway by agent/http/federation.py (node:read and service:read).

@@ -2,8 +2,8 @@
 Internal.AssignManualServiceVIPs, used by consul-k8s to pin a Kubernetes ClusterIP).
 
 The body is `{"Service", "ManualVIPs"}` (Go's decoder: field names in any case); the token
-needs `service:write` on the service (checked by the guard table before the body's addresses
-are); every address must be IPv4. The answer is `{"Found", "UnassignedFrom"}`: whether the
+needs `mesh:write` (checked by the guard table before the body is read: consul-k8s gives its
+injector that right for this call); every address must be IPv4. The answer is `{"Found", "UnassignedFrom"}`: whether the
 service has a virtual IP record (it gets one when a proxy or Connect-native instance of it
 registers), and the services an address was taken from. The addresses and the assignment live
 in the store (`agent/state/vips.py`), written through Raft.

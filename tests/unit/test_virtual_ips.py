@@ -202,3 +202,30 @@ def test_dns_virtual_lookup_answers_the_ip() -> None:
     for name in ("db.virtual.consul.", "web.virtual.some-peer.consul."):
         empty = _ask(name, deps.store)
         assert empty.rcode() == dns.rcode.NOERROR and not empty.answer
+
+
+def test_manual_vips_need_mesh_write() -> None:
+    import dataclasses
+
+    from agent.config import load_config
+    from agent.http.app import Request
+    from agent.http.reads import Reads
+    from agent.http.routes import build_router
+    from tests.harness.twins import http_deps
+
+    config = load_config(["-dev"])
+    acl = dataclasses.replace(config.acl, enabled=True, default_policy="deny")
+    deps = http_deps(dataclasses.replace(config, acl=acl))
+    path = "/v1/internal/service-virtual-ip"
+    methods, rest, _ = build_router(deps).match(path)
+    assert methods is not None
+    scope = {"method": "PUT", "path": path, "query_string": b"", "headers": []}
+
+    async def receive() -> dict:
+        body = b'{"Service": "web", "ManualVIPs": ["1.2.3.4"]}'
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    req = Request(scope, receive, deps.acl, Reads(deps.store.watches, deps.leadership))
+    with pytest.raises(HTTPError) as err:
+        asyncio.run(methods["PUT"](req, rest))
+    assert err.value.status == 403 and "'mesh:write'" in err.value.message
