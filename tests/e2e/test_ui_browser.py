@@ -226,6 +226,40 @@ def tab(browser) -> Iterator[Tab]:
     t.close()
 
 
+# Form controls with no accessible name (a <label for>, a wrapping label, aria-label).
+UNLABELLED = """() => [...document.querySelectorAll('input, select, textarea')]
+  .filter((el) => el.type !== 'hidden' && !el.labels?.length && !el.getAttribute('aria-label'))
+  .map((el) => el.outerHTML.slice(0, 80))"""
+# Text whose colour against its effective background is below WCAG AA (4.5:1; 3:1 for
+# large text), computed from the styles the browser applied.
+LOW_CONTRAST = """() => {
+  const rgb = (c) => (c.match(/[\\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => {
+    const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+  };
+  const bg = (el) => {
+    for (let e = el; e; e = e.parentElement) {
+      const c = rgb(getComputedStyle(e).backgroundColor);
+      if (c.length === 3 || c[3] > 0.5) return c.slice(0, 3);
+    }
+    return [255, 255, 255];
+  };
+  const bad = [];
+  for (const el of document.querySelectorAll('body *')) {
+    if (![...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim())) continue;
+    const st = getComputedStyle(el);
+    if (st.visibility === 'hidden' || st.display === 'none' || !el.getClientRects().length) continue;
+    if (el.closest('.sr-only, .skip')) continue;
+    const [a, b] = [lum(rgb(st.color)), lum(bg(el))];
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    const size = parseFloat(st.fontSize);
+    const large = size >= 24 || (size >= 18.66 && Number(st.fontWeight) >= 700);
+    if (ratio < (large ? 3 : 4.5)) bad.push(`${el.tagName} "${el.textContent.trim().slice(0, 30)}" ${ratio.toFixed(2)}`);
+  }
+  return bad;
+}"""
+
 PAGES = [
     ("services", "#/services", "#services-results a:text-is('web')"),
     ("service-web", "#/services/web", "li[data-check='web-ttl']"),
@@ -260,6 +294,8 @@ def test_every_page_renders_without_console_errors(
             # Narrow screens scroll tables inside their wrapper, never the whole page.
             width = page.evaluate("document.documentElement.scrollWidth")
             assert width <= SIZES[size]["width"], f"{name} is {width}px wide at {size}"
+            assert page.evaluate(UNLABELLED) == [], f"{name}: controls without a label"
+            assert page.evaluate(LOW_CONTRAST) == [], f"{name}: text below WCAG AA contrast"
         assert t.errors == []
     finally:
         t.close()
@@ -517,3 +553,60 @@ def test_pure_modules_in_the_page(tab: Tab, cluster: UICluster) -> None:
     assert got["route"]["page"] == "kv"
     assert got["route"]["rest"] == ["x/y", "%#?"]
     assert got["route"]["trailing"] is True
+
+
+def test_service_list_search_filters_sort_and_keyboard(tab: Tab, cluster: UICluster) -> None:
+    page = tab.open("#/services")
+    rows = page.locator("#services-results tbody tr")
+    expect(rows).to_have_count(3)  # consul, db #1 ü, web
+    page.fill("#svc-search", "blu")  # a tag matches too
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("web")
+    page.fill("#svc-search", "")
+    page.select_option("#svc-tag", "primary")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("db #1 ü")
+    page.select_option("#svc-tag", "")
+    page.select_option("#svc-health", "critical")
+    expect(page.locator("#services-results")).to_contain_text("No services match the filters.")
+    page.select_option("#svc-health", "")
+    page.select_option("#svc-sort", "-name")
+    expect(rows.first).to_contain_text("web")
+    page.select_option("#svc-sort", "name")
+    # Keyboard: the skip link comes first, then the navigation; Enter follows a link.
+    page.reload()
+    page.wait_for_selector("#services-results a:text-is('web')")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "skip"
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Services"
+    page.focus("#services-results a:text-is('web')")
+    page.keyboard.press("Enter")
+    expect(page.locator("main h1")).to_have_text("web")
+    assert page.evaluate("document.activeElement.tagName") == "H1"  # focus moved to the page
+    assert tab.errors == []
+
+
+def test_intention_create_and_delete(tab: Tab, cluster: UICluster) -> None:
+    page = tab.open("#/intentions")
+    page.fill("#ixn-source", "web")
+    page.fill("#ixn-destination", "db #1 ü")
+    page.select_option("#ixn-action", "deny")
+    page.click("#ixn-save")
+    expect(page.locator("#intentions-list")).to_contain_text("db #1 ü")
+    exact = "/v1/connect/intentions/exact?source=web&destination=" + quote("db #1 ü")
+    assert api(exact).json()["Action"] == "deny"
+    page.click("button[aria-label='Delete intention web to db #1 ü']")
+    page.click("dialog.confirm button.danger")
+    eventually(lambda: api(exact).status_code == 404, 5, "the intention deleted")
+    assert tab.errors == []
+
+
+def test_session_invalidate(tab: Tab, cluster: UICluster) -> None:
+    sid = api("/v1/session/create", method="PUT", json={"Name": "to-invalidate"}).json()["ID"]
+    page = tab.open(f"#/nodes/{UI_NODE}")
+    page.click(f"button[aria-label='Invalidate session {sid}']")
+    page.click("dialog.confirm button.danger")
+    expect(page.locator("#node-sessions")).not_to_contain_text("to-invalidate")
+    assert api(f"/v1/session/info/{sid}").json() in (None, [])
+    assert tab.errors == []
