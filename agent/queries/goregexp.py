@@ -11,16 +11,17 @@ and a `!` would take minutes, with the agent's event loop (and so its Raft) stal
 template any client may create under a default-allow ACL policy.
 
 A template's `Regexp` must also be refused where Consul refuses it, with Go's words (RE2's C++
-messages are not Go's), so it is first checked with Python's `re` on a translation: the
-pattern is walked once (escapes, character classes, groups and
-repetitions) and rewritten where the two dialects differ: `$` is the end of the text unless
-`(?m)` is set (Python's also matches before a final newline), `\\z` is Python's `\\Z`, `\\d`
-`\\w` `\\s` `\\b` are ASCII (re.ASCII), POSIX classes (`[[:alpha:]]`) become ranges, `\\Q...\\E`
-is quoted text, `(?<name>` is a named group, and a `{` that does not open a repetition is a
-literal (Python reads `a{,3}` as one). What RE2 does not have is refused with Go's message
-(`error parsing regexp: invalid or unsupported Perl syntax: ` + "`(?=`"): lookarounds, atomic
-groups, backreferences, possessive repetitions, repeat counts over 1000. Python's remaining
-refusals are translated to Go's wording.
+messages are not Go's), so it is first checked with Python's `re` on a translation: the pattern
+is walked once (escapes, character classes, groups and repetitions) and rewritten where the two
+dialects differ: `$` is the end of the text unless `(?m)` is set (Python's also matches before
+a final newline), `\\z` is Python's `\\Z`, `\\d` `\\w` `\\s` `\\b` are ASCII (re.ASCII), POSIX
+classes (`[[:alpha:]]`) become ranges, `\\Q...\\E` is quoted text, `(?<name>` is a named group,
+and a `{` that does not open a repetition is a literal (Python reads `a{,3}` as one); Unicode
+classes (`\\pL`, `\\p{Greek}`) and the ungreedy flag `(?U)`, which Python lacks, are left to
+RE2 to judge. What RE2 does not have is refused with Go's message (`error parsing regexp:
+invalid or unsupported Perl syntax: ` + "`(?=`"): lookarounds, atomic groups, backreferences,
+possessive repetitions, repeat counts over 1000. Python's remaining refusals are translated to
+Go's wording.
 """
 
 from __future__ import annotations
@@ -61,6 +62,12 @@ _PYTHON_CODES = (
 )
 
 
+_MAX_NESTING = 1000  # Go's syntax.maxHeight: deeper is "expression nests too deeply"
+_RE2_CODES = {  # RE2's words -> Go's
+    "invalid repetition size": "invalid repeat count",
+    "missing )": "missing closing )",
+    "missing ]": "missing closing ]",
+}
 _RE2_OPTIONS = re2.Options()
 _RE2_OPTIONS.log_errors = False  # a refusal is raised to the caller, not logged to stderr
 
@@ -86,14 +93,35 @@ def compile_go(pattern: str) -> re2._Regexp:
                 raise GoRegexpError(go, fragment) from None
         raise GoRegexpError(exc.msg, pattern) from None
     except (RecursionError, OverflowError, MemoryError):  # sre's own limits, not Go's
-        raise GoRegexpError("expression too large", pattern) from None
+        if _nesting(pattern) > _MAX_NESTING:
+            raise GoRegexpError("expression nests too deeply", pattern) from None
+        # deeper than sre can check but within Go's limit: RE2 alone judges the syntax
     try:
         return re2.compile(pattern, options=_RE2_OPTIONS)
     except re2.error as exc:  # what the translation let through and RE2 does not take
         why = exc.args[0] if exc.args else ""
         text = why.decode("utf-8", "replace") if isinstance(why, bytes) else str(why)
-        code = "expression too large" if "too large" in text else text.partition(":")[0]
-        raise GoRegexpError(code, pattern) from None
+        if "too large" in text:
+            raise GoRegexpError("expression too large", pattern) from None
+        code, _, fragment = text.partition(": ")  # RE2's "<code>: <fragment>", as Go's
+        raise GoRegexpError(_RE2_CODES.get(code, code), fragment or pattern) from None
+
+
+def _nesting(pattern: str) -> int:
+    """How deep the pattern's groups nest (escaped parentheses aside)."""
+    depth = deepest = 0
+    escaped = False
+    for char in pattern:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == "(":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char == ")":
+            depth = max(0, depth - 1)
+    return deepest
 
 
 def _fragment(pattern: str, code: str) -> str:
@@ -160,7 +188,19 @@ def _translate(pattern: str) -> str:
             continue
         out.append(char)
         i += 1
-    return "".join(out)
+    return _FLAGS.sub(_without_ungreedy, "".join(out))
+
+
+def _without_ungreedy(found: re.Match[str]) -> str:
+    """A flag group with Go's `U` (ungreedy, which Python lacks) dropped, for the check."""
+    text = found.group()
+    if "U" not in text:
+        return text
+    on, dash, off = text[2:-1].partition("-")
+    on, off = on.replace("U", ""), off.replace("U", "")
+    flags = on + (dash if off else "") + off
+    end = text[-1]
+    return f"(?{flags}{end}" if flags else ("(?:" if end == ":" else "(?:)")
 
 
 def _group_open(pattern: str, i: int) -> str:
@@ -178,6 +218,11 @@ def _escape(pattern: str, i: int, in_class: bool = False) -> tuple[str, int]:
         raise GoRegexpError("invalid escape sequence", pattern[i : i + 2])
     if follow == "z" and not in_class:
         return "\\Z", i + 2
+    if follow in "pP":  # a Unicode class: RE2 knows the names, Python's re none of them
+        end = pattern.find("}", i + 2) + 1 if pattern.startswith("{", i + 2) else i + 3
+        if end <= 0 or end > len(pattern):
+            raise GoRegexpError("invalid character class range", pattern[i:])
+        return "x", end  # a stand-in for the check; RE2 refuses an unknown name
     if follow == "Q" and not in_class:
         end = pattern.find("\\E", i + 2)
         stop = len(pattern) if end < 0 else end

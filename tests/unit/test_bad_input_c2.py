@@ -97,6 +97,12 @@ def test_regexp_semantics_are_go_s_on_re2() -> None:
     assert compile_go("x$").search("x\n") is None  # $ is the end of the text
     assert compile_go("(?m)x$").search("x\n") is not None
     assert compile_go("^\\d+$").search("٣") is None  # \d is ASCII
+    assert compile_go("(?U)a+").search("aaa").group() == "a"  # Go's ungreedy flag
+    assert compile_go("(?-U)a+").search("aaa").group() == "aaa"
+    assert compile_go("^\\p{Greek}+").search("αβx").group() == "αβ"  # Unicode classes
+    assert compile_go("[\\pL\\d]+").search("é1-").group() == "é1"
+    with pytest.raises(GoRegexpError, match="invalid character class range: `\\\\p\\{Nope\\}`"):
+        compile_go("\\p{Nope}")
     found = compile_go("^(?P<p>[a-z]+)-(\\d+)?$").search("ab-")
     assert found is not None and found.groups() == ("ab", None)
 
@@ -109,6 +115,10 @@ def test_regexp_semantics_are_go_s_on_re2() -> None:
         ("a{1001}", "invalid repeat count"),
         ("[z-a]", "invalid character class range: `z-a`"),
         ("(" * 300 + ")" * 300, None),  # deep but valid: compiles
+        ("(" * 1000 + "a" + ")" * 1000, None),  # past what sre can check, within Go's limit
+        ("(" * 1001 + "a" + ")" * 1001, "expression nests too deeply"),
+        ("(" * 600 + "a" + ")" * 599, "missing closing )"),  # judged by RE2, in Go's words
+        ("(a{1000}){1000}", "invalid repeat count"),
     ],
 )
 def test_bad_regexps_keep_go_s_messages(regexp: str, code: str | None) -> None:
