@@ -311,6 +311,8 @@ def test_names_are_data_not_url_syntax(tab: Tab, cluster: UICluster) -> None:
     expect(page.locator("section.instance h3")).to_contain_text("db-1")
     page = tab.open("#/kv/no/such%20key")
     expect(page.locator("#kv-key")).to_contain_text("not found")
+    page = tab.open("#/kv/no%20such%20folder/")
+    expect(page.locator("#kv-list")).to_contain_text("not found (no keys under it)")
     assert tab.errors == []
 
 
@@ -507,6 +509,18 @@ def test_gitkv_page_shows_applied_commit(tab: Tab, cluster: UICluster, tmp_path:
     expect(ledger.locator("code.commit")).to_have_text(commit)
     expect(ledger).to_contain_text("managed/a")
     expect(ledger).to_contain_text("No drift")
+    expect(ledger).to_contain_text("no status written")
+    # `gitkv watch --once` writes gitkv/status/<name>: the page shows its state live.
+    watched = subprocess.run(
+        [sys.executable, "-m", "gitkv", "watch", str(repo), "--once"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert watched.returncode == 0, watched.stdout + watched.stderr
+    expect(ledger.locator(".badge")).to_have_text("in_sync")
+    expect(ledger).to_contain_text(commit, timeout=5000)
     # A managed key changed behind gitkv's back shows up as drift, live.
     assert api("/v1/kv/managed/b", method="PUT", content=b"changed").json() is True
     expect(ledger).to_contain_text("changed after the last apply")
@@ -609,4 +623,17 @@ def test_session_invalidate(tab: Tab, cluster: UICluster) -> None:
     page.click("dialog.confirm button.danger")
     expect(page.locator("#node-sessions")).not_to_contain_text("to-invalidate")
     assert api(f"/v1/session/info/{sid}").json() in (None, [])
+    assert tab.errors == []
+
+
+def test_node_rtt_from_coordinates(tab: Tab, cluster: UICluster) -> None:
+    def both() -> bool:
+        nodes = {c["Node"] for c in api("/v1/coordinate/nodes").json()}
+        return {UI_NODE, "node2"} <= nodes
+
+    eventually(both, 40, "coordinates of node1 and node2")
+    page = tab.open("#/nodes/node2")
+    expect(page.locator("#rtt-value")).to_contain_text(" ms")
+    page = tab.open(f"#/nodes/{UI_NODE}")
+    expect(page.locator("#node-rtt")).to_contain_text("the agent serving the UI")
     assert tab.errors == []
