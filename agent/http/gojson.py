@@ -3,7 +3,10 @@
 The Go types and the walk that checks a value against them are `agent.gojson`'s (config files
 use them too); this module is what a request adds. `parse` is the first step for every body:
 JSON nested deeper than `MAX_DEPTH` is refused before anything walks it (no handler needs more
-than a dozen levels, and recursion on a `[[[[…` body is how an agent answers 500). `conform`
+than a dozen levels, and recursion on a `[[[[…` body is how an agent answers 500); JSON that
+does not parse is refused in json.Decoder's words (`unexpected EOF`, `invalid character 'x'
+after object key`, from `agent.gojson_syntax`), and what follows a complete first value is
+ignored, as that decoder never reads past it. `conform`
 then checks the parsed value against a Go type, refusing it with a 400 whose text starts with
 the endpoint's own words (`Request decode failed: `, `Failed to parse body: `). `b64decode`
 reads a `[]byte` field. The type vocabulary is re-exported so an area imports one module.
@@ -19,6 +22,7 @@ import msgspec
 
 from agent import gojson as go
 from agent.gojson import ANY, DURATION, STRING_MAP, STRINGS, Either, List, Map, Struct
+from agent.gojson_syntax import first_value
 from agent.http.errors import HTTPError
 
 __all__ = [
@@ -51,13 +55,30 @@ def parse(raw: bytes, prefix: str = "Request decode failed: ", empty: Any = None
     try:
         value = msgspec.json.decode(raw)
     except msgspec.DecodeError as exc:
-        raise HTTPError(400, f"{prefix}{exc}") from None
+        value = _as_go_decodes(raw, prefix, exc)
     except RecursionError:
         raise _too_deep(prefix) from None
     # Only a body with more brackets than the bound can exceed it; most never pay the walk.
     if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH and depth(value) > MAX_DEPTH:
         raise _too_deep(prefix)
     return value
+
+
+def _as_go_decodes(raw: bytes, prefix: str, exc: msgspec.DecodeError) -> Any:
+    """What Consul's json.Decoder makes of a body msgspec refused: its own syntax error
+    (`unexpected EOF`, `invalid character 'x' after object key`, ...), or the first value
+    when only what follows it is wrong (the decoder never reads past that value)."""
+    scan = first_value(raw, MAX_DEPTH)
+    if scan.too_deep:
+        raise _too_deep(prefix)
+    if scan.error is not None:
+        raise HTTPError(400, f"{prefix}{scan.error}")
+    if scan.end < len(raw):
+        try:
+            return msgspec.json.decode(raw[: scan.end])
+        except msgspec.DecodeError:
+            pass
+    raise HTTPError(400, f"{prefix}{exc}")
 
 
 def _too_deep(prefix: str) -> HTTPError:
