@@ -498,7 +498,7 @@ class LocalState:
     async def _sync(self) -> None:
         """Make the catalog's entries for this node equal to the local state (proxies and
         gateways as the service manager merges them)."""
-        merged = await self.manager.merged_all(list(self.services.values()))
+        merged = await self.manager.for_sync(list(self.services.values()))
         wanted = {
             defn.id: (
                 defn.record,

@@ -67,11 +67,17 @@ def merged_definition(defn: ServiceDefinition, entries: Entries) -> ServiceDefin
     return replace(defn, service=service, record=record)
 
 
+def _views(defn: ServiceDefinition) -> tuple[Any, Any]:
+    return defn.service.get("Proxy") or {}, defn.record.get("Proxy") or {}
+
+
 class ServiceManager:
     """The merge for a local state; `source` None when central config is off."""
 
     def __init__(self, source: CentralConfig | None) -> None:
         self.source = source
+        # service ID -> the merged Proxy views the last sync wrote (for `watch` to compare)
+        self.synced: dict[str, tuple[Any, Any]] = {}
 
     async def merged(self, defn: ServiceDefinition) -> ServiceDefinition:
         if self.source is None or not merges(defn):
@@ -85,23 +91,29 @@ class ServiceManager:
         entries = await self.source.entries()
         return [merged_definition(d, entries) for d in defns]
 
+    async def for_sync(self, defns: Iterable[ServiceDefinition]) -> list[ServiceDefinition]:
+        """`merged_all` for an anti-entropy pass, remembering what it is about to write."""
+        merged = await self.merged_all(defns)
+        self.synced = {d.id: _views(d) for d in merged if merges(d)}
+        return merged
+
     async def watch(
         self,
         services: Callable[[], Iterable[ServiceDefinition]],
         changed: Callable[[], None],
         timeout: float = 60.0,
     ) -> None:
-        """Run until cancelled: call `changed` whenever an entry change alters the merged
-        registration of one of `services()` (Consul re-registers on its config watch)."""
+        """Run until cancelled: call `changed` whenever the entries make a local proxy's or
+        gateway's merged registration differ from what the last sync wrote (Consul
+        re-registers on its config watch)."""
         source = self.source
         if source is None:
             return
-        seen: dict[str, tuple[dict, dict]] = {}
         version = -1
         while True:
             if not any(merges(d) for d in services()):
                 # Nothing here takes central config: no reason to follow the entries.
-                seen, version = {}, -1
+                version = -1
                 await asyncio.sleep(_IDLE)
                 continue
             try:
@@ -111,10 +123,6 @@ class ServiceManager:
                 log.warning("central service config: %s", exc)
                 await asyncio.sleep(_IDLE)
                 continue
-            now = {
-                d.id: (d.service.get("Proxy") or {}, d.record.get("Proxy") or {}) for d in merged
-            }
-            if any(sid in seen and seen[sid] != view for sid, view in now.items()):
+            if any(self.synced.get(d.id) != _views(d) for d in merged):
                 log.info("central service config changed: re-registering local proxies")
                 changed()
-            seen = now

@@ -156,3 +156,28 @@ def test_enable_central_service_config_defaults_on() -> None:
     off = load_config(["-dev", "-hcl", "enable_central_service_config = false"], environ={})
     assert off.enable_central_service_config is False
     assert "enable_central_service_config" not in off.ignored_keys
+
+
+def test_a_proxy_registered_after_the_watch_started_is_re_merged_too() -> None:
+    deps = _deps()
+    local = deps.local
+
+    async def run() -> None:
+        fired = asyncio.Event()
+        watch = asyncio.create_task(
+            local.manager.watch(lambda: list(local.services.values()), fired.set, timeout=5)
+        )
+        try:
+            for _ in range(20):  # the watch idles: no proxy yet
+                await asyncio.sleep(0)
+            body = {"Name": "web", "Port": 8080, "Connect": {"SidecarService": {}}}
+            local.add_service(body)
+            await local.flush()
+            await deps.writer.write(ConfigEntrySet(Entry=PROXY_DEFAULTS))
+            await asyncio.wait_for(fired.wait(), 5)
+        finally:
+            watch.cancel()
+        await local.flush()
+
+    asyncio.run(run())
+    assert _catalog_proxy(deps)["Config"] == {"protocol": "http", "foo": "bar"}
