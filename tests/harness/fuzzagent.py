@@ -71,6 +71,7 @@ CONSUL_500 = re.compile(
     r"|Invalid Behavior setting|Invalid Session TTL|Session TTL '|Missing check '"
     r'|CheckID ".*" does not have associated TTL'
     r"|user event exceeds configured limit|Cannot provide tag filter without service filter"
+    r"|Scripts are disabled on this agent from remote calls; to enable, configure "
     r'|strconv\.Parse(Uint|Int): parsing "'
     r"|Could not find address for server id |cannot find peer to transfer leadership to"
     r"|cannot transfer leadership to |Failed to join .*: .*dial tcp"
