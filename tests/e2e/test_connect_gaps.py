@@ -199,3 +199,65 @@ def test_federation_states_of_a_single_primary(dev_agent: AgentProc) -> None:
         assert time.monotonic() < deadline, "the gateway never reached the federation state"
         time.sleep(0.2)
     assert [g["Service"]["ID"] for g in dump["dc1"]] == ["mgw"]
+
+
+def test_a_client_agent_merges_syncs_resolves_virtual_ips_and_relays_the_csr_limit(
+    tmp_path,
+) -> None:
+    """The client-agent paths: central config from a server's entries, the merged sidecar
+    synced through the server, `.virtual.` answered over RPC, a refused CSR still a 429."""
+    import socket
+
+    import dns.message
+    import dns.query
+
+    from tests.e2e.agentproc import free_port
+    from tests.e2e.conftest import dev_agent_args
+
+    serf = free_port()
+    server_args = [a for a in dev_agent_args() if not a.startswith(("-dns-port", "-serf-lan"))]
+    server = AgentProc(*server_args, f"-serf-lan-port={serf}", "-dns-port=-1", "-node=srv")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.2", 0))
+        client_dns = sock.getsockname()[1]
+    client = AgentProc(
+        "-node=cli",
+        "-bind=127.0.0.2",
+        "-client=127.0.0.2",
+        f"-join=127.0.0.1:{serf}",
+        f"-data-dir={tmp_path / 'cli'}",
+        f"-server-port={free_port('127.0.0.2')}",
+        f"-serf-lan-port={free_port('127.0.0.2')}",
+        "-serf-wan-port=-1",
+        f"-dns-port={client_dns}",
+        ip="127.0.0.2",
+    )
+    try:
+        server.start()
+        client.start(timeout=30)
+        http = client.client()
+        assert http.put("/v1/config", json=PROXY_DEFAULTS).json() is True
+        assert http.put("/v1/agent/service/register", json=WEB).status_code == 200
+        proxy = _sidecar_in_catalog(http, {"local": 1, "foo": "bar"})
+        assert proxy["MeshGateway"] == {"Mode": "local"}
+        found = http.get("/v1/catalog/service/web-sidecar-proxy").json()
+        assert found[0]["ServiceTaggedAddresses"]["consul-virtual"]["Address"] == "240.0.0.1"
+        query = dns.message.make_query("web.virtual.consul.", "A")
+        answer = dns.query.udp(query, "127.0.0.2", timeout=5, port=client_dns)
+        assert [r.to_text() for rrset in answer.answer for r in rrset] == ["240.0.0.1"]
+
+        current = _ca_ready(http)
+        body = {
+            "Provider": current["Provider"],
+            "Config": dict(current["Config"]) | {"CSRMaxPerSecond": 0.2},
+        }
+        assert http.put("/v1/connect/ca/configuration", json=body).status_code == 200
+        assert http.get("/v1/agent/connect/ca/leaf/one").status_code == 200
+        refused = http.get("/v1/agent/connect/ca/leaf/two")
+        assert (refused.status_code, refused.text) == (
+            429,
+            "Rate limit reached, try again later",
+        )
+    finally:
+        client.cleanup()
+        server.cleanup()
