@@ -8,7 +8,7 @@ lookup: UUID must be 36 characters`).
 
 from __future__ import annotations
 
-__all__ = ["uuid_index_problem"]
+__all__ = ["invalid_hex", "uuid_index_problem"]
 
 _HEX = frozenset(b"0123456789abcdefABCDEF")
 
@@ -30,7 +30,13 @@ def uuid_index_problem(value: str) -> str | None:
     digits = raw.replace(b"-", b"")
     if len(digits) % 2:
         return "Input (without hyphens) must be even length"
+    bad_hex = invalid_hex(digits)
+    return None if bad_hex is None else f"Invalid UUID: {bad_hex}"
+
+
+def invalid_hex(digits: bytes) -> str | None:
+    """encoding/hex's error for the first byte of `digits` that is no hex digit, or None."""
     for byte in digits:
         if byte not in _HEX:
-            return f"Invalid UUID: encoding/hex: invalid byte: {_go_rune_u(byte)}"
+            return f"encoding/hex: invalid byte: {_go_rune_u(byte)}"
     return None

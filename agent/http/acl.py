@@ -54,8 +54,8 @@ from agent.http.acl_templated import templated_list, templated_preview, template
 from agent.http.app import HTTPError, Request, Response, Router, json_response
 from agent.http.authz import identity, require
 from agent.http.blocking import blocking_query, read_headers
-from agent.http.bodies import ACL_TOKEN, AGENT_TOKEN
-from agent.memdb_uuid import uuid_index_problem
+from agent.http.bodies import ACL_BOOTSTRAP, ACL_TOKEN, AGENT_TOKEN
+from agent.memdb_uuid import invalid_hex, uuid_index_problem
 from agent.state.acl import (
     ANONYMOUS_ACCESSOR,
     MANAGEMENT_POLICY_ID,
@@ -79,9 +79,20 @@ async def bootstrap(ports: ACLPorts, req: Request, _: str) -> Response:
     if reset_file is not None and reset_file.exists():
         text = reset_file.read_text().strip()
         reset_index = int(text) if text.isdigit() else -1
+    # An operator may choose the secret (api.BootstrapRequest); Consul parses it as a UUID
+    # (go-uuid's words) and refuses one another token already has.
+    secret = str((await _body(req, ACL_BOOTSTRAP)).get("BootstrapSecret") or "")
+    if secret:
+        if (problem := _go_uuid_problem(secret)) is not None:
+            raise HTTPError(500, problem)
+        if ports.store.acl.token_by_secret(secret) is not None or secret in ports.store.acl.tokens:
+            raise HTTPError(
+                500,
+                "Provided token cannot be used because a token with that secret already exists.",
+            )
     token = new_token(
         str(uuid.uuid4()),
-        str(uuid.uuid4()),
+        secret or str(uuid.uuid4()),
         "Bootstrap Token (Global Management)",
         [{"ID": MANAGEMENT_POLICY_ID}],
         now_rfc3339(),
@@ -93,6 +104,16 @@ async def bootstrap(ports: ACLPorts, req: Request, _: str) -> Response:
         reset_file.unlink(missing_ok=True)
     out = {"ID": stored["SecretID"], **render_token(ports.store.acl, stored, True)}
     return json_response(req, out)
+
+
+def _go_uuid_problem(value: str) -> str | None:
+    """go-uuid's ParseUUID errors (on the string's bytes), or None for a UUID it takes."""
+    raw = value.encode("utf-8", "surrogatepass")
+    if len(raw) != 36:
+        return "uuid string is wrong length"
+    if any(raw[i : i + 1] != b"-" for i in (8, 13, 18, 23)):
+        return "uuid is improperly formatted"
+    return invalid_hex(raw[0:8] + raw[9:13] + raw[14:18] + raw[19:23] + raw[24:36])
 
 
 # ---------------------------------------------------------------------- tokens

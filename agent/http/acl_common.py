@@ -19,6 +19,7 @@ from agent.http.authz import identity
 from agent.http.bodies import (
     ACL_AUTH_METHOD,
     ACL_BINDING_RULE,
+    ACL_BOOTSTRAP,
     ACL_LOGIN,
     ACL_POLICY,
     ACL_ROLE,
@@ -60,6 +61,7 @@ _DECODE_PREFIX = {
     ACL_AUTH_METHOD: "AuthMethod decoding failed: ",
     ACL_BINDING_RULE: "BindingRule decoding failed: ",
     ACL_LOGIN: "Failed to decode request body: ",
+    ACL_BOOTSTRAP: "Request decoding failed: ",
 }
 
 

@@ -364,3 +364,4 @@ COORDINATE_UPDATE = Struct(
     },
 )
 AGENT_TOKEN = Struct("api.AgentToken", {"Token": "string"})
+ACL_BOOTSTRAP = Struct("api.BootstrapRequest", {"BootstrapSecret": "string"})

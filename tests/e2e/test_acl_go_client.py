@@ -60,9 +60,13 @@ def test_bootstrap_of_a_deny_cluster(tmp_path: Path) -> None:
                 "ACL system must be bootstrapped before making any requests that require "
                 "authorization: ACL not found",
             )
-            made = http.put("/v1/acl/bootstrap")
+            # BootstrapWithToken: a secret that is no UUID is refused and nothing is written.
+            bad = http.put("/v1/acl/bootstrap", json={"BootstrapSecret": "not-a-uuid"})
+            assert (bad.status_code, bad.text) == (500, "uuid string is wrong length")
+            secret = "2b778dd9-f5f1-6f29-b4b4-9a5fa948757a"
+            made = http.put("/v1/acl/bootstrap", json={"BootstrapSecret": secret})
             assert made.status_code == 200, made.text
-            secret = made.json()["SecretID"]
+            assert made.json()["SecretID"] == made.json()["ID"] == secret
             tokens = http.get("/v1/acl/tokens", headers={"X-Consul-Token": secret}).json()
             assert len(tokens) == 2  # management and anonymous
             # Bootstrapped: an unknown token is simply not found.
