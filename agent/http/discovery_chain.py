@@ -1,6 +1,7 @@
 """`GET`/`POST /v1/discovery-chain/<service>`: the compiled discovery chain (routers,
 splitters, resolvers and their targets), compiled by `agent/connect/chain.py` from the
-config entries as they stand; blocking on the config-entry table."""
+config entries as they stand, with the service's virtual IPs (`agent/state/vips.py`);
+blocking on the config-entry and virtual-IP tables."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from agent.http.app import HTTPError, Request, Response, Router, json_response
 from agent.http.authz import require
 from agent.http.blocking import blocking_query, query_options, read_headers
 from agent.http.gojson import parse
+from agent.state.vips import VIRTUAL_IP_TABLE
 
 if TYPE_CHECKING:
     from agent.http.deps import HTTPDeps
@@ -91,15 +93,28 @@ async def read(ports: ChainPorts, req: Request, service: str) -> Response:
         trust = mesh.trust_domain
         if not trust:
             raise HTTPError(500, "no cluster ca config setup")
+        # The service's virtual IPs go with its chain (Consul's ReadDiscoveryChain).
+        vips = ports.store.vips
+        auto = [vips.ip_of(service)] if vips.ip_of(service) else None
+        manual = (vips.assigned.get(service) or {}).get("ManualIPs")
         try:
-            compiled = chain.compile_chain(service, compile_dc, trust, mesh.entries, overrides)
+            compiled = chain.compile_chain(
+                service,
+                compile_dc,
+                trust,
+                mesh.entries,
+                overrides,
+                auto_virtual_ips=auto,
+                manual_virtual_ips=manual,
+            )
         except MeshError as exc:
             raise HTTPError(500, f"failed to compile discovery chain: {exc.message}") from None
-        index = max(ports.store.table_index("config-entries"), 1)
+        index = max(ports.store.table_index("config-entries", VIRTUAL_IP_TABLE), 1)
         return index, {"Chain": compiled}
 
     opts = query_options(req)
-    index, result, _ = await blocking_query(req, (("table", "config-entries"),), query, opts)
+    topics = (("table", "config-entries"), ("table", VIRTUAL_IP_TABLE))
+    index, result, _ = await blocking_query(req, topics, query, opts)
     return json_response(req, result, read_headers(req, index, opts.consistency))
 
 

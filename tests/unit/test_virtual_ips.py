@@ -229,3 +229,27 @@ def test_manual_vips_need_mesh_write() -> None:
     with pytest.raises(HTTPError) as err:
         asyncio.run(methods["PUT"](req, rest))
     assert err.value.status == 403 and "'mesh:write'" in err.value.message
+
+
+def test_the_discovery_chain_carries_the_services_virtual_ips() -> None:
+    from agent.http import discovery_chain
+    from agent.state.commands import CASet
+
+    deps = areas.dev_deps()
+    asyncio.run(
+        deps.writer.write(
+            CASet(ClusterID="11111111-2222-3333-4444-555555555555", Config={}, Roots=[])
+        )
+    )
+
+    def read(name: str) -> dict:
+        answer = areas.call(discovery_chain.register, deps, "GET", f"/v1/discovery-chain/{name}")
+        return json.loads(answer.body)["Chain"]
+
+    chain = read("web")
+    assert chain["AutoVirtualIPs"] is None and chain["ManualVirtualIPs"] is None
+    _register(deps, PROXY)
+    deps.store.vips.set_manual("web", ["10.9.9.9"], deps.store.last_index)
+    chain = read("web")
+    assert chain["AutoVirtualIPs"] == ["240.0.0.1"]
+    assert chain["ManualVirtualIPs"] == ["10.9.9.9"]
