@@ -14,6 +14,7 @@ the UI are checked through the API.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import shutil
 import subprocess
@@ -25,12 +26,17 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from tests.e2e.agentproc import AgentProc, free_port
 from tests.e2e.seedcluster import CLIENT, SERVERS, SeedCluster, eventually
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 expect = sync_api.expect
+# The box is shared and busy: waits are generous, except where the issue sets the bound
+# (a check flip shown within 2 s).
+expect.set_options(timeout=10_000)
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 if not os.path.exists(CHROMIUM):
@@ -636,4 +642,47 @@ def test_node_rtt_from_coordinates(tab: Tab, cluster: UICluster) -> None:
     expect(page.locator("#rtt-value")).to_contain_text(" ms")
     page = tab.open(f"#/nodes/{UI_NODE}")
     expect(page.locator("#node-rtt")).to_contain_text("the agent serving the UI")
+    assert tab.errors == []
+
+
+def test_roles_tokens_and_auth_methods_from_the_forms(tab: Tab, cluster: UICluster) -> None:
+    page = tab.open("#/acl/roles/new")
+    form = page.locator("form[aria-label='Create role']")
+    form.get_by_label("Name").fill("ui-role")
+    form.get_by_label("Policies").fill("ui-read")
+    page.click("#acl-save")
+    expect(page.locator("main h2")).to_have_text("ui-role")
+    role = api("/v1/acl/role/name/ui-role").json()
+    assert [p["Name"] for p in role["Policies"]] == ["ui-read"]
+
+    page = tab.open("#/acl/tokens/new")
+    form = page.locator("form[aria-label='Create token']")
+    form.get_by_label("Description").fill("made in the UI")
+    form.get_by_label("Roles").fill("ui-role")
+    page.click("#acl-save")
+    secret = page.locator("#new-secret").inner_text()
+    made = api("/v1/acl/token/self", headers={"X-Consul-Token": secret}).json()
+    assert made["Description"] == "made in the UI"
+    assert [r["Name"] for r in made["Roles"]] == ["ui-role"]
+
+    page = tab.open("#/acl/auth-methods/new")
+    form = page.locator("form[aria-label='Create auth method']")
+    form.get_by_label("Name", exact=True).fill("ui-jwt")
+    form.get_by_label("Type").fill("jwt")
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()
+    pem = key.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode()
+    form.get_by_label("Config").fill(json.dumps({"JWTValidationPubKeys": [pem]}))
+    page.click("#acl-save")
+    expect(page.locator("main h2")).to_have_text("ui-jwt")
+    method = api("/v1/acl/auth-method/ui-jwt").json()
+    assert method["Type"] == "jwt" and method["Config"]["JWTValidationPubKeys"] == [pem]
+    # A bad config is refused with the agent's message, and nothing is written.
+    page = tab.open("#/acl/auth-methods/new")
+    form = page.locator("form[aria-label='Create auth method']")
+    form.get_by_label("Name", exact=True).fill("ui-bad")
+    form.get_by_label("Type").fill("jwt")
+    form.get_by_label("Config").fill("{not json")
+    page.click("#acl-save")
+    expect(page.locator("#acl-status")).to_contain_text("Config is not valid JSON")
+    assert api("/v1/acl/auth-method/ui-bad").status_code == 404
     assert tab.errors == []

@@ -126,6 +126,7 @@ async function editor(body, kind, spec, id, writable) {
     let payload;
     try { payload = collect(spec, inputs); } catch (err) { replace(status, alert("error", err.message)); return; }
     const path = creating ? spec.item : `${spec.item}/${encodeURIComponent(id)}`;
+    replace(status, alert("info", "Saving…"));
     try {
       const saved = await api.put(path, payload);
       if (creating && kind === "tokens" && saved?.SecretID) {
