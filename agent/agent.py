@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.acl.enforce import ACLRuntime
+from agent.acl.resolve import token_bundle
 from agent.cluster import ClusterManager
 from agent.config_value import listen_label
 from agent.connect.errors import CAError, MeshError
@@ -188,6 +189,7 @@ class Agent:
             lambda: self.consensus is not None and self.consensus.is_leader,
             self.datacenter,
             server=self.consensus is not None,
+            remote_fetch=self._resolve_remote,
         )
         self.mesh_ca: CARuntime | None = None
         self.bootstrap_entries: BootstrapEntries | None = None
@@ -411,13 +413,27 @@ class Agent:
             )
         raise RPCError("No cluster leader")
 
-    async def _server_call(self, method: str, args: Any) -> Any:
-        """A client agent's RPC to a server (the CA signs and answers there)."""
+    async def _server_rpc(self, method: str, args: Any, timeout: float = 30) -> Any:
+        """A client agent's RPC to a server; NoServers when gossip knows none."""
         target = self.pick_server()
         if target is None:
             raise NoServers()
+        return await self.rpc_pool.call(target, method, args, timeout=timeout)
+
+    async def _resolve_remote(self, secret: str) -> dict | None:
+        """A client agent asks a server for a token (agent/acl/remote.py)."""
+        answer = await self._server_rpc("acl_resolve", {"SecretID": secret}, timeout=10)
+        return answer.get("Bundle") if isinstance(answer, dict) else None
+
+    async def _rpc_acl_resolve(self, args: Any) -> Any:
+        if self.consensus is None or not isinstance(args, dict):
+            raise RPCError("not a server", 400)
+        return {"Bundle": token_bundle(self.store.acl, str(args.get("SecretID") or ""))}
+
+    async def _server_call(self, method: str, args: Any) -> Any:
+        """A client agent's RPC to a server (the CA signs and answers there)."""
         try:
-            return await self.rpc_pool.call(target, method, args, timeout=30)
+            return await self._server_rpc(method, args)
         except RPCError as exc:
             # The server's status travels with its refusal (a CSR rate limit is a 429).
             raise CAError(str(exc), exc.status) from None
@@ -539,6 +555,7 @@ class Agent:
         server.register("ca_sign", self._rpc_ca_sign)
         server.register("ca_roots", self._rpc_ca_roots)
         server.register(VIRTUAL_IP_RPC, self._rpc_virtual_ip)
+        server.register("acl_resolve", self._rpc_acl_resolve)
         server.register(EXECUTE_REMOTE, self.wan_queries.serve)
         bind = (
             self.config.bind_addr

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent.acl.authorizer import BUILTIN_POLICIES, Authorizer
+from agent.acl.remote import Fetch, RemoteTokens
 from agent.acl.resolve import Identity, Resolver
 from agent.acl.rules import ParsedRules
 from agent.errors import AgentError
@@ -81,6 +82,7 @@ class ACLRuntime:
         is_leader: Callable[[], bool],
         datacenter: str = "",
         server: bool = True,
+        remote_fetch: Fetch | None = None,
     ) -> None:
         self.store = store
         self.server = server  # holds the replicated ACL tables (a client agent does not)
@@ -89,6 +91,12 @@ class ACLRuntime:
         self.writer = writer
         self.is_leader = is_leader
         self.resolver = Resolver(store, cfg.default_policy, datacenter)
+        # A client agent resolves through a server (agent/acl/remote.py).
+        self.remote: RemoteTokens | None = None
+        if not server and remote_fetch is not None:
+            self.remote = RemoteTokens(
+                remote_fetch, self.resolver.compiler, cfg.token_ttl, cfg.down_policy
+            )
         self.tokens: dict[str, str] = {
             kind: getattr(cfg.tokens, kind, None) or "" for kind in TOKEN_KINDS
         }
@@ -125,6 +133,20 @@ class ACLRuntime:
         os.replace(tmp, self._persist_path)
 
     # ------------------------------------------------------------------ built-ins
+
+    async def prefetch(self, secret: str) -> None:
+        """On a client agent, fetch what `resolve_secret(self, secret)` will need."""
+        if self.remote is not None:
+            secret = self.effective_secret(secret)
+            if secret is not None:
+                await self.remote.prefetch(secret)
+
+    def effective_secret(self, secret: str) -> str | None:
+        """The secret a request stands for (None: the agent recovery token)."""
+        if not secret:
+            secret = self.tokens.get("default") or ANONYMOUS_SECRET
+        recovery = self.tokens.get("agent_recovery")
+        return None if recovery and secret == recovery else secret
 
     async def ensure_initialized(self) -> None:
         """Write the built-in records once, on the leader (a no-op when they exist)."""
@@ -201,12 +223,12 @@ def new_token(
 def resolve_secret(rt: ACLRuntime, secret: str) -> Identity:
     """The identity a token's secret stands for (the default token when none is sent; the
     agent recovery token without asking the store). Raises ACLNotFound for an unknown one."""
-    if not secret:
-        secret = rt.tokens.get("default") or ANONYMOUS_SECRET
-    recovery = rt.tokens.get("agent_recovery")
-    if recovery and secret == recovery:
+    effective = rt.effective_secret(secret)
+    if effective is None:
         return agent_recovery_identity(rt.node_name)
-    return rt.resolver.resolve(secret)
+    if rt.remote is not None:
+        return rt.remote.resolve(effective)
+    return rt.resolver.resolve(effective)
 
 
 def decide(ident: Identity, resource: str, name: str | None, level: str) -> bool:

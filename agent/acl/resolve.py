@@ -36,8 +36,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ACLNotFound",
+    "Compiler",
     "Identity",
     "Resolver",
+    "tables_of",
+    "token_bundle",
     "identity_rules",
     "token_expired",
     "token_from_request",
@@ -109,52 +112,25 @@ def _expired(token: dict, now: dt.datetime) -> bool:
     return when <= now
 
 
-class Resolver:
-    """Secret -> Identity over one store, with a cache keyed on the ACL tables' index."""
+class Compiler:
+    """A token's records -> its Authorizer, with the parsed rules of policies and templated
+    policies kept between calls (shared by the store's resolver and a client agent's)."""
 
-    def __init__(self, store: Store, default_policy: str, datacenter: str = "") -> None:
-        self.store = store
+    def __init__(self, default_policy: str, datacenter: str = "") -> None:
         self.default_allow = default_policy == "allow"
         # "" (no datacenter known, as in unit tests): datacenter limits are not applied.
         self.datacenter = datacenter
-        self._cache: dict[str, Identity] = {}
-        self._cache_key: tuple[int, int] = (0, -1)
         self._parsed: dict[tuple[str, int], ParsedRules] = {}
         self._templated: dict[tuple[str, str], ParsedRules] = {}
 
-    def resolve(self, secret: str, now: dt.datetime | None = None) -> Identity:
-        # A snapshot restore swaps the tables object; its indexes alone might repeat.
-        key = (id(self.store.acl), self.store.table_index(*ACL_TABLES))
-        if key != self._cache_key:
-            self._cache.clear()
-            self._cache_key = key
-        found = self._cache.get(secret)
-        if found is not None:
-            # A token with an ExpirationTime (every login token of a method with MaxTokenTTL)
-            # stays cached; only its expiry is looked at again.
-            if found.token is None or not found.token.get("ExpirationTime"):
-                return found
-            if _expired(found.token, now or dt.datetime.now(dt.UTC)):
-                raise ACLNotFound(secret)
-            return found
-        acl = self.store.acl
-        token = acl.token_by_secret(secret)
-        if token is None and secret == ANONYMOUS_SECRET:
-            # Before the anonymous token is written (first moments after start) it still exists.
-            found = Identity(
-                ANONYMOUS_ACCESSOR, Authorizer(ParsedRules(), self.default_allow), None
-            )
-            self._cache[secret] = found
-            return found
-        if token is None or _expired(token, now or dt.datetime.now(dt.UTC)):
-            raise ACLNotFound(secret)
-        found = Identity(token["AccessorID"], self._authorizer(acl, token), token)
-        if len(self._cache) > 4096:
-            self._cache.clear()
-        self._cache[secret] = found
-        return found
+    def anonymous(self) -> Identity:
+        """The anonymous token before it is written (first moments after start)."""
+        return Identity(ANONYMOUS_ACCESSOR, Authorizer(ParsedRules(), self.default_allow), None)
 
-    def _authorizer(self, acl: ACLTables, token: dict) -> Authorizer:
+    def identity(self, acl: ACLTables, token: dict) -> Identity:
+        return Identity(token["AccessorID"], self.authorizer(acl, token), token)
+
+    def authorizer(self, acl: ACLTables, token: dict) -> Authorizer:
         policy_ids = [link["ID"] for link in token.get("Policies") or []]
         services = list(token.get("ServiceIdentities") or [])
         nodes = list(token.get("NodeIdentities") or [])
@@ -207,8 +183,78 @@ class Resolver:
                 rules = parse_rules(policy.get("Rules") or "")
             except RuleError:
                 rules = ParsedRules()  # validated on write; a bad stored policy grants nothing
+            if len(self._parsed) > 4096:
+                self._parsed.clear()
             self._parsed[key] = rules
         return rules
+
+
+class Resolver:
+    """Secret -> Identity over one store, with a cache keyed on the ACL tables' index."""
+
+    def __init__(self, store: Store, default_policy: str, datacenter: str = "") -> None:
+        self.store = store
+        self.compiler = Compiler(default_policy, datacenter)
+        self._cache: dict[str, Identity] = {}
+        self._cache_key: tuple[int, int] = (0, -1)
+
+    @property
+    def default_allow(self) -> bool:
+        return self.compiler.default_allow
+
+    def resolve(self, secret: str, now: dt.datetime | None = None) -> Identity:
+        # A snapshot restore swaps the tables object; its indexes alone might repeat.
+        key = (id(self.store.acl), self.store.table_index(*ACL_TABLES))
+        if key != self._cache_key:
+            self._cache.clear()
+            self._cache_key = key
+        found = self._cache.get(secret)
+        if found is not None:
+            # A token with an ExpirationTime (every login token of a method with MaxTokenTTL)
+            # stays cached; only its expiry is looked at again.
+            if found.token is None or not found.token.get("ExpirationTime"):
+                return found
+            if _expired(found.token, now or dt.datetime.now(dt.UTC)):
+                raise ACLNotFound(secret)
+            return found
+        acl = self.store.acl
+        token = acl.token_by_secret(secret)
+        if token is None and secret == ANONYMOUS_SECRET:
+            found = self.compiler.anonymous()
+            self._cache[secret] = found
+            return found
+        if token is None or _expired(token, now or dt.datetime.now(dt.UTC)):
+            raise ACLNotFound(secret)
+        found = self.compiler.identity(acl, token)
+        if len(self._cache) > 4096:
+            self._cache.clear()
+        self._cache[secret] = found
+        return found
+
+
+def token_bundle(acl: ACLTables, secret: str) -> dict[str, Any] | None:
+    """What a client agent needs to resolve `secret` itself: the token and the roles and
+    policies it links (directly or through its roles). None for an unknown secret."""
+    token = acl.token_by_secret(secret)
+    if token is None:
+        return None
+    roles = [acl.roles[r["ID"]] for r in token.get("Roles") or [] if r["ID"] in acl.roles]
+    policy_ids = {p["ID"] for p in token.get("Policies") or []}
+    for role in roles:
+        policy_ids.update(p["ID"] for p in role.get("Policies") or [])
+    policies = [acl.policies[i] for i in sorted(policy_ids) if i in acl.policies]
+    return {"Token": token, "Roles": roles, "Policies": policies}
+
+
+def tables_of(bundle: dict[str, Any]) -> ACLTables:
+    """A bundle from `token_bundle` as tables the `Compiler` reads."""
+    tables = ACLTables()
+    token = bundle["Token"]
+    tables.tokens[token["AccessorID"]] = token
+    tables.by_secret[token["SecretID"]] = token["AccessorID"]
+    tables.roles = {r["ID"]: r for r in bundle.get("Roles") or []}
+    tables.policies = {p["ID"]: p for p in bundle.get("Policies") or []}
+    return tables
 
 
 def describe(identity: Any) -> str:

@@ -14,6 +14,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
+from agent.acl.resolve import token_from_request
 from agent.errors import AgentError
 from agent.http.app import TEXT, Handler, HTTPError, Request, Response, Router, text_response
 from agent.http.errors import as_http
@@ -72,6 +73,10 @@ class App:
         route = ""
         try:
             methods, rest, route = self.router.match(req.path)
+            if self.acl is not None and self.acl.remote is not None:
+                # A client agent: the servers know the token; ask before any handler decides.
+                query = req.query if req.raw_query else {}
+                await self.acl.prefetch(token_from_request(query, req.headers))
             response = await self.dispatch(req, methods, rest)
         except HTTPError as exc:
             response = Response(exc.message.encode(), exc.status, TEXT, exc.headers)

@@ -198,6 +198,8 @@ def entry_spec(obj: ApiObject) -> tuple[str, str, dict[str, Any]]:
 
 
 def entry_body(obj: ApiObject, secrets: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """The `PUT /v1/config` body of a canonical entry, with its resolved `secrets`."""
+    """The `PUT /v1/config` body of a canonical entry, with its resolved `secrets`. The mesh
+    entry has no `Name` field (Consul's decoder refuses one: "invalid config key")."""
     kind, name = split_id(obj.id)
-    return {"Kind": kind, "Name": name, **copy.deepcopy(dict(obj.body)), **(secrets or {})}
+    head = {"Kind": kind} if kind == "mesh" else {"Kind": kind, "Name": name}
+    return {**head, **copy.deepcopy(dict(obj.body)), **(secrets or {})}

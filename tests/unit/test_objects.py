@@ -104,6 +104,12 @@ def test_entry_body_puts_kind_name_and_secrets_back() -> None:
     }
     # The secret is not part of the comparison (it is never read back).
     assert cert == entry_object("inline-certificate", "c", {"Certificate": "PEM"})
+    # The mesh entry has no Name field: Consul refuses one.
+    mesh = entry_object("mesh", "mesh", {"TransparentProxy": {"MeshDestinationsOnly": True}})
+    assert entry_body(mesh) == {
+        "Kind": "mesh",
+        "TransparentProxy": {"MeshDestinationsOnly": True},
+    }
 
 
 def test_intentions_shorthand_folds_into_entries() -> None:
