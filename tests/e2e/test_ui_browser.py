@@ -688,12 +688,6 @@ def test_roles_tokens_and_auth_methods_from_the_forms(tab: Tab, cluster: UIClust
     assert tab.errors == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a client agent resolves tokens against its own empty store: its /v1/agent/self "
-    "answers 403 'ACL not found' to the management token (the UI's other reads are forwarded "
-    "to the servers and work)",
-)
 def test_ui_on_the_client_agent(browser, cluster: UICluster) -> None:
     t = Tab(browser)
     try:
