@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-import re
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
@@ -30,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from agent.filter import compile_re2
+from agent.goregexp import GoRegexpError, compile_go
 from agent.gossip.errors import UserEventTooLarge
 
 if TYPE_CHECKING:
@@ -134,10 +133,10 @@ def gossip_name(name: str) -> str:
     return GOSSIP_PREFIX + name
 
 
-def _compile(pattern: str, what: str) -> re.Pattern[str]:
+def _compile(pattern: str, what: str) -> Any:
     try:
-        return compile_re2(pattern)
-    except ValueError as exc:
+        return compile_go(pattern)
+    except GoRegexpError as exc:
         raise InvalidEvent(f"Invalid {what} filter: {exc}") from None
 
 

@@ -54,6 +54,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, TypeVar
 
+from agent.goregexp import GoRegexpError, compile_go
+
 __all__ = [
     "Filter",
     "FilterError",
@@ -667,141 +669,6 @@ def _go_float(raw: str) -> float | None:
         return None
 
 
-# ------------------------------------------------------------ regex translation
-
-_POSIX_CLASSES = {
-    "alnum": "0-9A-Za-z",
-    "alpha": "A-Za-z",
-    "ascii": "\\x00-\\x7f",
-    "blank": "\\t ",
-    "cntrl": "\\x00-\\x1f\\x7f",
-    "digit": "0-9",
-    "graph": "!-~",
-    "lower": "a-z",
-    "print": " -~",
-    "punct": "!-/:-@\\[-`{-~",
-    "space": "\\t\\n\\v\\f\\r ",
-    "upper": "A-Z",
-    "word": "0-9A-Za-z_",
-    "xdigit": "0-9A-Fa-f",
-}
-# RE2's Perl classes are ASCII-only; Python's are Unicode unless told otherwise.
-_PERL_CLASSES = {
-    "d": ("[0-9]", "0-9"),
-    "D": ("[^0-9]", None),
-    "w": ("[0-9A-Za-z_]", "0-9A-Za-z_"),
-    "W": ("[^0-9A-Za-z_]", None),
-    "s": ("[\\t\\n\\f\\r ]", "\\t\\n\\f\\r "),
-    "S": ("[^\\t\\n\\f\\r ]", None),
-}
-_UNICODE_CLASSES = {"L": ("[^\\W\\d_]", "[\\W\\d_]"), "N": ("\\d", "\\D")}
-_FLAG_GROUP = re.compile(r"\(\?([a-zA-Z]*)(?:-([a-zA-Z]*))?[:)]")
-
-
-class _RegexError(ValueError):
-    pass
-
-
-def translate_re2(pattern: str) -> str:
-    """Rewrite a Go RE2 pattern into Python ``re`` syntax with the same meaning.
-
-    Covers what differs in practice: ``\\z``, ``\\Q...\\E``, ``\\x{...}``, POSIX bracket
-    classes, ASCII-only ``\\d \\w \\s``, ``\\pL``/``\\pN``, ``(?<name>``, and ``$`` (end of
-    text in RE2 unless ``(?m)``; Python's also matches before a final newline).
-    """
-    for flags in _FLAG_GROUP.finditer(pattern):
-        if "U" in (flags.group(1) or "") + (flags.group(2) or ""):
-            raise _RegexError("the (?U) flag is not supported")
-    multiline = any("m" in (f.group(1) or "") for f in _FLAG_GROUP.finditer(pattern))
-    out: list[str] = []
-    i, n = 0, len(pattern)
-    in_class = False
-    while i < n:
-        c = pattern[i]
-        if c == "\\":
-            if i + 1 >= n:
-                raise _RegexError("trailing backslash at end of expression")
-            e = pattern[i + 1]
-            i += 2
-            if e == "Q":
-                end = pattern.find("\\E", i)
-                end = n if end < 0 else end
-                out.append(re.escape(pattern[i:end]))
-                i = end + 2
-            elif e == "z" and not in_class:
-                out.append("\\Z")
-            elif e in _PERL_CLASSES:
-                whole, inside = _PERL_CLASSES[e]
-                out.append((inside or "\\" + e) if in_class else whole)
-            elif e in "pP":
-                if i < n and pattern[i] == "{":
-                    end = pattern.find("}", i)
-                    if end < 0:
-                        raise _RegexError("invalid character class range")
-                    name, i = pattern[i + 1 : end], end + 1
-                else:
-                    name, i = pattern[i : i + 1], i + 1
-                if name not in _UNICODE_CLASSES or in_class:
-                    raise _RegexError(f"unsupported Unicode class \\{e}{{{name}}}")
-                out.append(_UNICODE_CLASSES[name][0 if e == "p" else 1])
-            elif e == "x" and i < n and pattern[i] == "{":
-                end = pattern.find("}", i)
-                if end < 0:
-                    raise _RegexError("invalid escape sequence \\x{")
-                out.append(f"\\U{int(pattern[i + 1 : end] or '0', 16):08x}")
-                i = end + 1
-            elif e.isdigit() and e != "0":
-                raise _RegexError(f"invalid escape sequence \\{e} (no backreferences)")
-            else:
-                out.append("\\" + e)
-            continue
-        if in_class:
-            if c == "[" and pattern.startswith("[:", i):
-                end = pattern.find(":]", i + 2)
-                name = pattern[i + 2 : end] if end > 0 else ""
-                if name not in _POSIX_CLASSES:
-                    raise _RegexError(f"invalid character class range [:{name}:]")
-                out.append(_POSIX_CLASSES[name])
-                i = end + 2
-                continue
-            if c == "[":
-                out.append("\\[")
-                i += 1
-                continue
-            if c == "]":
-                in_class = False
-        elif c == "[":
-            in_class = True
-            out.append("[")
-            i += 1
-            if i < n and pattern[i] == "^":
-                out.append("^")
-                i += 1
-            if i < n and pattern[i] == "]":  # a leading ] is literal in RE2
-                out.append("\\]")
-                i += 1
-            continue
-        elif c == "$" and not multiline:
-            out.append("\\Z")
-            i += 1
-            continue
-        elif pattern.startswith("(?<", i) and not pattern.startswith(("(?<=", "(?<!"), i):
-            out.append("(?P<")
-            i += 3
-            continue
-        out.append(c)
-        i += 1
-    return "".join(out)
-
-
-def compile_re2(pattern: str) -> re.Pattern[str]:
-    """Compile a Go RE2 pattern; raises ``ValueError`` with RE2-like wording."""
-    try:
-        return re.compile(translate_re2(pattern))
-    except re.error as exc:
-        raise _RegexError(str(exc)) from None
-
-
 # -------------------------------------------------------------------- compiler
 
 _MISSING: Any = object()
@@ -881,9 +748,7 @@ class _Literal:
         )
 
 
-def _positive_leaf(
-    op: Op, literal: _Literal | None, regex: re.Pattern[str] | None, where: str
-) -> Leaf:
+def _positive_leaf(op: Op, literal: _Literal | None, regex: Any, where: str) -> Leaf:
     if op is Op.EQ:
         assert literal is not None
         equals = literal.equals
@@ -1080,8 +945,8 @@ class _Compiler:
         if op in (Op.MATCHES, Op.NOT_MATCHES):
             assert node.value is not None
             try:
-                regex = compile_re2(node.value)
-            except ValueError as exc:
+                regex = compile_go(node.value)
+            except GoRegexpError as exc:
                 raise FilterError(
                     f"failed to compile regular expression {node.value!r}: {exc}",
                     node.value_pos,

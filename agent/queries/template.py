@@ -12,7 +12,7 @@ is HIL (`agent/queries/hil.py`) with `name.full`, `name.prefix`, `name.suffix`,
 ("" when it does not match). `RemoveEmptyTags` drops tags that rendered empty.
 
 Compiling is what Consul's state store does before it keeps a template: the type, every
-string's syntax, the regexp (Go's RE2 dialect, `agent/queries/goregexp.py`), and a test
+string's syntax, the regexp (Go's RE2 dialect, `agent/goregexp.py`), and a test
 render with the template's own name. Its errors read as Consul's (`failed compiling template: Bad Regexp:
 error parsing regexp: missing closing ): ...`).
 """
@@ -23,9 +23,9 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from agent.goregexp import GoRegexpError, compile_go
 from agent.queries import hil
 from agent.queries.definition import NAME_PREFIX_MATCH, QueryError, copy_query, is_template
-from agent.queries.goregexp import GoRegexpError, compile_go
 
 MISSING_ID = "Missing Query ID"
 TEMPLATE_BY_ID = "prepared query templates can only be resolved up by name, not by ID"
@@ -80,7 +80,7 @@ class CompiledTemplate:
                 self.trees[path] = hil.parse(text)
             except hil.HILError as exc:
                 raise QueryError(500, f"Bad format '{text}' in Service{path}: {exc}") from None
-        self.regexp: Any = None  # an RE2 pattern (agent/queries/goregexp.py)
+        self.regexp: Any = None  # an RE2 pattern (agent/goregexp.py)
         if self.query["Template"]["Regexp"]:
             try:
                 self.regexp = compile_go(self.query["Template"]["Regexp"])

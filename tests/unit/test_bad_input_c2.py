@@ -10,9 +10,9 @@ import pytest
 
 from agent.acl import jwt_auth
 from agent.connect import intentions as ixn
+from agent.goregexp import GoRegexpError, compile_go
 from agent.queries import hil
 from agent.queries.definition import QueryError, complete
-from agent.queries.goregexp import GoRegexpError, compile_go
 from agent.queries.template import compile_template
 
 MATCH = {"match": ((int,), lambda args: args[0])}

@@ -7,9 +7,9 @@ import copy
 
 import pytest
 
+from agent.goregexp import GoRegexpError, compile_go
 from agent.queries import hil
 from agent.queries.definition import QueryError, complete
-from agent.queries.goregexp import GoRegexpError, compile_go
 from agent.queries.template import compile_template, resolve
 
 ALL_VARIABLES = "${name.prefix} xxx ${name.full} xxx ${name.suffix} xxx ${agent.segment}"

@@ -223,6 +223,16 @@ def _escape(pattern: str, i: int, in_class: bool = False) -> tuple[str, int]:
         if end <= 0 or end > len(pattern):
             raise GoRegexpError("invalid character class range", pattern[i:])
         return "x", end  # a stand-in for the check; RE2 refuses an unknown name
+    if follow == "x" and pattern.startswith("{", i + 2):  # \x{10FFFF}: Go's, not Python's
+        end = pattern.find("}", i + 3)
+        digits = pattern[i + 3 : end] if end > 0 else ""
+        if not digits or any(c not in "0123456789abcdefABCDEF" for c in digits):
+            raise GoRegexpError(
+                "invalid escape sequence", pattern[i : end + 1 if end > 0 else None]
+            )
+        if int(digits, 16) > 0x10FFFF:
+            raise GoRegexpError("invalid escape sequence", pattern[i : end + 1])
+        return "x", end + 1  # a stand-in for the check; RE2 reads the escape itself
     if follow == "Q" and not in_class:
         end = pattern.find("\\E", i + 2)
         stop = len(pattern) if end < 0 else end
