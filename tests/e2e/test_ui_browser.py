@@ -17,9 +17,11 @@ import base64
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -108,6 +110,27 @@ def artifacts(request: pytest.FixtureRequest) -> Iterator[Path]:
         print(line)
 
 
+def wait_seed_addresses_free(timeout: float = 120.0) -> None:
+    """Bounded wait until nothing listens on the seed's addresses (another cluster suite's
+    agents may still be going away)."""
+    deadline = time.monotonic() + timeout
+    busy: list[str] = []
+    while time.monotonic() < deadline:
+        busy = []
+        for ip in [*SERVERS.values(), CLIENT[1]]:
+            for port in (8300, 8301, 8500):
+                with socket.socket() as sock:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    try:
+                        sock.bind((ip, port))
+                    except OSError:
+                        busy.append(f"{ip}:{port}")
+        if not busy:
+            return
+        time.sleep(1)
+    pytest.fail(f"the seed cluster's addresses stayed in use: {', '.join(busy)}")
+
+
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UICluster]:
     conf = tmp_path_factory.mktemp("ui") / "acl.hcl"
@@ -115,6 +138,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UICluster]:
         'acl { enabled = true, default_policy = "deny"\n'
         f'  tokens {{ initial_management = "{ROOT}", agent = "{ROOT}" }} }}\n'
     )
+    wait_seed_addresses_free()
     with UICluster(conf) as c:
         eventually(
             lambda: any(n["Node"] == CLIENT[0] for n in api("/v1/catalog/nodes").json()),
@@ -134,6 +158,11 @@ def seed(c: UICluster) -> None:
         "Tags": ["v1", "blue"],
         "Meta": {"team": "edge"},
         "Check": {"CheckID": "web-ttl", "Name": "web heartbeat", "TTL": "10m"},
+        "Connect": {
+            "SidecarService": {
+                "Proxy": {"Upstreams": [{"DestinationName": "db", "LocalBindPort": 9191}]}
+            }
+        },
     }
     answer = api("/v1/agent/service/register", method="PUT", json=reg)
     assert answer.status_code == 200, answer.text
@@ -268,7 +297,11 @@ LOW_CONTRAST = """() => {
 
 PAGES = [
     ("services", "#/services", "#services-results a:text-is('web')"),
-    ("service-web", "#/services/web", "li[data-check='web-ttl']"),
+    (
+        "service-web",
+        "#/services/web",
+        "table[aria-label='Upstreams'], .table-wrap[aria-label='Upstreams']",
+    ),
     ("service-odd", "#/services/db%20%231%20%C3%BC", "section.instance"),
     ("nodes", "#/nodes", "text=Leader"),
     ("node-detail", f"#/nodes/{UI_NODE}", "#node-sessions table"),
@@ -578,20 +611,34 @@ def test_pure_modules_in_the_page(tab: Tab, cluster: UICluster) -> None:
 def test_service_list_search_filters_sort_and_keyboard(tab: Tab, cluster: UICluster) -> None:
     page = tab.open("#/services")
     rows = page.locator("#services-results tbody tr")
-    expect(rows).to_have_count(3)  # consul, db #1 ü, web
-    page.fill("#svc-search", "blu")  # a tag matches too
-    expect(rows).to_have_count(1)
+    expect(rows).to_have_count(4)  # consul, db #1 ü, web, web-sidecar-proxy
+    page.fill("#svc-search", "blu")  # a tag matches too (the sidecar inherits web's tags)
+    expect(rows).to_have_count(2)
     expect(rows.first).to_contain_text("web")
+    expect(page.locator("#services-results a:text-is('consul')")).to_have_count(0)
+    page.fill("#svc-search", "")
+    page.select_option("#svc-kind", "connect-proxy")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("web-sidecar-proxy")
+    expect(rows.first.locator(".badge.kind")).to_have_text("connect-proxy")
+    page.select_option("#svc-kind", "")
     page.fill("#svc-search", "")
     page.select_option("#svc-tag", "primary")
     expect(rows).to_have_count(1)
     expect(rows.first).to_contain_text("db #1 ü")
     page.select_option("#svc-tag", "")
     page.select_option("#svc-health", "critical")
+    # Only critical services stay: the sidecar's TCP check has no listener, and web counts
+    # its proxy's checks (Consul's summary); db and consul are passing.
+    expect(page.locator("#services-results a:text-is('consul')")).to_have_count(0)
+    expect(page.locator("#services-results a:text-is('db #1 ü')")).to_have_count(0)
+    expect(rows.locator(".badge.passing, .badge.warning")).to_have_count(0)
+    page.fill("#svc-search", "no-such-service")
     expect(page.locator("#services-results")).to_contain_text("No services match the filters.")
+    page.fill("#svc-search", "")
     page.select_option("#svc-health", "")
     page.select_option("#svc-sort", "-name")
-    expect(rows.first).to_contain_text("web")
+    expect(rows.first).to_contain_text("web-sidecar-proxy")
     page.select_option("#svc-sort", "name")
     # Keyboard: the skip link comes first, then the navigation; Enter follows a link.
     page.reload()
@@ -700,3 +747,15 @@ def test_ui_on_the_client_agent(browser, cluster: UICluster) -> None:
         assert t.errors == []
     finally:
         t.close()
+
+
+def test_service_detail_intentions_and_upstreams(tab: Tab, cluster: UICluster) -> None:
+    page = tab.open("#/services/web")
+    upstreams = page.locator(".table-wrap[aria-label='Upstreams']")
+    expect(upstreams).to_contain_text("web-1-sidecar-proxy")
+    expect(upstreams).to_contain_text("db")
+    expect(upstreams).to_contain_text("127.0.0.1:9191")
+    intentions = page.locator(".table-wrap[aria-label='Intentions']")
+    expect(intentions).to_contain_text("allow")
+    expect(page.locator("section.instance h3").first).to_contain_text("web-1")
+    assert tab.errors == []

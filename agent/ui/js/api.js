@@ -108,13 +108,14 @@ const sleep = (ms, signal) => new Promise((resolve) => {
 // filtered: the token's ACLs hid some results) is
 // called now and whenever the endpoint's X-Consul-Index moves. Network failures back off
 // (1 s, 2 s, 4 s ... 15 s) and show the "disconnected, retrying" state; an HTTP error goes to
-// onError and is retried slowly. Returns stop().
+// onError and is retried with a backoff too. Returns stop().
 export function watch(path, params, onData, onError, { missingOk = true } = {}) {
   const ctl = new AbortController();
   const { signal } = ctl;
   (async () => {
     let index = 0;
     let failures = 0;
+    let errors = 0;
     while (!signal.aborted) {
       const started = Date.now();
       let resp;
@@ -132,6 +133,7 @@ export function watch(path, params, onData, onError, { missingOk = true } = {}) 
       const next = Number(resp.headers.get("X-Consul-Index") || 0);
       try {
         if (resp.ok || (resp.status === 404 && missingOk)) {
+          errors = 0;
           const body = resp.status === 404 ? null : await resp.json();
           if (signal.aborted) return;
           const filtered = resp.headers.get("X-Consul-Results-Filtered-By-ACLs") === "true";
@@ -140,7 +142,10 @@ export function watch(path, params, onData, onError, { missingOk = true } = {}) 
           const err = await failure(resp, path);
           if (signal.aborted) return;
           onError?.(err);
-          await sleep(10000, signal);
+          // An error answer (a 403, an agent shutting down) is retried too, backing off
+          // from 2 s to 30 s: a permission or a restart may change.
+          errors += 1;
+          await sleep(Math.min(30000, 2000 * 2 ** (errors - 1)), signal);
           index = 0;
           continue;
         }
