@@ -216,11 +216,28 @@ def _numeric(claims: dict, name: str) -> int:
     value = claims.get(name)
     if value is None:
         return 0
-    # Python's JSON reads NaN, Infinity and 1e999 as floats; Go's decoder refuses them all
     finite = isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
     if isinstance(value, bool) or not finite:
         raise LoginError(f"failed to unmarshal claims: the {name} claim is not a number")
     return int(value)
+
+
+def _check_finite(value: Any) -> None:
+    """Python's JSON reads NaN, Infinity and 1e999 as floats anywhere in the payload; Go's
+    decoder refuses the whole payload, so must we (a mapped claim of NaN would otherwise
+    reach int() at login and fail as an internal error)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            raise LoginError(
+                "failed to unmarshal claims: the payload holds a number JSON cannot carry "
+                "(NaN, Infinity or out of range)"
+            )
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
 
 
 def parse_header(token: str) -> dict:
@@ -276,6 +293,7 @@ def verify(cfg: JWTConfig, token: str, now: float, jwks: list[jwt.PyJWK] | None 
     if len(token) > MAX_TOKEN_BYTES:
         raise LoginError(f"error parsing token: the token is larger than {MAX_TOKEN_BYTES} bytes")
     claims = _signed_claims(cfg, token, jwks)
+    _check_finite(claims)
     iat, exp, nbf = (_numeric(claims, n) for n in ("iat", "exp", "nbf"))
     if not iat and not exp and not nbf:
         raise LoginError("no issue time, notbefore, or expiration time encoded in token")

@@ -98,6 +98,21 @@ def test_times_with_leeways() -> None:
     refused(cfg, token({"iat": "yesterday", "exp": NOW + 5}), "iat claim is not a number")
 
 
+def test_non_finite_numbers_anywhere_are_refused() -> None:
+    # Python's JSON reads NaN, Infinity and 1e999; Go's refuses the payload. A mapped claim
+    # holding one used to reach int() in identity_from_claims and answer a 500.
+    cfg = config(ClaimMappings={"n": "n"}, ListClaimMappings={"l": "l"})
+    for extra in ({"n": float("nan")}, {"l": [1, float("inf")]}, {"deep": {"x": float("-inf")}}):
+        refused(cfg, token({"iat": NOW, **extra}), "failed to unmarshal claims")
+    refused(cfg, token({"iat": NOW, "exp": float("inf")}), "failed to unmarshal claims")
+    payload = base64.urlsafe_b64encode(b'{"iat": 1800000000, "n": 1e999}').rstrip(b"=")
+    header, _, signature = token({"iat": NOW}).split(".")
+    forged = f"{header}.{payload.decode()}.{signature}"
+    with pytest.raises(LoginError):  # a bad signature is still refused first
+        verify(cfg, forged, NOW)
+    assert identity_from_claims(cfg, verify(cfg, token({"iat": NOW, "n": 2.5}), NOW))
+
+
 def test_issuer_and_audience() -> None:
     cfg = config(BoundIssuer="https://idp", BoundAudiences=["a", "b"])
     good = {"iss": "https://idp", "aud": ["x", "b"], "iat": NOW, "exp": NOW + 60}
