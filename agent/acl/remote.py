@@ -92,6 +92,10 @@ class RemoteTokens:
             bundle = await self.fetch(secret)
         except Exception as exc:  # no server answered: the down policy decides
             log.warning("ACL: cannot resolve a token through the servers: %s", exc)
+            # Bounded like _entries: every distinct secret sent during an outage (garbage
+            # included) lands here and leaves only if presented again once a server answers.
+            if len(self._down) >= CACHE_LIMIT:
+                self._down.clear()
             self._down[secret] = self._down_identity(secret)
             return
         self._down.pop(secret, None)

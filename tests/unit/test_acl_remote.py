@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from agent.acl.remote import NOT_FOUND_TTL, RemoteTokens
+from agent.acl.remote import CACHE_LIMIT, NOT_FOUND_TTL, RemoteTokens
 from agent.acl.resolve import ACLNotFound, Compiler, token_bundle
 from agent.state.acl import ANONYMOUS_SECRET, ACLTables
 
@@ -148,3 +148,19 @@ def test_with_no_server_the_down_policy_decides(
     asyncio.run(remote.prefetch(SECRET))
     assert remote.resolve(SECRET).authz.allowed("key", "a", "read")
     assert not remote.resolve(SECRET).authz.allowed("key", "b", "read")
+
+
+def test_secrets_seen_while_no_server_answers_are_bounded() -> None:
+    servers, clock = Servers(tables("")), Clock()
+    remote = cache(servers, clock, "deny")
+    servers.down = True
+
+    async def flood() -> None:
+        for i in range(CACHE_LIMIT + 10):
+            await remote.prefetch(f"garbage-{i}")
+
+    asyncio.run(flood())
+    assert len(remote._down) <= CACHE_LIMIT
+    # The latest one still gets the down policy's answer.
+    last = remote.resolve(f"garbage-{CACHE_LIMIT + 9}")
+    assert not last.authz.allowed("key", "a", "read")
