@@ -6,7 +6,8 @@ JSON nested deeper than `MAX_DEPTH` is refused before anything walks it (no hand
 than a dozen levels, and recursion on a `[[[[…` body is how an agent answers 500); JSON that
 does not parse is refused in json.Decoder's words (`unexpected EOF`, `invalid character 'x'
 after object key`, from `agent.gojson_syntax`), and what follows a complete first value is
-ignored, as that decoder never reads past it. `conform`
+ignored, as that decoder never reads past it (a body over `WALK_LIMIT` is judged by msgspec
+alone, in its words, to keep the walk off the event loop). `conform`
 then checks the parsed value against a Go type, refusing it with a 400 whose text starts with
 the endpoint's own words (`Request decode failed: `, `Failed to parse body: `). `b64decode`
 reads a `[]byte` field. The type vocabulary is re-exported so an area imports one module.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from typing import Any
 
 import msgspec
@@ -42,6 +44,11 @@ __all__ = [
 ]
 
 MAX_DEPTH = 64
+# Bodies up to this size that msgspec refuses are walked byte by byte (gojson_syntax) for
+# Go's exact words. The walk is a Python loop on the event loop: a malformed 4 MiB body
+# (JSON_BODY_LIMIT) held the loop for over a second, so beyond this msgspec's answer stands.
+WALK_LIMIT = 64 * 1024
+_TRAILING = re.compile(r"trailing characters \(byte (\d+)\)")
 
 
 # ---------------------------------------------------------------------- parsing
@@ -68,6 +75,8 @@ def _as_go_decodes(raw: bytes, prefix: str, exc: msgspec.DecodeError) -> Any:
     """What Consul's json.Decoder makes of a body msgspec refused: its own syntax error
     (`unexpected EOF`, `invalid character 'x' after object key`, ...), or the first value
     when only what follows it is wrong (the decoder never reads past that value)."""
+    if len(raw) > WALK_LIMIT:
+        return _as_msgspec_decodes(raw, prefix, exc)
     scan = first_value(raw, MAX_DEPTH)
     if scan.too_deep:
         raise _too_deep(prefix)
@@ -76,6 +85,18 @@ def _as_go_decodes(raw: bytes, prefix: str, exc: msgspec.DecodeError) -> Any:
     if scan.end < len(raw):
         try:
             return msgspec.json.decode(raw[: scan.end])
+        except msgspec.DecodeError:
+            pass
+    raise HTTPError(400, f"{prefix}{exc}")
+
+
+def _as_msgspec_decodes(raw: bytes, prefix: str, exc: msgspec.DecodeError) -> Any:
+    """A large refused body, judged by msgspec alone: the first value when only trailing
+    bytes are wrong (msgspec names where they start), else msgspec's own message."""
+    trailing = _TRAILING.search(str(exc))
+    if trailing is not None:  # msgspec counts that byte from 1
+        try:
+            return msgspec.json.decode(raw[: int(trailing.group(1)) - 1])
         except msgspec.DecodeError:
             pass
     raise HTTPError(400, f"{prefix}{exc}")

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from agent.gojson_syntax import first_value, quote_char
 from agent.http.errors import HTTPError
-from agent.http.gojson import parse
+from agent.http.gojson import WALK_LIMIT, parse
 
 
 @pytest.mark.parametrize(
@@ -92,3 +93,18 @@ def test_parse_answers_as_consul_decodes() -> None:
     with pytest.raises(HTTPError) as err:
         parse(b"[" * 200 + b"x", "P: ")
     assert err.value.message == "P: JSON nested deeper than 64 levels"
+
+
+def test_a_large_malformed_body_is_judged_without_the_byte_walk(monkeypatch) -> None:
+    # The walk is a Python loop over every byte, run on the event loop: a 4 MiB body of
+    # "1," with one bad byte at the end held it for over a second.
+    walked = []
+    monkeypatch.setattr("agent.http.gojson.first_value", lambda *a: walked.append(a))
+    big = b"[" + b"1," * WALK_LIMIT + b"x]"
+    with pytest.raises(HTTPError) as err:
+        parse(big, "P: ")
+    assert err.value.status == 400 and err.value.message.startswith("P: JSON is malformed")
+    # Only trailing bytes wrong: the first value still counts, as Go's decoder stops there.
+    value = [1] * WALK_LIMIT
+    assert parse(msgspec.json.encode(value) + b" garbage") == value
+    assert walked == []
