@@ -517,7 +517,9 @@ def test_datacenter_switcher_shows_second_dc(tab: Tab, cluster: UICluster, dc2: 
     assert tab.errors == []
 
 
-def test_gitkv_page_shows_applied_commit(tab: Tab, cluster: UICluster, tmp_path: Path) -> None:
+def test_gitkv_page_shows_applied_commit(
+    tab: Tab, cluster: UICluster, tmp_path: Path, artifacts: Path
+) -> None:
     repo = tmp_path / "spec"
     repo.mkdir()
     (repo / "gitkv.yaml").write_text(
@@ -562,6 +564,9 @@ def test_gitkv_page_shows_applied_commit(tab: Tab, cluster: UICluster, tmp_path:
     # A managed key changed behind gitkv's back shows up as drift, live.
     assert api("/v1/kv/managed/b", method="PUT", content=b"changed").json() is True
     expect(ledger).to_contain_text("changed after the last apply")
+    for size, viewport in SIZES.items():  # the page with a ledger, a status and drift
+        tab.page.set_viewport_size(viewport)
+        tab.page.screenshot(path=str(artifacts / f"gitkv-applied-{size}.png"), full_page=True)
     assert tab.errors == []
 
 
