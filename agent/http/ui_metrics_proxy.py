@@ -78,9 +78,11 @@ async def metrics_proxy(ports: ProxyPorts, req: Request, _: str) -> Response:
     url = target_url(base_url, req.path[len(PREFIX) :], list(settings.get("path_allowlist") or []))
     if url is None:
         return Response(b"", 403, TEXT)
-    headers = {k.decode(): v.decode() for k, v in req.headers.items() if k not in _DROPPED}
+    # Kept as bytes end to end: a header value need not be UTF-8 (nor ASCII, which httpx
+    # assumes for text), and the backend should get the bytes the client sent.
+    headers = {k: v for k, v in req.headers.items() if k not in _DROPPED}
     for header in settings.get("add_headers") or ():
-        headers[str(header.get("name"))] = str(header.get("value"))
+        headers[str(header.get("name")).lower().encode()] = str(header.get("value")).encode()
     query = req.raw_query.decode("latin-1")
     try:
         async with httpx.AsyncClient(timeout=_TIMEOUT) as client:

@@ -192,6 +192,12 @@ def test_metrics_proxy_forwards_allowed_paths() -> None:
             }
             denied = http.get("/v1/internal/ui/metrics-proxy/api/v1/other")
             assert (denied.status_code, denied.text) == (403, "")
+            # A header that is not UTF-8 (HTTP headers are bytes) passes through; it used to
+            # fail the handler's decode and answer a 500.
+            odd = http.get(
+                "/v1/internal/ui/metrics-proxy/api/v1/query", headers={"X-Odd": b"caf\xe9"}
+            )
+            assert odd.status_code == 200, odd.text
     finally:
         server.shutdown()
         server.server_close()
