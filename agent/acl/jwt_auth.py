@@ -293,8 +293,8 @@ def verify(cfg: JWTConfig, token: str, now: float, jwks: list[jwt.PyJWK] | None 
     if len(token) > MAX_TOKEN_BYTES:
         raise LoginError(f"error parsing token: the token is larger than {MAX_TOKEN_BYTES} bytes")
     claims = _signed_claims(cfg, token, jwks)
-    _check_finite(claims)
     iat, exp, nbf = (_numeric(claims, n) for n in ("iat", "exp", "nbf"))
+    _check_finite(claims)  # after the time claims, which name themselves when not numbers
     if not iat and not exp and not nbf:
         raise LoginError("no issue time, notbefore, or expiration time encoded in token")
     if not exp:

@@ -104,7 +104,7 @@ def test_non_finite_numbers_anywhere_are_refused() -> None:
     cfg = config(ClaimMappings={"n": "n"}, ListClaimMappings={"l": "l"})
     for extra in ({"n": float("nan")}, {"l": [1, float("inf")]}, {"deep": {"x": float("-inf")}}):
         refused(cfg, token({"iat": NOW, **extra}), "failed to unmarshal claims")
-    refused(cfg, token({"iat": NOW, "exp": float("inf")}), "failed to unmarshal claims")
+    refused(cfg, token({"iat": NOW, "exp": float("inf")}), "the exp claim is not a number")
     payload = base64.urlsafe_b64encode(b'{"iat": 1800000000, "n": 1e999}').rstrip(b"=")
     header, _, signature = token({"iat": NOW}).split(".")
     forged = f"{header}.{payload.decode()}.{signature}"
