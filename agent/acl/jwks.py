@@ -9,6 +9,7 @@ have a short timeout and trust `JWKSCACert` when the method sets one, else the s
 from __future__ import annotations
 
 import asyncio
+import json
 import ssl
 import time
 from dataclasses import dataclass
@@ -89,21 +90,32 @@ async def fetch(url: str, ca_cert: str = "") -> list[jwt.PyJWK]:
         except (ssl.SSLError, ValueError):
             raise JWKSError("could not parse CA PEM value successfully") from None
     try:
-        async with httpx.AsyncClient(timeout=FETCH_TIMEOUT, verify=verify) as client:
-            answer = await client.get(url, headers={"Accept": "application/json"})
+        async with (
+            httpx.AsyncClient(timeout=FETCH_TIMEOUT, verify=verify) as client,
+            client.stream("GET", url, headers={"Accept": "application/json"}) as answer,
+        ):
+            # Read at most MAX_DOCUMENT + 1 bytes: the timeout bounds each read, not the
+            # whole body, so an endless or huge answer would otherwise hold this login (and
+            # the lock every other login of the method waits on) and its memory.
+            body = bytearray()
+            async for chunk in answer.aiter_bytes():
+                body += chunk
+                if len(body) > MAX_DOCUMENT:
+                    break
     except httpx.HTTPError as exc:
         raise JWKSError(
             f'fetching keys oidc: get keys failed Get "{url}": {_reason(exc)}'
         ) from None
     if answer.status_code != 200:
+        text = bytes(body[:200]).decode(errors="replace")
         raise JWKSError(
             f"fetching keys oidc: get keys failed: {answer.status_code} {answer.reason_phrase} "
-            f"{answer.text[:200]}"
+            f"{text}"
         )
-    if len(answer.content) > MAX_DOCUMENT:
+    if len(body) > MAX_DOCUMENT:
         raise JWKSError(f"fetching keys oidc: the key set is larger than {MAX_DOCUMENT} bytes")
     try:
-        document = answer.json()
+        document = json.loads(body)
     except ValueError:
         raise JWKSError("fetching keys oidc: failed to decode keys: not JSON") from None
     try:
