@@ -55,9 +55,12 @@ def test_port_in_use_is_refused(tmp_path: Path) -> None:
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", port))
         holder.listen(1)
+        # Every other port free (gossip's default 8301 may be another agent's): the
+        # refusal must be about the HTTP port.
         result = run_agent(
-            "-dev", f"-http-port={port}", "-dns-port=-1", f"-server-port={free_port()}"
-        )
+            "-dev", f"-http-port={port}", "-dns-port=-1", f"-server-port={free_port()}",
+            f"-serf-lan-port={free_port()}", "-serf-wan-port=-1",
+        )  # fmt: skip
     assert result.returncode != 0
     lines = [line for line in result.stderr.strip().splitlines() if line.startswith("==>")]
     assert lines and f"127.0.0.1:{port}" in lines[0]
@@ -134,6 +137,8 @@ def test_client_0000_listens_on_all_local_addresses(tmp_path: Path) -> None:
         "-client=0.0.0.0",
         "-dns-port=-1",
         f"-server-port={free_port()}",
+        f"-serf-lan-port={free_port()}",
+        "-serf-wan-port=-1",
         ip="127.0.0.1",
         http_port=port,
     )
