@@ -46,7 +46,6 @@ __all__ = [
 ]
 
 BIND_TYPES = ("service", "node", "role", "policy", "templated-policy")
-_IDENTITY_NAME = re.compile(r"^[a-z0-9]([a-z0-9\-_]*[a-z0-9])?$")  # service and node identities
 _ROLE_NAME = re.compile(r"^[A-Za-z0-9\-_]{1,256}$")
 _POLICY_NAME = re.compile(r"^[A-Za-z0-9\-_]{1,128}$")
 
@@ -110,7 +109,7 @@ def _quoted(text: str) -> str:
 
 def _valid_name(bind_type: str) -> Callable[[str], bool]:
     if bind_type in ("service", "node"):
-        return lambda name: len(name) <= 256 and bool(_IDENTITY_NAME.match(name))
+        return templated.valid_identity_name
     if bind_type == "policy":
         return lambda name: bool(_POLICY_NAME.match(name))
     return lambda name: bool(_ROLE_NAME.match(name))

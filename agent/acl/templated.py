@@ -33,6 +33,7 @@ __all__ = [
     "normalize",
     "render_rules",
     "synthetic_policy",
+    "valid_identity_name",
     "validate",
 ]
 
@@ -160,6 +161,14 @@ BUILTINS: dict[str, Template] = {
 # Consul's service and node identity names (acl.IsValidServiceIdentityName and the node twin).
 _IDENTITY_NAME = re.compile(r"^[a-z0-9]([a-z0-9\-_]*[a-z0-9])?$")
 _IDENTITY_NAME_MAX = 256
+
+
+def valid_identity_name(name: str) -> bool:
+    """Consul's IsValidServiceIdentityName / IsValidNodeIdentityName (the same rule): the
+    names service and node identities, and the templates standing for them, may take."""
+    return len(name) <= _IDENTITY_NAME_MAX and bool(_IDENTITY_NAME.match(name))
+
+
 # What would leave the quoted HCL string the name is put into. Consul's text/template puts
 # the name in as is; a quote there would add rules of the caller's choosing, so it is refused.
 _BREAKS_OUT = re.compile(r'["\\\x00-\x1f]|\$\{|%\{')
@@ -250,7 +259,7 @@ def validate(template: Template, variables: dict | None) -> str | None:
         return None
     if variables is not None:
         name = str(variables.get("name") or "")
-        shaped = bool(_IDENTITY_NAME.match(name)) and len(name) <= _IDENTITY_NAME_MAX
+        shaped = valid_identity_name(name)
         if template.identity == "service" and not shaped:
             return (
                 f"service identity {json.dumps(name, ensure_ascii=False)} has an invalid name. Only lowercase "

@@ -7,11 +7,12 @@ roles) build on it.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from agent.acl.templated import TemplatedPolicyError, normalize
+from agent.acl.templated import TemplatedPolicyError, normalize, valid_identity_name
 from agent.gojson import Struct
 from agent.http import gojson
 from agent.http.app import JSON_BODY_LIMIT, HTTPError, Request
@@ -52,6 +53,7 @@ HIDDEN = "<hidden>"
 RESERVED_PREFIX = "00000000-0000-0000-0000-0000000000"
 _NAME_RULE = "Only alphanumeric characters, '-' and '_' are allowed"
 _NAME = re.compile(r"^[A-Za-z0-9\-_]{1,128}$")
+_IDENTITY_RULE = "Only lowercase alphanumeric characters, '-' and '_' are allowed"
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 # Consul's words for a body that does not decode, by what it decodes into.
 _DECODE_PREFIX = {
@@ -219,9 +221,10 @@ def _identities(raw: Any, field: str, name_key: str, owner: str = "token") -> li
         name = str(item[name_key])
         if kind == "Node" and not item.get("Datacenter"):
             raise HTTPError(400, f"Node identity is missing the datacenter field on this {owner}")
-        if not _NAME.match(name):
-            shown = f" {name!r}" if kind == "Service" else ""
-            raise HTTPError(400, f"{kind} identity{shown} has an invalid name. {_NAME_RULE}")
+        if not valid_identity_name(name):
+            # Consul's words: %q of a service's name; a node's is not named
+            shown = f" {json.dumps(name, ensure_ascii=False)}" if kind == "Service" else ""
+            raise HTTPError(400, f"{kind} identity{shown} has an invalid name. {_IDENTITY_RULE}")
         if item not in out:
             out.append(item)
     return out

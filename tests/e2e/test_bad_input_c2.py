@@ -425,6 +425,28 @@ def test_tokens_and_roles_with_bad_templated_policies(
         )
 
 
+@pytest.mark.parametrize(
+    ("field", "identity", "message"),
+    [
+        ("ServiceIdentities", {"ServiceName": "Web"}, 'Service identity "Web" has an invalid name. Only lowercase alphanumeric characters, \'-\' and \'_\' are allowed'),
+        ("ServiceIdentities", {"ServiceName": "web-"}, 'Service identity "web-" has an invalid name.'),
+        ("ServiceIdentities", {"ServiceName": "w" * 257}, "Service identity"),
+        ("NodeIdentities", {"NodeName": "Node1", "Datacenter": "dc1"}, "Node identity has an invalid name. Only lowercase alphanumeric characters"),
+    ],
+)  # fmt: skip
+def test_tokens_and_roles_with_identity_names_consul_refuses(
+    env: Env, field: str, identity: dict, message: str
+) -> None:
+    """Consul's IsValidServiceIdentityName / IsValidNodeIdentityName: lowercase, starting and
+    ending with a letter or digit, at most 256 (an upper-case name used to be stored)."""
+    for kind, body in (("token", {}), ("role", {"Name": "bad-identity"})):
+        payload = {**body, field: [identity]}
+        _refused(env, partial(env.mgmt, "PUT", f"/v1/acl/{kind}", json=payload), 400, message)
+    ok = env.mgmt("PUT", "/v1/acl/token", json={"ServiceIdentities": [{"ServiceName": "w" * 256}]})
+    assert ok.status_code == 200, ok.text
+    env.mgmt("DELETE", f"/v1/acl/token/{ok.json()['AccessorID']}")
+
+
 # ---------------------------------------------------------------- DNS `.query.`
 
 
