@@ -238,13 +238,29 @@ def templated_policies(raw: Any, owner: str, local: bool = False) -> list[dict]:
         raise HTTPError(400, str(exc)) from None
 
 
+def _local_checked(services: list[dict], local: bool) -> list[dict]:
+    """Consul's rule: a local token lives in one datacenter, so a service identity on it may
+    not name datacenters (it would grant nothing elsewhere, silently)."""
+    if local:
+        for item in services:
+            if item.get("Datacenters"):
+                name = json.dumps(str(item["ServiceName"]), ensure_ascii=False)
+                raise HTTPError(
+                    400,
+                    f"Service identity {name} cannot specify a list of datacenters on a local "
+                    "token",
+                )
+    return services
+
+
 def _token_fields(acl: ACLTables, body: dict) -> dict:
     return {
         "Description": str(body.get("Description") or ""),
         "Policies": _resolve_links(acl, body.get("Policies"), "Policies"),
         "Roles": _resolve_links(acl, body.get("Roles"), "Roles"),
-        "ServiceIdentities": _identities(
-            body.get("ServiceIdentities"), "ServiceIdentities", "ServiceName"
+        "ServiceIdentities": _local_checked(
+            _identities(body.get("ServiceIdentities"), "ServiceIdentities", "ServiceName"),
+            bool(body.get("Local")),
         ),
         "NodeIdentities": _identities(body.get("NodeIdentities"), "NodeIdentities", "NodeName"),
         "TemplatedPolicies": templated_policies(

@@ -442,6 +442,14 @@ def test_tokens_and_roles_with_identity_names_consul_refuses(
     for kind, body in (("token", {}), ("role", {"Name": "bad-identity"})):
         payload = {**body, field: [identity]}
         _refused(env, partial(env.mgmt, "PUT", f"/v1/acl/{kind}", json=payload), 400, message)
+    local = {"Local": True, "ServiceIdentities": [{"ServiceName": "web", "Datacenters": ["dc1"]}]}
+    _refused(
+        env,
+        partial(env.mgmt, "PUT", "/v1/acl/token", json=local),
+        400,
+        'Service identity "web" cannot specify a list of datacenters on a local token',
+        exact=True,
+    )
     ok = env.mgmt("PUT", "/v1/acl/token", json={"ServiceIdentities": [{"ServiceName": "w" * 256}]})
     assert ok.status_code == 200, ok.text
     env.mgmt("DELETE", f"/v1/acl/token/{ok.json()['AccessorID']}")
