@@ -77,7 +77,7 @@ def _caution(plans: Sequence[Plan]) -> list[str]:
         f"> **{n} destructive change{'s' if n > 1 else ''}** — check that each is intended:",
     ]
     for dc, c, why in found[:MAX_SHOWN]:
-        out.append(f"> - `{_code(dc)}`: `{_code(c.kind)} {_code(c.id)}` — **{why}**")
+        out.append(f"> - `{_code(dc)}`: `{_code(c.kind)} {_code(c.id)}` — **{_code(why)}**")
     if n > MAX_SHOWN:
         out.append(f"> - ... and {n - MAX_SHOWN} more (see `gitkv plan --json`)")
     return [*out, ""]
@@ -109,7 +109,7 @@ def _kind_section(kind: str, changes: Sequence[Change]) -> list[str]:
         lines = [_code(line) for line in _describe(change)]
         why = destructive(change)
         if why and change.action != DELETE:
-            lines.insert(1, f"!   {why}")
+            lines.insert(1, _code(f"!   {why}"))  # it names live ids, which may hold backticks
         if len(lines) <= COLLAPSE_LINES:
             block.extend(lines)
             continue

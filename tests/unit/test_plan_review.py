@@ -109,6 +109,18 @@ def test_markdown_escapes_backticks_and_html() -> None:
     assert "<summary><code>~ kv app/&lt;b&gt;</code>" in md  # HTML in a summary is escaped
 
 
+def test_markdown_escapes_live_ids_named_in_destructive_notes() -> None:
+    # The check ids a note names come from the live cluster (registered by hand, any text):
+    # one holding a fence used to close the diff block early.
+    fence = "`" * 3
+    check = CheckDef("x" + fence + "\nrm -rf", "c", "ttl", ttl="10s")
+    before = ServiceReg("n1", "web", "web", checks=(check,))
+    change = Change("update", "service", "n1/web", before, ServiceReg("n1", "web", "web"))
+    md = render_markdown([Plan("dc1", "http://x", (change,))])
+    assert "x" + fence not in md
+    assert "removes check x" + "'" * 3 in md
+
+
 def test_destructive_kinds_of_update() -> None:
     node_before = ExternalNode("db", "10.0.0.1", services=(ExternalService("pg", "pg"),))
     node_after = ExternalNode("db", "10.0.0.1")
