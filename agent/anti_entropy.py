@@ -64,6 +64,42 @@ Wanted = tuple[dict, list[dict]]
 SERVER_TAGGED_PREFIX = "consul-"
 
 
+@dataclass
+class SyncTokens:
+    """The token each local service and check is synced with (see `AntiEntropy.sync`)."""
+
+    services: dict[str, str]
+    checks: dict[str, str]
+    fallback: str = ""  # the default token
+    config_fallback: str = ""  # config_file_service_registration
+    config_services: frozenset[str] = frozenset()
+    config_checks: frozenset[str] = frozenset()
+
+    def service(self, sid: str) -> str:
+        own = self.services.get(sid)
+        if own:
+            return own
+        if sid in self.config_services and self.config_fallback:
+            return self.config_fallback
+        return self.fallback
+
+    def check(self, cid: str) -> str:
+        own = self.checks.get(cid)
+        if own:
+            return own
+        if cid in self.config_checks and self.config_fallback:
+            return self.config_fallback
+        return self.fallback
+
+
+def _what(body: dict) -> str:
+    service = body.get("ServiceID") or (body.get("Service") or {}).get("ID")
+    if service:
+        return f"service {service!r}"
+    check = body.get("CheckID") or [c.get("CheckID") for c in body.get("Checks") or ()]
+    return f"check {check!r}" if check else f"node {body.get('Node', '')!r}"
+
+
 class AntiEntropy:
     def __init__(self, agent: LocalHost) -> None:
         self.agent = agent
@@ -97,29 +133,43 @@ class AntiEntropy:
             and current.TaggedAddresses == wanted.TaggedAddresses
         )
 
-    async def catalog_write(self, command: Register | Deregister) -> None:
+    def node_token(self) -> str:
+        """The token of the node's own records and of every deregistration: acl.tokens.agent,
+        else default (Consul's AgentToken(): node:write for this node covers removing what is
+        registered on it, even once a service's own token is gone)."""
+        tokens = self.agent.agent_tokens()
+        return tokens.get("agent") or tokens.get("default") or ""
+
+    async def catalog_write(self, command: Register | Deregister, token: str | None = None) -> None:
         """A catalog write of anti-entropy. With ACLs on it goes through the catalog API with
-        this agent's token (`acl.tokens.agent`, else `default`), so the servers enforce what
-        that token may do, as Consul's agent does; a refusal is logged and skipped."""
+        `token` (default: the node token), so the servers enforce what that token may do, as
+        Consul's agent does; a refusal is logged and skipped."""
         agent = self.agent
         if not agent.config.acl.enabled:
             await agent.write(command)
             return
-        tokens = agent.agent_tokens()
-        token = tokens.get("agent") or tokens.get("default") or ""
+        if token is None:
+            token = self.node_token()
         path = "/v1/catalog/register" if isinstance(command, Register) else "/v1/catalog/deregister"
         body = {k: v for k, v in msgspec.to_builtins(command).items() if k != "Type"}
         status, text = await agent.api_call("PUT", path, body, token)
         if status == 403:
-            log.warning("anti-entropy: sync blocked by ACLs (set acl.tokens.agent): %s", text)
+            log.warning("anti-entropy: sync blocked by ACLs: %s %s: %s", path, _what(body), text)
         elif status != 200:
             raise RuntimeError(f"{path} answered {status}: {text}")
 
     async def sync(
-        self, services: dict[str, Wanted], check_ids: Iterable[str], node_checks: list[dict]
+        self,
+        services: dict[str, Wanted],
+        check_ids: Iterable[str],
+        node_checks: list[dict],
+        tokens: SyncTokens | None = None,
     ) -> None:
         """One pass: the catalog's entries for this node made equal to `services` (by ID),
-        `node_checks` and the known `check_ids`."""
+        `node_checks` and the known `check_ids`. `tokens`: the token each service and check
+        is written with (as Consul's local state: the one it was registered with, else
+        config_file_service_registration for config-file definitions, else default); without
+        it every write carries the node token."""
         agent = self.agent
         node = agent.node_name
         known_checks = set(check_ids)
@@ -145,24 +195,50 @@ class AntiEntropy:
             if self._in_sync(view, record, checks):
                 continue
             log.info("synced service %r", sid)
+            token = tokens.service(sid) if tokens is not None else None
+            # Checks ride with their service only when they carry the same token, so a check
+            # gains no privilege from its service's token (and the other way round).
+            riding = [c for c in checks if tokens is None or tokens.check(c["CheckID"]) == token]
+            service = typed(ServiceRecord, record)
             await self.catalog_write(
                 Register(
                     Node=node,
                     Address=agent.address,
                     SkipNodeUpdate=True,
-                    Service=typed(ServiceRecord, record),
-                    Checks=typed(list[CheckRecord], checks),
-                )
+                    Service=service,
+                    Checks=typed(list[CheckRecord], riding),
+                ),
+                token,
             )
+            for check in checks:
+                if tokens is not None and check not in riding:
+                    await self.catalog_write(
+                        Register(
+                            Node=node,
+                            Address=agent.address,
+                            SkipNodeUpdate=True,
+                            Service=service,
+                            Checks=typed(list[CheckRecord], [check]),
+                        ),
+                        tokens.check(check["CheckID"]),
+                    )
         if node_checks and not self._in_sync(view, None, node_checks):
-            await self.catalog_write(
-                Register(
-                    Node=node,
-                    Address=agent.address,
-                    SkipNodeUpdate=True,
-                    Checks=typed(list[CheckRecord], node_checks),
+            if tokens is None:
+                groups = {None: node_checks}
+            else:
+                groups = {}
+                for check in node_checks:
+                    groups.setdefault(tokens.check(check["CheckID"]), []).append(check)
+            for token, group in groups.items():
+                await self.catalog_write(
+                    Register(
+                        Node=node,
+                        Address=agent.address,
+                        SkipNodeUpdate=True,
+                        Checks=typed(list[CheckRecord], group),
+                    ),
+                    token,
                 )
-            )
 
     async def catalog_view(self, node: str) -> CatalogView:
         """A node's records in the catalog: the local store on a server, a server's answer

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from agent.aio import wait_event
-from agent.anti_entropy import AntiEntropy, LocalHost
+from agent.anti_entropy import AntiEntropy, LocalHost, SyncTokens
 from agent.check_alias import AliasedCheck, alias_status
 from agent.check_probes import HTTPClients
 from agent.check_runners import make_runner
@@ -81,6 +81,12 @@ class LocalState:
         self.manager = ServiceManager(central_config)
         self.services: dict[str, ServiceDefinition] = {}
         self.checks: dict[str, LocalCheck] = {}
+        # The token each service and check was registered with (Consul's ServiceState.Token):
+        # anti-entropy syncs them with it, so they get what their registrant may do.
+        self.service_tokens: dict[str, str] = {}
+        self.check_tokens: dict[str, str] = {}
+        self.config_service_ids: set[str] = set()  # from the config files (not the API)
+        self.config_check_ids: set[str] = set()
         self._clients: HTTPClients | None = None
         self._sync_task: asyncio.Task | None = None
         self._sync_wakeup: asyncio.Event | None = None
@@ -114,8 +120,8 @@ class LocalState:
 
     def _load_config_definitions(self, cfg: Any) -> None:
         allow_local = cfg.enable_script_checks or cfg.enable_local_script_checks
-        self.config_service_ids: set[str] = set()
-        self.config_check_ids: set[str] = set()
+        self.config_service_ids = set()
+        self.config_check_ids = set()
         for raw in cfg.services:
             try:
                 defn = self.add_service(raw, persist=False, remote=False, scripts=allow_local)
@@ -142,7 +148,13 @@ class LocalState:
 
     def _load_service(self, data: dict) -> str:
         sidecar = bool(data.get("LocallyRegisteredAsSidecar"))
-        defn = self.add_service(data["Registration"], persist=False, scripts=True, sidecar=sidecar)
+        defn = self.add_service(
+            data["Registration"],
+            persist=False,
+            scripts=True,
+            sidecar=sidecar,
+            token=data.get("Token") or "",
+        )
         for cid, state in data.get("CheckState", {}).items():
             if cid in self.checks:
                 self.checks[cid].status = state["Status"]
@@ -150,7 +162,9 @@ class LocalState:
         return defn.id
 
     def _load_check(self, data: dict) -> str:
-        check = self.add_check(data["Registration"], persist=False, scripts=True)
+        check = self.add_check(
+            data["Registration"], persist=False, scripts=True, token=data.get("Token") or ""
+        )
         cid = check.definition.check_id
         if data.get("Status"):
             check.status = data["Status"]
@@ -159,6 +173,9 @@ class LocalState:
 
     def _persist_service(self, defn: ServiceDefinition) -> None:
         data: dict[str, Any] = {"Registration": defn.raw}
+        token = self.service_tokens.get(defn.id)
+        if token:  # as Consul's persistedService keeps it (the data dir is the agent's own)
+            data["Token"] = token
         if defn.is_sidecar:  # as Consul's persistedService records it
             data["LocallyRegisteredAsSidecar"] = True
         self._service_files.write(defn.id, data)
@@ -171,7 +188,12 @@ class LocalState:
                 "Registration": raw,
                 "Status": check.status,
                 "Output": check.output,
-            },
+            }
+            | (
+                {"Token": token}
+                if (token := self.check_tokens.get(check.definition.check_id))
+                else {}
+            ),
         )
 
     # ------------------------------------------------------------------ registration
@@ -185,9 +207,11 @@ class LocalState:
         scripts: bool | None = None,
         replace_checks: bool = False,
         sidecar: bool = False,
+        token: str = "",
     ) -> ServiceDefinition:
         """Register (or replace) a service, and the sidecar its registration asks for.
-        `sidecar` marks a persisted sidecar coming back from the data dir."""
+        `sidecar` marks a persisted sidecar coming back from the data dir; `token`: the
+        registration's ACL token, kept to sync the service (and its sidecar and checks)."""
         cfg = self.agent.config
         allow = cfg.enable_script_checks if scripts is None else scripts
         defn = parse_service(
@@ -203,9 +227,9 @@ class LocalState:
             for each in (defn, proxy):
                 if each is not None:
                     _guard_limits(each)
-        self._install_service(defn, persist, replace_checks)
+        self._install_service(defn, persist, replace_checks, token)
         if proxy is not None:
-            self._install_service(proxy, persist, replace_checks)
+            self._install_service(proxy, persist, replace_checks, token)
         self.trigger_sync()
         return defn
 
@@ -233,10 +257,11 @@ class LocalState:
         return replace(expanded, is_sidecar=True)
 
     def _install_service(
-        self, defn: ServiceDefinition, persist: bool, replace_checks: bool
+        self, defn: ServiceDefinition, persist: bool, replace_checks: bool, token: str
     ) -> None:
         old = self.services.get(defn.id)
         self.services[defn.id] = defn
+        self.service_tokens[defn.id] = token
         keep = {c.check_id for c in defn.checks}
         if old is not None and replace_checks:
             for cid, check in list(self.checks.items()):
@@ -249,6 +274,7 @@ class LocalState:
         for check_def in defn.checks:
             previous = self.checks.get(check_def.check_id)
             self._install_check(check_def, previous)
+            self.check_tokens[check_def.check_id] = token
         if persist:
             self._persist_service(defn)
 
@@ -257,6 +283,7 @@ class LocalState:
         if service_id not in self.services:
             return False
         del self.services[service_id]
+        self.service_tokens.pop(service_id, None)
         for cid, check in list(self.checks.items()):
             if check.definition.service_id == service_id:
                 self._drop_check(cid)
@@ -268,7 +295,13 @@ class LocalState:
         return True
 
     def add_check(
-        self, body: Any, *, persist: bool = True, remote: bool = True, scripts: bool | None = None
+        self,
+        body: Any,
+        *,
+        persist: bool = True,
+        remote: bool = True,
+        scripts: bool | None = None,
+        token: str = "",
     ) -> LocalCheck:
         cfg = self.agent.config
         allow = cfg.enable_script_checks if scripts is None else scripts
@@ -279,6 +312,7 @@ class LocalState:
         if defn.service_id and defn.service_id not in self.services:
             raise ServiceError(f'ServiceID "{defn.service_id}" does not exist', 400)
         check = self._install_check(defn, self.checks.get(defn.check_id))
+        self.check_tokens[defn.check_id] = token
         if persist:
             self._persist_check(check, body if isinstance(body, dict) else {})
         self.trigger_sync()
@@ -299,6 +333,7 @@ class LocalState:
 
     def _drop_check(self, check_id: str) -> None:
         check = self.checks.pop(check_id, None)
+        self.check_tokens.pop(check_id, None)
         if check is not None and check.runner is not None:
             asyncio.ensure_future(check.runner.stop())
         self._check_files.unlink(check_id)
@@ -513,7 +548,18 @@ class LocalState:
         node_checks = [
             self._catalog_check(c) for c in self.checks.values() if not c.definition.service_id
         ]
-        await self._entropy.sync(wanted, list(self.checks), node_checks)
+        await self._entropy.sync(wanted, list(self.checks), node_checks, self._sync_tokens())
+
+    def _sync_tokens(self) -> SyncTokens:
+        tokens = self.agent.agent_tokens()
+        return SyncTokens(
+            dict(self.service_tokens),
+            dict(self.check_tokens),
+            fallback=tokens.get("default") or "",
+            config_fallback=tokens.get("config_file_service_registration") or "",
+            config_services=frozenset(self.config_service_ids),
+            config_checks=frozenset(self.config_check_ids),
+        )
 
     def _catalog_check(self, check: LocalCheck) -> dict:
         rendered = self.render_check(check)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from agent.checks import CheckError
 from agent.http.agent_common import AgentPorts, filtered, ok
 from agent.http.app import HTTPError, Request, Response, json_response
+from agent.http.authz import request_token
 from agent.http.bodies import CHECK_DEFINITION, CHECK_UPDATE
 from agent.http.gojson import conform
 from agent.services import ServiceError
@@ -30,7 +31,7 @@ async def check_register(ports: AgentPorts, req: Request, _: str) -> Response:
     body = await req.json()
     conform(body, CHECK_DEFINITION)
     try:
-        local.add_check(body)
+        local.add_check(body, token=request_token(req))
     except ServiceError as exc:
         raise HTTPError(
             404 if "does not exist" in exc.message else exc.status, exc.message

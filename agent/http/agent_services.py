@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from agent.checks import CheckError
 from agent.http.agent_common import AgentPorts, filtered, ok
 from agent.http.app import HTTPError, Request, Response, json_response, text_response
+from agent.http.authz import request_token
 from agent.http.blocking import query_options
 from agent.http.bodies import SERVICE_DEFINITION
 from agent.http.gojson import conform
@@ -88,7 +89,7 @@ async def service_register(ports: AgentPorts, req: Request, _: str) -> Response:
         "1",
     )
     try:
-        local.add_service(body, replace_checks=replace)
+        local.add_service(body, replace_checks=replace, token=request_token(req))
     except ServiceError as exc:
         raise HTTPError(exc.status, exc.message) from None
     except CheckError as exc:

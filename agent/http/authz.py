@@ -47,6 +47,11 @@ def identity(req: Request) -> Identity:
     return found
 
 
+def request_token(req: Request) -> str:
+    """The token the request carries (X-Consul-Token, Authorization: Bearer or ?token=)."""
+    return token_from_request(req.query if req.raw_query else {}, req.headers)
+
+
 def not_found_message(rt: ACLRuntime) -> str:
     """Consul's words for an unknown token: a server whose datacenter was never bootstrapped
     (no `acl bootstrap`, no initial management token) says that is why."""
