@@ -272,6 +272,11 @@ async def _catalog_deregister_before(store: Store, req: Request, rest: str) -> N
     node = str(_get(body, "Node") or "")
     service_id = _get(body, "ServiceID")
     check_id = _get(body, "CheckID")
+    # As Consul's vetDeregisterWithACL: node:write on the node removes anything registered on
+    # it, so an agent's token can clean up a service whose own token is gone (or never had
+    # the agent's rights); the per-service rules below are for tokens without it.
+    if allowed(req, "node", node, "write"):
+        return
     if service_id:
         require(req, "service", _service_name(store, node, str(service_id)), "write")
     elif check_id:
