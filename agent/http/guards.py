@@ -239,7 +239,9 @@ async def _catalog_register_before(store: Store, req: Request, rest: str) -> Non
     node = str(_get(body, "Node") or "")
     existing = store.nodes.get(node)
     unchanged = existing is not None and existing.Address == (_get(body, "Address") or "")
-    if not _get(body, "SkipNodeUpdate") and not unchanged:
+    # As Consul's RegisterRequest.ChangesNode: creating the node always takes node:write;
+    # SkipNodeUpdate only spares it for a node that is already there.
+    if existing is None or (not _get(body, "SkipNodeUpdate") and not unchanged):
         require(req, "node", node, "write")
     service = _get(body, "Service")
     if isinstance(service, dict):

@@ -75,3 +75,15 @@ def test_guards_name_resources_from_their_ports() -> None:
     with pytest.raises(HTTPError) as deregister:  # the service's name, from the store
         _guarded_call(deps, "PUT", "/v1/catalog/deregister", body)
     assert "'service:write' on \"web\"" in deregister.value.message
+
+
+def test_register_of_a_new_node_needs_node_write_even_with_skip_node_update() -> None:
+    deps = _denying_deps()
+    body = (
+        b'{"Node": "n2", "Address": "10.0.0.2", "SkipNodeUpdate": true,'
+        b' "Service": {"ID": "web-2", "Service": "web"}}'
+    )
+    with pytest.raises(HTTPError) as register:  # Consul's ChangesNode: a new node changes
+        _guarded_call(deps, "PUT", "/v1/catalog/register", body)
+    assert "'node:write' on \"n2\"" in register.value.message
+    assert "n2" not in deps.store.nodes
