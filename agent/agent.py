@@ -53,6 +53,7 @@ from agent.raft.node import RaftNode
 from agent.rpc import RPCError, RPCPool, RPCServer
 from agent.sessions_reaper import SessionReaper
 from agent.state import commands
+from agent.state.acl import ANONYMOUS_SECRET
 from agent.state.fsm import FSM, Refusal, TxnResult
 from agent.state.sessions import lock_delay_refusal
 from agent.state.store import Store
@@ -360,17 +361,28 @@ class Agent:
         reply = await serve_forwarded(self.app, args)
         return reply["status"], reply["body"].decode(errors="replace")
 
-    async def read_remote(self, path: str, headers: list | None = None) -> Any:
+    def _dns_token(self) -> str | None:
+        """The token a client agent's DNS lookups carry to the servers: acl.tokens.dns, else
+        default, else anonymous (Consul's coalesced DNS token); None with ACLs off."""
+        if not self.config.acl.enabled:
+            return None
+        tokens = self.agent_tokens()
+        return tokens.get("dns") or tokens.get("default") or ANONYMOUS_SECRET
+
+    async def read_remote(
+        self, path: str, headers: list | None = None, token: str | None = None
+    ) -> Any:
         """GET a /v1 path (`?query` allowed) from a server (client agents hold no state), with
-        extra `[name, value]` headers; None when 404."""
+        extra `[name, value]` headers and `token` (None: the agent's own); None when 404."""
         path, _, query = path.partition("?")
         target = self.pick_server()
         if target is None:
             raise NoServers()
-        # The agent's own reads carry its token (acl.tokens.agent, else default), as Consul's
-        # agent uses it for its internal operations; with ACLs off there is none.
-        tokens = self.agent_tokens() if self.config.acl.enabled else {}
-        token = tokens.get("agent") or tokens.get("default") or ""
+        if token is None:
+            # The agent's own reads carry its token (acl.tokens.agent, else default), as
+            # Consul's agent uses it for its internal operations; with ACLs off there is none.
+            tokens = self.agent_tokens() if self.config.acl.enabled else {}
+            token = tokens.get("agent") or tokens.get("default") or ""
         sent = [[b"x-consul-token", token.encode()]] if token else []
         # This agent is the one asking (a prepared query's `_agent`), as Consul's QuerySource.
         sent.append([AGENT_HEADER, self.node_name.encode()])
@@ -519,9 +531,15 @@ class Agent:
             raise StartError(str(exc)) from None
         # DNS first, as Consul does: once HTTP answers, every listener is up.
         catalog = (
-            StoreCatalog(self.store, self.queries, self.wan_queries, self.node_name)
+            StoreCatalog(
+                self.store,
+                self.queries,
+                self.wan_queries,
+                self.node_name,
+                self.acl_runtime if self.config.acl.enabled else None,
+            )
             if self.queries is not None
-            else RemoteCatalog(self, self._server_call)
+            else RemoteCatalog(self, self._server_call, self._dns_token)
         )
         self.dns = await start_dns(self.config, catalog)
         self._servers = await start_http(self.config, self.app)

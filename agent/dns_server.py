@@ -23,6 +23,8 @@ import dns.exception
 import dns.message
 import dns.rcode
 
+from agent.acl.enforce import resolve_secret
+from agent.acl.resolve import ACLNotFound
 from agent.dns import parse_request, resolve_wire, servfail
 from agent.dns_catalog import (
     CatalogUnavailable,
@@ -43,6 +45,8 @@ from agent.render import instance_checks
 from agent.state.mesh_views import connect_instances, ingress_gateways
 
 if TYPE_CHECKING:
+    from agent.acl.authorizer import Authorizer
+    from agent.acl.enforce import ACLRuntime
     from agent.dns_catalog import Catalog
     from agent.ports import RemoteReader
     from agent.queries.runner import QueryRunner, WanQueries
@@ -91,8 +95,11 @@ def _query_answer(
 
 class StoreCatalog:
     """The catalog from a server's own state store (names matched case-insensitively).
-    Prepared queries run on the server's runner (with the agent's default token, stale as
-    DNS reads are), or, for another datacenter, on a server there."""
+    Prepared queries run on the server's runner (stale, as DNS reads are), or, for another
+    datacenter, on a server there. With ACLs on (`acl`), every lookup is made with the
+    agent's DNS token (acl.tokens.dns, else default, else anonymous), as Consul's DNS server
+    does: nodes it may not read and instances whose node or service it may not read are not
+    there (NXDOMAIN / fewer records), an unknown token answers nothing (SERVFAIL)."""
 
     def __init__(
         self,
@@ -100,17 +107,47 @@ class StoreCatalog:
         queries: QueryRunner | None = None,
         wan: WanQueries | None = None,
         node_name: str = "",
+        acl: ACLRuntime | None = None,
     ) -> None:
         self.store = store
         self.queries = queries
         self.wan = wan
         self.node_name = node_name
+        self.acl = acl
         self._converted: dict[int, tuple[dict, Instance]] = {}
+
+    def _token(self) -> str:
+        return self.acl.tokens.get("dns") or "" if self.acl is not None else ""
+
+    def _authz(self) -> Authorizer | None:
+        """The DNS token's authorizer; None with ACLs off."""
+        if self.acl is None:
+            return None
+        try:  # "" stands for the default token (resolve_secret), then anonymous
+            return resolve_secret(self.acl, self._token()).authz
+        except ACLNotFound as exc:
+            raise CatalogUnavailable("ACL not found (DNS token)") from exc
+
+    def _readable(self, instances: list[Instance]) -> list[Instance]:
+        authz = self._authz()
+        if authz is None:
+            return instances
+        return [
+            i
+            for i in instances
+            if authz.allowed("node", i.node.name, "read")
+            and authz.allowed("service", i.service, "read")
+        ]
 
     async def prepared_query(
         self, name: str, datacenter: str, source_ip: str
     ) -> QueryAnswer | None:
-        caller = Caller(agent_node=self.node_name, source_ip=source_ip, allow_stale=True)
+        caller = Caller(
+            token=self._token(),
+            agent_node=self.node_name,
+            source_ip=source_ip,
+            allow_stale=True,
+        )
         try:
             if datacenter and self.queries is not None and datacenter != self.queries.datacenter:
                 if self.wan is None:
@@ -135,34 +172,53 @@ class StoreCatalog:
         if found is None:
             wanted = name.lower()
             found = next((n for key, n in nodes.items() if key.lower() == wanted), None)
-        return node_from_struct(found) if found is not None else None
+        if found is None:
+            return None
+        authz = self._authz()
+        if authz is not None and not authz.allowed("node", found.Node, "read"):
+            return None
+        return node_from_struct(found)
 
     async def nodes(self) -> list[NodeRecord]:
-        return [node_from_struct(n) for n in self.store.nodes.values()]
+        authz = self._authz()
+        return [
+            node_from_struct(n)
+            for n in self.store.nodes.values()
+            if authz is None or authz.allowed("node", n.Node, "read")
+        ]
 
     async def virtual_ip(self, name: str, peer: str) -> str:
         return "" if peer else self.store.vips.lookup(name)
 
     async def service(self, name: str) -> list[Instance]:
         wanted = name.lower()
-        return self._instances(lambda svc: svc.Service.lower() == wanted)
+        return self._readable(self._instances(lambda svc: svc.Service.lower() == wanted))
 
     async def instances_at(self, address: str) -> list[Instance]:
-        return self._instances(lambda svc: bool(svc.Address) and svc.Address == address)
+        found = self._instances(lambda svc: bool(svc.Address) and svc.Address == address)
+        return self._readable(found)
 
     async def connect(self, name: str) -> list[Instance]:
         store = self.store
-        return [
-            instance_from_struct(node, svc, instance_checks(store.node_checks(node.Node), svc.ID))
-            for node, svc in connect_instances(store, name).pairs
-        ]
+        return self._readable(
+            [
+                instance_from_struct(
+                    node, svc, instance_checks(store.node_checks(node.Node), svc.ID)
+                )
+                for node, svc in connect_instances(store, name).pairs
+            ]
+        )
 
     async def ingress(self, name: str) -> list[Instance]:
         store = self.store
-        return [
-            instance_from_struct(node, svc, instance_checks(store.node_checks(node.Node), svc.ID))
-            for node, svc in ingress_gateways(store, name).pairs
-        ]
+        return self._readable(
+            [
+                instance_from_struct(
+                    node, svc, instance_checks(store.node_checks(node.Node), svc.ID)
+                )
+                for node, svc in ingress_gateways(store, name).pairs
+            ]
+        )
 
     def _instances(self, keep: Any) -> list[Instance]:
         store = self.store
@@ -179,13 +235,19 @@ class StoreCatalog:
 
 
 class RemoteCatalog:
-    """The catalog as a client agent sees it: the servers' HTTP API over RPC."""
+    """The catalog as a client agent sees it: the servers' HTTP API over RPC, asked with
+    `token()` (the agent's DNS token; None: the agent's own), so the servers filter what it
+    may not read as they filter any client's reads."""
 
     def __init__(
-        self, remote: RemoteReader, call: Callable[[str, Any], Awaitable[Any]] | None = None
+        self,
+        remote: RemoteReader,
+        call: Callable[[str, Any], Awaitable[Any]] | None = None,
+        token: Callable[[], str | None] | None = None,
     ) -> None:
         self.remote = remote
         self.call = call  # an RPC to a server (the virtual IP has no HTTP endpoint)
+        self.token = token or (lambda: None)
 
     async def virtual_ip(self, name: str, peer: str) -> str:
         if peer or self.call is None:
@@ -197,7 +259,7 @@ class RemoteCatalog:
 
     async def _get(self, path: str) -> Any:
         try:
-            return await self.remote.read_remote(path)
+            return await self.remote.read_remote(path, token=self.token())
         except Exception as exc:  # AgentError, RPCError, OSError, timeouts: all "no answer"
             raise CatalogUnavailable(str(exc)) from exc
 
@@ -230,7 +292,7 @@ class RemoteCatalog:
             path += f"&dc={quote(datacenter, safe='')}"
         headers = [[b"x-forwarded-for", source_ip.encode()]] if source_ip else []
         try:
-            reply = await self.remote.read_remote(path, headers)
+            reply = await self.remote.read_remote(path, headers, token=self.token())
         except Exception as exc:
             raise CatalogUnavailable(str(exc)) from exc
         return None if reply is None else _query_answer(reply)

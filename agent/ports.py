@@ -61,9 +61,11 @@ class AgentIdentity(Protocol):
 
 class RemoteReader(Protocol):
     """GETs a /v1 path (a `?query` allowed) from a server (client agents hold no state),
-    with extra `[name, value]` headers; None on 404."""
+    with extra `[name, value]` headers and `token` (None: the agent's own); None on 404."""
 
-    async def read_remote(self, path: str, headers: list | None = None) -> Any: ...
+    async def read_remote(
+        self, path: str, headers: list | None = None, token: str | None = None
+    ) -> Any: ...
 
 
 class APICaller(Protocol):
