@@ -221,6 +221,7 @@ class Agent:
         self.local = LocalState(
             self, central_config if config.enable_central_service_config else None
         )
+        self.acl_runtime.on_token_change = self._token_changed
         # The leader writes this datacenter's federation state (Consul's anti-entropy for it).
         self.federation_sync: FederationStateSync | None = None
         if self.consensus is not None:
@@ -360,6 +361,12 @@ class Agent:
         }
         reply = await serve_forwarded(self.app, args)
         return reply["status"], reply["body"].decode(errors="replace")
+
+    def _token_changed(self, kind: str) -> None:
+        """A new default or agent token signs anti-entropy's writes: sync now (Consul's
+        AgentToken endpoint triggers a full sync for those two), not at the next interval."""
+        if kind in ("default", "agent"):
+            self.local.trigger_sync()
 
     def _dns_token(self) -> str | None:
         """The token a client agent's DNS lookups carry to the servers: acl.tokens.dns, else

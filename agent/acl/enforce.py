@@ -100,6 +100,9 @@ class ACLRuntime:
         self.tokens: dict[str, str] = {
             kind: getattr(cfg.tokens, kind, None) or "" for kind in TOKEN_KINDS
         }
+        # Called with a slot's kind when PUT /v1/agent/token/<kind> changes it (the agent
+        # starts a sync then, as Consul does for the default and agent tokens).
+        self.on_token_change: Callable[[str], None] | None = None
         self._initialized_for: object = None  # the ACL tables object checked last
         self._init_lock = asyncio.Lock()
         self._persist_path = (
@@ -124,7 +127,10 @@ class ACLRuntime:
                 self.tokens[kind] = saved[kind]
 
     def set_token(self, kind: str, secret: str) -> None:
+        changed = self.tokens.get(kind, "") != secret
         self.tokens[kind] = secret
+        if changed and self.on_token_change is not None:
+            self.on_token_change(kind)
         if self._persist_path is None:
             return
         tmp = self._persist_path.with_suffix(".tmp")
