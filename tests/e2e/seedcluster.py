@@ -92,17 +92,31 @@ class Agent:
 class SeedCluster:
     """`with SeedCluster() as c:` — node1 first, then node2, node3 and the client node4."""
 
-    def __init__(self, extra: list[str] | None = None, client: bool = True) -> None:
+    def __init__(
+        self,
+        extra: list[str] | None = None,
+        client: bool = True,
+        *,
+        servers: dict[str, str] | None = None,
+        client_node: tuple[str, str] | None = None,
+        client_extra: list[str] | None = None,
+    ) -> None:
+        """`servers`/`client_node`: other addresses than the write-up's (a module that owns its
+        own loopback range); `client_extra`: flags for the client agent alone."""
         self.tmp = tempfile.TemporaryDirectory(prefix="gitkv-seed-")
         self.root = Path(self.tmp.name)
         self.extra = list(extra or [])
+        self.client_extra = list(client_extra or [])
         self.with_client = client
+        self.servers = dict(servers or SERVERS)
+        self.client_node = client_node or CLIENT
+        self.first = next(iter(self.servers.values()))
         self.agents: dict[str, Agent] = {}
 
     def server_args(self, name: str, ip: str, join: bool) -> list[str]:
         args = ["-server", "-bootstrap-expect=3"]
         if join:
-            args.append("-join=127.0.0.11")
+            args.append(f"-join={self.first}")
         return args + [
             f"-data-dir={self.root / name}",
             f"-node={name}",
@@ -118,21 +132,22 @@ class SeedCluster:
         return [
             f"-data-dir={self.root / (data or name)}",
             f"-node={name}",
-            "-join=127.0.0.11",
+            f"-join={self.first}",
             f"-bind={ip}",
             f"-client={ip}",
             "-datacenter=shenzhen",
             "-ui",
+            *self.client_extra,
         ]
 
     def start(self) -> SeedCluster:
-        for index, (name, ip) in enumerate(SERVERS.items()):
+        for index, (name, ip) in enumerate(self.servers.items()):
             # Registered before start: close() must reach an agent whose start failed.
             agent = Agent(name, ip, self.server_args(name, ip, index > 0), self.root)
             self.agents[name] = agent
             agent.start()
         if self.with_client:
-            name, ip = CLIENT
+            name, ip = self.client_node
             agent = Agent(name, ip, self.client_args(name, ip), self.root)
             self.agents[name] = agent
             agent.start()

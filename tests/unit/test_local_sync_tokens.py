@@ -130,3 +130,16 @@ def test_registration_token_persists_over_a_restart(tmp_path: Path) -> None:
     assert again.check_tokens == {"service:web1": "web-tok", "mem": "mem-tok"}
     asyncio.run(again.sync())
     assert writes(agent)["service web1 ['service:web1']"] == "web-tok"
+
+
+def test_changing_a_token_slot_is_reported_once() -> None:
+    from agent.acl.enforce import ACLRuntime
+
+    cfg = load_config(["-dev", ACL], environ={})
+    rt = ACLRuntime(Store(), cfg.acl, None, "n1", None, lambda: True)  # type: ignore[arg-type]
+    seen: list[str] = []
+    rt.on_token_change = seen.append
+    rt.set_token("agent", "a")
+    rt.set_token("agent", "a")  # unchanged: no new sync
+    rt.set_token("dns", "d")
+    assert seen == ["agent", "dns"]
