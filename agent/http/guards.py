@@ -238,7 +238,7 @@ async def _catalog_register_before(store: Store, req: Request, rest: str) -> Non
         return
     node = str(_get(body, "Node") or "")
     existing = store.nodes.get(node)
-    unchanged = existing is not None and existing.Address == (_get(body, "Address") or "")
+    unchanged = existing is not None and _same_node(existing, body)
     # As Consul's RegisterRequest.ChangesNode: creating the node always takes node:write;
     # SkipNodeUpdate only spares it for a node that is already there.
     if existing is None or (not _get(body, "SkipNodeUpdate") and not unchanged):
@@ -258,6 +258,17 @@ async def _catalog_register_before(store: Store, req: Request, rest: str) -> Non
             require(req, "service", name, "write")
         else:
             require(req, "node", node, "write")
+
+
+def _same_node(existing: Any, body: dict) -> bool:
+    """Whether a registration leaves the node's record as it is (Consul's ChangesNode: ID,
+    address, tagged addresses and meta; an absent map equals an empty one)."""
+    return (
+        (_get(body, "ID") or "") == (existing.ID or "")
+        and (_get(body, "Address") or "") == existing.Address
+        and (_get(body, "TaggedAddresses") or {}) == (existing.TaggedAddresses or {})
+        and (_get(body, "NodeMeta") or {}) == (existing.Meta or {})
+    )
 
 
 def _service_name(store: Store, node: str, service_id: str, body_service: Any = None) -> str:

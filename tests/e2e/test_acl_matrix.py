@@ -451,17 +451,19 @@ def test_expired_token_is_not_found(acl_agent: Setup) -> None:
 
 
 def test_anti_entropy_uses_the_agent_token(tmp_path: Path) -> None:
-    """Without an agent token (default deny) the agent's own catalog sync is refused and says
-    so; once `PUT /v1/agent/token/agent` gives it one, the sync goes through."""
+    """Without an agent token (default deny) the agent's node info sync is refused and says
+    so, while a service syncs with the token it was registered with (Consul's local state);
+    once `PUT /v1/agent/token/agent` gives it one, the node info goes through too."""
     agent = AgentProc(*agent_args(tmp_path, initial_management=None))
     with agent.start(), agent.client() as http:
         boot = http.put("/v1/acl/bootstrap").json()
         mgmt = {"X-Consul-Token": boot["SecretID"]}
         http.put("/v1/agent/service/register", json={"Name": "quiet", "Port": 1}, headers=mgmt)
-        assert http.get("/v1/catalog/service/quiet", headers=mgmt).json() == []
-        assert "blocked by ACLs" in agent.output()
-        http.put("/v1/agent/token/agent", json={"Token": boot["SecretID"]}, headers=mgmt)
-        http.put("/v1/agent/service/register", json={"Name": "quiet", "Port": 1}, headers=mgmt)
+
+        def node_meta() -> dict:
+            found = http.get("/v1/catalog/node/acl1", headers=mgmt).json() or {}
+            return found.get("Node", {}).get("Meta") or {}
+
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if http.get("/v1/catalog/service/quiet", headers=mgmt).json():
@@ -471,3 +473,10 @@ def test_anti_entropy_uses_the_agent_token(tmp_path: Path) -> None:
             s["ServiceName"] for s in http.get("/v1/catalog/service/quiet", headers=mgmt).json()
         ]
         assert names == ["quiet"]
+        assert "blocked by ACLs" in agent.output()
+        assert "consul-version" not in node_meta()
+        http.put("/v1/agent/token/agent", json={"Token": boot["SecretID"]}, headers=mgmt)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and "consul-version" not in node_meta():
+            time.sleep(0.2)
+        assert "consul-version" in node_meta()

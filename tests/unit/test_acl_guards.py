@@ -87,3 +87,17 @@ def test_register_of_a_new_node_needs_node_write_even_with_skip_node_update() ->
         _guarded_call(deps, "PUT", "/v1/catalog/register", body)
     assert "'node:write' on \"n2\"" in register.value.message
     assert "n2" not in deps.store.nodes
+
+
+def test_re_registering_a_node_with_new_meta_needs_node_write() -> None:
+    deps = _denying_deps()
+    register = {"Type": "register", "Node": "n1", "Address": "10.0.0.1"}
+    asyncio.run(deps.writer.write(register))
+    body = b'{"Node": "n1", "Address": "10.0.0.1", "NodeMeta": {"consul-version": "1.22.0"}}'
+    with pytest.raises(HTTPError) as changed:  # Consul's ChangesNode: meta is the node's
+        _guarded_call(deps, "PUT", "/v1/catalog/register", body)
+    assert "'node:write' on \"n1\"" in changed.value.message
+    tagged = b'{"Node": "n1", "Address": "10.0.0.1", "TaggedAddresses": {"wan": "1.2.3.4"}}'
+    with pytest.raises(HTTPError):
+        _guarded_call(deps, "PUT", "/v1/catalog/register", tagged)
+    assert deps.store.nodes["n1"].Meta == {}
