@@ -304,8 +304,9 @@ def _on_node4b(mgmt: httpx.Client) -> set[str]:
 
 
 def test_agent_token_set_later(cluster):
-    """A client started without an agent token: `PUT /v1/agent/token/agent` gives it one,
-    which starts a sync at once (Consul triggers a full sync; the interval is 60 s), so its
+    """A client started without an agent token: its node info is not synced (the leader's
+    gossip record of the node has none of the agent's meta; anonymous may not change it) until
+    `PUT /v1/agent/token/agent` gives it one, which starts a sync at once (Consul triggers a full sync; the interval is 60 s), so its
     node info and service reach the catalog well before the next pass. The token persists over a restart (enable_token_persistence): deregistration, which
     always uses the agent token, still works then."""
     old = cluster.agents.pop("node4")
@@ -331,6 +332,8 @@ def test_agent_token_set_later(cluster):
         return (found or {}).get("Node", {}).get("Meta") or {}
 
     eventually(lambda: mgmt.get("/v1/catalog/node/node4b").json(), 30, "node4b from gossip")
+    time.sleep(3)  # a first sync pass has run by now
+    assert "consul-version" not in node_meta()  # anonymous may not write node info
     with _http(MGMT) as http:
         assert http.put("/v1/agent/token/agent", json={"Token": token}).status_code == 200
     eventually(lambda: "consul-version" in node_meta(), 30, "node info synced")
