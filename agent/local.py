@@ -444,7 +444,11 @@ class LocalState:
 
     # ------------------------------------------------------------------ maintenance
 
-    def set_service_maintenance(self, service_id: str, enable: bool, reason: str) -> None:
+    def set_service_maintenance(
+        self, service_id: str, enable: bool, reason: str, token: str = ""
+    ) -> None:
+        """`token`: the request's, which the maintenance check syncs with (as Consul's
+        EnableServiceMaintenance adds it with the caller's token)."""
         cid = SERVICE_MAINT_PREFIX + service_id
         if enable:
             note = reason or (
@@ -459,11 +463,13 @@ class LocalState:
                 status="critical",
             )
             self.checks[cid] = LocalCheck(defn, "critical", persist=False)
+            self.check_tokens[cid] = token
         else:
             self.checks.pop(cid, None)
+            self.check_tokens.pop(cid, None)
         self.trigger_sync()
 
-    def set_node_maintenance(self, enable: bool, reason: str) -> None:
+    def set_node_maintenance(self, enable: bool, reason: str, token: str = "") -> None:
         if enable:
             note = reason or (
                 "Maintenance mode is enabled for this node, but no reason was provided. "
@@ -473,8 +479,10 @@ class LocalState:
                 check_id=NODE_MAINT, name="Node Maintenance Mode", notes=note, status="critical"
             )
             self.checks[NODE_MAINT] = LocalCheck(defn, "critical", persist=False)
+            self.check_tokens[NODE_MAINT] = token
         else:
             self.checks.pop(NODE_MAINT, None)
+            self.check_tokens.pop(NODE_MAINT, None)
         self.trigger_sync()
 
     # ------------------------------------------------------------------ rendering

@@ -129,7 +129,7 @@ async def service_maintenance(ports: AgentPorts, req: Request, service_id: str) 
     enable = _enable_flag(req)
     if service_id not in local.services:
         raise HTTPError(404, f'Unknown service ID "{service_id}"')
-    local.set_service_maintenance(service_id, enable, req.get("reason") or "")
+    local.set_service_maintenance(service_id, enable, req.get("reason") or "", request_token(req))
     await local.flush()
     return ok()
 
@@ -137,7 +137,7 @@ async def service_maintenance(ports: AgentPorts, req: Request, service_id: str) 
 async def node_maintenance(ports: AgentPorts, req: Request, _: str) -> Response:
     local = ports.local
     enable = _enable_flag(req)
-    local.set_node_maintenance(enable, req.get("reason") or "")
+    local.set_node_maintenance(enable, req.get("reason") or "", request_token(req))
     await local.flush()
     return ok()
 

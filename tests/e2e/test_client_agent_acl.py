@@ -152,6 +152,17 @@ def test_services_checks_and_anti_entropy(cluster):
         bad = http.put("/v1/agent/check/pass/" + check_id)
         assert bad.status_code == 403, bad.text
         assert http.put("/v1/agent/service/deregister/web1").status_code == 403
+    # Maintenance mode: its check syncs with the caller's token (the agent token may not
+    # write service "web").
+    assert app.agent.service.maintenance("web1", True, "deploy")
+
+    def in_maintenance():
+        checks = mgmt.get("/v1/health/checks/web").json()
+        return any(c["CheckID"] == "_service_maintenance:web1" for c in checks)
+
+    eventually(in_maintenance, 30, "maintenance check in the catalog")
+    assert app.agent.service.maintenance("web1", False)
+    eventually(lambda: not in_maintenance(), 30, "maintenance check gone")
     # Filtered by ACLs for the app token: it sees web, and all nodes.
     assert "web" in app.catalog.services()[1]
     # The agent token (node:write on node4, service:read only) removes a service of its

@@ -143,3 +143,17 @@ def test_changing_a_token_slot_is_reported_once() -> None:
     rt.set_token("agent", "a")  # unchanged: no new sync
     rt.set_token("dns", "d")
     assert seen == ["agent", "dns"]
+
+
+def test_maintenance_checks_sync_with_the_callers_token() -> None:
+    agent = host(agent="agent-tok", default="default-tok")
+    local = LocalState(agent)
+    local.add_service({"ID": "web1", "Name": "web"}, token="web-tok")
+    local.set_service_maintenance("web1", True, "", token="ops-tok")
+    local.set_node_maintenance(True, "", token="node-tok")
+    asyncio.run(local.sync())
+    found = writes(agent)
+    assert found["service web1 ['_service_maintenance:web1']"] == "ops-tok"
+    assert found["checks ['_node_maintenance']"] == "node-tok"
+    local.set_service_maintenance("web1", False, "")
+    assert "_service_maintenance:web1" not in local.check_tokens
