@@ -263,8 +263,12 @@ def test_services_and_checks_survive_restart(tmp_path: Path) -> None:
 
 
 def test_autopilot_configuration_set_with_cas(http: httpx.Client) -> None:
-    before = http.get("/v1/operator/autopilot/configuration").json()
-    assert before["CleanupDeadServers"] is True and before["ModifyIndex"] == 0
+    # The leader stores the configuration when it takes office (Consul's
+    # getOrCreateAutopilotConfig), so it carries a real Raft index once written.
+    url = "/v1/operator/autopilot/configuration"
+    eventually(lambda: http.get(url).json()["ModifyIndex"] > 0)
+    before = http.get(url).json()
+    assert before["CleanupDeadServers"] is True
     stale = http.put("/v1/operator/autopilot/configuration", params={"cas": "99"},
                      json={"CleanupDeadServers": False})  # fmt: skip
     assert stale.json() is False
