@@ -240,9 +240,10 @@ class AntiEntropy:
                     token,
                 )
 
-    async def catalog_view(self, node: str) -> CatalogView:
+    async def catalog_view(self, node: str, token: str | None = None) -> CatalogView:
         """A node's records in the catalog: the local store on a server, a server's answer
-        (over RPC) on a client agent, which holds no state of its own."""
+        (over RPC) on a client agent, which holds no state of its own, read with `token`
+        (None: the agent's own)."""
         agent = self.agent
         store = agent.local_store()
         if store is not None:
@@ -251,8 +252,8 @@ class AntiEntropy:
                 dict(store.services.get(node, {})),
                 dict(store.checks.get(node, {})),
             )
-        catalog = await agent.read_remote(f"/v1/catalog/node/{quote(node)}")
-        health = await agent.read_remote(f"/v1/health/node/{quote(node)}") or []
+        catalog = await agent.read_remote(f"/v1/catalog/node/{quote(node)}", token=token)
+        health = await agent.read_remote(f"/v1/health/node/{quote(node)}", token=token) or []
         if not catalog:
             return CatalogView(None, {}, {})
         raw_node = catalog["Node"]

@@ -409,8 +409,13 @@ class LocalState:
     async def _remote_alias(self, check: LocalCheck) -> tuple[str, str]:
         """An alias of a service (or node) elsewhere, from the catalog (CheckAlias.runQuery)."""
         node, wanted = check.definition.alias_node, check.definition.alias_service
+        token = None
+        if self.agent.config.acl.enabled:
+            # As Consul's alias check: the check's own token, else the agent's default one.
+            own = self.check_tokens.get(check.definition.check_id)
+            token = own or self.agent.agent_tokens().get("default") or ""
         try:
-            view = await self._entropy.catalog_view(node)
+            view = await self._entropy.catalog_view(node, token)
         except Exception as exc:  # no server to ask: Consul reports the failure as critical
             return "critical", f"Failure checking aliased node or service: {exc}"
         seen = [

@@ -80,7 +80,9 @@ class LocalHostTwin(Identity):
     async def api_call(self, method: str, path: str, body: Any, token: str = "") -> tuple[int, str]:
         raise AssertionError("ACLs are off: anti-entropy writes through the writer")
 
-    async def read_remote(self, path: str) -> Any:
+    async def read_remote(
+        self, path: str, headers: list | None = None, token: str | None = None
+    ) -> Any:
         raise AssertionError("a server reads its own store")
 
     def agent_tokens(self) -> dict[str, str]:

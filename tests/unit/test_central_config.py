@@ -286,7 +286,7 @@ class _Reader:
         self.paths: list[str] = []
         self.fail = False
 
-    async def read_remote(self, path: str):
+    async def read_remote(self, path: str, headers=None, token=None):
         self.paths.append(path)
         if self.fail:
             raise OSError("no server")

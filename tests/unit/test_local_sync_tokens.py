@@ -157,3 +157,38 @@ def test_maintenance_checks_sync_with_the_callers_token() -> None:
     assert found["checks ['_node_maintenance']"] == "node-tok"
     local.set_service_maintenance("web1", False, "")
     assert "_service_maintenance:web1" not in local.check_tokens
+
+
+@dataclass
+class ClientHost(ACLHost):
+    """A client agent: no store of its own, the catalog read from a server (recorded)."""
+
+    reads: list[tuple[str, str | None]] = field(default_factory=list)
+
+    def local_store(self) -> Store | None:
+        return None
+
+    async def read_remote(
+        self, path: str, headers: list | None = None, token: str | None = None
+    ) -> Any:
+        self.reads.append((path, token))
+        return None
+
+
+def test_remote_alias_check_reads_with_its_own_token_else_default() -> None:
+    fsm = FSM(Store())
+    agent = ClientHost(
+        config=load_config(["-dev", ACL], environ={}),
+        data_dir=None,
+        writer=MemoryWriter(fsm),
+        store=fsm.store,
+        tokens={"agent": "agent-tok", "default": "default-tok"},
+    )
+    local = LocalState(agent)
+    alias = {"CheckID": "a1", "Name": "a", "AliasNode": "other", "AliasService": "db"}
+    local.add_check(alias, token="alias-tok")
+    local.add_check(alias | {"CheckID": "a2"})
+    for cid in ("a1", "a2"):
+        assert asyncio.run(local._remote_alias(local.checks[cid]))[0] == "critical"
+    tokens = [token for path, token in agent.reads if path == "/v1/catalog/node/other"]
+    assert tokens == ["alias-tok", "default-tok"]
