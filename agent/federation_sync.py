@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from agent import render
+from agent.aio import Background
 from agent.connect.intention_writes import rfc3339
 from agent.errors import AgentError
 from agent.state.commands import FederationStateSet
@@ -87,7 +88,7 @@ class FederationStateSync:
         self.interval = interval
         self._last_write: float | None = None
         self._looked = False
-        self._task: asyncio.Task | None = None
+        self._loop = Background("federation-state-sync", self._run)
 
     def current(self) -> dict[str, Any]:
         return {
@@ -125,17 +126,10 @@ class FederationStateSync:
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="federation-state-sync")
+        self._loop.start()
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+        await self._loop.stop()
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from agent.aio import Background
 from agent.durations import DurationError, parse_duration
 from agent.state.commands import SessionCommand
 from agent.state.structs import Session
@@ -101,7 +102,7 @@ class SessionReaper:
         self._is_leader = is_leader
         self.clock = clock
         self.timers = TTLTimers()
-        self._task: asyncio.Task | None = None
+        self._loop = Background("session-reaper", self._run)
         self._was_leader = False
         self._seen_index = -1
 
@@ -114,17 +115,10 @@ class SessionReaper:
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="session-reaper")
+        self._loop.start()
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+        await self._loop.stop()
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from agent.acl.resolve import token_expired
+from agent.aio import Background
 from agent.state.commands import ACLTokenBatchDelete
 
 if TYPE_CHECKING:
@@ -51,20 +52,13 @@ class TokenReaper:
         self.writer = writer
         self._is_leader = is_leader
         self.clock = clock
-        self._task: asyncio.Task | None = None
+        self._loop = Background("acl-token-reaper", self._run)
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="acl-token-reaper")
+        self._loop.start()
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+        await self._loop.stop()
 
     async def _run(self) -> None:
         while True:
