@@ -38,6 +38,8 @@ log = logging.getLogger("gitkv.acl")
 # another agent works here within a second; a client sending garbage costs one RPC a second).
 NOT_FOUND_TTL = 1.0
 CACHE_LIMIT = 4096
+# During an outage every request with a stale token tries again; one log line per this long.
+WARN_EVERY = 10.0
 
 Fetch = Callable[[str], Awaitable[dict[str, Any] | None]]
 
@@ -66,6 +68,7 @@ class RemoteTokens:
         self._entries: dict[str, _Entry] = {}
         self._down: dict[str, Identity] = {}  # what down_policy answers for a secret
         self._inflight: dict[str, asyncio.Future[None]] = {}
+        self._warned_at: float | None = None
 
     def fresh(self, secret: str) -> bool:
         entry = self._entries.get(secret)
@@ -91,7 +94,15 @@ class RemoteTokens:
         try:
             bundle = await self.fetch(secret)
         except Exception as exc:  # no server answered: the down policy decides
-            log.warning("ACL: cannot resolve a token through the servers: %s", exc)
+            now = self.clock()
+            if self._warned_at is None or now - self._warned_at >= WARN_EVERY:
+                self._warned_at = now
+                log.warning(
+                    "ACL: cannot resolve a token through the servers (%s); acl.down_policy "
+                    "%s applies",
+                    exc,
+                    self.down_policy,
+                )
             # Bounded like _entries: every distinct secret sent during an outage (garbage
             # included) lands here and leaves only if presented again once a server answers.
             if len(self._down) >= CACHE_LIMIT:

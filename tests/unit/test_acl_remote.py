@@ -164,3 +164,18 @@ def test_secrets_seen_while_no_server_answers_are_bounded() -> None:
     # The latest one still gets the down policy's answer.
     last = remote.resolve(f"garbage-{CACHE_LIMIT + 9}")
     assert not last.authz.allowed("key", "a", "read")
+
+
+def test_an_outage_is_logged_once_per_interval_not_per_request(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    servers, clock = Servers(tables('key "a" { policy = "read" }')), Clock()
+    servers.down = True
+    remote = cache(servers, clock)
+    with caplog.at_level("WARNING", logger="gitkv.acl"):
+        for _ in range(50):
+            asyncio.run(remote.prefetch(SECRET))
+        clock.now += 10
+        asyncio.run(remote.prefetch(SECRET))
+    assert servers.calls == 51
+    assert len([r for r in caplog.records if "down_policy" in r.getMessage()]) == 2
