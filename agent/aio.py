@@ -23,6 +23,12 @@ async def wait_event(event: asyncio.Event, timeout: float) -> bool:
         return False
 
 
+def wake(waiter: asyncio.Future) -> None:
+    """Resolve a watch's waiter unless something already did (a timer's callback)."""
+    if not waiter.done():
+        waiter.set_result(None)
+
+
 class Background:
     """One named background loop of a server (a reaper, a syncer): started once, stopped by
     cancelling it and waiting until it has ended."""

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from agent import render
-from agent.aio import Background
+from agent.aio import Background, wake
 from agent.connect.intention_writes import rfc3339
 from agent.errors import AgentError
 from agent.state.commands import FederationStateSet
@@ -146,15 +146,10 @@ class FederationStateSync:
                     log.warning("federation state anti-entropy: %s", exc)
                 except Exception:  # never let one bad step stop the routine
                     log.exception("federation state anti-entropy step failed")
-                timer = loop.call_later(_POLL, _wake, waiter)
+                timer = loop.call_later(_POLL, wake, waiter)
                 try:
                     await waiter
                 finally:
                     timer.cancel()
             finally:
                 watches.remove(_TOPICS, waiter)
-
-
-def _wake(waiter: asyncio.Future) -> None:
-    if not waiter.done():
-        waiter.set_result(None)

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from agent.aio import Background
+from agent.aio import Background, wake
 from agent.durations import DurationError, parse_duration
 from agent.state.commands import SessionCommand
 from agent.state.structs import Session
@@ -130,7 +130,7 @@ class SessionReaper:
             store.watches.add(topics, waiter)
             try:
                 timeout = await self._step()
-                timer = loop.call_later(timeout, _wake, waiter)
+                timer = loop.call_later(timeout, wake, waiter)
                 try:
                     await waiter
                 finally:
@@ -177,8 +177,3 @@ class SessionReaper:
         except Exception as exc:
             log.warning("could not invalidate expired session %s: %s", session_id, exc)
             self.timers.deadlines[session_id] = self.clock() + RETRY
-
-
-def _wake(waiter: asyncio.Future) -> None:
-    if not waiter.done():
-        waiter.set_result(None)

@@ -14,6 +14,7 @@ from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from agent.aio import wake
 from agent.durations import DurationError, parse_duration
 from agent.http.app import HTTPError, Request
 
@@ -79,6 +80,21 @@ def read_headers(
     ]
 
 
+def query_meta(req: Request, index: int, consistency: str) -> dict[str, Any]:
+    """Go's `structs.QueryMeta` as the few endpoints that embed it in their body encode it
+    (the same facts as `read_headers`; LastContact a Go time.Duration in nanoseconds)."""
+    leadership = req.reads.leadership
+    return {
+        "Index": index,
+        "LastContact": leadership.last_contact_ms() * 1_000_000,
+        "KnownLeader": bool(leadership.leader_address),
+        "ConsistencyLevel": consistency,
+        "NotModified": False,
+        "Backend": 0,  # blocking-query
+        "ResultsFilteredByACLs": False,
+    }
+
+
 async def blocking_query(
     req: Request,
     topics: Iterable[Hashable],
@@ -105,15 +121,10 @@ async def blocking_query(
             remaining = deadline - loop.time()
             if index > opts.index or remaining <= 0:
                 return index, result, opts
-            timer = loop.call_later(remaining, _wake, waiter)
+            timer = loop.call_later(remaining, wake, waiter)
             try:
                 await waiter
             finally:
                 timer.cancel()
         finally:
             watches.remove(topics, waiter)
-
-
-def _wake(waiter: asyncio.Future) -> None:
-    if not waiter.done():
-        waiter.set_result(None)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent.http.app import HTTPError, Request, Response, Router, json_response
 from agent.http.authz import filter_items
-from agent.http.blocking import blocking_query, query_options
+from agent.http.blocking import blocking_query, query_meta, query_options
 from agent.http.catalog import blocking_read, catalog_headers
 from agent.state.federation import FEDERATION_TABLE
 
@@ -67,17 +67,7 @@ async def state(store: Store, req: Request, datacenter: str) -> Response:
     headers = catalog_headers(req, index, opts)
     if found is None:
         return Response(b"", 404, headers=headers)
-    leadership = req.reads.leadership
-    body = {
-        "State": found,
-        "Index": index,
-        "LastContact": leadership.last_contact_ms() * 1_000_000,  # a Go time.Duration
-        "KnownLeader": bool(leadership.leader_address),
-        "ConsistencyLevel": opts.consistency,
-        "NotModified": False,
-        "Backend": 0,  # blocking-query
-        "ResultsFilteredByACLs": False,
-    }
+    body = {"State": found, **query_meta(req, index, opts.consistency)}
     return json_response(req, body, headers)
 
 

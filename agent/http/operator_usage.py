@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 from agent.acl.resolve import token_from_request
 from agent.http.app import HTTPError, Request, Response, Router, json_response
-from agent.http.blocking import blocking_query, query_options
+from agent.http.blocking import blocking_query, query_meta, query_options
 from agent.http.catalog import catalog_headers
 from agent.state.usage import service_usage
 
@@ -79,17 +79,8 @@ async def usage(ports: UsagePorts, req: Request, _: str) -> Response:
                 remote[dc] = found
     store = ports.store
     index, local, _ = await blocking_query(req, _TOPICS, partial(service_usage, store), opts)
-    leadership = req.reads.leadership
-    body = {
-        "Usage": remote | {ports.identity.datacenter: local},
-        "Index": index,
-        "LastContact": leadership.last_contact_ms() * 1_000_000,  # a Go time.Duration
-        "KnownLeader": bool(leadership.leader_address),
-        "ConsistencyLevel": opts.consistency,
-        "NotModified": False,
-        "Backend": 0,  # blocking-query
-        "ResultsFilteredByACLs": False,
-    }
+    usage = remote | {ports.identity.datacenter: local}
+    body = {"Usage": usage, **query_meta(req, index, opts.consistency)}
     return json_response(req, body, catalog_headers(req, index, opts))
 
 

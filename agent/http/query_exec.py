@@ -20,11 +20,11 @@ The handlers are registered by the CRUD area (`agent/http/query.py`) under its
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from agent.acl.resolve import ACLNotFound, token_from_request
 from agent.http.app import HTTPError, Request, Response, json_response
-from agent.http.blocking import QueryOptions, query_options, read_headers
+from agent.http.blocking import QueryOptions, query_meta, query_options, read_headers
 from agent.http.forward import origin
 from agent.http.query_acl import readable_one
 from agent.queries.definition import QueryError
@@ -106,20 +106,6 @@ def _resolve(ports: QueryExecPorts, id_or_name: str) -> dict:
     return query
 
 
-def _meta(req: Request, opts: QueryOptions) -> dict[str, Any]:
-    """The embedded QueryMeta as Go's JSON encodes it."""
-    leadership = req.reads.leadership
-    return {
-        "Index": 0,
-        "LastContact": leadership.last_contact_ms() * 1_000_000,
-        "KnownLeader": bool(leadership.leader_address),
-        "ConsistencyLevel": opts.consistency,
-        "NotModified": False,
-        "Backend": 0,
-        "ResultsFilteredByACLs": False,
-    }
-
-
 async def _options(req: Request) -> QueryOptions:
     opts = query_options(req)
     if opts.consistency == "consistent":
@@ -146,7 +132,8 @@ async def execute(ports: QueryExecPorts, req: Request, id_or_name: str) -> Respo
     except ACLNotFound:
         raise HTTPError(403, "ACL not found") from None
     filtered = bool(result.pop("ResultsFilteredByACLs", False))
-    result.update(_meta(req, opts), ResultsFilteredByACLs=filtered)
+    # Index 0 in the body, as Consul's execute leaves it (the header carries the index).
+    result.update(query_meta(req, 0, opts.consistency), ResultsFilteredByACLs=filtered)
     headers = read_headers(req, 0, opts.consistency)
     if filtered:
         headers.append((b"x-consul-results-filtered-by-acls", b"true"))
@@ -157,5 +144,5 @@ async def explain(ports: QueryExecPorts, req: Request, id_or_name: str) -> Respo
     opts = await _options(req)
     _limit(req)  # parsed and refused alike, though an explain applies none
     query = readable_one(req, _resolve(ports, id_or_name))
-    body = {"Query": query, **_meta(req, opts)}
+    body = {"Query": query, **query_meta(req, 0, opts.consistency)}
     return json_response(req, body, read_headers(req, 0, opts.consistency))

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import httpx
 
-__all__ = ["AgentProc", "AgentStartError", "free_port"]
+__all__ = ["AgentProc", "AgentStartError", "free_port", "port_busy"]
 
 
 class AgentStartError(RuntimeError):
@@ -32,6 +32,16 @@ def free_port(ip: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((ip, 0))
         return sock.getsockname()[1]
+
+
+def port_busy(ip: str, port: int) -> bool:
+    """Whether `ip:port` cannot be bound now (an agent on it, or a socket in TIME_WAIT)."""
+    with socket.socket() as sock:
+        try:
+            sock.bind((ip, port))
+        except OSError:
+            return True
+    return False
 
 
 class AgentProc:

@@ -10,7 +10,6 @@ through `gitkv import`; a commit in a watched local repository is applied in und
 from __future__ import annotations
 
 import json
-import socket
 import textwrap
 import time
 import uuid
@@ -19,9 +18,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 
+from tests.e2e.agentproc import port_busy
+from tests.e2e.test_plan_apply_objects import public_key_pem
 from tests.e2e.watchkit import SpecRepo, WatchProc, clean_env, eventually, gitkv
 
 pytestmark = pytest.mark.cluster
@@ -30,15 +29,6 @@ IPS = ("127.0.0.181", "127.0.0.182", "127.0.0.183", "127.0.0.184")
 SERVERS = [f"http://{ip}:8500" for ip in IPS[:3]]
 CLIENT = f"http://{IPS[3]}:8500"
 ROOT = str(uuid.UUID(int=0x51EED5EED))
-
-
-def _port_busy(ip: str, port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind((ip, port))
-        except OSError:
-            return True
-    return False
 
 
 def _agents_yaml() -> str:
@@ -58,7 +48,7 @@ def _agents_yaml() -> str:
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The directory of the cluster's spec, with the four agents running."""
     deadline = time.monotonic() + 75  # a previous run's sockets may linger in TIME_WAIT
-    while (busy := [ip for ip in IPS for p in (8500, 8300) if _port_busy(ip, p)]) and (
+    while (busy := [ip for ip in IPS for p in (8500, 8300) if port_busy(ip, p)]) and (
         time.monotonic() < deadline
     ):
         time.sleep(1)
@@ -89,15 +79,6 @@ def _env(**extra: str) -> dict[str, str]:
 def api() -> Iterator[httpx.Client]:
     with httpx.Client(base_url=CLIENT, headers={"X-Consul-Token": ROOT}, timeout=30) as c:
         yield c
-
-
-def _public_key_pem() -> str:
-    key = ec.generate_private_key(ec.SECP256R1())
-    return (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
 
 
 def _spec(name: str, body: str) -> str:
@@ -202,7 +183,7 @@ def test_every_control_plane_kind_through_the_client_agent(
     cluster: Path, api: httpx.Client, tmp_path: Path
 ) -> None:
     spec = tmp_path / "cp.yaml"
-    pem = json.dumps(_public_key_pem())
+    pem = json.dumps(public_key_pem())
     spec.write_text(_spec("cp", CONTROL_PLANE.format(pem=pem)))
     code, out = _plan(spec)
     assert code == 2, out

@@ -245,7 +245,7 @@ def test_intention_to_an_unknown_service_is_a_warning(
     assert "(named by intention w-a -> w-b)" in out
 
 
-def _public_key_pem() -> str:
+def public_key_pem() -> str:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -266,7 +266,7 @@ def test_every_new_kind_plans_applies_replans_and_prunes(
 ) -> None:
     query_token = str(uuid.uuid4())
     monkeypatch.setenv("E2E_QUERY_TOKEN", query_token)
-    pem = json.dumps(_public_key_pem())
+    pem = json.dumps(public_key_pem())
     body = f"""\
     config_entries:
       service-defaults:

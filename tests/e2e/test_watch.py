@@ -11,7 +11,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +19,7 @@ import git
 import httpx
 import pytest
 
-from tests.e2e.agentproc import free_port
+from tests.e2e.agentproc import free_port, port_busy
 from tests.e2e.watchkit import (
     SpecRepo,
     UpCluster,
@@ -37,15 +36,6 @@ SECRET = "push-secret-for-tests"
 # The seed's topology on addresses of its own (the seed's 127.0.0.11-14 are used by the
 # agent's cluster tests, which may run at the same time on a shared box).
 SEED_IPS = ("127.0.0.171", "127.0.0.172", "127.0.0.173", "127.0.0.174")
-
-
-def _port_busy(ip: str, port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind((ip, port))
-        except OSError:
-            return True
-    return False
 
 
 @pytest.fixture(scope="module")
@@ -373,7 +363,7 @@ def test_seed_cluster_from_gitkv_up_is_kept_in_sync(tmp_path: Path) -> None:
     # `gitkv up` refuses ports that do not bind; right after an earlier run they may still
     # be in TIME_WAIT for up to a minute.
     deadline = time.monotonic() + 75
-    while (busy := [ip for ip in SEED_IPS for p in (8500, 8300) if _port_busy(ip, p)]) and (
+    while (busy := [ip for ip in SEED_IPS for p in (8500, 8300) if port_busy(ip, p)]) and (
         time.monotonic() < deadline
     ):
         time.sleep(1)
